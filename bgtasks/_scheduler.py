@@ -487,6 +487,8 @@ class Scheduler:
         todo = deque([task])
         while todo:
             t = todo.popleft()
+            if t.state.is_terminal:  # reached twice through a diamond
+                continue
             t.message = message
             t.traceback = tb
             self._outbox.append((TASK_FAILED, t))
