@@ -1,0 +1,66 @@
+"""Run the demo: ``python -m demo_app [--screenshot FILE] [--quit-after SECONDS]``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication
+
+from .window import DemoWindow
+
+#: With --screenshot and no --quit-after, give up waiting for the run after this long.
+SCREENSHOT_DEADLINE = 120.0
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m demo_app", description=__doc__)
+    parser.add_argument(
+        "--screenshot",
+        metavar="FILE",
+        help="save the window as a PNG once every task has ended "
+        "(or after --quit-after), then exit",
+    )
+    parser.add_argument(
+        "--quit-after", type=float, metavar="SECONDS", help="quit after this many seconds"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="workload seed (default 0)")
+    parser.add_argument("--threads", type=int, default=4, help="worker threads (default 4)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    app = QApplication(sys.argv[:1])
+    app.setStyle("Fusion")
+    window = DemoWindow(seed=args.seed, max_threads=args.threads)
+    window.show()
+    exit_code = 0
+
+    def screenshot() -> None:
+        nonlocal exit_code
+        if not window.grab().save(args.screenshot, "PNG"):
+            print(f"could not write {args.screenshot}", file=sys.stderr)
+            exit_code = 1
+        app.quit()
+
+    def give_up() -> None:
+        nonlocal exit_code
+        print(f"tasks still running after {SCREENSHOT_DEADLINE:.0f} s", file=sys.stderr)
+        exit_code = 1
+        screenshot()
+
+    if args.screenshot and args.quit_after is None:
+        # Let the last updates paint before grabbing.
+        window.run_finished.connect(lambda: QTimer.singleShot(200, screenshot))
+        QTimer.singleShot(int(SCREENSHOT_DEADLINE * 1000), give_up)
+    elif args.quit_after is not None:
+        QTimer.singleShot(int(args.quit_after * 1000), screenshot if args.screenshot else app.quit)
+
+    app.exec()
+    return exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

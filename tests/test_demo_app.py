@@ -1,0 +1,149 @@
+"""The demo application: a full run, stopping a group, pausing, restarting, the CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bgtasks import TaskState
+from demo_app import DemoWindow
+from demo_app.workload import GROUPS, build_workload, expected_chain_result
+
+REPO = Path(__file__).resolve().parent.parent
+PLAN = build_workload(seed=0)
+
+
+def planned(group: str) -> tuple[int, int]:
+    """(tasks, expected failures) of a group in the seed-0 workload."""
+    specs = [spec for spec in PLAN if spec.group == group]
+    return len(specs), sum(spec.fails for spec in specs)
+
+
+@pytest.fixture
+def window(qtbot):
+    win = DemoWindow(seed=0, max_threads=8)
+    qtbot.addWidget(win)
+    yield win
+    win.manager.shut_down(timeout=5)
+
+
+def wait_until_finished(qtbot, win: DemoWindow) -> None:
+    qtbot.waitUntil(lambda: win.run.finished_at is not None, timeout=10_000)
+
+
+def assert_all_accounted_for(win: DemoWindow) -> dict[str, dict[str, int]]:
+    shown = {name: win.shown_counts(name) for name in GROUPS}
+    for name, counts in shown.items():
+        assert counts["tasks"] == planned(name)[0], name
+        assert counts["waiting"] == counts["running"] == 0, name
+        assert counts["completed"] + counts["failed"] + counts["stopped"] == counts["tasks"], name
+    assert win.overall.value() == win.overall.maximum() == len(PLAN)
+    return shown
+
+
+def test_full_run_shows_every_outcome(qtbot, window):
+    wait_until_finished(qtbot, window)
+    shown = assert_all_accounted_for(window)
+    for name in GROUPS:
+        tasks, failures = planned(name)
+        assert shown[name]["failed"] == failures, name
+        assert shown[name]["stopped"] == 0, name
+        assert shown[name]["completed"] == tasks - failures, name
+        assert window.rows[name].status.text() == "finished"
+    assert shown["compute"]["failed"] > shown["io"]["failed"] > 0  # the cascade
+
+    # The failures table lists exactly the deliberate failures, cascades marked as such.
+    table = window.failures_table
+    rows = {table.item(r, 0).text(): table.item(r, 1).text() for r in range(table.rowCount())}
+    assert set(rows) == {spec.label for spec in PLAN if spec.fails}
+    for spec in PLAN:
+        if (
+            spec.fails
+            and spec.group == "compute"
+            and spec.upstream[0] in {s.key for s in PLAN if s.fails}
+        ):
+            assert rows[spec.label].startswith("via read "), spec.label
+
+    # The chain passed its dict along all ten steps and the fan-in merged the side inputs.
+    assert window.run.chain_result == expected_chain_result()
+    assert window.chain_result_label.text().startswith("Fan-in result")
+    assert "as expected" in window.chain_result_label.text()
+    assert "total = 55" in window.chain_result_label.text()
+    assert window.chain_progress.text() == "Steps completed: 10 / 10"
+    assert f"all {len(PLAN)} tasks ended" in window.status_label.text()
+
+
+def test_stop_group_stops_it_and_its_downstream_tasks(qtbot, window):
+    window.group_combo.setCurrentText("io")
+    window.stop_button.click()
+    wait_until_finished(qtbot, window)
+    shown = assert_all_accounted_for(window)
+    assert shown["io"]["stopped"] > 0
+    # A parse whose read was stopped can never run: it is stopped too.
+    run = window.run
+    for i in range(60):
+        read, parse = run.uid_by_key[f"io/{i:03d}"], run.uid_by_key[f"compute/{i:03d}"]
+        if run.outcome[read] == "stopped":
+            assert run.outcome[parse] == "stopped", i
+    assert shown["compute"]["stopped"] >= shown["io"]["stopped"]
+    # Groups without a link to io are left alone.
+    for name in ("thumbnails", "chain"):
+        assert shown[name]["stopped"] == 0
+        assert shown[name]["failed"] == planned(name)[1]
+
+
+def test_pause_holds_queued_tasks_until_resumed(qtbot, window):
+    window.pause_button.click()
+    assert window.pause_button.text() == "Resume"
+    run, manager = window.run, window.manager
+    # Tasks already running finish; nothing new starts.
+    qtbot.waitUntil(
+        lambda: all(manager.task_state(uid) is not TaskState.RUNNING for uid in run.outstanding),
+        timeout=5_000,
+    )
+    assert run.outstanding, "the run ended although processing was paused"
+    assert {manager.task_state(uid) for uid in run.outstanding} <= {
+        TaskState.PENDING,
+        TaskState.QUEUED,
+        TaskState.COMPLETED,  # finished, report under way
+        TaskState.FAILED,
+        None,
+    }
+    window.pause_button.click()
+    assert window.pause_button.text() == "Pause"
+    wait_until_finished(qtbot, window)
+    shown = assert_all_accounted_for(window)
+    assert sum(counts["stopped"] for counts in shown.values()) == 0
+
+
+def test_restart_ignores_the_previous_run(qtbot, window):
+    qtbot.waitUntil(lambda: window.run.totals()["completed"] >= 20, timeout=5_000)
+    window.restart_button.click()
+    assert window.run.number == 2
+    wait_until_finished(qtbot, window)
+    shown = assert_all_accounted_for(window)
+    for name in GROUPS:
+        tasks, failures = planned(name)
+        assert (shown[name]["completed"], shown[name]["failed"]) == (tasks - failures, failures)
+    assert window.run.chain_result == expected_chain_result()
+
+
+@pytest.mark.slow
+def test_cli_screenshot(tmp_path):
+    png = tmp_path / "demo.png"
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    proc = subprocess.run(
+        [sys.executable, "-m", "demo_app", "--screenshot", str(png), "--threads", "8"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    data = png.read_bytes()
+    assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 10_000
