@@ -209,7 +209,10 @@ class BackgroundTaskManager(QObject):
     # ------------------------------------------------------------------ beyond the seed
 
     def task_state(self, uid: int) -> TaskState | None:
-        """The task's state, or None once a completed task has been reported.  Any thread."""
+        """The task's state; None once a completed task's result was taken for delivery.
+
+        ``KeyError`` for a uid this manager never issued.  Any thread.
+        """
         return self._scheduler.state(uid)
 
     @property

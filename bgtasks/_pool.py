@@ -5,15 +5,13 @@ reference to a pool were dropped while a task never returns, whichever thread
 dropped it would hang; if it were dropped by one of the pool's own threads,
 that thread would wait for itself.  So a pool is never freed by accident:
 ``_LIVE`` keeps every pool until :func:`release_pool` has seen it idle, and a
-pool that does not become idle in time is made immortal instead (its threads
-finish their tasks in the background and the process can still exit).
+pool that does not become idle in time is handed to Qt for good instead (its
+threads finish their tasks in the background, and the process can still exit).
 """
 
 from __future__ import annotations
 
-import ctypes
-
-from PySide6.QtCore import QThreadPool
+from PySide6.QtCore import QThread, QThreadPool
 
 _LIVE: set[QThreadPool] = set()
 
@@ -37,7 +35,10 @@ def release_pool(pool: QThreadPool, timeout: float) -> bool:
     idle = pool.waitForDone(max(0, int(timeout * 1000)))
     _LIVE.discard(pool)
     if not idle:
-        # One reference nobody will ever drop: the pool (and its QThreads)
-        # outlives every Python owner, so no one waits on it.
-        ctypes.pythonapi.Py_IncRef(ctypes.py_object(pool))
+        # Nobody may ever run ~QThreadPool, which would wait for the stuck
+        # task: not the garbage collector, and not PySide's exit hook, which
+        # deletes every QObject that Python owns.  Parenting the pool to the
+        # thread's own QThread object (owned by Qt, never deleted while the
+        # process runs) hands it to C++ for good.
+        pool.setParent(QThread.currentThread())
     return idle

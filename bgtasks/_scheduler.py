@@ -55,6 +55,13 @@ TASK_COMPLETED = 0
 TASK_FAILED = 1
 GROUP_FINISHED = 2
 
+#: How many failed or stopped tasks' outcomes are remembered after delivery.  A
+#: task added with an upstream task forgotten longer ago treats it as completed.
+ENDED_MEMORY = 100_000
+
+
+_STOPPED = (CANCELLED, "", "")
+
 
 def _pass_through(**kwargs: Any) -> dict[str, Any]:
     return kwargs
@@ -160,7 +167,9 @@ class Scheduler:
         # All guarded by _lock:
         self._max_workers = max_workers
         self._tasks: dict[int, Task] = {}  # live tasks, and ended ones not yet taken as events
-        self._ended: dict[int, tuple[TaskState, str, str]] = {}  # released, not COMPLETED
+        # Outcomes of released tasks that did not complete, for tasks added later
+        # with them upstream; the oldest are forgotten past ENDED_MEMORY.
+        self._ended: dict[int, tuple[TaskState, str, str]] = {}
         self._next_uid = 1
         self._ready: list[tuple[float, int, Task]] = []
         self._n_ready = 0  # QUEUED tasks; the heap may also hold stale entries
@@ -403,12 +412,14 @@ class Scheduler:
                     del tasks[task.uid]
                 elif kind == TASK_FAILED:
                     del tasks[task.uid]
-                    self._ended[task.uid] = (FAILED, task.message, task.traceback)
+                    self._remember(task.uid, (FAILED, task.message, task.traceback))
             return events
 
     def state(self, uid: int) -> TaskState | None:
         """The state of a task, or None if it completed and was delivered."""
         with self._lock:
+            if type(uid) is not int or not 0 < uid < self._next_uid:
+                raise KeyError(f"task {uid!r} is unknown: task_state takes a uid of this manager")
             task = self._tasks.get(uid)
             if task is not None:
                 return task.state
@@ -480,7 +491,13 @@ class Scheduler:
         # A stop emits nothing, so the task is released at once.
         self._end(task, CANCELLED)
         del self._tasks[task.uid]
-        self._ended[task.uid] = (CANCELLED, "", "")
+        self._remember(task.uid, _STOPPED)
+
+    def _remember(self, uid: int, outcome: tuple[TaskState, str, str]) -> None:
+        ended = self._ended
+        ended[uid] = outcome
+        if len(ended) > ENDED_MEMORY:
+            del ended[next(iter(ended))]
 
     def _fail(self, task: Task, message: str, tb: str) -> None:
         """Fail a task and, transitively, every task downstream of it."""

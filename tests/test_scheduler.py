@@ -714,3 +714,20 @@ def test_regression_failure_reaching_a_task_twice_through_a_diamond(h):
         ("failed", b, "boom"),
         ("failed", d, "boom"),
     ]
+
+
+def test_state_of_unknown_uid_is_a_key_error(h):
+    with pytest.raises(KeyError, match="task 3 is unknown: task_state takes a uid of this manager"):
+        h.s.state(3)
+
+
+def test_outcomes_of_ended_tasks_are_remembered_within_a_bound(h, monkeypatch):
+    import bgtasks._scheduler as core
+
+    monkeypatch.setattr(core, "ENDED_MEMORY", 3)
+    uids = [h.s.add(lambda: 1) for _ in range(5)]
+    for uid in uids:
+        h.s.stop(uid)
+    assert sorted(h.s._ended) == uids[-3:]
+    late = h.s.add(lambda: 1, upstream_task_ids=[uids[-1]])
+    assert h.s.state(late) is TaskState.CANCELLED
