@@ -20,8 +20,22 @@ if sys.version_info < (3, 12) and PySide6.__version__.startswith("6.12.0"):
         stacklevel=2,
     )
 
+from ._context import TaskContext, current_task  # noqa: E402
+from ._errors import BgTasksError, TaskCancelled, UpstreamFailed  # noqa: E402
+from ._handle import TaskHandle  # noqa: E402
 from ._manager import BackgroundTaskManager  # noqa: E402
-from ._state import IllegalTransition, TaskState  # noqa: E402
+from ._state import IllegalTransition, TaskInfo, TaskState  # noqa: E402
 
-__all__ = ["BackgroundTaskManager", "IllegalTransition", "TaskState"]
+__all__ = [
+    "BackgroundTaskManager",
+    "BgTasksError",
+    "IllegalTransition",
+    "TaskCancelled",
+    "TaskContext",
+    "TaskHandle",
+    "TaskInfo",
+    "TaskState",
+    "UpstreamFailed",
+    "current_task",
+]
 __version__ = "0.1.0"

@@ -1,37 +1,67 @@
 """``BackgroundTaskManager``: the Qt layer over the scheduling core.
 
-It adds three things to :class:`~bgtasks._scheduler.Scheduler`: a private
-``QThreadPool`` whose workers run :func:`~bgtasks._scheduler.run_worker`, a
-drain that turns the scheduler's events into signals on the manager's thread,
-and lifetime handling (``shut_down``, application quit, interpreter exit,
-deletion).
+It adds to :class:`~bgtasks._scheduler.Scheduler`: a private ``QThreadPool``
+whose workers run :func:`~bgtasks._scheduler.run_worker`; a drain that turns
+the scheduler's events into signals and done-callbacks on the manager's
+thread; a timer for retries and timeouts; owners; and lifetime handling
+(``shut_down``, application quit, interpreter exit, deletion).
 
 Delivery: a worker that records the first undelivered event posts one
 ``QEvent`` to the manager.  The drain then emits signals for every event it
 finds, oldest first, for at most ``drain_budget`` seconds per pass; if more
 remain it posts itself again, so paint and input events interleave with a
-flood of results and the UI never freezes.
+flood of results.  Progress is delivered at most every ``progress_interval``
+seconds per task (latest value wins), and always before the task's end.
 """
 
 from __future__ import annotations
 
 import atexit
 import functools
+import logging
+import threading
+import time
 import weakref
 from collections import deque
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from time import perf_counter
 from typing import Any
 
-from PySide6.QtCore import QCoreApplication, QEvent, QObject, Signal
+from PySide6.QtCore import QCoreApplication, QEvent, QMetaMethod, QObject, QThread, QTimer, Signal
 
-from . import _pool
-from ._scheduler import GROUP_FINISHED, TASK_COMPLETED, Scheduler, TaskState, run_worker
+from . import _graph, _pool
+from ._handle import TaskHandle
+from ._scheduler import (
+    GROUP_FINISHED,
+    TASK_ADDED,
+    TASK_CANCELLED,
+    TASK_COMPLETED,
+    TASK_FAILED,
+    TASK_PROGRESS,
+    TASK_REMOVED,
+    TASK_STARTED,
+    TASK_STATE,
+    TIMERS,
+    Scheduler,
+    run_worker,
+)
+from ._state import TaskInfo, TaskState
+
+log = logging.getLogger("bgtasks")
 
 _WAKE = QEvent.Type(QEvent.registerEventType())
 
 #: Managers not yet shut down, for the interpreter-exit hook.
 _LIVE_MANAGERS: weakref.WeakSet[BackgroundTaskManager] = weakref.WeakSet()
+
+#: Signals whose events the scheduler produces only while they are connected.
+_OPTIONAL_SIGNALS = {
+    "task_started": TASK_STARTED,
+    "task_state_changed": TASK_STATE,
+    "task_added": TASK_ADDED,
+    "task_removed": TASK_REMOVED,
+}
+_UNSET: Any = object()
 
 
 class BackgroundTaskManager(QObject):
@@ -43,31 +73,40 @@ class BackgroundTaskManager(QObject):
     non-empty dict is merged into the task's keyword arguments, upstream keys
     winning over the task's own ``task_kwargs``.
 
-    Signals (always emitted on the thread the manager lives in, in the order
-    the tasks finished):
+    Signals are always emitted on the thread the manager lives in, in the
+    order things happened:
 
     * ``task_completed(uid, group, result)``
     * ``task_failed(uid, group, message, traceback_str)``: the task raised
-      (anything, ``SystemExit`` included), or an upstream task failed; every
-      downstream task of a failed task fails with the same message and
-      traceback and never runs.
+      (anything, ``SystemExit`` included), timed out, or an upstream task
+      failed; every downstream task of a failed task fails with the same
+      message and traceback and never runs (or is cancelled, by policy).
     * ``task_group_finished(group)``: the last live task of a group ended and
       at least one of the group's tasks completed or failed since the group's
       last ``task_group_finished``.  A group whose tasks were all stopped
       gets none.
+    * ``task_cancelled(uid, group)``: a stopped task ended.  (The seed's
+      signals stay silent for stopped tasks.)
+    * ``task_started(uid, group)``, ``task_progress(uid, group, fraction,
+      message)``, ``task_state_changed(uid, group, state)``,
+      ``task_added(uid, group)``, ``task_removed(uid, group)``.
 
-    Stopped tasks end silently.  Every task ends exactly once: completed,
-    failed or stopped.
+    Every run of a task ends exactly once: completed, failed or cancelled.
 
-    Thread safety: ``add_task``, ``add_pass_through_task``, ``next_group_id``,
-    ``stop_task``, ``stop_task_group`` and ``stop_all_tasks`` may be called from
-    any thread, a running task included.  The other methods belong to the
-    manager's thread.
+    Thread safety: every method may be called from any thread, a running task
+    included, except ``start_processing``, ``pause_processing``, ``shut_down``
+    and the configuration setters, which belong to the manager's thread.
     """
 
     task_completed = Signal(object, object, object)
     task_failed = Signal(object, object, str, str)
     task_group_finished = Signal(object)
+    task_cancelled = Signal(object, object)
+    task_started = Signal(object, object)
+    task_progress = Signal(object, object, float, str)
+    task_state_changed = Signal(object, object, object)
+    task_added = Signal(object, object)
+    task_removed = Signal(object, object)
 
     def __init__(
         self,
@@ -84,11 +123,24 @@ class BackgroundTaskManager(QObject):
         super().__init__(parent)
         #: Seconds the drain may spend emitting signals before it yields to the event loop.
         self.drain_budget = 0.004
+        #: Least seconds between two ``task_progress`` of one task.
+        self.progress_interval = 0.04
         #: Seconds ``shut_down()`` waits for running tasks when no timeout is given;
         #: also used when the application quits or the interpreter exits.
         self.shutdown_timeout = 5.0
-        self._pending: deque[tuple[int, Any]] = deque()  # taken from the scheduler, not yet emitted
+        self._pending: deque[tuple[Any, ...]] = deque()  # taken from the scheduler, not yet emitted
         self._shut_down = False
+        self._progress_sent: dict[int, float] = {}  # uid -> when its progress was last emitted
+        self._progress_held: dict[int, Any] = {}  # uid -> task whose progress waits for the interval
+        self._progress_timer = QTimer(self, singleShot=True)
+        self._progress_timer.timeout.connect(self._flush_progress)
+        self._due_timer = QTimer(self, singleShot=True)
+        self._due_timer.timeout.connect(self._tick)
+        self._callbacks: dict[int, list[tuple[TaskHandle, Callable[[TaskHandle], Any]]]] = {}
+        self._callbacks_lock = threading.Lock()
+        self._calls: deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()  # any thread
+        self._owners: dict[int, set[int]] = {}  # id(owner) -> uids
+        self._owner_of: dict[int, int] = {}  # uid -> id(owner)
         pool = self._pool = _pool.new_pool(max_threads)
         me = weakref.ref(self)
 
@@ -122,11 +174,13 @@ class BackgroundTaskManager(QObject):
         group: Hashable = None,
         upstream_task_ids: Sequence[int] | None = None,
         task_args: Sequence[Any] | None = None,
-        task_kwargs: dict[str, Any] | None = None,
+        task_kwargs: Mapping[str, Any] | None = None,
+        **options: Any,
     ) -> int:
         """Queue ``cbl(*task_args, **task_kwargs)`` and return the task's uid.
 
-        Any thread may call this, a running task included.  Raises ``TypeError``
+        ``options`` are the keyword-only task options of :meth:`submit`.  Any
+        thread may call this, a running task included.  Raises ``TypeError``
         for a non-callable ``cbl``, a ``task_args`` that is not a list or tuple,
         a ``task_kwargs`` that is not a mapping, an unhashable group or a
         non-numeric priority; ``ValueError`` for an upstream id this manager
@@ -134,21 +188,22 @@ class BackgroundTaskManager(QObject):
         """
         if cbl is None or not callable(cbl):
             raise TypeError(f"cbl must be callable, got {cbl!r}")
-        return self._scheduler.add(cbl, priority, group, upstream_task_ids, task_args, task_kwargs)
+        return self._add(cbl, priority, group, upstream_task_ids, task_args, task_kwargs, options)
 
     def add_pass_through_task(
         self,
         priority: float | None = None,
         group: Hashable = None,
         upstream_task_ids: Sequence[int] | None = None,
-        task_kwargs: dict[str, Any] | None = None,
+        task_kwargs: Mapping[str, Any] | None = None,
+        **options: Any,
     ) -> int:
         """Queue a task that does no work and completes with its merged kwargs.
 
         Its result is ``task_kwargs`` updated with every upstream dict result,
         which makes it a fan-in point.  Any thread may call this.
         """
-        return self._scheduler.add(None, priority, group, upstream_task_ids, None, task_kwargs)
+        return self._add(None, priority, group, upstream_task_ids, None, task_kwargs, options)
 
     def next_group_id(self) -> int:
         """Return a group id no other call returned.  Any thread may call this."""
@@ -163,16 +218,19 @@ class BackgroundTaskManager(QObject):
         self._scheduler.pause()
 
     def stop_task(self, task_id: int, stop_upstream: bool = True, stop_downstream: bool = True) -> None:
-        """Stop a task: if queued it never runs; if running its result is dropped.
+        """Stop a task: if queued it never runs; if running it is asked to stop.
 
-        Stopped tasks emit nothing.  With ``stop_upstream`` the tasks it waits
-        for are stopped too, with ``stop_downstream`` the tasks waiting for it.
-        Tasks downstream of a stopped task can never get its result, so they are
-        stopped whatever ``stop_downstream`` says.  Running Python code cannot be
-        interrupted: a running task goes on until its function returns.
+        A running task sees ``current_task().cancelled`` become True (and its
+        ``sleep`` raises); whatever it returns is dropped and it ends
+        CANCELLED.  Python code cannot be interrupted from outside: a task
+        that never checks runs to its end.  Stopped tasks emit
+        ``task_cancelled`` only.  With ``stop_upstream`` the tasks it waits for
+        are stopped too, with ``stop_downstream`` the tasks waiting for it;
+        tasks downstream of a stopped task can never get its result, so they
+        are stopped whatever ``stop_downstream`` says.
 
-        Any thread may call this.  ``KeyError`` for a uid this manager never
-        issued; a task that already ended is left alone.
+        Any thread.  ``KeyError`` for a uid this manager never issued; a task
+        that already ended is left alone.
         """
         self._scheduler.stop(task_id, stop_upstream, stop_downstream)
 
@@ -189,10 +247,11 @@ class BackgroundTaskManager(QObject):
     def shut_down(self, timeout: float | None = None) -> None:
         """Drop every queued task, and wait for running ones at most ``timeout`` seconds.
 
-        Nothing is emitted afterwards, and ``add_task`` raises ``RuntimeError``.
-        Tasks still running when the timeout expires are left to finish in the
-        background; their results are dropped.  Idempotent.  Runs by itself when
-        the application quits or the interpreter exits.  Manager's thread.
+        Running tasks are asked to stop.  Nothing is emitted afterwards, and
+        ``add_task`` raises ``RuntimeError``.  Tasks still running when the
+        timeout expires are left to finish in the background; their results
+        are dropped.  Idempotent.  Runs by itself when the application quits
+        or the interpreter exits.  Manager's thread.
         """
         if timeout is None:
             timeout = self.shutdown_timeout
@@ -203,21 +262,257 @@ class BackgroundTaskManager(QObject):
         self._shut_down = True
         self._scheduler.close()
         self._pending.clear()
+        self._progress_timer.stop()
+        self._due_timer.stop()
+        with self._callbacks_lock:
+            self._callbacks.clear()
         _LIVE_MANAGERS.discard(self)
         _pool.release_pool(self._pool, timeout)
 
-    # ------------------------------------------------------------------ beyond the seed
+    # ------------------------------------------------------------------ futures API
 
-    def task_state(self, uid: int) -> TaskState | None:
-        """The task's state; None once a completed task's result was taken for delivery.
+    def submit(
+        self,
+        fn: Callable[..., Any],
+        /,
+        *args: Any,
+        priority: float | None = None,
+        group: Hashable = None,
+        upstream_task_ids: Sequence[int] | None = None,
+        name: str | None = None,
+        key: Hashable = None,
+        retries: int = 0,
+        retry_on: type[BaseException] | tuple[type[BaseException], ...] = (Exception,),
+        backoff: float = 0.1,
+        timeout: float | None = None,
+        resources: Mapping[str, int] | None = None,
+        on_upstream_failure: str | None = None,
+        exclusive: bool = False,
+        owner: QObject | None = None,
+        **kwargs: Any,
+    ) -> TaskHandle:
+        """Queue ``fn(*args, **kwargs)`` and return its :class:`TaskHandle`.
 
-        ``KeyError`` for a uid this manager never issued.  Any thread.
+        The keyword names below are task options (as with Dask's ``submit``),
+        not arguments for ``fn``; to pass one of them to ``fn``, use
+        ``functools.partial`` or ``add_task``.  The options apply to
+        ``add_task`` and ``add_pass_through_task`` too.
+
+        * ``priority``, ``group``, ``upstream_task_ids``: as in ``add_task``.
+        * ``name``: shown in ``info`` and graphs (default: the function's name).
+        * ``key``: while a task with this key is live, a new one attaches to it
+          instead of running again; each request gets its own uid, signals and
+          handle, and the shared work is cancelled only when every request
+          is.  With ``cache_size`` > 0 finished results are kept by key (LRU);
+          failures never are.
+        * ``retries``: run again up to this many times when it raises one of
+          ``retry_on``, after ``backoff * 2**(attempt-1)`` seconds with ±50 %
+          jitter.
+        * ``timeout``: seconds from start; then it is asked to stop, and ends
+          FAILED with ``TimeoutError``.
+        * ``resources``: e.g. ``{"disk": 1}``; at most the limit set by
+          :meth:`set_resource_limit` runs at once, whatever ``max_threads`` is.
+        * ``on_upstream_failure``: ``"fail"`` (default, as the seed) or
+          ``"cancel"``; a cancelled upstream always cancels.
+        * ``exclusive``: cancel the group's older tasks that have not started
+          (latest wins).
+        * ``owner``: a QObject; when it is destroyed its tasks are cancelled
+          and nothing more is delivered for them.
+
+        Any thread may call this.
         """
+        if not callable(fn):
+            raise TypeError(f"fn must be callable, got {fn!r}")
+        handle = TaskHandle(self)
+        options = dict(
+            name=name, key=key, retries=retries, retry_on=retry_on, backoff=backoff,
+            timeout=timeout, resources=resources, on_upstream_failure=on_upstream_failure,
+            exclusive=exclusive, owner=owner,
+        )  # fmt: skip
+        handle.uid = self._add(fn, priority, group, upstream_task_ids, args, kwargs, options, handle)
+        return handle
+
+    def handle(self, uid: int) -> TaskHandle:
+        """A :class:`TaskHandle` for a task added with ``add_task``.  Any thread."""
+        handle = TaskHandle(self)
+        handle.uid = uid
+        self._scheduler.add_handle(uid, handle)
+        return handle
+
+    # ------------------------------------------------------------------ control
+
+    def set_priority(self, uid: int, priority: float) -> None:
+        """Change the priority of a pending or queued task.  Any thread."""
+        self._scheduler.set_priority(uid, priority)
+
+    def set_group_priority(self, group: Hashable, priority: float) -> int:
+        """Give every pending or queued task of ``group`` this priority (visible
+        thumbnails first); returns how many changed.  Costs O(k log n) for the
+        group's k tasks.  Any thread."""
+        return self._scheduler.set_group_priority(group, priority)
+
+    def retry(self, uid: int) -> None:
+        """Run a failed or cancelled task again, and the failed or cancelled
+        tasks upstream of it first.  Any thread."""
+        self._scheduler.retry(uid)
+
+    def set_settings(self, uid: int, value: Any) -> None:
+        """Post ``value`` to the task's settings mailbox (latest wins); the task
+        adopts it with ``current_task().update_settings()``.  Any thread."""
+        self._scheduler.set_settings(uid, value)
+
+    def set_resource_limit(self, name: str, limit: int) -> None:
+        """Allow at most ``limit`` units of resource ``name`` in use at once."""
+        self._scheduler.set_resource_limit(name, limit)
+
+    def set_group_policy(self, group: Hashable, on_upstream_failure: str) -> None:
+        """Default ``on_upstream_failure`` (``"fail"`` or ``"cancel"``) for a group's tasks."""
+        self._scheduler.set_group_policy(group, on_upstream_failure)
+
+    @property
+    def cache_size(self) -> int:
+        """How many finished results are kept by ``key`` (0: none)."""
+        return self._scheduler.cache_size
+
+    @cache_size.setter
+    def cache_size(self, size: int) -> None:
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise ValueError(f"cache_size must be a non-negative integer, got {size!r}")
+        self._scheduler.cache_size = size
+
+    @property
+    def keep_finished(self) -> int:
+        """How many finished tasks stay in the registry (``info``) before the oldest go."""
+        return self._scheduler.keep_finished
+
+    @keep_finished.setter
+    def keep_finished(self, count: int) -> None:
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise ValueError(f"keep_finished must be a non-negative integer, got {count!r}")
+        self._scheduler.keep_finished = count
+
+    # ------------------------------------------------------------------ registry
+
+    def task_state(self, uid: int) -> TaskState:
+        """The task's state.  ``KeyError`` for a uid this manager never issued,
+        or one forgotten (see ``keep_finished``).  Any thread."""
         return self._scheduler.state(uid)
+
+    def info(self, uid: int) -> TaskInfo:
+        """A frozen snapshot of one task.  ``KeyError`` as :meth:`task_state`.  Any thread."""
+        return self._scheduler.info(uid)
+
+    def tasks(self, group: Hashable = _UNSET, state: TaskState | None = None) -> list[TaskInfo]:
+        """Snapshots of every registered task, or of one group, or in one state.  Any thread."""
+        return self._scheduler.infos(group, state)
+
+    def state_counts(self) -> dict[TaskState, int]:
+        """How many registered tasks are in each state.  Any thread."""
+        return self._scheduler.state_counts()
+
+    def clear_finished(self) -> int:
+        """Forget every finished task (``task_removed`` for each); returns how many."""
+        return self._scheduler.clear_finished()
 
     @property
     def max_threads(self) -> int:
         return self._pool.maxThreadCount()
+
+    def to_dot(self) -> str:
+        """The task graph in Graphviz DOT: a node per registered task labelled
+        with its name and state, coloured by state, edges to dependents."""
+        return _graph.to_dot(self._scheduler.graph())
+
+    def to_svg(self) -> str:
+        """The task graph as SVG, drawn by Graphviz's ``dot`` program;
+        ``RuntimeError`` naming it when it is not installed."""
+        return _graph.to_svg(self.to_dot())
+
+    # ------------------------------------------------------------------ internals
+
+    def _add(
+        self,
+        fn: Callable[..., Any] | None,
+        priority: Any,
+        group: Any,
+        upstream: Any,
+        args: Any,
+        kwargs: Any,
+        options: dict[str, Any],
+        handle: TaskHandle | None = None,
+    ) -> int:
+        owner = options.pop("owner", None)
+        exclusive = options.pop("exclusive", False)
+        name = options.pop("name", None)
+        unknown = set(options) - {
+            "key", "retries", "retry_on", "backoff", "timeout", "resources", "on_upstream_failure"
+        }  # fmt: skip
+        if unknown:
+            raise TypeError(f"unknown task option {sorted(unknown)[0]!r}")
+        if owner is not None and not isinstance(owner, QObject):
+            raise TypeError(f"owner must be a QObject, got {owner!r}")
+        scheduler = self._scheduler
+        opts = scheduler.make_options(**options)
+        uid = scheduler.add(fn, priority, group, upstream, args, kwargs, opts, name, bool(exclusive), handle)
+        if owner is not None:
+            self._own(owner, uid)
+        return uid
+
+    def _own(self, owner: QObject, uid: int) -> None:
+        key = id(owner)
+        with self._callbacks_lock:
+            uids = self._owners.get(key)
+            first = uids is None
+            if first:
+                uids = self._owners[key] = set()
+            uids.add(uid)
+            self._owner_of[uid] = key
+        if first:
+            owner.destroyed.connect(functools.partial(self._owner_destroyed, key))
+
+    def _owner_destroyed(self, key: int, *_: object) -> None:
+        with self._callbacks_lock:
+            uids = self._owners.pop(key, set())
+            for uid in uids:
+                self._owner_of.pop(uid, None)
+                self._callbacks.pop(uid, None)
+        if not self._shut_down:
+            self._scheduler.stop_uids(uids, mute=True)
+
+    def _stop_for_handle(self, uid: int) -> bool:
+        return self._scheduler.stop(uid, False, True)
+
+    def _add_done_callback(self, handle: TaskHandle, fn: Callable[[TaskHandle], Any]) -> None:
+        with self._callbacks_lock:
+            if not handle.done():
+                self._callbacks.setdefault(handle.uid, []).append((handle, fn))
+                return
+        self._call_soon(fn, handle)
+
+    def _call_soon(self, fn: Callable[..., Any], *args: Any) -> None:
+        if self._shut_down:
+            return
+        if QThread.currentThread() is self.thread():
+            _call_logged(fn, *args)
+        else:
+            self._calls.append((fn, args))
+            QCoreApplication.postEvent(self, QEvent(_WAKE))
+
+    def connectNotify(self, signal: QMetaMethod) -> None:  # noqa: N802 - Qt override
+        self._update_watched()
+
+    def disconnectNotify(self, signal: QMetaMethod) -> None:  # noqa: N802 - Qt override
+        self._update_watched()
+
+    def _update_watched(self) -> None:
+        if getattr(self, "_scheduler", None) is None:
+            return  # connections made during __init__
+        watched = {
+            kind
+            for name, kind in _OPTIONAL_SIGNALS.items()
+            if self.receivers(f"2{name}(PyObject,PyObject{',PyObject' if kind == TASK_STATE else ''})") > 0
+        }
+        self._scheduler.watch(watched)
 
     # ------------------------------------------------------------------ delivery
 
@@ -231,6 +526,10 @@ class BackgroundTaskManager(QObject):
         # Events move from the scheduler to self._pending and are emitted from
         # there one at a time, so a slot that spins a nested event loop (a
         # modal dialog) gets a nested drain that continues in order.
+        calls = self._calls
+        while calls:
+            fn, args = calls.popleft()
+            _call_logged(fn, *args)
         pending = self._pending
         take = self._scheduler.take_events
         deadline = perf_counter() + self.drain_budget
@@ -241,17 +540,104 @@ class BackgroundTaskManager(QObject):
                     return
                 pending.extend(events)
             while pending and not self._shut_down:
-                kind, item = pending.popleft()
-                if kind == TASK_COMPLETED:
-                    result, item.result = item.result, None
-                    self.task_completed.emit(item.uid, item.group, result)
-                elif kind == GROUP_FINISHED:
-                    self.task_group_finished.emit(item)
-                else:
-                    self.task_failed.emit(item.uid, item.group, item.message, item.traceback)
+                self._deliver(pending.popleft())
                 if perf_counter() >= deadline:
                     QCoreApplication.postEvent(self, QEvent(_WAKE))
                     return
+
+    def _deliver(self, event: tuple[Any, ...]) -> None:
+        kind = event[0]
+        if kind == GROUP_FINISHED:
+            self.task_group_finished.emit(event[1])
+            return
+        if kind == TIMERS:
+            self._arm_due_timer()
+            return
+        if kind == TASK_REMOVED:
+            self.task_removed.emit(event[1], event[2])
+            return
+        task = event[1]
+        if task.muted:
+            return
+        if kind == TASK_COMPLETED:
+            self._end_progress(task)
+            self.task_completed.emit(task.uid, task.group, event[2])
+        elif kind == TASK_FAILED:
+            self._end_progress(task)
+            self.task_failed.emit(task.uid, task.group, task.message, task.traceback)
+        elif kind == TASK_CANCELLED:
+            self._end_progress(task)
+            self.task_cancelled.emit(task.uid, task.group)
+        elif kind == TASK_PROGRESS:
+            self._progress(task)
+            return
+        elif kind == TASK_STARTED:
+            self.task_started.emit(task.uid, task.group)
+            return
+        elif kind == TASK_STATE:
+            self.task_state_changed.emit(task.uid, task.group, event[2])
+            return
+        elif kind == TASK_ADDED:
+            self.task_added.emit(task.uid, task.group)
+            return
+        # the task ended: its done-callbacks
+        if self._callbacks:
+            with self._callbacks_lock:
+                callbacks = self._callbacks.pop(task.uid, None)
+                key = self._owner_of.pop(task.uid, None)
+                if key is not None:
+                    self._owners.get(key, set()).discard(task.uid)
+            if callbacks:
+                for handle, fn in callbacks:
+                    _call_logged(fn, handle)
+        elif self._owner_of:
+            with self._callbacks_lock:
+                key = self._owner_of.pop(task.uid, None)
+                if key is not None:
+                    self._owners.get(key, set()).discard(task.uid)
+
+    def _progress(self, task: Any) -> None:
+        now = time.monotonic()
+        wait = self._progress_sent.get(task.uid, -1e9) + self.progress_interval - now
+        if wait > 0:
+            self._progress_held[task.uid] = task
+            if not self._progress_timer.isActive():
+                self._progress_timer.start(max(1, int(wait * 1000) + 1))
+            return
+        self._progress_sent[task.uid] = now
+        self.task_progress.emit(task.uid, task.group, task.progress, task.progress_message)
+
+    def _end_progress(self, task: Any) -> None:
+        """The task ended: its held progress goes out first, and is forgotten."""
+        held = self._progress_held.pop(task.uid, None)
+        if held is not None:
+            self.task_progress.emit(task.uid, task.group, task.progress, task.progress_message)
+        self._progress_sent.pop(task.uid, None)
+
+    def _flush_progress(self) -> None:
+        held, self._progress_held = self._progress_held, {}
+        for task in held.values():
+            if not task.muted and not self._shut_down:
+                self._progress(task)
+
+    def _arm_due_timer(self) -> None:
+        due = self._scheduler.next_due()
+        if due is None:
+            self._due_timer.stop()
+        else:
+            self._due_timer.start(max(0, int((due - time.monotonic()) * 1000) + 1))
+
+    def _tick(self) -> None:
+        if not self._shut_down:
+            self._scheduler.tick()
+            self._arm_due_timer()
+
+
+def _call_logged(fn: Callable[..., Any], *args: Any) -> None:
+    try:
+        fn(*args)
+    except Exception:
+        log.exception("bgtasks: a done-callback raised")
 
 
 def _on_destroyed(scheduler: Scheduler, pool: Any, *_: object) -> None:

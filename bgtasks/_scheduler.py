@@ -1,32 +1,37 @@
-"""The scheduling core: ready queue, dependency graph, groups and states.
+"""The scheduling core: ready queue, dependency graph, groups, states, timers.
 
 Nothing here imports Qt.  The Qt layer (``_manager.py``) gives the scheduler two
 callbacks and runs :func:`run_worker` in its thread pool:
 
 * ``spawn(n)`` starts ``n`` more workers.  It is called *outside* the lock, by
-  whichever thread made tasks ready (a submitter or a worker that finished an
-  upstream task).  The scheduler counts its workers, so never more than
-  ``max_workers`` run at once.
+  whichever thread made tasks ready.  The scheduler counts its workers, so
+  never more than ``max_workers`` run at once.
 * ``wake()`` asks the owner's thread to call :meth:`Scheduler.take_events`.  It
   is called *under* the lock, at most once until ``take_events`` finds the
   outbox empty, so a flood of results costs one wake-up, not one per task.
 
 Design:
 
-* One lock (``Scheduler._lock``) guards every field below.  No user code runs
-  under it: task functions run in workers between :meth:`Scheduler.finish`
-  calls, and signals are emitted by the owner after ``take_events`` returns.
+* One lock (``Scheduler._lock``) guards every field.  No user code runs under
+  it: task functions run in workers between :meth:`Scheduler.finish` calls,
+  and signals are emitted by the owner after ``take_events`` returns.
 * The ready queue is a heap of ``(-priority, uid, task)``: higher priority
-  first, FIFO among equals because uids only grow.  A task cancelled while
-  queued stays in the heap and is skipped when popped (lazy deletion), so a
-  stop is O(1) and a dispatch O(log n).
-* A task knows how many upstream tasks it still waits for and its downstream
-  tasks know it; finishing a task touches only its own dependents, so chains,
-  fan-in and distinct priorities all dispatch in O(log n) per task.
-* Workers take their next task themselves in the same lock hold that records
-  the result (:meth:`Scheduler.finish`): they never wait for the UI thread.
-* Events (completed, failed, group finished) go to one outbox in the order they
-  happen; the owner drains it in batches.
+  first, FIFO among equals because uids only grow.  An entry whose task is no
+  longer QUEUED, or whose priority changed since, is skipped when popped
+  (lazy deletion): a stop or a priority change is O(log n), never a scan.
+* A task counts the upstream tasks it still waits for and knows its
+  downstream tasks; finishing a task touches only its own dependents.
+* Workers take their next task themselves, in the same lock hold that
+  records the result: they never wait for the UI thread.
+* Events go to one outbox in the order they happen; the owner drains it in
+  batches.  Progress is coalesced: a task has at most one progress event in
+  the outbox, which carries its latest value when delivered.
+* Finished tasks stay in the registry (for ``info`` and late dependents)
+  until ``keep_finished`` newer ones have finished; their function, arguments
+  and result are dropped when they end (failed and cancelled ones keep theirs
+  for ``retry``).
+* Retries' backoffs and timeouts are deadlines in one heap; the owner calls
+  :meth:`Scheduler.tick` when :meth:`Scheduler.next_due` comes.
 """
 
 from __future__ import annotations
@@ -34,13 +39,16 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
+import random
 import threading
+import time
 import traceback
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from typing import Any
 
-from ._state import TRANSITIONS, IllegalTransition, TaskState
+from ._errors import TaskCancelled, UpstreamFailed
+from ._state import TRANSITIONS, IllegalTransition, TaskInfo, TaskState
 
 PENDING = TaskState.PENDING
 QUEUED = TaskState.QUEUED
@@ -50,55 +58,65 @@ COMPLETED = TaskState.COMPLETED
 FAILED = TaskState.FAILED
 CANCELLED = TaskState.CANCELLED
 
-#: Outbox event kinds.  An event is ``(kind, task)`` or ``(GROUP_FINISHED, group)``.
-TASK_COMPLETED = 0
-TASK_FAILED = 1
-GROUP_FINISHED = 2
+# Outbox event kinds.  An event is a tuple whose first item is the kind.
+TASK_COMPLETED = 0  # (kind, task, result)
+TASK_FAILED = 1  # (kind, task)
+GROUP_FINISHED = 2  # (kind, group)
+TASK_CANCELLED = 3  # (kind, task)
+TASK_STARTED = 4  # (kind, task)
+TASK_PROGRESS = 5  # (kind, task): the latest value is read when delivered
+TASK_STATE = 6  # (kind, task, state)
+TASK_ADDED = 7  # (kind, task)
+TASK_REMOVED = 8  # (kind, uid, group)
+TIMERS = 9  # (kind,): next_due() changed
+#: Kinds produced only while someone listens (see Scheduler.watch).
+OPTIONAL_EVENTS = frozenset({TASK_STARTED, TASK_STATE, TASK_ADDED, TASK_REMOVED})
 
-#: How many failed or stopped tasks' outcomes are remembered after delivery.  A
-#: task added with an upstream task forgotten longer ago treats it as completed.
-ENDED_MEMORY = 100_000
+UPSTREAM_POLICIES = ("fail", "cancel")
+_HIDDEN = object()  # the group of a deduplicated key's shared work: in no group
 
-
-_STOPPED = (CANCELLED, "", "")
+_local = threading.local()
 
 
 def _pass_through(**kwargs: Any) -> dict[str, Any]:
     return kwargs
 
 
+class Options:
+    """The rarely used per-task options, kept out of Task to keep it small."""
+
+    __slots__ = ("retries", "retry_on", "backoff", "timeout", "resources", "key", "policy")
+
+    def __init__(self) -> None:
+        self.retries = 0
+        self.retry_on: tuple[type[BaseException], ...] = (Exception,)
+        self.backoff = 0.1
+        self.timeout: float | None = None
+        self.resources: dict[str, int] | None = None
+        self.key: Hashable = None
+        self.policy = "fail"
+
+
+_NO_OPTIONS = Options()
+
+
 class Task:
-    """One task's record.  Fields are guarded by the scheduler's lock, except
-    ``fn``/``args``/``kwargs``, which the worker that claimed the task reads
-    while it is RUNNING (nothing writes them then)."""
+    """One task's record; every field is guarded by the scheduler's lock, except
+    ``fn``/``args``/``kwargs``, which the worker running the task reads."""
 
     __slots__ = (
-        "uid",
-        "fn",
-        "args",
-        "kwargs",
-        "priority",
-        "group",
-        "state",
-        "waiting",
-        "upstream",
-        "downstream",
-        "result",
-        "message",
-        "traceback",
-    )
+        "uid", "name", "fn", "args", "kwargs", "priority", "group", "state", "waiting",
+        "upstream", "downstream", "result", "error", "message", "traceback", "created",
+        "started", "ended", "progress", "progress_message", "progress_queued", "status",
+        "settings", "settings_pending", "attempts", "opts", "cancel_event", "handles",
+        "work", "mirrors", "muted", "timed_out",
+    )  # fmt: skip
 
-    def __init__(
-        self,
-        uid: int,
-        fn: Callable[..., Any],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        priority: float,
-        group: Hashable,
-        upstream: tuple[int, ...],
-    ) -> None:
+    def __init__(self, uid: int, name: str, fn: Any, args: Any, kwargs: Any,
+                 priority: float, group: Hashable, upstream: tuple[int, ...],
+                 opts: Options) -> None:  # fmt: skip
         self.uid = uid
+        self.name = name
         self.fn: Callable[..., Any] | None = fn
         self.args: tuple[Any, ...] | None = args
         self.kwargs: dict[str, Any] | None = kwargs
@@ -109,21 +127,42 @@ class Task:
         self.upstream = upstream
         self.downstream: list[Task] = []
         self.result: Any = None
+        self.error: BaseException | None = None
         self.message = ""
         self.traceback = ""
+        self.created = time.time()
+        self.started: float | None = None
+        self.ended: float | None = None
+        self.progress: float | None = None
+        self.progress_message = ""
+        self.progress_queued = False
+        self.status: Any = None
+        self.settings: Any = None
+        self.settings_pending: Any = _NOTHING
+        self.attempts = 0
+        self.opts = opts
+        self.cancel_event: threading.Event | None = None
+        self.handles: list[Any] | None = None  # TaskHandles waiting for the outcome
+        self.work: Task | None = None  # a deduplicated request: the shared work
+        self.mirrors: list[Task] | None = None  # shared work: its requests
+        self.muted = False  # owner gone: deliver nothing more
+        self.timed_out = False
 
     def __repr__(self) -> str:
-        return f"<Task {self.uid} {self.state.name} group={self.group!r}>"
+        return f"<Task {self.uid} {self.name!r} {self.state.name} group={self.group!r}>"
 
 
-def _check_priority(priority: object) -> float:
+_NOTHING = object()
+
+
+def _check_priority(priority: object, what: str = "priority") -> float:
     if priority is None:
         return 0
     if isinstance(priority, (int, float)) and not (
         isinstance(priority, float) and math.isnan(priority)
     ):
         return priority
-    raise TypeError(f"priority must be a number or None, got {priority!r}")
+    raise TypeError(f"{what} must be a number or None, got {priority!r}")
 
 
 def _check_args(task_args: object) -> tuple[Any, ...]:
@@ -150,6 +189,20 @@ def _check_kwargs(task_kwargs: object) -> dict[str, Any]:
     return kwargs
 
 
+def _check_hashable(value: object, what: str) -> None:
+    try:
+        hash(value)
+    except TypeError:
+        raise TypeError(f"{what} must be hashable, got {value!r}") from None
+
+
+def _name_of(fn: Any) -> str:
+    if fn is _pass_through:
+        return "pass-through"
+    name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None)
+    return name if isinstance(name, str) else type(fn).__name__
+
+
 class Scheduler:
     """Thread-safe task scheduler; every public method may be called from any thread."""
 
@@ -158,6 +211,7 @@ class Scheduler:
         max_workers: int,
         spawn: Callable[[int], None],
         wake: Callable[[], None],
+        keep_finished: int = 10_000,
     ) -> None:
         if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
             raise ValueError(f"max_threads must be a positive integer, got {max_workers!r}")
@@ -166,23 +220,113 @@ class Scheduler:
         self._lock = threading.Lock()
         # All guarded by _lock:
         self._max_workers = max_workers
-        self._tasks: dict[int, Task] = {}  # live tasks, and ended ones not yet taken as events
-        # Outcomes of released tasks that did not complete, for tasks added later
-        # with them upstream; the oldest are forgotten past ENDED_MEMORY.
-        self._ended: dict[int, tuple[TaskState, str, str]] = {}
+        self.keep_finished = keep_finished
+        self._tasks: dict[int, Task] = {}  # every task not yet forgotten
+        self._finished: OrderedDict[int, None] = OrderedDict()  # ended, oldest first
         self._next_uid = 1
         self._ready: list[tuple[float, int, Task]] = []
-        self._n_ready = 0  # QUEUED tasks; the heap may also hold stale entries
+        self._n_ready = 0  # QUEUED tasks, parked ones included
         self._groups: dict[Hashable, dict[int, Task]] = {}  # live tasks of each group
         self._groups_reported: set[Hashable] = set()  # had a completion/failure this round
-        self._outbox: list[tuple[int, Any]] = []
+        self._group_policy: dict[Hashable, str] = {}
+        self._outbox: list[tuple[Any, ...]] = []
         self._wake_pending = False
         self._active = 0  # workers started and not yet retired
         self._paused = True
         self._closed = False
         self._group_ids = itertools.count()
+        self._watched: frozenset[int] = frozenset()
+        self._watch_states = False
+        self._limits: dict[str, int] = {}  # resource -> how many at once
+        self._in_use: dict[str, int] = {}
+        self._parked: dict[str, list[Task]] = {}  # queued tasks waiting for a resource
+        self._n_parked = 0
+        self._keys: dict[Hashable, Task] = {}  # key -> live shared work
+        self._cache: OrderedDict[Hashable, Any] = OrderedDict()
+        self.cache_size = 0
+        self._timers: list[tuple[float, int, str, Task, int]] = []  # (due, seq, kind, task, attempt)
+        self._timer_seq = itertools.count()
+
+    # ------------------------------------------------------------------ configuration
+
+    def watch(self, kinds: Iterable[int]) -> None:
+        """Produce the optional event kinds in ``kinds`` (someone listens to them)."""
+        with self._lock:
+            self._watched = frozenset(kinds) & OPTIONAL_EVENTS
+            self._watch_states = TASK_STATE in self._watched
+
+    def set_resource_limit(self, name: object, limit: object) -> None:
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"resource name must be a non-empty string, got {name!r}")
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValueError(f"resource limit must be a positive integer, got {limit!r}")
+        with self._lock:
+            self._limits[name] = limit
+            self._unpark(name)
+            spawn = self._spawn_count()
+        if spawn:
+            self._spawn(spawn)
+
+    def set_group_policy(self, group: Hashable, policy: object) -> None:
+        _check_hashable(group, "group")
+        if policy not in UPSTREAM_POLICIES:
+            raise ValueError(f"on_upstream_failure must be 'fail' or 'cancel', got {policy!r}")
+        with self._lock:
+            self._group_policy[group] = policy  # type: ignore[assignment]
 
     # ------------------------------------------------------------------ submit
+
+    def make_options(
+        self,
+        key: object = None,
+        retries: object = 0,
+        retry_on: object = (Exception,),
+        backoff: object = 0.1,
+        timeout: object = None,
+        resources: object = None,
+        on_upstream_failure: object = None,
+    ) -> Options:
+        """Validate per-task options (caller's thread, no lock)."""
+        if (
+            key is None and not retries and timeout is None and resources is None
+            and on_upstream_failure is None
+        ):  # fmt: skip
+            return _NO_OPTIONS
+        opts = Options()
+        if key is not None:
+            _check_hashable(key, "key")
+            opts.key = key
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise ValueError(f"retries must be a non-negative integer, got {retries!r}")
+        opts.retries = retries
+        if isinstance(retry_on, type):
+            retry_on = (retry_on,)
+        if not isinstance(retry_on, tuple) or not all(
+            isinstance(t, type) and issubclass(t, BaseException) for t in retry_on
+        ):
+            raise TypeError(f"retry_on must be exception types, got {retry_on!r}")
+        opts.retry_on = retry_on
+        if isinstance(backoff, bool) or not isinstance(backoff, (int, float)) or not backoff >= 0:
+            raise ValueError(f"backoff must be a non-negative number of seconds, got {backoff!r}")
+        opts.backoff = backoff
+        if timeout is not None:
+            if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+                raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+            opts.timeout = timeout
+        if resources is not None:
+            if not isinstance(resources, Mapping):
+                raise TypeError(f"resources must map resource names to amounts, got {resources!r}")
+            for name, amount in resources.items():
+                if isinstance(amount, bool) or not isinstance(amount, int) or amount < 1:
+                    raise ValueError(f"resource {name!r} amount must be a positive integer, got {amount!r}")
+            opts.resources = dict(resources)
+        if on_upstream_failure is not None:
+            if on_upstream_failure not in UPSTREAM_POLICIES:
+                raise ValueError(
+                    f"on_upstream_failure must be 'fail' or 'cancel', got {on_upstream_failure!r}"
+                )
+            opts.policy = on_upstream_failure  # type: ignore[assignment]
+        return opts
 
     def add(
         self,
@@ -192,6 +336,10 @@ class Scheduler:
         upstream_task_ids: object = None,
         task_args: object = None,
         task_kwargs: object = None,
+        opts: Options = _NO_OPTIONS,
+        name: str | None = None,
+        exclusive: bool = False,
+        handle: Any = None,
     ) -> int:
         """Register a task and return its uid; ``fn=None`` makes a pass-through task.
 
@@ -205,10 +353,7 @@ class Scheduler:
         prio = _check_priority(priority)
         args = _check_args(task_args)
         kwargs = _check_kwargs(task_kwargs)
-        try:
-            hash(group)
-        except TypeError:
-            raise TypeError(f"group must be hashable, got {group!r}") from None
+        _check_hashable(group, "group")
         if upstream_task_ids is None:
             upstream: tuple[int, ...] = ()
         elif isinstance(upstream_task_ids, Iterable) and not isinstance(
@@ -217,8 +362,12 @@ class Scheduler:
             upstream = tuple(upstream_task_ids)
         else:
             raise TypeError(
-                "upstream_task_ids must be a list of task ids, got " f"{upstream_task_ids!r}"
+                f"upstream_task_ids must be a list of task ids, got {upstream_task_ids!r}"
             )
+        if name is None:
+            name = _name_of(fn)
+        elif not isinstance(name, str):
+            raise TypeError(f"name must be a string, got {name!r}")
 
         with self._lock:
             if self._closed:
@@ -230,47 +379,24 @@ class Scheduler:
                         f"upstream task {up!r} is unknown: "
                         "upstream_task_ids must name tasks of this manager"
                     )
+            if opts.resources:
+                for res in opts.resources:
+                    if res not in self._limits:
+                        raise ValueError(
+                            f"resource {res!r} is unknown: set_resource_limit({res!r}, n) first"
+                        )
             uid = next_uid
             self._next_uid = uid + 1
-            task = Task(uid, fn, args, kwargs, prio, group, upstream)
-            self._tasks[uid] = task
-            members = self._groups.get(group)
-            if members is None:
-                members = self._groups[group] = {}
-            members[uid] = task
-
-            failed_by: tuple[str, str] | None = None
-            cancelled_by = False
-            waiting = 0
-            for up in upstream:
-                parent = self._tasks.get(up)
-                if parent is None:  # ended and already delivered
-                    ended = self._ended.get(up)
-                    if ended is None:
-                        continue  # completed
-                    if ended[0] is FAILED:
-                        failed_by = failed_by or (ended[1], ended[2])
-                    else:
-                        cancelled_by = True
-                    continue
-                state = parent.state
-                if state is COMPLETED:
-                    if type(parent.result) is dict:
-                        kwargs.update(parent.result)
-                elif state is FAILED:
-                    failed_by = failed_by or (parent.message, parent.traceback)
-                elif state is CANCELLED or state is CANCELLING:
-                    cancelled_by = True
-                else:
-                    parent.downstream.append(task)
-                    waiting += 1
-            task.waiting = waiting
-            if failed_by is not None:
-                self._fail(task, *failed_by)
-            elif cancelled_by:
-                self._cancel(task)
-            elif waiting == 0:
-                self._queue(task)
+            task = Task(uid, name, fn, args, kwargs, prio, group, upstream, opts)
+            if handle is not None:
+                task.handles = [handle]
+            self._register(task)
+            if exclusive:
+                self._cancel_older(task)
+            if opts.key is not None:
+                self._attach_to_key(task)
+            else:
+                self._wire_upstream(task)
             spawn = self._spawn_count()
             self._flush_wake()
         if spawn:
@@ -293,21 +419,19 @@ class Scheduler:
         with self._lock:
             self._paused = True
 
-    def stop(self, task_id: object, stop_upstream: bool = True, stop_downstream: bool = True) -> None:
+    def stop(self, task_id: object, stop_upstream: bool = True, stop_downstream: bool = True) -> bool:
+        """Stop a task; False if it had already ended."""
         with self._lock:
-            if type(task_id) is not int or not 0 < task_id < self._next_uid:
-                raise KeyError(f"task {task_id!r} is unknown: stop_task takes a uid of this manager")
-            task = self._tasks.get(task_id)
-            if task is not None:
-                self._stop_many([task], stop_upstream, stop_downstream)
+            task = self._get(task_id, "stop_task")
+            if task.state.is_terminal or task.state is CANCELLING:
+                return False
+            self._stop_many([task], stop_upstream, stop_downstream)
+            return True
 
     def stop_group(
         self, group: Hashable, stop_upstream: bool = True, stop_downstream: bool = True
     ) -> None:
-        try:
-            hash(group)
-        except TypeError:
-            raise TypeError(f"group must be hashable, got {group!r}") from None
+        _check_hashable(group, "group")
         with self._lock:
             members = self._groups.get(group)
             if members:
@@ -315,7 +439,57 @@ class Scheduler:
 
     def stop_all(self) -> None:
         with self._lock:
-            self._stop_many(list(self._tasks.values()), False, False)
+            live = [t for t in self._tasks.values() if not t.state.is_terminal]
+            self._stop_many(live, False, False)
+
+    def stop_uids(self, uids: Iterable[int], mute: bool = False) -> None:
+        """Stop these tasks (those not yet forgotten); ``mute``: deliver nothing more for them."""
+        with self._lock:
+            tasks = [t for t in map(self._tasks.get, uids) if t is not None]
+            if mute:
+                for t in tasks:
+                    t.muted = True
+            self._stop_many([t for t in tasks if not t.state.is_terminal], False, True)
+
+    def set_priority(self, uid: object, priority: object) -> None:
+        prio = _check_priority(priority)
+        with self._lock:
+            task = self._get(uid, "set_priority")
+            if task.state not in (PENDING, QUEUED):
+                raise ValueError(
+                    f"task {uid} is {task.state.name}: only pending or queued tasks change priority"
+                )
+            self._reprioritise(task, prio)
+
+    def set_group_priority(self, group: Hashable, priority: object) -> int:
+        """Give every pending or queued task of ``group`` this priority; returns how many."""
+        _check_hashable(group, "group")
+        prio = _check_priority(priority)
+        with self._lock:
+            members = self._groups.get(group, {})
+            changed = 0
+            for task in members.values():
+                if task.state is PENDING or task.state is QUEUED:
+                    self._reprioritise(task, prio)
+                    changed += 1
+            return changed
+
+    def retry(self, uid: object) -> None:
+        """Run a failed or cancelled task again, with the failed or cancelled
+        tasks upstream of it (repair and re-run)."""
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("this task manager has been shut down; it accepts no new tasks")
+            task = self._get(uid, "retry")
+            if task.state not in (FAILED, CANCELLED):
+                raise ValueError(f"task {uid} is {task.state.name}: only failed or cancelled tasks can be retried")
+            if task.fn is None:
+                raise ValueError(f"task {uid} can no longer be retried: its function was released")
+            self._revive(task)
+            spawn = self._spawn_count()
+            self._flush_wake()
+        if spawn:
+            self._spawn(spawn)
 
     def close(self) -> bool:
         """Refuse new tasks, drop every queued task and every undelivered event.
@@ -327,21 +501,79 @@ class Scheduler:
             if self._closed:
                 return False
             self._closed = True
+            # Records stay (task_state, info) without what they would run.
             for task in self._tasks.values():
-                task.fn = task.args = task.kwargs = None
-                task.result = None
-            self._tasks.clear()
-            self._ended.clear()
+                if task.state is RUNNING:
+                    task.state = CANCELLING  # so the task sees it is cancelled
+                elif task.state is PENDING or task.state is QUEUED:
+                    task.state = CANCELLED
+                if task.cancel_event is not None:
+                    task.cancel_event.set()
+                if not task.state.is_terminal:
+                    self._resolve_handles(task, CANCELLED)
+                task.fn = task.args = task.kwargs = task.result = None
+                task.downstream = []
+            self._finished.clear()
             self._ready.clear()
             self._n_ready = 0
             self._groups.clear()
             self._groups_reported.clear()
+            self._parked.clear()
+            self._keys.clear()
+            self._cache.clear()
+            self._timers.clear()
             self._outbox.clear()
             return True
 
     @property
     def closed(self) -> bool:
         return self._closed
+
+    # ------------------------------------------------------------------ tasks talk to us
+
+    def is_cancelled(self, task: Task) -> bool:
+        return task.state is not RUNNING
+
+    def wait_cancelled(self, task: Task, seconds: float) -> bool:
+        """Block up to ``seconds``; True as soon as a stop is requested."""
+        with self._lock:
+            if task.state is not RUNNING:
+                return True
+            event = task.cancel_event
+            if event is None:
+                event = task.cancel_event = threading.Event()
+        return event.wait(seconds)
+
+    def report_progress(self, task: Task, fraction: float, message: str | None) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            for t in task.mirrors or (task,):  # shared work reports to its requests
+                t.progress = fraction
+                if message is not None:
+                    t.progress_message = message
+                if not t.progress_queued and not t.muted and t.group is not _HIDDEN:
+                    t.progress_queued = True
+                    self._outbox.append((TASK_PROGRESS, t))
+            self._flush_wake()
+
+    def set_status(self, task: Task, status: Any) -> None:
+        with self._lock:
+            task.status = status
+
+    def set_settings(self, uid: object, value: Any) -> None:
+        with self._lock:
+            task = self._get(uid, "set_settings")
+            if task.work is not None:
+                task = task.work
+            task.settings_pending = value
+
+    def take_settings(self, task: Task) -> bool:
+        with self._lock:
+            if task.settings_pending is _NOTHING:
+                return False
+            task.settings, task.settings_pending = task.settings_pending, _NOTHING
+            return True
 
     # ------------------------------------------------------------------ workers
 
@@ -351,38 +583,45 @@ class Scheduler:
             task = self._claim()
             if task is None:
                 self._active -= 1
+            self._flush_wake()
             return task
 
     def finish(
-        self, task: Task, ok: bool, value: Any, message: str = "", tb: str = ""
+        self,
+        task: Task,
+        ok: bool,
+        value: Any,
+        error: BaseException | None = None,
+        tb: str = "",
     ) -> Task | None:
         """Record the outcome of a task a worker ran, and claim the worker's next one.
 
-        ``value`` is the result when ``ok``; otherwise ``message``/``tb``
-        describe the error.  Returns the worker's next task, or None if it
-        should retire.
+        ``ok``: it returned ``value``.  Otherwise it raised ``error`` (a
+        ``TaskCancelled`` means it honoured a stop, or cancelled itself).
+        Returns the worker's next task, or None if it should retire.
         """
         with self._lock:
             if self._closed:
                 self._active -= 1
                 return None
-            if task.state is CANCELLING:
-                self._end_cancelled(task)
+            self._release_resources(task)
+            state = task.state
+            if state is CANCELLING:
+                if task.timed_out:
+                    self._fail(task, TimeoutError(
+                        f"task {task.uid} timed out after {task.opts.timeout} s"), "")
+                else:
+                    self._end_cancelled(task)
             elif ok:
-                task.result = value
-                self._outbox.append((TASK_COMPLETED, task))
-                self._end(task, COMPLETED)
-                merge = type(value) is dict and value
-                for child in task.downstream:
-                    if child.state is PENDING:
-                        if merge:
-                            child.kwargs.update(value)  # type: ignore[union-attr]
-                        child.waiting -= 1
-                        if child.waiting == 0:
-                            self._queue(child)
-                task.downstream = []
+                self._complete(task, value)
+            elif isinstance(error, TaskCancelled):
+                self._end_cancelled(task)
+            elif self._should_retry(task, error):
+                self._move(task, PENDING)
+                delay = task.opts.backoff * (2 ** (task.attempts - 1)) * (0.5 + random.random())
+                self._add_timer(delay, "retry", task)
             else:
-                self._fail(task, message, tb)
+                self._fail(task, error, tb)  # type: ignore[arg-type]
             nxt = self._claim()
             if nxt is None:
                 self._active -= 1
@@ -394,7 +633,7 @@ class Scheduler:
 
     # ------------------------------------------------------------------ owner
 
-    def take_events(self) -> list[tuple[int, Any]]:
+    def take_events(self) -> list[tuple[Any, ...]]:
         """Take every undelivered event, oldest first; called on the owner's thread.
 
         An empty list means the outbox was empty, and the next event will call
@@ -406,25 +645,85 @@ class Scheduler:
                 self._wake_pending = False
                 return events
             self._outbox = []
-            tasks = self._tasks
-            for kind, task in events:
+            for event in events:
+                kind = event[0]
                 if kind == TASK_COMPLETED:
-                    del tasks[task.uid]
-                elif kind == TASK_FAILED:
-                    del tasks[task.uid]
-                    self._remember(task.uid, (FAILED, task.message, task.traceback))
+                    event[1].result = None  # delivered: later dependents don't get it
+                elif kind == TASK_PROGRESS:
+                    event[1].progress_queued = False
             return events
 
-    def state(self, uid: int) -> TaskState | None:
-        """The state of a task, or None if it completed and was delivered."""
+    def next_due(self) -> float | None:
+        """The ``time.monotonic()`` at which :meth:`tick` has work, or None."""
         with self._lock:
-            if type(uid) is not int or not 0 < uid < self._next_uid:
-                raise KeyError(f"task {uid!r} is unknown: task_state takes a uid of this manager")
-            task = self._tasks.get(uid)
-            if task is not None:
-                return task.state
-            ended = self._ended.get(uid)
-            return ended[0] if ended else None
+            return self._timers[0][0] if self._timers else None
+
+    def tick(self) -> None:
+        """Start retries whose backoff is over, and stop tasks past their timeout."""
+        now = time.monotonic()
+        with self._lock:
+            timers = self._timers
+            while timers and timers[0][0] <= now:
+                _, _, kind, task, attempt = heapq.heappop(timers)
+                if task.attempts != attempt:
+                    continue
+                if kind == "retry" and task.state is PENDING:
+                    self._queue(task)
+                elif kind == "timeout" and task.state is RUNNING:
+                    task.timed_out = True
+                    self._request_stop(task)
+            spawn = self._spawn_count()
+            self._flush_wake()
+        if spawn:
+            self._spawn(spawn)
+
+    # ------------------------------------------------------------------ registry
+
+    def state(self, uid: object) -> TaskState:
+        with self._lock:
+            return self._get(uid, "task_state").state
+
+    def info(self, uid: object) -> TaskInfo:
+        with self._lock:
+            return self._info(self._get(uid, "info"))
+
+    def infos(self, group: object = _NOTHING, state: TaskState | None = None) -> list[TaskInfo]:
+        with self._lock:
+            return [
+                self._info(t)
+                for t in self._tasks.values()
+                if t.group is not _HIDDEN
+                and (group is _NOTHING or t.group == group)
+                and (state is None or t.state is state)
+            ]
+
+    def state_counts(self) -> dict[TaskState, int]:
+        with self._lock:
+            counts = dict.fromkeys(TaskState, 0)
+            for t in self._tasks.values():
+                if t.group is not _HIDDEN:
+                    counts[t.state] += 1
+            return counts
+
+    def clear_finished(self) -> int:
+        """Forget every finished task; returns how many."""
+        with self._lock:
+            n = len(self._finished)
+            while self._finished:
+                self._forget_oldest()
+            self._flush_wake()
+            return n
+
+    def add_handle(self, uid: object, handle: Any) -> TaskState:
+        with self._lock:
+            task = self._get(uid, "handle")
+            if task.state.is_terminal:
+                self._resolve_one(handle, task)
+            elif task.handles is None:
+                task.handles = [handle]
+            else:
+                task.handles.append(handle)
+            return task.state
 
     def counts(self) -> dict[str, int]:
         with self._lock:
@@ -432,36 +731,205 @@ class Scheduler:
                 "live": sum(1 for t in self._tasks.values() if not t.state.is_terminal),
                 "queued": self._n_ready,
                 "workers": self._active,
+                "keys": len(self._keys),
+                "cached": len(self._cache),
             }
 
+    def graph(self) -> list[tuple[int, str, TaskState, tuple[int, ...]]]:
+        """(uid, name, state, upstream uids) of every task still registered."""
+        with self._lock:
+            return [
+                (t.uid, t.name, t.state, t.upstream if t.work is None else (t.work.uid,))
+                for t in self._tasks.values()
+            ]
+
     # ------------------------------------------------------------------ internals (lock held)
+
+    def _get(self, uid: object, what: str) -> Task:
+        task = self._tasks.get(uid)  # type: ignore[arg-type]
+        if task is None:
+            if type(uid) is int and 0 < uid < self._next_uid:
+                raise KeyError(f"task {uid} was forgotten: it finished more than keep_finished tasks ago")
+            raise KeyError(f"task {uid!r} is unknown: {what} takes a uid of this manager")
+        return task
+
+    def _info(self, t: Task) -> TaskInfo:
+        started, ended = t.started, t.ended
+        runtime = None
+        if started is not None:
+            runtime = (ended if ended is not None and ended >= started else time.time()) - started
+        work = t.work
+        src = work if work is not None else t
+        return TaskInfo(
+            uid=t.uid, name=t.name, group=t.group, state=t.state, priority=t.priority,
+            key=t.opts.key, upstream=t.upstream, created=t.created, started=src.started,
+            ended=ended, runtime=runtime, progress=src.progress,
+            message=src.progress_message, status=src.status, error=t.message,
+            traceback=t.traceback, attempts=src.attempts,
+        )  # fmt: skip
+
+    def _register(self, task: Task) -> None:
+        self._tasks[task.uid] = task
+        group = task.group
+        if group is not _HIDDEN:
+            members = self._groups.get(group)
+            if members is None:
+                members = self._groups[group] = {}
+            members[task.uid] = task
+            if TASK_ADDED in self._watched:
+                self._outbox.append((TASK_ADDED, task))
+
+    def _wire_upstream(self, task: Task) -> None:
+        """Count the upstream tasks a new (or revived) task waits for."""
+        failed_by: Task | None = None
+        cancelled_by = False
+        waiting = 0
+        kwargs = task.kwargs
+        tasks = self._tasks
+        for up in task.upstream:
+            parent = tasks.get(up)
+            if parent is None:
+                continue  # forgotten: it finished long ago, and completed
+            state = parent.state
+            if state is COMPLETED:
+                if type(parent.result) is dict:
+                    kwargs.update(parent.result)  # type: ignore[union-attr]
+            elif state is FAILED:
+                failed_by = failed_by or parent
+            elif state is CANCELLED or state is CANCELLING:
+                cancelled_by = True
+            else:
+                parent.downstream.append(task)
+                waiting += 1
+        task.waiting = waiting
+        if failed_by is not None:
+            self._upstream_failed(task, failed_by)
+        elif cancelled_by:
+            self._cancel(task)
+        elif waiting == 0:
+            self._queue(task)
+
+    def _attach_to_key(self, request: Task) -> None:
+        """A keyed task: share the live work for its key, or the cached result."""
+        key = request.opts.key
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            request.fn = request.args = request.kwargs = None
+            self._complete(request, self._cache[key])
+            return
+        work = self._keys.get(key)
+        if work is None:
+            # The work is a hidden task that runs the function; every request
+            # (this one included) mirrors its outcome.
+            work = Task(self._next_uid, request.name, request.fn, request.args, request.kwargs,
+                        request.priority, _HIDDEN, request.upstream, request.opts)  # fmt: skip
+            self._next_uid += 1
+            work.mirrors = []
+            self._register(work)
+            self._keys[key] = work
+            self._wire_upstream(work)
+        elif request.priority > work.priority and work.state in (PENDING, QUEUED):
+            self._reprioritise(work, request.priority)
+        request.fn = request.args = request.kwargs = None
+        request.upstream = ()  # stopping a request must not stop the shared work's upstream
+        request.work = work
+        if work.state.is_terminal:  # failed or cancelled at once (its upstream)
+            self._mirror(request, work)
+        else:
+            work.mirrors.append(request)  # type: ignore[union-attr]
+
+    def _mirror(self, request: Task, work: Task) -> None:
+        if work.state is COMPLETED:
+            self._complete(request, work.result)
+        elif work.state is FAILED:
+            self._fail(request, work.error, work.traceback, work.message)  # type: ignore[arg-type]
+        else:
+            self._end_cancelled(request)
+
+    def _cancel_older(self, task: Task) -> None:
+        """Exclusive: the group's older tasks that have not started are cancelled."""
+        members = self._groups.get(task.group)
+        if members:
+            older = [t for t in members.values() if t is not task and t.state in (PENDING, QUEUED)]
+            for t in older:
+                if t.state in (PENDING, QUEUED):
+                    self._cancel(t)
 
     def _move(self, task: Task, new: TaskState) -> None:
         if new not in TRANSITIONS[task.state]:
             raise IllegalTransition(task.uid, task.state, new)
         task.state = new
+        if self._watch_states and task.group is not _HIDDEN and not task.muted:
+            self._outbox.append((TASK_STATE, task, new))
 
     def _queue(self, task: Task) -> None:
         self._move(task, QUEUED)
         heapq.heappush(self._ready, (-task.priority, task.uid, task))
         self._n_ready += 1
 
+    def _reprioritise(self, task: Task, priority: float) -> None:
+        task.priority = priority
+        if task.state is QUEUED:  # the old heap entry goes stale
+            heapq.heappush(self._ready, (-priority, task.uid, task))
+
     def _claim(self) -> Task | None:
-        if self._paused:
+        if self._paused or self._closed:
             return None
         ready = self._ready
         while ready:
-            task = heapq.heappop(ready)[2]
-            if task.state is QUEUED:
-                self._n_ready -= 1
-                task.state = RUNNING
-                return task
+            prio, _, task = heapq.heappop(ready)
+            if task.state is not QUEUED or -prio != task.priority:
+                continue  # stale entry
+            res = task.opts.resources
+            if res and not self._acquire(task, res):
+                continue  # parked until a resource frees up
+            self._n_ready -= 1
+            task.attempts += 1
+            task.started = time.time()
+            self._move(task, RUNNING)
+            if TASK_STARTED in self._watched and not task.muted:
+                if task.mirrors is None:
+                    self._outbox.append((TASK_STARTED, task))
+                else:
+                    for m in task.mirrors:
+                        m.started = task.started
+                        self._outbox.append((TASK_STARTED, m))
+            timeout = task.opts.timeout
+            if timeout is not None:
+                self._add_timer(timeout, "timeout", task)
+            return task
         return None
+
+    def _acquire(self, task: Task, res: dict[str, int]) -> bool:
+        in_use, limits = self._in_use, self._limits
+        for name, amount in res.items():
+            if in_use.get(name, 0) + amount > limits[name]:
+                self._parked.setdefault(name, []).append(task)
+                self._n_parked += 1
+                return False
+        for name, amount in res.items():
+            in_use[name] = in_use.get(name, 0) + amount
+        return True
+
+    def _release_resources(self, task: Task) -> None:
+        res = task.opts.resources
+        if res:
+            for name, amount in res.items():
+                self._in_use[name] -= amount
+                self._unpark(name)
+
+    def _unpark(self, name: str) -> None:
+        parked = self._parked.pop(name, None)
+        if parked:
+            self._n_parked -= len(parked)
+            for t in parked:
+                if t.state is QUEUED:
+                    heapq.heappush(self._ready, (-t.priority, t.uid, t))
 
     def _spawn_count(self) -> int:
         if self._paused or self._closed:
             return 0
-        want = min(self._n_ready, self._max_workers) - self._active
+        want = min(self._n_ready - self._n_parked, self._max_workers) - self._active
         if want > 0:
             self._active += want
             return want
@@ -472,61 +940,161 @@ class Scheduler:
             self._wake_pending = True
             self._wake()
 
+    def _add_timer(self, delay: float, kind: str, task: Task) -> None:
+        due = time.monotonic() + delay
+        first = not self._timers or due < self._timers[0][0]
+        heapq.heappush(self._timers, (due, next(self._timer_seq), kind, task, task.attempts))
+        if first:
+            self._outbox.append((TIMERS,))
+
+    def _should_retry(self, task: Task, error: BaseException | None) -> bool:
+        opts = task.opts
+        return (
+            opts.retries >= task.attempts
+            and error is not None
+            and isinstance(error, opts.retry_on)
+        )
+
     def _end(self, task: Task, state: TaskState) -> None:
         """Move a task to a terminal state and account for its group."""
         self._move(task, state)
-        task.fn = task.args = task.kwargs = None
+        task.ended = time.time()
+        if state is COMPLETED or task.work is not None:
+            task.fn = task.args = task.kwargs = None  # failed/cancelled keep them for retry
         group = task.group
-        members = self._groups[group]
-        del members[task.uid]
-        if state is not CANCELLED:
-            self._groups_reported.add(group)
-        if not members:
-            del self._groups[group]
-            if group in self._groups_reported:
-                self._groups_reported.discard(group)
-                self._outbox.append((GROUP_FINISHED, group))
+        if task.mirrors is not None:
+            if self._keys.get(task.opts.key) is task:
+                del self._keys[task.opts.key]
+        elif group is not _HIDDEN:
+            members = self._groups[group]
+            del members[task.uid]
+            if state is not CANCELLED:
+                self._groups_reported.add(group)
+            if not members:
+                del self._groups[group]
+                if group in self._groups_reported:
+                    self._groups_reported.discard(group)
+                    self._outbox.append((GROUP_FINISHED, group))
+        self._finished[task.uid] = None
+        if len(self._finished) > self.keep_finished:
+            self._forget_oldest()
 
-    def _end_cancelled(self, task: Task) -> None:
-        # A stop emits nothing, so the task is released at once.
-        self._end(task, CANCELLED)
-        del self._tasks[task.uid]
-        self._remember(task.uid, _STOPPED)
+    def _forget_oldest(self) -> None:
+        uid, _ = self._finished.popitem(last=False)
+        task = self._tasks.pop(uid)
+        task.fn = task.args = task.kwargs = None
+        if TASK_REMOVED in self._watched and task.group is not _HIDDEN:
+            self._outbox.append((TASK_REMOVED, uid, task.group))
 
-    def _remember(self, uid: int, outcome: tuple[TaskState, str, str]) -> None:
-        ended = self._ended
-        ended[uid] = outcome
-        if len(ended) > ENDED_MEMORY:
-            del ended[next(iter(ended))]
+    def _complete(self, task: Task, value: Any) -> None:
+        task.result = value
+        if task.group is not _HIDDEN and not task.muted:
+            self._outbox.append((TASK_COMPLETED, task, value))
+        self._end(task, COMPLETED)
+        self._resolve_handles(task, COMPLETED)
+        merge = type(value) is dict and value
+        for child in task.downstream:
+            if child.state is PENDING:
+                if merge:
+                    child.kwargs.update(value)  # type: ignore[union-attr]
+                child.waiting -= 1
+                if child.waiting == 0:
+                    self._queue(child)
+        task.downstream = []
+        if task.mirrors is not None:
+            if self.cache_size > 0:
+                self._cache[task.opts.key] = value
+                self._cache.move_to_end(task.opts.key)
+                while len(self._cache) > self.cache_size:
+                    self._cache.popitem(last=False)
+            for m in task.mirrors:
+                if m.state is PENDING:
+                    self._complete(m, value)
+            task.mirrors = []
 
-    def _fail(self, task: Task, message: str, tb: str) -> None:
-        """Fail a task and, transitively, every task downstream of it."""
-        todo = deque([task])
+    def _fail(self, task: Task, error: BaseException, tb: str, message: str | None = None) -> None:
+        """Fail a task; every task downstream of it fails (or is cancelled, by policy)."""
+        task.error = error
+        task.message = message if message is not None else (str(error) or type(error).__name__)
+        task.traceback = tb
+        self._end_failed(task)
+        todo = deque(task.downstream)
+        task.downstream = []
+        self._fail_mirrors(task)
         while todo:
             t = todo.popleft()
-            if t.state.is_terminal:  # reached twice through a diamond
+            if t.state is not PENDING:  # ended already, e.g. reached twice through a diamond
                 continue
-            t.message = message
+            policy = t.opts.policy if t.opts is not _NO_OPTIONS else self._group_policy.get(t.group, "fail")
+            if policy == "cancel":
+                self._cancel(t)
+                continue
+            t.error = UpstreamFailed(t.uid, task.uid, task.message)
+            t.message = task.message
             t.traceback = tb
-            self._outbox.append((TASK_FAILED, t))
-            self._end(t, FAILED)
-            for child in t.downstream:
-                if child.state is PENDING:
-                    todo.append(child)
+            self._end_failed(t)
+            todo.extend(t.downstream)
             t.downstream = []
+            self._fail_mirrors(t)
+
+    def _upstream_failed(self, task: Task, parent: Task) -> None:
+        policy = task.opts.policy if task.opts is not _NO_OPTIONS else self._group_policy.get(task.group, "fail")
+        if policy == "cancel":
+            self._cancel(task)
+            return
+        task.error = UpstreamFailed(task.uid, parent.uid, parent.message)
+        task.message = parent.message
+        task.traceback = parent.traceback
+        self._end_failed(task)
+        self._fail_mirrors(task)
+
+    def _end_failed(self, t: Task) -> None:
+        if t.group is not _HIDDEN and not t.muted:
+            self._outbox.append((TASK_FAILED, t))
+        self._end(t, FAILED)
+        self._resolve_handles(t, FAILED)
+
+    def _fail_mirrors(self, work: Task) -> None:
+        if work.mirrors:
+            mirrors, work.mirrors = work.mirrors, []
+            for m in mirrors:
+                if m.state is PENDING:
+                    self._fail(m, work.error, work.traceback, work.message)  # type: ignore[arg-type]
+
+    def _end_cancelled(self, task: Task) -> None:
+        if task.group is not _HIDDEN and not task.muted:
+            self._outbox.append((TASK_CANCELLED, task))
+        self._end(task, CANCELLED)
+        self._resolve_handles(task, CANCELLED)
+        if task.mirrors:  # the shared work was cancelled: so are its requests
+            for m in task.mirrors:
+                if m.state is PENDING:
+                    self._end_cancelled(m)
+            task.mirrors = []
+
+    def _request_stop(self, task: Task) -> None:
+        self._move(task, CANCELLING)
+        if task.cancel_event is not None:
+            task.cancel_event.set()
 
     def _cancel(self, task: Task) -> None:
-        """Stop a task silently; its dependents can never run, so stop them too."""
+        """Stop a task; its dependents can never run, so stop them too."""
         todo = [task]
         while todo:
             t = todo.pop()
             state = t.state
             if state is RUNNING:
-                self._move(t, CANCELLING)  # the worker ends it in finish()
+                self._request_stop(t)  # the worker ends it in finish()
             elif state is PENDING or state is QUEUED:
                 if state is QUEUED:
                     self._n_ready -= 1
                 self._end_cancelled(t)
+                work = t.work
+                if work is not None and work.mirrors is not None:
+                    if t in work.mirrors:
+                        work.mirrors.remove(t)
+                    if not work.mirrors and not work.state.is_terminal:
+                        todo.append(work)  # the last requester gave up
             else:
                 continue
             todo.extend(c for c in t.downstream if c.state is PENDING)
@@ -551,6 +1119,51 @@ class Scheduler:
             self._cancel(t)
         self._flush_wake()
 
+    def _revive(self, task: Task) -> None:
+        """retry(): back to PENDING, upstream failures first."""
+        for up in task.upstream:
+            parent = self._tasks.get(up)
+            if parent is not None and parent.state in (FAILED, CANCELLED) and parent.fn is not None:
+                self._revive(parent)
+        self._finished.pop(task.uid, None)
+        self._move(task, PENDING)
+        task.error = None
+        task.message = task.traceback = ""
+        task.ended = None
+        task.timed_out = False
+        task.progress = None
+        task.progress_message = ""
+        members = self._groups.get(task.group)
+        if members is None:
+            members = self._groups[task.group] = {}
+        members[task.uid] = task
+        self._wire_upstream(task)
+
+    def _resolve_handles(self, task: Task, state: TaskState) -> None:
+        handles = task.handles
+        if handles:
+            for h in handles:
+                self._resolve_one(h, task)
+
+    def _resolve_one(self, handle: Any, task: Task) -> None:
+        state = task.state
+        if handle.done():
+            return
+        if state is COMPLETED:
+            handle._resolve(state, task.result, None)
+        elif state is FAILED:
+            handle._resolve(state, None, task.error)
+        else:
+            handle._resolve(state, None, TaskCancelled(f"task {task.uid} was cancelled"))
+
+
+# ---------------------------------------------------------------------- workers
+
+
+def current() -> tuple[Scheduler, Task] | None:
+    """The (scheduler, task) the calling worker thread is running, if any."""
+    return getattr(_local, "current", None)
+
 
 def run_worker(scheduler: Scheduler) -> None:
     """A worker's whole life: run tasks until the scheduler has none for it.
@@ -558,15 +1171,19 @@ def run_worker(scheduler: Scheduler) -> None:
     Any exception a task raises, ``SystemExit`` and ``KeyboardInterrupt``
     included, fails that task and never ends the worker.
     """
+    local = _local
     task = scheduler.claim()
     while task is not None:
+        local.current = (scheduler, task)
         try:
             value = task.fn(*task.args, **task.kwargs)  # type: ignore[misc]
         except BaseException as exc:  # noqa: BLE001 - a task must never kill its worker
-            message = str(exc) or type(exc).__name__
             tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+            exc.__traceback__ = None
+            local.current = None
+            task = scheduler.finish(task, False, None, exc, tb)
             del exc
-            task = scheduler.finish(task, False, None, message, tb)
         else:
+            local.current = None
             task = scheduler.finish(task, True, value)
             del value

@@ -1,24 +1,28 @@
-"""Task states and the transitions allowed between them.
+"""Task states, the transitions allowed between them, and task snapshots.
 
 The states separate what was *asked* from what was *reached*: a running task
 that is asked to stop is CANCELLING until its function returns, and only then
-CANCELLED.  Every task ends in exactly one of the terminal states.
+CANCELLED.  Every run of a task ends in exactly one of the terminal states;
+``retry`` (or an automatic retry) takes a FAILED or CANCELLED task back to
+PENDING.
 """
 
 from __future__ import annotations
 
 import enum
+from dataclasses import dataclass
+from typing import Any
 
 
 class TaskState(enum.Enum):
     """Where a task is in its life."""
 
-    PENDING = "pending"  #: waiting for upstream tasks
+    PENDING = "pending"  #: waiting for upstream tasks (or for a retry's backoff)
     QUEUED = "queued"  #: ready, waiting for a worker
     RUNNING = "running"  #: a worker is running its function
     CANCELLING = "cancelling"  #: running, and asked to stop; its result will be dropped
     COMPLETED = "completed"  #: returned a result (terminal)
-    FAILED = "failed"  #: raised, or an upstream task failed (terminal)
+    FAILED = "failed"  #: raised, timed out, or an upstream task failed (terminal)
     CANCELLED = "cancelled"  #: stopped before or while running (terminal)
 
     @property
@@ -28,26 +32,62 @@ class TaskState(enum.Enum):
 
 _TERMINAL = frozenset({TaskState.COMPLETED, TaskState.FAILED, TaskState.CANCELLED})
 
-# Allowed transitions.  The scheduler checks each one (see Scheduler._move), so
-# a bug that would end a task twice raises instead of emitting twice.
+P, Q, R, CG, D, F, C = (
+    TaskState.PENDING,
+    TaskState.QUEUED,
+    TaskState.RUNNING,
+    TaskState.CANCELLING,
+    TaskState.COMPLETED,
+    TaskState.FAILED,
+    TaskState.CANCELLED,
+)
+
+# Allowed transitions.  The scheduler checks every one (Scheduler._move): an
+# illegal one raises IllegalTransition and leaves the state as it was.
 TRANSITIONS: dict[TaskState, frozenset[TaskState]] = {
-    TaskState.PENDING: frozenset({TaskState.QUEUED, TaskState.FAILED, TaskState.CANCELLED}),
-    TaskState.QUEUED: frozenset({TaskState.RUNNING, TaskState.CANCELLED}),
-    TaskState.RUNNING: frozenset(
-        {TaskState.COMPLETED, TaskState.FAILED, TaskState.CANCELLING}
-    ),
-    TaskState.CANCELLING: frozenset({TaskState.CANCELLED}),
-    TaskState.COMPLETED: frozenset(),
-    TaskState.FAILED: frozenset(),
-    TaskState.CANCELLED: frozenset(),
+    P: frozenset({Q, D, F, C}),  # D: a deduplicated request completes with its key's work
+    Q: frozenset({R, C}),
+    R: frozenset({D, F, CG, C, P}),  # C: the task cancelled itself; P: retry after backoff
+    CG: frozenset({C, F}),  # F: the stop was a timeout
+    D: frozenset(),
+    F: frozenset({P}),  # retry()
+    C: frozenset({P}),  # retry()
 }
+del P, Q, R, CG, D, F, C
 
 
 class IllegalTransition(RuntimeError):
-    """A state change the transition table does not allow (a bgtasks bug)."""
+    """A state change the transition table does not allow."""
 
     def __init__(self, uid: int, old: TaskState, new: TaskState) -> None:
         super().__init__(f"task {uid}: illegal transition {old.name} -> {new.name}")
         self.uid = uid
         self.old = old
         self.new = new
+
+
+@dataclass(frozen=True, slots=True)
+class TaskInfo:
+    """A frozen snapshot of one task (``BackgroundTaskManager.info``).
+
+    Times are seconds since the epoch (``time.time()``); ``runtime`` is the
+    time from the last start to the end, or to now while running.
+    """
+
+    uid: int
+    name: str
+    group: Any
+    state: TaskState
+    priority: float
+    key: Any
+    upstream: tuple[int, ...]
+    created: float
+    started: float | None
+    ended: float | None
+    runtime: float | None
+    progress: float | None
+    message: str  #: the latest progress message
+    status: Any  #: what the task last set as its status
+    error: str  #: the error message of a failed task
+    traceback: str
+    attempts: int  #: how many times the function started

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from bgtasks import IllegalTransition, TaskState
 from bgtasks._scheduler import (
     GROUP_FINISHED,
+    TASK_CANCELLED,
     TASK_COMPLETED,
     TASK_FAILED,
     Scheduler,
@@ -39,15 +40,19 @@ class Harness:
             self.slots -= 1
             run_worker(self.s)
 
-    def events(self) -> list[tuple[str, object]]:
+    def events(self, cancelled: bool = False) -> list[tuple]:
+        """The seed's view of the outbox (stops are silent), or with ``cancelled`` too."""
         out = []
-        for kind, item in self.s.take_events():
+        for event in self.s.take_events():
+            kind, item = event[0], event[1] if len(event) > 1 else None
             if kind == TASK_COMPLETED:
-                out.append(("completed", item.uid, item.result))
+                out.append(("completed", item.uid, event[2]))
             elif kind == TASK_FAILED:
                 out.append(("failed", item.uid, item.message))
-            else:
+            elif kind == GROUP_FINISHED:
                 out.append(("group", item))
+            elif kind == TASK_CANCELLED and cancelled:
+                out.append(("cancelled", item.uid))
         return out
 
 
@@ -185,7 +190,7 @@ def test_failed_downstream_gets_the_same_traceback():
     child = h.s.add(lambda: None, upstream_task_ids=[bad])
     h.s.start()
     h.run()
-    tasks = {t.uid: t for kind, t in h.s.take_events() if kind == TASK_FAILED}
+    tasks = {e[1].uid: e[1] for e in h.s.take_events() if e[0] == TASK_FAILED}
     assert "ValueError: boom" in tasks[bad].traceback
     assert tasks[child].traceback == tasks[bad].traceback
 
@@ -323,7 +328,7 @@ def test_stopping_an_ended_task_is_harmless(h):
     h.run()
     h.events()
     h.s.stop(a)
-    assert h.s.state(a) is None
+    assert h.s.state(a) is TaskState.COMPLETED
 
 
 # ---------------------------------------------------------------- groups
@@ -571,7 +576,7 @@ def test_worker_count_never_exceeds_max_workers_with_real_threads():
     while threads:
         threads.pop().join(10)
     assert peak == limit
-    assert len([k for k, _ in s.take_events() if k == TASK_COMPLETED]) == 50
+    assert len([e for e in s.take_events() if e[0] == TASK_COMPLETED]) == 50
 
 
 # ---------------------------------------------------------------- randomized DAG
@@ -632,10 +637,10 @@ def test_random_dag_every_task_ends_once_every_group_finishes_once(dag):
         i = index[task.uid]
         # every upstream completed before a task runs
         for u in spec[i]["ups"]:
-            assert s.state(uids[u]) in (TaskState.COMPLETED, None)
+            assert s.state(uids[u]) is TaskState.COMPLETED
         task.fn()
         if spec[i]["fails"]:
-            nxt = s.finish(task, False, None, f"fail {i}", "tb")
+            nxt = s.finish(task, False, None, ValueError(f"fail {i}"), "tb")
         else:
             nxt = s.finish(task, True, {f"k{i}": i})
         if nxt is not None:
@@ -670,18 +675,15 @@ def test_random_dag_every_task_ends_once_every_group_finishes_once(dag):
 
     ended: dict[int, str] = {}
     group_events: list = []
-    for kind, item in events:
+    for kind, item, *_ in events:
         if kind == GROUP_FINISHED:
             group_events.append(item)
             continue
         assert item.uid not in ended, "a task ended twice"
-        ended[item.uid] = "completed" if kind == TASK_COMPLETED else "failed"
+        ended[item.uid] = {TASK_COMPLETED: "completed", TASK_FAILED: "failed"}.get(kind, "cancelled")
     for uid in uids:
         state = s.state(uid)
-        if uid in ended:
-            assert state in (None, TaskState.FAILED)
-        else:
-            assert state is TaskState.CANCELLED, (uid, state)
+        assert state.name.lower() == ended[uid], (uid, state)
     assert len(ran) == len(set(ran)), "a task ran twice"
     # a task that failed on purpose ran; a task whose upstream failed never ran
     for uid, how in ended.items():
@@ -689,15 +691,15 @@ def test_random_dag_every_task_ends_once_every_group_finishes_once(dag):
         if how == "completed":
             assert i in ran
     # groups: exactly one finish per group that had a completion or failure
-    reported_groups = {spec[index[uid]]["group"] for uid in ended}
+    reported_groups = {spec[index[uid]]["group"] for uid, how in ended.items() if how != "cancelled"}
     assert sorted(map(repr, group_events)) == sorted(map(repr, reported_groups))
     # a group's finish comes after each of its tasks' events
     position = {}
-    for pos, (kind, item) in enumerate(events):
+    for pos, (kind, item, *_) in enumerate(events):
         if kind == GROUP_FINISHED:
             position[repr(item)] = pos
-    for pos, (kind, item) in enumerate(events):
-        if kind != GROUP_FINISHED:
+    for pos, (kind, item, *_) in enumerate(events):
+        if kind != GROUP_FINISHED and repr(item.group) in position:
             assert pos < position[repr(item.group)]
     assert s.counts()["live"] == 0
 
@@ -721,13 +723,17 @@ def test_state_of_unknown_uid_is_a_key_error(h):
         h.s.state(3)
 
 
-def test_outcomes_of_ended_tasks_are_remembered_within_a_bound(h, monkeypatch):
-    import bgtasks._scheduler as core
-
-    monkeypatch.setattr(core, "ENDED_MEMORY", 3)
+def test_finished_tasks_are_kept_within_keep_finished(h):
+    h.s.keep_finished = 3
     uids = [h.s.add(lambda: 1) for _ in range(5)]
     for uid in uids:
         h.s.stop(uid)
-    assert sorted(h.s._ended) == uids[-3:]
+    assert [i.uid for i in h.s.infos()] == uids[-3:]
+    with pytest.raises(KeyError, match="task 1 was forgotten: it finished more than keep_finished tasks ago"):
+        h.s.state(uids[0])
     late = h.s.add(lambda: 1, upstream_task_ids=[uids[-1]])
-    assert h.s.state(late) is TaskState.CANCELLED
+    assert h.s.state(late) is TaskState.CANCELLED  # a remembered cancelled upstream cancels
+    forgotten = h.s.add(lambda: 1, upstream_task_ids=[uids[0]])
+    assert h.s.state(forgotten) is TaskState.QUEUED  # a forgotten one counts as completed
+
+
