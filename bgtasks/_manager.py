@@ -27,7 +27,7 @@ from collections.abc import Callable, Hashable, Mapping, Sequence
 from time import perf_counter
 from typing import Any
 
-from PySide6.QtCore import QCoreApplication, QEvent, QMetaMethod, QObject, QThread, QTimer, Signal
+from PySide6.QtCore import QCoreApplication, QEvent, QMetaMethod, QObject, QThread, Signal
 
 from . import _graph, _pool
 from ._handle import TaskHandle
@@ -41,7 +41,7 @@ from ._scheduler import (
     TASK_REMOVED,
     TASK_STARTED,
     TASK_STATE,
-    TIMERS,
+    ANY_GROUP,
     Scheduler,
     run_worker,
 )
@@ -61,7 +61,6 @@ _OPTIONAL_SIGNALS = {
     "task_added": TASK_ADDED,
     "task_removed": TASK_REMOVED,
 }
-_UNSET: Any = object()
 
 
 class BackgroundTaskManager(QObject):
@@ -123,24 +122,17 @@ class BackgroundTaskManager(QObject):
         super().__init__(parent)
         #: Seconds the drain may spend emitting signals before it yields to the event loop.
         self.drain_budget = 0.004
-        #: Least seconds between two ``task_progress`` of one task.
-        self.progress_interval = 0.04
         #: Seconds ``shut_down()`` waits for running tasks when no timeout is given;
         #: also used when the application quits or the interpreter exits.
         self.shutdown_timeout = 5.0
         self._pending: deque[tuple[Any, ...]] = deque()  # taken from the scheduler, not yet emitted
         self._shut_down = False
-        self._progress_sent: dict[int, float] = {}  # uid -> when its progress was last emitted
-        self._progress_held: dict[int, Any] = {}  # uid -> task whose progress waits for the interval
-        self._progress_timer = QTimer(self, singleShot=True)
-        self._progress_timer.timeout.connect(self._flush_progress)
-        self._due_timer = QTimer(self, singleShot=True)
-        self._due_timer.timeout.connect(self._tick)
         self._callbacks: dict[int, list[tuple[TaskHandle, Callable[[TaskHandle], Any]]]] = {}
         self._callbacks_lock = threading.Lock()
         self._calls: deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()  # any thread
         self._owners: dict[int, set[int]] = {}  # id(owner) -> uids
         self._owner_of: dict[int, int] = {}  # uid -> id(owner)
+        self._receivers: dict[int, int] = {}  # optional event kind -> connections
         pool = self._pool = _pool.new_pool(max_threads)
         me = weakref.ref(self)
 
@@ -262,8 +254,6 @@ class BackgroundTaskManager(QObject):
         self._shut_down = True
         self._scheduler.close()
         self._pending.clear()
-        self._progress_timer.stop()
-        self._due_timer.stop()
         with self._callbacks_lock:
             self._callbacks.clear()
         _LIVE_MANAGERS.discard(self)
@@ -381,6 +371,17 @@ class BackgroundTaskManager(QObject):
         self._scheduler.cache_size = size
 
     @property
+    def progress_interval(self) -> float:
+        """Least seconds between two ``task_progress`` of one task (default 0.04: 25/s)."""
+        return self._scheduler.progress_interval
+
+    @progress_interval.setter
+    def progress_interval(self, seconds: float) -> None:
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
+            raise ValueError(f"progress_interval must be a non-negative number, got {seconds!r}")
+        self._scheduler.progress_interval = seconds
+
+    @property
     def keep_finished(self) -> int:
         """How many finished tasks stay in the registry (``info``) before the oldest go."""
         return self._scheduler.keep_finished
@@ -402,7 +403,7 @@ class BackgroundTaskManager(QObject):
         """A frozen snapshot of one task.  ``KeyError`` as :meth:`task_state`.  Any thread."""
         return self._scheduler.info(uid)
 
-    def tasks(self, group: Hashable = _UNSET, state: TaskState | None = None) -> list[TaskInfo]:
+    def tasks(self, group: Hashable = ANY_GROUP, state: TaskState | None = None) -> list[TaskInfo]:
         """Snapshots of every registered task, or of one group, or in one state.  Any thread."""
         return self._scheduler.infos(group, state)
 
@@ -441,6 +442,9 @@ class BackgroundTaskManager(QObject):
         options: dict[str, Any],
         handle: TaskHandle | None = None,
     ) -> int:
+        scheduler = self._scheduler
+        if not options:  # the common case: no task options
+            return scheduler.add(fn, priority, group, upstream, args, kwargs, handle=handle)
         owner = options.pop("owner", None)
         exclusive = options.pop("exclusive", False)
         name = options.pop("name", None)
@@ -451,7 +455,6 @@ class BackgroundTaskManager(QObject):
             raise TypeError(f"unknown task option {sorted(unknown)[0]!r}")
         if owner is not None and not isinstance(owner, QObject):
             raise TypeError(f"owner must be a QObject, got {owner!r}")
-        scheduler = self._scheduler
         opts = scheduler.make_options(**options)
         uid = scheduler.add(fn, priority, group, upstream, args, kwargs, opts, name, bool(exclusive), handle)
         if owner is not None:
@@ -498,21 +501,23 @@ class BackgroundTaskManager(QObject):
             self._calls.append((fn, args))
             QCoreApplication.postEvent(self, QEvent(_WAKE))
 
+    # Connection counts per optional signal.  Qt may call these two while it
+    # holds its own connection lock, so they must not call receivers() or
+    # anything else that would take it again.
     def connectNotify(self, signal: QMetaMethod) -> None:  # noqa: N802 - Qt override
-        self._update_watched()
+        self._count_receivers(signal, 1)
 
     def disconnectNotify(self, signal: QMetaMethod) -> None:  # noqa: N802 - Qt override
-        self._update_watched()
+        self._count_receivers(signal, -1)
 
-    def _update_watched(self) -> None:
-        if getattr(self, "_scheduler", None) is None:
-            return  # connections made during __init__
-        watched = {
-            kind
-            for name, kind in _OPTIONAL_SIGNALS.items()
-            if self.receivers(f"2{name}(PyObject,PyObject{',PyObject' if kind == TASK_STATE else ''})") > 0
-        }
-        self._scheduler.watch(watched)
+    def _count_receivers(self, signal: QMetaMethod, delta: int) -> None:
+        kind = _OPTIONAL_SIGNALS.get(bytes(signal.name().data()).decode())
+        scheduler = getattr(self, "_scheduler", None)
+        if kind is None or scheduler is None:
+            return
+        counts = self._receivers
+        counts[kind] = max(0, counts.get(kind, 0) + delta)
+        scheduler.watch(k for k, n in counts.items() if n > 0)
 
     # ------------------------------------------------------------------ delivery
 
@@ -547,90 +552,55 @@ class BackgroundTaskManager(QObject):
 
     def _deliver(self, event: tuple[Any, ...]) -> None:
         kind = event[0]
-        if kind == GROUP_FINISHED:
+        if kind == TASK_COMPLETED:
+            task = event[1]
+            task.result = None  # delivered: tasks added from now on don't merge it
+            task.pending = False
+            if not task.muted:
+                self.task_completed.emit(task.uid, task.group, event[2])
+        elif kind == TASK_PROGRESS:
+            source, task = event[1], event[2]
+            source.progress_queued = False  # before reading: a newer value queues again
+            if not task.muted:
+                self.task_progress.emit(task.uid, task.group, source.progress, source.progress_message)
+            return
+        elif kind == GROUP_FINISHED:
             self.task_group_finished.emit(event[1])
             return
-        if kind == TIMERS:
-            self._arm_due_timer()
-            return
-        if kind == TASK_REMOVED:
+        elif kind == TASK_FAILED:
+            task = event[1]
+            task.pending = False
+            if not task.muted:
+                self.task_failed.emit(task.uid, task.group, task.message, task.traceback)
+        elif kind == TASK_CANCELLED:
+            task = event[1]
+            task.pending = False
+            if not task.muted:
+                self.task_cancelled.emit(task.uid, task.group)
+        elif kind == TASK_REMOVED:
             self.task_removed.emit(event[1], event[2])
             return
-        task = event[1]
-        if task.muted:
-            return
-        if kind == TASK_COMPLETED:
-            self._end_progress(task)
-            self.task_completed.emit(task.uid, task.group, event[2])
-        elif kind == TASK_FAILED:
-            self._end_progress(task)
-            self.task_failed.emit(task.uid, task.group, task.message, task.traceback)
-        elif kind == TASK_CANCELLED:
-            self._end_progress(task)
-            self.task_cancelled.emit(task.uid, task.group)
-        elif kind == TASK_PROGRESS:
-            self._progress(task)
-            return
-        elif kind == TASK_STARTED:
-            self.task_started.emit(task.uid, task.group)
-            return
-        elif kind == TASK_STATE:
-            self.task_state_changed.emit(task.uid, task.group, event[2])
-            return
-        elif kind == TASK_ADDED:
-            self.task_added.emit(task.uid, task.group)
+        else:
+            task = event[1]
+            if task.muted:
+                return
+            if kind == TASK_STARTED:
+                self.task_started.emit(task.uid, task.group)
+            elif kind == TASK_STATE:
+                self.task_state_changed.emit(task.uid, task.group, event[2])
+            elif kind == TASK_ADDED:
+                self.task_added.emit(task.uid, task.group)
             return
         # the task ended: its done-callbacks
-        if self._callbacks:
+        if self._callbacks or self._owner_of:
             with self._callbacks_lock:
                 callbacks = self._callbacks.pop(task.uid, None)
                 key = self._owner_of.pop(task.uid, None)
                 if key is not None:
                     self._owners.get(key, set()).discard(task.uid)
-            if callbacks:
+            if callbacks and not task.muted:
                 for handle, fn in callbacks:
                     _call_logged(fn, handle)
-        elif self._owner_of:
-            with self._callbacks_lock:
-                key = self._owner_of.pop(task.uid, None)
-                if key is not None:
-                    self._owners.get(key, set()).discard(task.uid)
-
-    def _progress(self, task: Any) -> None:
-        now = time.monotonic()
-        wait = self._progress_sent.get(task.uid, -1e9) + self.progress_interval - now
-        if wait > 0:
-            self._progress_held[task.uid] = task
-            if not self._progress_timer.isActive():
-                self._progress_timer.start(max(1, int(wait * 1000) + 1))
-            return
-        self._progress_sent[task.uid] = now
-        self.task_progress.emit(task.uid, task.group, task.progress, task.progress_message)
-
-    def _end_progress(self, task: Any) -> None:
-        """The task ended: its held progress goes out first, and is forgotten."""
-        held = self._progress_held.pop(task.uid, None)
-        if held is not None:
-            self.task_progress.emit(task.uid, task.group, task.progress, task.progress_message)
-        self._progress_sent.pop(task.uid, None)
-
-    def _flush_progress(self) -> None:
-        held, self._progress_held = self._progress_held, {}
-        for task in held.values():
-            if not task.muted and not self._shut_down:
-                self._progress(task)
-
-    def _arm_due_timer(self) -> None:
-        due = self._scheduler.next_due()
-        if due is None:
-            self._due_timer.stop()
-        else:
-            self._due_timer.start(max(0, int((due - time.monotonic()) * 1000) + 1))
-
-    def _tick(self) -> None:
-        if not self._shut_down:
-            self._scheduler.tick()
-            self._arm_due_timer()
 
 
 def _call_logged(fn: Callable[..., Any], *args: Any) -> None:

@@ -30,8 +30,9 @@ Design:
   until ``keep_finished`` newer ones have finished; their function, arguments
   and result are dropped when they end (failed and cancelled ones keep theirs
   for ``retry``).
-* Retries' backoffs and timeouts are deadlines in one heap; the owner calls
-  :meth:`Scheduler.tick` when :meth:`Scheduler.next_due` comes.
+* Retries' backoffs, timeouts and held-back progress are deadlines in one
+  heap, served by one daemon timer thread (:meth:`Scheduler.tick`), so they
+  never wait for the owner's event loop.
 """
 
 from __future__ import annotations
@@ -64,15 +65,18 @@ TASK_FAILED = 1  # (kind, task)
 GROUP_FINISHED = 2  # (kind, group)
 TASK_CANCELLED = 3  # (kind, task)
 TASK_STARTED = 4  # (kind, task)
-TASK_PROGRESS = 5  # (kind, task): the latest value is read when delivered
+TASK_PROGRESS = 5  # (kind, source, task): source's latest value, read when delivered
 TASK_STATE = 6  # (kind, task, state)
 TASK_ADDED = 7  # (kind, task)
 TASK_REMOVED = 8  # (kind, uid, group)
-TIMERS = 9  # (kind,): next_due() changed
 #: Kinds produced only while someone listens (see Scheduler.watch).
 OPTIONAL_EVENTS = frozenset({TASK_STARTED, TASK_STATE, TASK_ADDED, TASK_REMOVED})
 
 UPSTREAM_POLICIES = ("fail", "cancel")
+#: How many forgotten failed or cancelled tasks are still remembered as such, for
+#: tasks added later with them upstream; older forgotten ones count as completed.
+ENDED_MEMORY = 100_000
+ANY_GROUP: Any = object()  # infos(): no group filter
 _HIDDEN = object()  # the group of a deduplicated key's shared work: in no group
 
 _local = threading.local()
@@ -109,7 +113,7 @@ class Task:
         "upstream", "downstream", "result", "error", "message", "traceback", "created",
         "started", "ended", "progress", "progress_message", "progress_queued", "status",
         "settings", "settings_pending", "attempts", "opts", "cancel_event", "handles",
-        "work", "mirrors", "muted", "timed_out",
+        "work", "mirrors", "muted", "timed_out", "progress_at", "progress_dirty", "pending",
     )  # fmt: skip
 
     def __init__(self, uid: int, name: str, fn: Any, args: Any, kwargs: Any,
@@ -135,7 +139,10 @@ class Task:
         self.ended: float | None = None
         self.progress: float | None = None
         self.progress_message = ""
-        self.progress_queued = False
+        self.progress_queued = False  # a progress event is in the outbox
+        self.progress_dirty = False  # a newer value waits for the progress interval (a timer)
+        self.progress_at = -1e9  # monotonic time of the last progress event
+        self.pending = False  # its terminal event is not delivered yet: not to be forgotten
         self.status: Any = None
         self.settings: Any = None
         self.settings_pending: Any = _NOTHING
@@ -223,6 +230,8 @@ class Scheduler:
         self.keep_finished = keep_finished
         self._tasks: dict[int, Task] = {}  # every task not yet forgotten
         self._finished: OrderedDict[int, None] = OrderedDict()  # ended, oldest first
+        self._ended: dict[int, tuple[TaskState, str, str]] = {}  # forgotten, not COMPLETED
+        self.progress_interval = 0.04
         self._next_uid = 1
         self._ready: list[tuple[float, int, Task]] = []
         self._n_ready = 0  # QUEUED tasks, parked ones included
@@ -246,6 +255,10 @@ class Scheduler:
         self.cache_size = 0
         self._timers: list[tuple[float, int, str, Task, int]] = []  # (due, seq, kind, task, attempt)
         self._timer_seq = itertools.count()
+        # Retries' backoffs, timeouts and held progress fire from one daemon
+        # thread, so they never depend on the owner's event loop.
+        self._timer_wakeup = threading.Condition(self._lock)
+        self._timer_thread: threading.Thread | None = None
 
     # ------------------------------------------------------------------ configuration
 
@@ -287,6 +300,14 @@ class Scheduler:
         on_upstream_failure: object = None,
     ) -> Options:
         """Validate per-task options (caller's thread, no lock)."""
+        if isinstance(retry_on, type):
+            retry_on = (retry_on,)
+        if not isinstance(retry_on, tuple) or not all(
+            isinstance(t, type) and issubclass(t, BaseException) for t in retry_on
+        ):
+            raise TypeError(f"retry_on must be exception types, got {retry_on!r}")
+        if isinstance(backoff, bool) or not isinstance(backoff, (int, float)) or not backoff >= 0:
+            raise ValueError(f"backoff must be a non-negative number of seconds, got {backoff!r}")
         if (
             key is None and not retries and timeout is None and resources is None
             and on_upstream_failure is None
@@ -299,15 +320,7 @@ class Scheduler:
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
             raise ValueError(f"retries must be a non-negative integer, got {retries!r}")
         opts.retries = retries
-        if isinstance(retry_on, type):
-            retry_on = (retry_on,)
-        if not isinstance(retry_on, tuple) or not all(
-            isinstance(t, type) and issubclass(t, BaseException) for t in retry_on
-        ):
-            raise TypeError(f"retry_on must be exception types, got {retry_on!r}")
         opts.retry_on = retry_on
-        if isinstance(backoff, bool) or not isinstance(backoff, (int, float)) or not backoff >= 0:
-            raise ValueError(f"backoff must be a non-negative number of seconds, got {backoff!r}")
         opts.backoff = backoff
         if timeout is not None:
             if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
@@ -522,6 +535,7 @@ class Scheduler:
             self._keys.clear()
             self._cache.clear()
             self._timers.clear()
+            self._timer_wakeup.notify_all()
             self._outbox.clear()
             return True
 
@@ -545,16 +559,23 @@ class Scheduler:
         return event.wait(seconds)
 
     def report_progress(self, task: Task, fraction: float, message: str | None) -> None:
+        # Called in a tight loop by the task: while an event or a timer will
+        # carry the latest value anyway, only store it (no lock).
+        task.progress = fraction
+        if message is not None:
+            task.progress_message = message
+        if task.progress_queued or task.progress_dirty:
+            return
         with self._lock:
-            if self._closed:
+            if self._closed or task.progress_queued or task.progress_dirty:
                 return
-            for t in task.mirrors or (task,):  # shared work reports to its requests
-                t.progress = fraction
-                if message is not None:
-                    t.progress_message = message
-                if not t.progress_queued and not t.muted and t.group is not _HIDDEN:
-                    t.progress_queued = True
-                    self._outbox.append((TASK_PROGRESS, t))
+            now = time.monotonic()
+            wait = task.progress_at + self.progress_interval - now
+            if wait <= 0:
+                self._queue_progress(task, now)
+            else:  # at most one event per interval: a timer sends the latest later
+                task.progress_dirty = True
+                self._add_timer(wait, "progress", task)
             self._flush_wake()
 
     def set_status(self, task: Task, status: Any) -> None:
@@ -645,18 +666,7 @@ class Scheduler:
                 self._wake_pending = False
                 return events
             self._outbox = []
-            for event in events:
-                kind = event[0]
-                if kind == TASK_COMPLETED:
-                    event[1].result = None  # delivered: later dependents don't get it
-                elif kind == TASK_PROGRESS:
-                    event[1].progress_queued = False
             return events
-
-    def next_due(self) -> float | None:
-        """The ``time.monotonic()`` at which :meth:`tick` has work, or None."""
-        with self._lock:
-            return self._timers[0][0] if self._timers else None
 
     def tick(self) -> None:
         """Start retries whose backoff is over, and stop tasks past their timeout."""
@@ -672,6 +682,10 @@ class Scheduler:
                 elif kind == "timeout" and task.state is RUNNING:
                     task.timed_out = True
                     self._request_stop(task)
+                elif kind == "progress" and task.progress_dirty:
+                    task.progress_dirty = False
+                    if not task.progress_queued:
+                        self._queue_progress(task, now)
             spawn = self._spawn_count()
             self._flush_wake()
         if spawn:
@@ -687,13 +701,13 @@ class Scheduler:
         with self._lock:
             return self._info(self._get(uid, "info"))
 
-    def infos(self, group: object = _NOTHING, state: TaskState | None = None) -> list[TaskInfo]:
+    def infos(self, group: object = ANY_GROUP, state: TaskState | None = None) -> list[TaskInfo]:
         with self._lock:
             return [
                 self._info(t)
                 for t in self._tasks.values()
                 if t.group is not _HIDDEN
-                and (group is _NOTHING or t.group == group)
+                and (group is ANY_GROUP or t.group == group)
                 and (state is None or t.state is state)
             ]
 
@@ -781,21 +795,28 @@ class Scheduler:
 
     def _wire_upstream(self, task: Task) -> None:
         """Count the upstream tasks a new (or revived) task waits for."""
-        failed_by: Task | None = None
+        failed_by: tuple[int, str, str] | None = None
         cancelled_by = False
         waiting = 0
         kwargs = task.kwargs
         tasks = self._tasks
         for up in task.upstream:
             parent = tasks.get(up)
-            if parent is None:
-                continue  # forgotten: it finished long ago, and completed
+            if parent is None:  # forgotten: it finished long ago
+                ended = self._ended.get(up)
+                if ended is None:
+                    continue  # completed (or forgotten beyond ENDED_MEMORY)
+                if ended[0] is FAILED:
+                    failed_by = failed_by or (up, ended[1], ended[2])
+                else:
+                    cancelled_by = True
+                continue
             state = parent.state
             if state is COMPLETED:
                 if type(parent.result) is dict:
                     kwargs.update(parent.result)  # type: ignore[union-attr]
             elif state is FAILED:
-                failed_by = failed_by or parent
+                failed_by = failed_by or (parent.uid, parent.message, parent.traceback)
             elif state is CANCELLED or state is CANCELLING:
                 cancelled_by = True
             else:
@@ -803,7 +824,7 @@ class Scheduler:
                 waiting += 1
         task.waiting = waiting
         if failed_by is not None:
-            self._upstream_failed(task, failed_by)
+            self._upstream_failed(task, *failed_by)
         elif cancelled_by:
             self._cancel(task)
         elif waiting == 0:
@@ -944,8 +965,28 @@ class Scheduler:
         due = time.monotonic() + delay
         first = not self._timers or due < self._timers[0][0]
         heapq.heappush(self._timers, (due, next(self._timer_seq), kind, task, task.attempts))
-        if first:
-            self._outbox.append((TIMERS,))
+        if self._timer_thread is None:
+            self._timer_thread = threading.Thread(
+                target=self._run_timers, name="bgtasks-timers", daemon=True
+            )
+            self._timer_thread.start()
+        elif first:
+            self._timer_wakeup.notify()
+
+    def _run_timers(self) -> None:
+        while True:
+            with self._lock:
+                while True:
+                    if self._closed:
+                        return
+                    if self._timers:
+                        wait = self._timers[0][0] - time.monotonic()
+                        if wait <= 0:
+                            break
+                        self._timer_wakeup.wait(wait)
+                    else:
+                        self._timer_wakeup.wait()
+            self.tick()
 
     def _should_retry(self, task: Task, error: BaseException | None) -> bool:
         opts = task.opts
@@ -955,13 +996,20 @@ class Scheduler:
             and isinstance(error, opts.retry_on)
         )
 
-    def _end(self, task: Task, state: TaskState) -> None:
-        """Move a task to a terminal state and account for its group."""
+    def _end(self, task: Task, state: TaskState, event: tuple[Any, ...] | None) -> None:
+        """Move a task to a terminal state, queue its event, account for its group."""
         self._move(task, state)
         task.ended = time.time()
         if state is COMPLETED or task.work is not None:
             task.fn = task.args = task.kwargs = None  # failed/cancelled keep them for retry
+        if task.progress_dirty:  # the final progress goes out before the end
+            task.progress_dirty = False
+            if not task.progress_queued:
+                self._queue_progress(task, time.monotonic())
         group = task.group
+        if event is not None and group is not _HIDDEN and not task.muted:
+            self._outbox.append(event)
+            task.pending = True
         if task.mirrors is not None:
             if self._keys.get(task.opts.key) is task:
                 del self._keys[task.opts.key]
@@ -975,22 +1023,43 @@ class Scheduler:
                 if group in self._groups_reported:
                     self._groups_reported.discard(group)
                     self._outbox.append((GROUP_FINISHED, group))
-        self._finished[task.uid] = None
-        if len(self._finished) > self.keep_finished:
+        finished = self._finished
+        finished[task.uid] = None
+        if len(finished) > self.keep_finished:
+            self._trim_finished()
+
+    def _trim_finished(self) -> None:
+        # Oldest first, and never one whose end is not delivered yet (its
+        # result may still be merged into a task added before delivery).
+        finished, tasks = self._finished, self._tasks
+        while len(finished) > self.keep_finished:
+            uid = next(iter(finished))
+            if tasks[uid].pending:
+                return
             self._forget_oldest()
 
     def _forget_oldest(self) -> None:
         uid, _ = self._finished.popitem(last=False)
         task = self._tasks.pop(uid)
-        task.fn = task.args = task.kwargs = None
+        task.fn = task.args = task.kwargs = task.result = None
+        if task.state is not COMPLETED:
+            ended = self._ended
+            ended[uid] = (task.state, task.message, task.traceback)
+            if len(ended) > ENDED_MEMORY:
+                del ended[next(iter(ended))]
         if TASK_REMOVED in self._watched and task.group is not _HIDDEN:
             self._outbox.append((TASK_REMOVED, uid, task.group))
 
+    def _queue_progress(self, source: Task, now: float) -> None:
+        source.progress_queued = True
+        source.progress_at = now
+        for t in source.mirrors if source.mirrors is not None else (source,):
+            if not t.muted and t.group is not _HIDDEN:
+                self._outbox.append((TASK_PROGRESS, source, t))
+
     def _complete(self, task: Task, value: Any) -> None:
         task.result = value
-        if task.group is not _HIDDEN and not task.muted:
-            self._outbox.append((TASK_COMPLETED, task, value))
-        self._end(task, COMPLETED)
+        self._end(task, COMPLETED, (TASK_COMPLETED, task, value))
         self._resolve_handles(task, COMPLETED)
         merge = type(value) is dict and value
         for child in task.downstream:
@@ -1025,8 +1094,7 @@ class Scheduler:
             t = todo.popleft()
             if t.state is not PENDING:  # ended already, e.g. reached twice through a diamond
                 continue
-            policy = t.opts.policy if t.opts is not _NO_OPTIONS else self._group_policy.get(t.group, "fail")
-            if policy == "cancel":
+            if self._policy(t) == "cancel":
                 self._cancel(t)
                 continue
             t.error = UpstreamFailed(t.uid, task.uid, task.message)
@@ -1037,21 +1105,23 @@ class Scheduler:
             t.downstream = []
             self._fail_mirrors(t)
 
-    def _upstream_failed(self, task: Task, parent: Task) -> None:
-        policy = task.opts.policy if task.opts is not _NO_OPTIONS else self._group_policy.get(task.group, "fail")
-        if policy == "cancel":
+    def _upstream_failed(self, task: Task, upstream: int, message: str, tb: str) -> None:
+        if self._policy(task) == "cancel":
             self._cancel(task)
             return
-        task.error = UpstreamFailed(task.uid, parent.uid, parent.message)
-        task.message = parent.message
-        task.traceback = parent.traceback
+        task.error = UpstreamFailed(task.uid, upstream, message)
+        task.message = message
+        task.traceback = tb
         self._end_failed(task)
         self._fail_mirrors(task)
 
+    def _policy(self, task: Task) -> str:
+        if task.opts is not _NO_OPTIONS and task.opts.policy != "fail":
+            return task.opts.policy
+        return self._group_policy.get(task.group, "fail") if self._group_policy else "fail"
+
     def _end_failed(self, t: Task) -> None:
-        if t.group is not _HIDDEN and not t.muted:
-            self._outbox.append((TASK_FAILED, t))
-        self._end(t, FAILED)
+        self._end(t, FAILED, (TASK_FAILED, t))
         self._resolve_handles(t, FAILED)
 
     def _fail_mirrors(self, work: Task) -> None:
@@ -1062,9 +1132,7 @@ class Scheduler:
                     self._fail(m, work.error, work.traceback, work.message)  # type: ignore[arg-type]
 
     def _end_cancelled(self, task: Task) -> None:
-        if task.group is not _HIDDEN and not task.muted:
-            self._outbox.append((TASK_CANCELLED, task))
-        self._end(task, CANCELLED)
+        self._end(task, CANCELLED, (TASK_CANCELLED, task))
         self._resolve_handles(task, CANCELLED)
         if task.mirrors:  # the shared work was cancelled: so are its requests
             for m in task.mirrors:

@@ -25,6 +25,10 @@ class TaskState(enum.Enum):
     FAILED = "failed"  #: raised, timed out, or an upstream task failed (terminal)
     CANCELLED = "cancelled"  #: stopped before or while running (terminal)
 
+    # Members are singletons: hash by identity, in C, not by name in Python
+    # (the scheduler checks a transition table on every state change).
+    __hash__ = object.__hash__
+
     @property
     def is_terminal(self) -> bool:
         return self in _TERMINAL

@@ -319,7 +319,7 @@ def test_next_group_id_is_unique_across_threads(make_manager):
 
 
 def test_shut_down_is_bounded_idempotent_and_silent(qtbot):
-    m = BackgroundTaskManager(start_processing=True)
+    m = BackgroundTaskManager(start_processing=True, max_threads=1)
     rec = Recorder(m)
     started, release = threading.Event(), threading.Event()
 
