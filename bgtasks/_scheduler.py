@@ -104,16 +104,41 @@ class Options:
 _NO_OPTIONS = Options()
 
 
-class Task:
+_NOTHING = object()
+
+
+class _TaskExtras:
+    """Defaults of the fields most tasks never write.  A Task stores one of
+    these in its (lazily created) instance dict only once it is set, which
+    keeps the common task small and quick to create."""
+
+    error: BaseException | None = None
+    message = ""  # error message
+    traceback = ""
+    progress: float | None = None
+    progress_message = ""
+    progress_queued = False  # a progress event is in the outbox
+    progress_dirty = False  # a newer value waits for the progress interval (a timer)
+    progress_at = -1e9  # monotonic time of the last progress event
+    status: Any = None
+    settings: Any = None
+    settings_pending: Any = _NOTHING
+    cancel_event: threading.Event | None = None
+    handles: list[Any] | None = None  # TaskHandles waiting for the outcome
+    work: Task | None = None  # a deduplicated request: the shared work
+    mirrors: list[Task] | None = None  # shared work: its requests
+    muted = False  # owner gone: deliver nothing more
+    timed_out = False
+
+
+class Task(_TaskExtras):
     """One task's record; every field is guarded by the scheduler's lock, except
     ``fn``/``args``/``kwargs``, which the worker running the task reads."""
 
     __slots__ = (
         "uid", "name", "fn", "args", "kwargs", "priority", "group", "state", "waiting",
-        "upstream", "downstream", "result", "error", "message", "traceback", "created",
-        "started", "ended", "progress", "progress_message", "progress_queued", "status",
-        "settings", "settings_pending", "attempts", "opts", "cancel_event", "handles",
-        "work", "mirrors", "muted", "timed_out", "progress_at", "progress_dirty", "pending",
+        "upstream", "downstream", "result", "created", "started", "ended", "attempts",
+        "opts", "pending",
     )  # fmt: skip
 
     def __init__(self, uid: int, name: str, fn: Any, args: Any, kwargs: Any,
@@ -129,37 +154,19 @@ class Task:
         self.state = PENDING
         self.waiting = 0  # upstream tasks not yet completed
         self.upstream = upstream
-        self.downstream: list[Task] = []
+        self.downstream: list[Task] | tuple[()] = ()  # a list once it has any
         self.result: Any = None
-        self.error: BaseException | None = None
-        self.message = ""
-        self.traceback = ""
         self.created = time.time()
         self.started: float | None = None
         self.ended: float | None = None
-        self.progress: float | None = None
-        self.progress_message = ""
-        self.progress_queued = False  # a progress event is in the outbox
-        self.progress_dirty = False  # a newer value waits for the progress interval (a timer)
-        self.progress_at = -1e9  # monotonic time of the last progress event
-        self.pending = False  # its terminal event is not delivered yet: not to be forgotten
-        self.status: Any = None
-        self.settings: Any = None
-        self.settings_pending: Any = _NOTHING
         self.attempts = 0
         self.opts = opts
-        self.cancel_event: threading.Event | None = None
-        self.handles: list[Any] | None = None  # TaskHandles waiting for the outcome
-        self.work: Task | None = None  # a deduplicated request: the shared work
-        self.mirrors: list[Task] | None = None  # shared work: its requests
-        self.muted = False  # owner gone: deliver nothing more
-        self.timed_out = False
+        self.pending = False  # its terminal event is not delivered yet: not to be forgotten
 
     def __repr__(self) -> str:
         return f"<Task {self.uid} {self.name!r} {self.state.name} group={self.group!r}>"
 
 
-_NOTHING = object()
 
 
 def _check_priority(priority: object, what: str = "priority") -> float:
@@ -229,7 +236,7 @@ class Scheduler:
         self._max_workers = max_workers
         self.keep_finished = keep_finished
         self._tasks: dict[int, Task] = {}  # every task not yet forgotten
-        self._finished: OrderedDict[int, None] = OrderedDict()  # ended, oldest first
+        self._finished: deque[int] = deque()  # ended, oldest first
         self._ended: dict[int, tuple[TaskState, str, str]] = {}  # forgotten, not COMPLETED
         self.progress_interval = 0.04
         self._next_uid = 1
@@ -525,7 +532,7 @@ class Scheduler:
                 if not task.state.is_terminal:
                     self._resolve_handles(task, CANCELLED)
                 task.fn = task.args = task.kwargs = task.result = None
-                task.downstream = []
+                task.downstream = ()
             self._finished.clear()
             self._ready.clear()
             self._n_ready = 0
@@ -625,7 +632,8 @@ class Scheduler:
             if self._closed:
                 self._active -= 1
                 return None
-            self._release_resources(task)
+            if task.opts.resources:
+                self._release_resources(task)
             state = task.state
             if state is CANCELLING:
                 if task.timed_out:
@@ -646,8 +654,12 @@ class Scheduler:
             nxt = self._claim()
             if nxt is None:
                 self._active -= 1
-            spawn = self._spawn_count()
-            self._flush_wake()
+                spawn = self._spawn_count()
+            else:
+                spawn = self._spawn_count() if self._n_ready > self._n_parked else 0
+            if self._outbox and not self._wake_pending:
+                self._wake_pending = True
+                self._wake()
         if spawn:
             self._spawn(spawn)
         return nxt
@@ -820,7 +832,10 @@ class Scheduler:
             elif state is CANCELLED or state is CANCELLING:
                 cancelled_by = True
             else:
-                parent.downstream.append(task)
+                if parent.downstream:
+                    parent.downstream.append(task)  # type: ignore[union-attr]
+                else:
+                    parent.downstream = [task]
                 waiting += 1
         task.waiting = waiting
         if failed_by is not None:
@@ -907,19 +922,27 @@ class Scheduler:
             self._n_ready -= 1
             task.attempts += 1
             task.started = time.time()
-            self._move(task, RUNNING)
-            if TASK_STARTED in self._watched and not task.muted:
+            task.state = RUNNING  # QUEUED -> RUNNING, always allowed
+            if self._watched and not task.muted:
+                self._announce_start(task)
+            timeout = task.opts.timeout
+            if timeout is not None:
+                self._add_timer(timeout, "timeout", task)
+            return task
+        return None
+
+    def _announce_start(self, task: Task) -> None:
+        if task.group is _HIDDEN:
+            pass
+        elif self._watch_states:
+            self._outbox.append((TASK_STATE, task, RUNNING))
+        if TASK_STARTED in self._watched:
                 if task.mirrors is None:
                     self._outbox.append((TASK_STARTED, task))
                 else:
                     for m in task.mirrors:
                         m.started = task.started
                         self._outbox.append((TASK_STARTED, m))
-            timeout = task.opts.timeout
-            if timeout is not None:
-                self._add_timer(timeout, "timeout", task)
-            return task
-        return None
 
     def _acquire(self, task: Task, res: dict[str, int]) -> bool:
         in_use, limits = self._in_use, self._limits
@@ -998,7 +1021,11 @@ class Scheduler:
 
     def _end(self, task: Task, state: TaskState, event: tuple[Any, ...] | None) -> None:
         """Move a task to a terminal state, queue its event, account for its group."""
-        self._move(task, state)
+        if state not in TRANSITIONS[task.state]:
+            raise IllegalTransition(task.uid, task.state, state)
+        task.state = state
+        if self._watch_states and task.group is not _HIDDEN and not task.muted:
+            self._outbox.append((TASK_STATE, task, state))
         task.ended = time.time()
         if state is COMPLETED or task.work is not None:
             task.fn = task.args = task.kwargs = None  # failed/cancelled keep them for retry
@@ -1024,8 +1051,8 @@ class Scheduler:
                     self._groups_reported.discard(group)
                     self._outbox.append((GROUP_FINISHED, group))
         finished = self._finished
-        finished[task.uid] = None
-        if len(finished) > self.keep_finished:
+        finished.append(task.uid)
+        if len(finished) > self.keep_finished and not self._tasks[finished[0]].pending:
             self._trim_finished()
 
     def _trim_finished(self) -> None:
@@ -1033,13 +1060,12 @@ class Scheduler:
         # result may still be merged into a task added before delivery).
         finished, tasks = self._finished, self._tasks
         while len(finished) > self.keep_finished:
-            uid = next(iter(finished))
-            if tasks[uid].pending:
+            if tasks[finished[0]].pending:
                 return
             self._forget_oldest()
 
     def _forget_oldest(self) -> None:
-        uid, _ = self._finished.popitem(last=False)
+        uid = self._finished.popleft()
         task = self._tasks.pop(uid)
         task.fn = task.args = task.kwargs = task.result = None
         if task.state is not COMPLETED:
@@ -1060,7 +1086,8 @@ class Scheduler:
     def _complete(self, task: Task, value: Any) -> None:
         task.result = value
         self._end(task, COMPLETED, (TASK_COMPLETED, task, value))
-        self._resolve_handles(task, COMPLETED)
+        if task.handles:
+            self._resolve_handles(task, COMPLETED)
         merge = type(value) is dict and value
         for child in task.downstream:
             if child.state is PENDING:
@@ -1069,7 +1096,7 @@ class Scheduler:
                 child.waiting -= 1
                 if child.waiting == 0:
                     self._queue(child)
-        task.downstream = []
+        task.downstream = ()
         if task.mirrors is not None:
             if self.cache_size > 0:
                 self._cache[task.opts.key] = value
@@ -1088,7 +1115,7 @@ class Scheduler:
         task.traceback = tb
         self._end_failed(task)
         todo = deque(task.downstream)
-        task.downstream = []
+        task.downstream = ()
         self._fail_mirrors(task)
         while todo:
             t = todo.popleft()
@@ -1102,7 +1129,7 @@ class Scheduler:
             t.traceback = tb
             self._end_failed(t)
             todo.extend(t.downstream)
-            t.downstream = []
+            t.downstream = ()
             self._fail_mirrors(t)
 
     def _upstream_failed(self, task: Task, upstream: int, message: str, tb: str) -> None:
@@ -1166,7 +1193,7 @@ class Scheduler:
             else:
                 continue
             todo.extend(c for c in t.downstream if c.state is PENDING)
-            t.downstream = []
+            t.downstream = ()
 
     def _stop_many(self, tasks: list[Task], stop_upstream: bool, stop_downstream: bool) -> None:
         targets: dict[int, Task] = {}
@@ -1193,7 +1220,8 @@ class Scheduler:
             parent = self._tasks.get(up)
             if parent is not None and parent.state in (FAILED, CANCELLED) and parent.fn is not None:
                 self._revive(parent)
-        self._finished.pop(task.uid, None)
+        if task.uid in self._finished:
+            self._finished.remove(task.uid)
         self._move(task, PENDING)
         task.error = None
         task.message = task.traceback = ""
@@ -1230,7 +1258,8 @@ class Scheduler:
 
 def current() -> tuple[Scheduler, Task] | None:
     """The (scheduler, task) the calling worker thread is running, if any."""
-    return getattr(_local, "current", None)
+    task = getattr(_local, "task", None)
+    return None if task is None else (_local.scheduler, task)
 
 
 def run_worker(scheduler: Scheduler) -> None:
@@ -1240,18 +1269,18 @@ def run_worker(scheduler: Scheduler) -> None:
     included, fails that task and never ends the worker.
     """
     local = _local
+    local.scheduler = scheduler
     task = scheduler.claim()
     while task is not None:
-        local.current = (scheduler, task)
+        local.task = task
         try:
             value = task.fn(*task.args, **task.kwargs)  # type: ignore[misc]
         except BaseException as exc:  # noqa: BLE001 - a task must never kill its worker
             tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
             exc.__traceback__ = None
-            local.current = None
             task = scheduler.finish(task, False, None, exc, tb)
             del exc
         else:
-            local.current = None
             task = scheduler.finish(task, True, value)
             del value
+    local.task = None
