@@ -120,6 +120,7 @@ class _TaskExtras:
     progress_queued = False  # a progress event is in the outbox
     progress_dirty = False  # a newer value waits for the progress interval (a timer)
     progress_at = -1e9  # monotonic time of the last progress event
+    yielded_at = 0.0  # monotonic time report_progress last let other threads run
     status: Any = None
     settings: Any = None
     settings_pending: Any = _NOTHING
@@ -567,11 +568,17 @@ class Scheduler:
 
     def report_progress(self, task: Task, fraction: float, message: str | None) -> None:
         # Called in a tight loop by the task: while an event or a timer will
-        # carry the latest value anyway, only store it (no lock).
+        # carry the latest value anyway, only store it (no lock), and every
+        # half millisecond let other threads have the GIL: without that, a few
+        # tasks looping in pure Python starve the UI thread for 100s of ms.
         task.progress = fraction
         if message is not None:
             task.progress_message = message
         if task.progress_queued or task.progress_dirty:
+            now = time.monotonic()
+            if now - task.yielded_at > 0.0005:
+                task.yielded_at = now
+                time.sleep(0)
             return
         with self._lock:
             if self._closed or task.progress_queued or task.progress_dirty:
