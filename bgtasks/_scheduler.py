@@ -40,6 +40,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
+import os
 import random
 import threading
 import time
@@ -73,6 +74,10 @@ TASK_REMOVED = 8  # (kind, uid, group)
 OPTIONAL_EVENTS = frozenset({TASK_STARTED, TASK_STATE, TASK_ADDED, TASK_REMOVED})
 
 UPSTREAM_POLICIES = ("fail", "cancel")
+#: A task that ran for less than this is short (see Scheduler._target).
+SHORT_TASK = 0.001
+#: Ready tasks and no task finished for this long: use every worker.
+WIDEN_AFTER = 0.002
 #: How many forgotten failed or cancelled tasks are still remembered as such, for
 #: tasks added later with them upstream; older forgotten ones count as completed.
 ENDED_MEMORY = 100_000
@@ -235,6 +240,15 @@ class Scheduler:
         self._lock = threading.Lock()
         # All guarded by _lock:
         self._max_workers = max_workers
+        # How many workers to keep busy (<= max_workers).  Python threads share
+        # one interpreter lock: for short tasks, more threads than cores only
+        # add contention (and starve the UI thread), so short tasks shrink the
+        # target down to _floor; a long task, or ready tasks that see no task
+        # finish for WIDEN_AFTER seconds (workers blocked), restore it.
+        self._target = max_workers
+        self._floor = min(max_workers, max(2, os.cpu_count() or 2))
+        self._finish_count = 0
+        self._widen_mark = -1  # _finish_count when the widen timer was armed; -1: not armed
         self.keep_finished = keep_finished
         self._tasks: dict[int, Task] = {}  # every task not yet forgotten
         self._finished: deque[int] = deque()  # ended, oldest first
@@ -641,6 +655,12 @@ class Scheduler:
                 return None
             if task.opts.resources:
                 self._release_resources(task)
+            self._finish_count += 1
+            if time.time() - task.started < SHORT_TASK:  # type: ignore[operator]
+                if self._target > self._floor:
+                    self._target -= 1
+            else:
+                self._target = self._max_workers
             state = task.state
             if state is CANCELLING:
                 if task.timed_out:
@@ -658,7 +678,7 @@ class Scheduler:
                 self._add_timer(delay, "retry", task)
             else:
                 self._fail(task, error, tb)  # type: ignore[arg-type]
-            nxt = self._claim()
+            nxt = self._claim() if self._active <= self._target else None
             if nxt is None:
                 self._active -= 1
                 spawn = self._spawn_count()
@@ -694,6 +714,11 @@ class Scheduler:
             timers = self._timers
             while timers and timers[0][0] <= now:
                 _, _, kind, task, attempt = heapq.heappop(timers)
+                if kind == "widen":
+                    if self._finish_count == self._widen_mark and self._n_ready > self._n_parked:
+                        self._target = self._max_workers  # workers are blocked: widen
+                    self._widen_mark = -1
+                    continue
                 if task.attempts != attempt:
                     continue
                 if kind == "retry" and task.state is PENDING:
@@ -980,7 +1005,11 @@ class Scheduler:
     def _spawn_count(self) -> int:
         if self._paused or self._closed:
             return 0
-        want = min(self._n_ready - self._n_parked, self._max_workers) - self._active
+        ready = self._n_ready - self._n_parked
+        want = min(ready, self._target) - self._active
+        if ready > self._active and self._target < self._max_workers and self._widen_mark < 0:
+            self._widen_mark = self._finish_count
+            self._add_timer(WIDEN_AFTER, "widen", None)  # type: ignore[arg-type]
         if want > 0:
             self._active += want
             return want
@@ -994,7 +1023,8 @@ class Scheduler:
     def _add_timer(self, delay: float, kind: str, task: Task) -> None:
         due = time.monotonic() + delay
         first = not self._timers or due < self._timers[0][0]
-        heapq.heappush(self._timers, (due, next(self._timer_seq), kind, task, task.attempts))
+        attempt = task.attempts if task is not None else 0
+        heapq.heappush(self._timers, (due, next(self._timer_seq), kind, task, attempt))
         if self._timer_thread is None:
             self._timer_thread = threading.Thread(
                 target=self._run_timers, name="bgtasks-timers", daemon=True
@@ -1277,8 +1307,16 @@ def run_worker(scheduler: Scheduler) -> None:
     """
     local = _local
     local.scheduler = scheduler
+    monotonic, sleep = time.monotonic, time.sleep
+    yielded = monotonic()
     task = scheduler.claim()
     while task is not None:
+        # Between tasks, every half millisecond, let other threads have the
+        # GIL: a flood of short tasks must not starve the UI thread.
+        now = monotonic()
+        if now - yielded > 0.0005:
+            yielded = now
+            sleep(0)
         local.task = task
         try:
             value = task.fn(*task.args, **task.kwargs)  # type: ignore[misc]

@@ -144,7 +144,7 @@ def test_stop_from_another_thread(qtbot, make_manager):
     t.join(10)
     with qtbot.waitSignal(m.task_group_finished, timeout=10000):
         m.start_processing()
-    assert [e[1] for e in rec.of("completed")] == uids[10:]
+    assert sorted(e[1] for e in rec.of("completed")) == uids[10:]
 
 
 def test_stop_running_task_drops_result_and_emits_nothing(qtbot, make_manager):
@@ -220,7 +220,7 @@ def test_own_pool_and_max_threads_respected_exactly(qtbot, make_manager):
 def test_results_are_delivered_in_batches_within_the_time_budget(qtbot, make_manager):
     """One wake-up drains many results, and the drain yields to the event loop."""
     n = 300
-    m = make_manager(max_threads=2)
+    m = make_manager(max_threads=1)  # one worker: finish order is uid order
     m.drain_budget = 0.002
     wakes = []
 

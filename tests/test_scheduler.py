@@ -784,3 +784,29 @@ def test_a_forgotten_completed_upstream_counts_as_satisfied(h):
     late = h.s.add(lambda **kw: kw, upstream_task_ids=[done])
     h.run()
     assert h.events()[0] == ("completed", late, {})
+
+
+def test_short_tasks_shrink_the_worker_target_and_blocked_workers_widen_it(monkeypatch):
+    """Short tasks need no more threads than cores; blocked ones get every worker."""
+    import bgtasks._scheduler as core
+
+    monkeypatch.setattr(core, "WIDEN_AFTER", 600)  # the timer thread stays out of this test
+    spawned = []
+    s = Scheduler(8, spawned.append, lambda: None)
+    s._floor = 2
+    s.start()
+    for _ in range(20):
+        s.add(lambda: None)
+    assert sum(spawned) == 8  # no history yet: the full width
+    workers = [s.claim() for _ in range(8)]
+    for task in workers:
+        s.finish(task, True, None)  # each ran for well under SHORT_TASK
+    assert s._target == 2
+    assert s.counts()["workers"] <= 2
+    # ready tasks, and no task finishes within WIDEN_AFTER: the workers are blocked
+    with s._lock:
+        s._widen_mark = s._finish_count
+        s._add_timer(0, "widen", None)
+    s.tick()
+    assert s._target == 8
+    s.close()
