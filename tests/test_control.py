@@ -298,29 +298,59 @@ def test_done_callback_errors_are_logged_and_do_not_break_delivery(qtbot, make_m
     assert "a done-callback raised" in caplog.text
 
 
-def test_await_a_handle_from_a_coroutine(qtbot, make_manager):
-    """A handle is awaitable on an asyncio loop that runs on the manager's thread."""
-    import asyncio
+def test_await_handles_on_qtasyncio():
+    """In a coroutine on PySide6's QtAsyncio loop: results, errors, and cancelling the awaiter."""
+    import os
+    import subprocess
+    import sys
+    import textwrap
 
-    m = make_manager(start_processing=True)
+    code = textwrap.dedent(
+        """
+        import asyncio, os
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+        from PySide6.QtCore import QCoreApplication, QThread
+        import PySide6.QtAsyncio as QtAsyncio
+        from bgtasks import BackgroundTaskManager, current_task
 
-    async def main():
-        h = m.submit(lambda: "awaited")
-        while not h.done():  # a minimal Qt-driven loop: let Qt deliver while we wait
-            qtbot.wait(1)
-        return await h
+        app = QCoreApplication([])
+        m = BackgroundTaskManager(start_processing=True)
 
-    # QtAsyncio is not in the Essentials wheel; a plain loop on this thread is
-    # equivalent here because the callback is scheduled with call_soon_threadsafe.
-    loop = asyncio.new_event_loop()
-    try:
-        task = loop.create_task(main())
-        while not task.done():
-            loop.run_until_complete(asyncio.sleep(0.001))
-            qtbot.wait(1)
-        assert task.result() == "awaited"
-    finally:
-        loop.close()
+        async def wait_for(h):
+            return await h
+
+        async def main():
+            print(await m.submit(lambda: 6 * 7), QThread.currentThread() is app.thread())
+            try:
+                await m.submit(lambda: 1 / 0)
+            except ZeroDivisionError as exc:
+                print("raised", exc)
+            h = m.submit(lambda: current_task().sleep(60))
+            waiter = asyncio.ensure_future(wait_for(h))
+            await asyncio.sleep(0)  # the waiter starts awaiting the handle
+            waiter.cancel()
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                print("awaiter cancelled")
+            await asyncio.to_thread(h._done.wait, 10)
+            print("task cancelled", h.cancelled())
+            m.shut_down()
+
+        QtAsyncio.run(main(), keep_running=False)
+        """
+    )
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [
+        "42 True",
+        "raised division by zero",
+        "awaiter cancelled",
+        "task cancelled True",
+    ]
 
 
 # ---------------------------------------------------------------- scheduling options
