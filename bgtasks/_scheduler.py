@@ -135,6 +135,7 @@ class _TaskExtras:
     mirrors: list[Task] | None = None  # shared work: its requests
     muted = False  # owner gone: deliver nothing more
     timed_out = False
+    retry_base = 0  # attempts before the last retry(): automatic retries count from there
 
 
 class Task(_TaskExtras):
@@ -1051,7 +1052,7 @@ class Scheduler:
     def _should_retry(self, task: Task, error: BaseException | None) -> bool:
         opts = task.opts
         return (
-            opts.retries >= task.attempts
+            opts.retries >= task.attempts - task.retry_base
             and error is not None
             and isinstance(error, opts.retry_on)
         )
@@ -1261,6 +1262,7 @@ class Scheduler:
             self._finished.remove(task.uid)
         self._move(task, PENDING)
         task.error = None
+        task.retry_base = task.attempts
         task.message = task.traceback = ""
         task.ended = None
         task.timed_out = False

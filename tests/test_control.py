@@ -640,3 +640,21 @@ def test_bad_input_names_the_argument_and_registers_nothing(make_manager, call, 
         call(m)
     assert m.add_task(print) == 1
     assert [i.uid for i in m.tasks()] == [1]
+
+
+def test_manual_retry_gets_its_automatic_retries_again(qtbot, make_manager):
+    m = make_manager(start_processing=True)
+    calls = []
+
+    def flaky():
+        calls.append(1)
+        if len(calls) < 4:
+            raise ConnectionError(f"attempt {len(calls)}")
+        return "fourth"
+
+    h = m.submit(flaky, retries=1, retry_on=ConnectionError, backoff=0.001)
+    assert str(h.exception(timeout=10)) == "attempt 2"
+    m.retry(h.uid)
+    qtbot.waitUntil(lambda: m.task_state(h.uid) is TaskState.COMPLETED, timeout=10000)
+    assert m.info(h.uid).attempts == 4
+    assert len(calls) == 4
