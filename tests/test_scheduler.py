@@ -559,8 +559,8 @@ def test_worker_count_never_exceeds_max_workers_with_real_threads():
     def spawn(n: int) -> None:
         for _ in range(n):
             t = threading.Thread(target=run_worker, args=(s,))
-            threads.append(t)
             t.start()
+            threads.append(t)
 
     def task(i: int) -> None:
         nonlocal running, peak
