@@ -247,8 +247,8 @@ class BackgroundTaskManager(QObject):
         """
         if timeout is None:
             timeout = self.shutdown_timeout
-        elif isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0:
-            raise ValueError(f"timeout must be a non-negative number of seconds, got {timeout!r}")
+        else:
+            _check_seconds("timeout", timeout)
         if self._shut_down:
             return
         self._shut_down = True
@@ -366,9 +366,7 @@ class BackgroundTaskManager(QObject):
 
     @cache_size.setter
     def cache_size(self, size: int) -> None:
-        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
-            raise ValueError(f"cache_size must be a non-negative integer, got {size!r}")
-        self._scheduler.cache_size = size
+        self._scheduler.cache_size = _check_count("cache_size", size)
 
     @property
     def progress_interval(self) -> float:
@@ -377,9 +375,7 @@ class BackgroundTaskManager(QObject):
 
     @progress_interval.setter
     def progress_interval(self, seconds: float) -> None:
-        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
-            raise ValueError(f"progress_interval must be a non-negative number, got {seconds!r}")
-        self._scheduler.progress_interval = seconds
+        self._scheduler.progress_interval = _check_seconds("progress_interval", seconds)
 
     @property
     def keep_finished(self) -> int:
@@ -388,9 +384,7 @@ class BackgroundTaskManager(QObject):
 
     @keep_finished.setter
     def keep_finished(self, count: int) -> None:
-        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-            raise ValueError(f"keep_finished must be a non-negative integer, got {count!r}")
-        self._scheduler.keep_finished = count
+        self._scheduler.keep_finished = _check_count("keep_finished", count)
 
     # ------------------------------------------------------------------ registry
 
@@ -601,6 +595,18 @@ class BackgroundTaskManager(QObject):
             if callbacks and not task.muted:
                 for handle, fn in callbacks:
                     _call_logged(fn, handle)
+
+
+def _check_count(what: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{what} must be a non-negative integer, got {value!r}")
+    return value
+
+
+def _check_seconds(what: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        raise ValueError(f"{what} must be a non-negative number of seconds, got {value!r}")
+    return value
 
 
 def _call_logged(fn: Callable[..., Any], *args: Any) -> None:
