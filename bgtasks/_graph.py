@@ -49,5 +49,7 @@ def to_svg(dot_source: str, program: str = "dot") -> str:
         [exe, "-Tsvg"], input=dot_source, capture_output=True, text=True, timeout=60, check=False
     )
     if proc.returncode != 0:
-        raise RuntimeError(f"{program} failed with exit code {proc.returncode}: {proc.stderr.strip()}")
+        raise RuntimeError(
+            f"{program} failed with exit code {proc.returncode}: {proc.stderr.strip()}"
+        )
     return proc.stdout

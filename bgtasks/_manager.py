@@ -20,7 +20,6 @@ import atexit
 import functools
 import logging
 import threading
-import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Hashable, Mapping, Sequence
@@ -32,6 +31,7 @@ from PySide6.QtCore import QCoreApplication, QEvent, QMetaMethod, QObject, QThre
 from . import _graph, _pool
 from ._handle import TaskHandle
 from ._scheduler import (
+    ANY_GROUP,
     GROUP_FINISHED,
     TASK_ADDED,
     TASK_CANCELLED,
@@ -41,7 +41,6 @@ from ._scheduler import (
     TASK_REMOVED,
     TASK_STARTED,
     TASK_STATE,
-    ANY_GROUP,
     Scheduler,
     run_worker,
 )
@@ -209,7 +208,9 @@ class BackgroundTaskManager(QObject):
         """Stop dispatching new tasks; running tasks finish and report.  Manager's thread."""
         self._scheduler.pause()
 
-    def stop_task(self, task_id: int, stop_upstream: bool = True, stop_downstream: bool = True) -> None:
+    def stop_task(
+        self, task_id: int, stop_upstream: bool = True, stop_downstream: bool = True
+    ) -> None:
         """Stop a task: if queued it never runs; if running it is asked to stop.
 
         A running task sees ``current_task().cancelled`` become True (and its
@@ -319,7 +320,9 @@ class BackgroundTaskManager(QObject):
             timeout=timeout, resources=resources, on_upstream_failure=on_upstream_failure,
             exclusive=exclusive, owner=owner,
         )  # fmt: skip
-        handle.uid = self._add(fn, priority, group, upstream_task_ids, args, kwargs, options, handle)
+        handle.uid = self._add(
+            fn, priority, group, upstream_task_ids, args, kwargs, options, handle
+        )
         return handle
 
     def handle(self, uid: int) -> TaskHandle:
@@ -450,7 +453,9 @@ class BackgroundTaskManager(QObject):
         if owner is not None and not isinstance(owner, QObject):
             raise TypeError(f"owner must be a QObject, got {owner!r}")
         opts = scheduler.make_options(**options)
-        uid = scheduler.add(fn, priority, group, upstream, args, kwargs, opts, name, bool(exclusive), handle)
+        uid = scheduler.add(
+            fn, priority, group, upstream, args, kwargs, opts, name, bool(exclusive), handle
+        )
         if owner is not None:
             self._own(owner, uid)
         return uid
@@ -556,7 +561,9 @@ class BackgroundTaskManager(QObject):
             source, task = event[1], event[2]
             source.progress_queued = False  # before reading: a newer value queues again
             if not task.muted:
-                self.task_progress.emit(task.uid, task.group, source.progress, source.progress_message)
+                self.task_progress.emit(
+                    task.uid, task.group, source.progress, source.progress_message
+                )
             return
         elif kind == GROUP_FINISHED:
             self.task_group_finished.emit(event[1])

@@ -174,8 +174,6 @@ class Task(_TaskExtras):
         return f"<Task {self.uid} {self.name!r} {self.state.name} group={self.group!r}>"
 
 
-
-
 def _check_priority(priority: object, what: str = "priority") -> float:
     if priority is None:
         return 0
@@ -276,7 +274,9 @@ class Scheduler:
         self._keys: dict[Hashable, Task] = {}  # key -> live shared work
         self._cache: OrderedDict[Hashable, Any] = OrderedDict()
         self.cache_size = 0
-        self._timers: list[tuple[float, int, str, Task, int]] = []  # (due, seq, kind, task, attempt)
+        self._timers: list[
+            tuple[float, int, str, Task, int]
+        ] = []  # (due, seq, kind, task, attempt)
         self._timer_seq = itertools.count()
         # Retries' backoffs, timeouts and held progress fire from one daemon
         # thread, so they never depend on the owner's event loop.
@@ -346,7 +346,11 @@ class Scheduler:
         opts.retry_on = retry_on
         opts.backoff = backoff
         if timeout is not None:
-            if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+            if (
+                isinstance(timeout, bool)
+                or not isinstance(timeout, (int, float))
+                or not timeout > 0
+            ):
                 raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
             opts.timeout = timeout
         if resources is not None:
@@ -354,7 +358,9 @@ class Scheduler:
                 raise TypeError(f"resources must map resource names to amounts, got {resources!r}")
             for name, amount in resources.items():
                 if isinstance(amount, bool) or not isinstance(amount, int) or amount < 1:
-                    raise ValueError(f"resource {name!r} amount must be a positive integer, got {amount!r}")
+                    raise ValueError(
+                        f"resource {name!r} amount must be a positive integer, got {amount!r}"
+                    )
             opts.resources = dict(resources)
         if on_upstream_failure is not None:
             if on_upstream_failure not in UPSTREAM_POLICIES:
@@ -455,7 +461,9 @@ class Scheduler:
         with self._lock:
             self._paused = True
 
-    def stop(self, task_id: object, stop_upstream: bool = True, stop_downstream: bool = True) -> bool:
+    def stop(
+        self, task_id: object, stop_upstream: bool = True, stop_downstream: bool = True
+    ) -> bool:
         """Stop a task; False if it had already ended."""
         with self._lock:
             task = self._get(task_id, "stop_task")
@@ -518,7 +526,9 @@ class Scheduler:
                 raise RuntimeError("this task manager has been shut down; it accepts no new tasks")
             task = self._get(uid, "retry")
             if task.state not in (FAILED, CANCELLED):
-                raise ValueError(f"task {uid} is {task.state.name}: only failed or cancelled tasks can be retried")
+                raise ValueError(
+                    f"task {uid} is {task.state.name}: only failed or cancelled tasks can be retried"
+                )
             if task.fn is None:
                 raise ValueError(f"task {uid} can no longer be retried: its function was released")
             self._revive(task)
@@ -665,8 +675,11 @@ class Scheduler:
             state = task.state
             if state is CANCELLING:
                 if task.timed_out:
-                    self._fail(task, TimeoutError(
-                        f"task {task.uid} timed out after {task.opts.timeout} s"), "")
+                    self._fail(
+                        task,
+                        TimeoutError(f"task {task.uid} timed out after {task.opts.timeout} s"),
+                        "",
+                    )
                 else:
                     self._end_cancelled(task)
             elif ok:
@@ -808,7 +821,9 @@ class Scheduler:
         task = self._tasks.get(uid)  # type: ignore[arg-type]
         if task is None:
             if type(uid) is int and 0 < uid < self._next_uid:
-                raise KeyError(f"task {uid} was forgotten: it finished more than keep_finished tasks ago")
+                raise KeyError(
+                    f"task {uid} was forgotten: it finished more than keep_finished tasks ago"
+                )
             raise KeyError(f"task {uid!r} is unknown: {what} takes a uid of this manager")
         return task
 
@@ -970,12 +985,12 @@ class Scheduler:
         elif self._watch_states:
             self._outbox.append((TASK_STATE, task, RUNNING))
         if TASK_STARTED in self._watched:
-                if task.mirrors is None:
-                    self._outbox.append((TASK_STARTED, task))
-                else:
-                    for m in task.mirrors:
-                        m.started = task.started
-                        self._outbox.append((TASK_STARTED, m))
+            if task.mirrors is None:
+                self._outbox.append((TASK_STARTED, task))
+            else:
+                for m in task.mirrors:
+                    m.started = task.started
+                    self._outbox.append((TASK_STARTED, m))
 
     def _acquire(self, task: Task, res: dict[str, int]) -> bool:
         in_use, limits = self._in_use, self._limits

@@ -129,7 +129,9 @@ def test_tasks_can_add_follow_up_tasks_from_worker_threads(qtbot, make_manager):
     def parent():
         return {"child": m.add_task(lambda: "child done", group="kids")}
 
-    with qtbot.waitSignal(m.task_group_finished, timeout=10000, check_params_cb=lambda g: g == "kids"):
+    with qtbot.waitSignal(
+        m.task_group_finished, timeout=10000, check_params_cb=lambda g: g == "kids"
+    ):
         m.add_task(parent, group="parents")
     child_uid = rec.of("completed")[0][3]["child"]
     assert ("completed", child_uid, "kids", "child done") in rec.events
@@ -280,7 +282,9 @@ def test_bad_input_errors_name_the_value(make_manager):
         m.add_task(None)
     with pytest.raises(TypeError, match="^task_args must be a list or tuple of arguments, got 3$"):
         m.add_task(print, task_args=3)
-    with pytest.raises(TypeError, match=r"^task_kwargs must be a mapping of names to values, got \(1,\)$"):
+    with pytest.raises(
+        TypeError, match=r"^task_kwargs must be a mapping of names to values, got \(1,\)$"
+    ):
         m.add_task(print, task_kwargs=(1,))
     with pytest.raises(ValueError, match="^upstream task 99 is unknown"):
         m.add_pass_through_task(upstream_task_ids=[99])
@@ -290,7 +294,9 @@ def test_bad_input_errors_name_the_value(make_manager):
         BackgroundTaskManager(max_threads=2.5)
     with pytest.raises(KeyError, match="task 1 is unknown"):
         m.stop_task(1)
-    with pytest.raises(ValueError, match="^timeout must be a non-negative number of seconds, got -1$"):
+    with pytest.raises(
+        ValueError, match="^timeout must be a non-negative number of seconds, got -1$"
+    ):
         m.shut_down(timeout=-1)
     assert m.add_task(print) == 1  # nothing was half-registered
 
@@ -307,7 +313,10 @@ def test_upstream_ids_are_per_manager(make_manager):
 def test_next_group_id_is_unique_across_threads(make_manager):
     m = make_manager()
     ids: list[int] = []
-    threads = [threading.Thread(target=lambda: ids.extend(m.next_group_id() for _ in range(500))) for _ in range(4)]
+    threads = [
+        threading.Thread(target=lambda: ids.extend(m.next_group_id() for _ in range(500)))
+        for _ in range(4)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -334,7 +343,9 @@ def test_shut_down_is_bounded_idempotent_and_silent(qtbot):
     m.shut_down(timeout=0.05)  # returns although the task is still running
     m.shut_down()
     release.set()
-    with pytest.raises(RuntimeError, match="^this task manager has been shut down; it accepts no new tasks$"):
+    with pytest.raises(
+        RuntimeError, match="^this task manager has been shut down; it accepts no new tasks$"
+    ):
         m.add_task(print)
     QCoreApplication.processEvents()  # any stray wake-up is handled here: it must emit nothing
     assert rec.events == []

@@ -24,6 +24,9 @@ def test_readme_example_runs_as_written():
 
 def test_ci_runs_the_readme_test_command():
     commands = re.findall(r"```sh\n# (.*?)\n(.*?)\n```", README)
-    assert [what for what, _ in commands] == ["launch the demo app", "run the whole test suite (headless)"]
+    assert [what for what, _ in commands] == [
+        "launch the demo app",
+        "run the whole test suite (headless)",
+    ]
     test_command = commands[1][1]
     assert test_command in (ROOT / ".ci" / "run").read_text().splitlines()

@@ -84,7 +84,10 @@ def test_core_modules_do_not_import_qt():
     for name in ("_scheduler.py", "_state.py"):
         tree = ast.parse((pkg / name).read_text())
         imported = {
-            alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names
+            alias.name
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Import)
+            for alias in node.names
         } | {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
         assert not any("PySide" in m or "Qt" in m for m in imported), (name, imported)
 
@@ -105,7 +108,7 @@ def test_events_come_in_finish_order(h):
     uids = [h.s.add(lambda i=i: i, priority=i) for i in range(5)]
     h.s.start()
     h.run()
-    assert h.events() == [("completed", u, i) for u, i in reversed(list(zip(uids, range(5))))] + [
+    assert h.events() == [("completed", u, i) for u, i in reversed(list(zip(uids, range(5), strict=True)))] + [
         ("group", None)
     ]
 
@@ -180,7 +183,11 @@ def test_failure_fails_every_downstream_with_original_message_and_never_runs_the
     h.run()
     ev = h.events()
     failed = [e for e in ev if e[0] == "failed"]
-    assert failed == [("failed", bad, "boom"), ("failed", child, "boom"), ("failed", grandchild, "boom")]
+    assert failed == [
+        ("failed", bad, "boom"),
+        ("failed", child, "boom"),
+        ("failed", grandchild, "boom"),
+    ]
     assert log == ["up", "sibling"]
     assert ("group", "g") in ev and ("group", "g2") in ev
     for uid in (bad, child, grandchild):
@@ -467,13 +474,25 @@ def test_upstream_stopped_earlier_stops_new_task(h):
     [
         ({"fn": 42}, TypeError, "cbl must be callable, got 42"),
         ({"task_args": 5}, TypeError, "task_args must be a list or tuple of arguments, got 5"),
-        ({"task_args": "ab"}, TypeError, "task_args must be a list or tuple of arguments, got 'ab'"),
-        ({"task_kwargs": [1]}, TypeError, r"task_kwargs must be a mapping of names to values, got \[1\]"),
+        (
+            {"task_args": "ab"},
+            TypeError,
+            "task_args must be a list or tuple of arguments, got 'ab'",
+        ),
+        (
+            {"task_kwargs": [1]},
+            TypeError,
+            r"task_kwargs must be a mapping of names to values, got \[1\]",
+        ),
         ({"task_kwargs": {1: 2}}, TypeError, "task_kwargs keys must be strings, got 1"),
         ({"group": []}, TypeError, r"group must be hashable, got \[\]"),
         ({"priority": "high"}, TypeError, "priority must be a number or None, got 'high'"),
         ({"priority": float("nan")}, TypeError, "priority must be a number or None, got nan"),
-        ({"upstream_task_ids": 1}, TypeError, "upstream_task_ids must be a list of task ids, got 1"),
+        (
+            {"upstream_task_ids": 1},
+            TypeError,
+            "upstream_task_ids must be a list of task ids, got 1",
+        ),
         (
             {"upstream_task_ids": [17]},
             ValueError,
@@ -508,7 +527,9 @@ def test_max_workers_must_be_positive():
 def test_illegal_transition_raises_and_changes_nothing(h):
     uid = h.s.add(lambda: 1)
     task = h.s._tasks[uid]
-    with pytest.raises(IllegalTransition, match=f"task {uid}: illegal transition QUEUED -> COMPLETED"):
+    with pytest.raises(
+        IllegalTransition, match=f"task {uid}: illegal transition QUEUED -> COMPLETED"
+    ):
         h.s._move(task, TaskState.COMPLETED)
     assert task.state is TaskState.QUEUED
 
@@ -545,7 +566,9 @@ def test_close_drops_everything_and_refuses_new_tasks(h):
     assert h.s.close() is True
     assert h.s.close() is False
     assert h.s.take_events() == []
-    with pytest.raises(RuntimeError, match="this task manager has been shut down; it accepts no new tasks"):
+    with pytest.raises(
+        RuntimeError, match="this task manager has been shut down; it accepts no new tasks"
+    ):
         h.s.add(lambda: 1)
 
 
@@ -683,7 +706,9 @@ def test_random_dag_every_task_ends_once_every_group_finishes_once(dag):
             group_events.append(item)
             continue
         assert item.uid not in ended, "a task ended twice"
-        ended[item.uid] = {TASK_COMPLETED: "completed", TASK_FAILED: "failed"}.get(kind, "cancelled")
+        ended[item.uid] = {TASK_COMPLETED: "completed", TASK_FAILED: "failed"}.get(
+            kind, "cancelled"
+        )
     for uid in uids:
         state = s.state(uid)
         assert state.name.lower() == ended[uid], (uid, state)
@@ -694,7 +719,9 @@ def test_random_dag_every_task_ends_once_every_group_finishes_once(dag):
         if how == "completed":
             assert i in ran
     # groups: exactly one finish per group that had a completion or failure
-    reported_groups = {spec[index[uid]]["group"] for uid, how in ended.items() if how != "cancelled"}
+    reported_groups = {
+        spec[index[uid]]["group"] for uid, how in ended.items() if how != "cancelled"
+    }
     assert sorted(map(repr, group_events)) == sorted(map(repr, reported_groups))
     # a group's finish comes after each of its tasks' events
     position = {}
@@ -735,12 +762,12 @@ def test_finished_tasks_are_kept_within_keep_finished(h):
     h.events()
     h.s.stop(uids[5])
     assert [i.uid for i in h.s.infos()] == uids[-3:]
-    with pytest.raises(KeyError, match="task 1 was forgotten: it finished more than keep_finished tasks ago"):
+    with pytest.raises(
+        KeyError, match="task 1 was forgotten: it finished more than keep_finished tasks ago"
+    ):
         h.s.state(uids[0])
     late = h.s.add(lambda: 1, upstream_task_ids=[uids[1]])
     assert h.s.state(late) is TaskState.CANCELLED  # a forgotten cancelled upstream still cancels
-
-
 
 
 def test_regression_fan_in_keeps_results_of_upstream_finished_long_ago(h):
