@@ -1,0 +1,239 @@
+"""A compact status-bar widget: overall progress and counts of the manager's live tasks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QKeyEvent, QMouseEvent, QPaintEvent
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QSizePolicy,
+    QStyle,
+    QStyleOptionFocusRect,
+    QStylePainter,
+    QWidget,
+)
+
+from .._manager import BackgroundTaskManager
+from .._state import TaskState
+
+_LIVE = (TaskState.PENDING, TaskState.QUEUED, TaskState.RUNNING, TaskState.CANCELLING)
+_BAR_MAX = 1000
+
+
+class TaskStatusIndicator(QWidget):
+    """Overall progress bar and a count label (``"3 running · 12 queued"``) for a status bar.
+
+    * **Counts**: *running* counts RUNNING and CANCELLING tasks, *queued*
+      counts QUEUED and PENDING tasks (PENDING ones wait for upstream tasks or
+      a retry); the tool tip lists every state.
+    * **Progress**: work is counted in *batches*: a batch begins when a task
+      appears while nothing is live and ends when nothing is live any more.
+      The bar shows ``(finished + sum of running tasks' progress) / size`` of
+      the batch, where a running task that never reported progress counts 0.
+      With a single running task this is its own progress; with many short
+      tasks it is done/total.
+    * **Refresh**: the manager's signals only start a QTimer; the widget
+      re-reads the manager at most ``refresh_interval`` ms apart (10 Hz) and
+      the timer stops when nothing is live.  ``refresh()`` updates at once.
+    * **Idle**: the bar is hidden and the label reads ``"Idle"`` (greyed);
+      with ``hide_when_idle = True`` the whole widget hides instead.
+    * **Activation**: a left click, or Space/Enter/Return while it has focus,
+      emits ``clicked`` and shows and raises the widget given to
+      :meth:`set_monitor`, if any.
+    """
+
+    clicked = Signal()
+
+    IDLE_TEXT = "Idle"
+
+    def __init__(self, manager: BackgroundTaskManager, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._manager = manager
+        self._monitor: QWidget | None = None
+        self._batch: set[int] = set()
+        self._hide_when_idle = False
+        self._idle = True
+        self._pressed = False
+
+        self._bar = QProgressBar(self)
+        self._bar.setRange(0, _BAR_MAX)
+        self._bar.setTextVisible(False)
+        self._bar.setMaximumWidth(120)
+        self._bar.setMaximumHeight(14)
+        self._bar.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self._label = QLabel(self)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(4, 0, 4, 0)
+        layout.setSpacing(6)
+        layout.addWidget(self._bar)
+        layout.addWidget(self._label)
+        self.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Preferred)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.setCursor(Qt.CursorShape.PointingHandCursor)
+        self.setAccessibleName("Background tasks")
+        for child in (self._bar, self._label):
+            child.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+
+        self._timer = QTimer(self)
+        self._timer.setInterval(100)
+        self._timer.timeout.connect(self._tick)
+
+        manager.task_added.connect(self._on_added)
+        manager.task_state_changed.connect(self._poke)
+        manager.task_removed.connect(self._poke)
+        # Tasks added before the indicator existed belong to the first batch.
+        self._batch.update(info.uid for info in self._live_infos())
+        self.refresh()
+
+    # ------------------------------------------------------------------ public API
+
+    @property
+    def refresh_interval(self) -> int:
+        """Milliseconds between refreshes while tasks are live."""
+        return self._timer.interval()
+
+    @refresh_interval.setter
+    def refresh_interval(self, ms: int) -> None:
+        self._timer.setInterval(int(ms))
+
+    @property
+    def hide_when_idle(self) -> bool:
+        """Hide the whole widget (instead of greying it) while nothing is live."""
+        return self._hide_when_idle
+
+    @hide_when_idle.setter
+    def hide_when_idle(self, value: bool) -> None:
+        self._hide_when_idle = bool(value)
+        self.refresh()
+
+    def set_monitor(self, widget: QWidget | None) -> None:
+        """Show and raise ``widget`` on activation (``None``: only emit ``clicked``)."""
+        self._monitor = widget
+
+    def monitor(self) -> QWidget | None:
+        return self._monitor
+
+    def text(self) -> str:
+        """The label's text."""
+        return self._label.text()
+
+    def progress(self) -> float | None:
+        """The bar's fraction (0..1), ``None`` while idle."""
+        return None if self._idle else self._bar.value() / _BAR_MAX
+
+    def is_idle(self) -> bool:
+        return self._idle
+
+    def activate(self) -> None:
+        """What a click does: emit ``clicked``, show and raise the monitor."""
+        self.clicked.emit()
+        monitor = self._monitor
+        if monitor is not None:
+            if monitor.isMinimized():
+                monitor.showNormal()
+            else:
+                monitor.show()
+            monitor.raise_()
+            monitor.activateWindow()
+
+    def refresh(self) -> None:
+        """Re-read the manager now and update the bar, label and tool tip."""
+        infos = self._live_infos()
+        counts = {state: 0 for state in _LIVE}
+        for info in infos:
+            counts[info.state] += 1
+        if not infos:
+            self._batch.clear()
+            self._set_idle(True)
+            return
+        live = {info.uid for info in infos}
+        batch = self._batch
+        batch |= live
+        finished = len(batch - live)
+        running = 0.0
+        for info in infos:
+            if info.state in (TaskState.RUNNING, TaskState.CANCELLING) and info.progress:
+                running += min(max(info.progress, 0.0), 1.0)
+        fraction = (finished + running) / len(batch)
+        n_running = counts[TaskState.RUNNING] + counts[TaskState.CANCELLING]
+        n_queued = counts[TaskState.QUEUED] + counts[TaskState.PENDING]
+        text = f"{n_running} running · {n_queued} queued"
+        self._label.setText(text)
+        self._bar.setValue(round(fraction * _BAR_MAX))
+        tip = [f"{counts[s]} {s.value}" for s in _LIVE if counts[s]]
+        tip.append(f"{finished} of {len(batch)} finished")
+        self.setToolTip("\n".join(tip))
+        self.setAccessibleDescription(f"{text}, {round(fraction * 100)} % done")
+        self._set_idle(False)
+
+    # ------------------------------------------------------------------ internals
+
+    def _live_infos(self) -> list[Any]:
+        manager = self._manager
+        infos: list[Any] = []
+        for state in _LIVE:
+            infos.extend(manager.tasks(state=state))
+        return infos
+
+    def _set_idle(self, idle: bool) -> None:
+        self._idle = idle
+        if idle:
+            self._label.setText(self.IDLE_TEXT)
+            self._bar.setValue(0)
+            self.setToolTip("No background tasks")
+            self.setAccessibleDescription("No background tasks")
+            self._timer.stop()
+        self._bar.setVisible(not idle)
+        self._label.setEnabled(not idle)
+        if self._hide_when_idle:
+            self.setVisible(not idle)
+
+    def _on_added(self, uid: int, group: Any) -> None:
+        self._batch.add(uid)
+        self._poke()
+
+    def _poke(self, *_: Any) -> None:
+        if not self._timer.isActive():
+            self._timer.start()
+
+    def _tick(self) -> None:
+        self.refresh()
+
+    # ------------------------------------------------------------------ input
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802 - Qt override
+        if event.button() == Qt.MouseButton.LeftButton:
+            self._pressed = True
+            event.accept()
+            return
+        super().mousePressEvent(event)
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802 - Qt override
+        if event.button() == Qt.MouseButton.LeftButton and self._pressed:
+            self._pressed = False
+            event.accept()
+            if self.rect().contains(event.position().toPoint()):
+                self.activate()
+            return
+        super().mouseReleaseEvent(event)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 - Qt override
+        if event.key() in (Qt.Key.Key_Space, Qt.Key.Key_Return, Qt.Key.Key_Enter) and not (
+            event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier
+        ):
+            event.accept()
+            self.activate()
+            return
+        super().keyPressEvent(event)
+
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 - Qt override
+        super().paintEvent(event)
+        if self.hasFocus():  # keyboard users need to see where focus is
+            painter = QStylePainter(self)
+            option = QStyleOptionFocusRect()
+            option.initFrom(self)
+            painter.drawPrimitive(QStyle.PrimitiveElement.PE_FrameFocusRect, option)
