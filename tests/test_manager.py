@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 import threading
 import time
@@ -392,10 +393,13 @@ def test_soak_hundreds_of_thousands_of_signals(qtbot, make_manager):
 
     m.task_completed.connect(done)
     m.task_group_finished.connect(lambda g: groups.__setitem__(0, groups[0] + 1))
+    gc.collect()  # garbage of earlier tests holds references to True too
     true_refs = sys.getrefcount(True)
     for i in range(n):
         m.add_task(int, task_args=(i,), group=i % 10)
     m.start_processing()
     qtbot.waitUntil(lambda: groups[0] == 10, timeout=60000)
     assert count[0] == n
-    assert abs(sys.getrefcount(True) - true_refs) < 1000
+    gc.collect()
+    # The 6.12.0 bug drops one reference per emit (n of them, then a crash).
+    assert abs(sys.getrefcount(True) - true_refs) < n // 20
