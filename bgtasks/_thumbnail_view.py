@@ -1,0 +1,191 @@
+"""Which rows of an item view are on screen: the visible-first half of thumbnails.
+
+A ``ViewTracker`` watches one view (scroll bars, viewport resize and show,
+model changes), and after a short debounce finds the rows in the viewport and
+the rows within ``keep_screens`` screens of it, then hands both path lists to
+its loader.  The search is a binary search over ``visualRect``: list, table
+and icon views lay top-level rows out in reading order, so a row's rectangle
+never ends above (or, in a single horizontal line, left of) the previous one.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import shiboken6
+from PySide6.QtCore import QEvent, QObject, QRect, QTimer
+from PySide6.QtWidgets import QAbstractItemView
+
+if TYPE_CHECKING:
+    from .thumbnails import ThumbnailLoader
+
+_MODEL_SIGNALS = ("modelReset", "rowsInserted", "rowsRemoved", "rowsMoved", "layoutChanged")
+
+
+class ViewTracker(QObject):
+    """Follows one view for a loader.  UI thread only."""
+
+    #: Milliseconds of quiet before the viewport is read again.
+    debounce_ms = 15
+    #: ... but never more than this while the view keeps scrolling.
+    max_wait_s = 0.1
+
+    def __init__(self, loader: ThumbnailLoader, view: QAbstractItemView, path_role: int, column: int) -> None:
+        super().__init__(loader)
+        self._loader = loader
+        self._view: QAbstractItemView | None = view
+        self._path_role = path_role
+        self._column = column
+        self._model: Any = None
+        self._pending_since: float | None = None
+        #: Paths within keep_screens of the viewport at the last update.
+        self.keep: set[str] = set()
+        #: Paths visible at the last update, in row order.
+        self.visible: list[str] = []
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.timeout.connect(self.update_now)
+        for bar in (view.verticalScrollBar(), view.horizontalScrollBar()):
+            bar.valueChanged.connect(self.schedule)
+            bar.rangeChanged.connect(self.schedule)
+        view.viewport().installEventFilter(self)
+        view.destroyed.connect(self._view_gone)
+        self._hook_model()
+        self.schedule()
+
+    @property
+    def view(self) -> QAbstractItemView | None:
+        view = self._view
+        if view is not None and not shiboken6.isValid(view):
+            self._view = None
+            return None
+        return view
+
+    def close(self) -> None:
+        self._timer.stop()
+        view = self.view
+        if view is not None:
+            for bar in (view.verticalScrollBar(), view.horizontalScrollBar()):
+                bar.valueChanged.disconnect(self.schedule)
+                bar.rangeChanged.disconnect(self.schedule)
+            view.viewport().removeEventFilter(self)
+        self._unhook_model()
+        self._view = None
+        self.keep = set()
+        self.visible = []
+
+    def _view_gone(self, *_: object) -> None:
+        self._view = None
+        self._model = None
+        self.keep = set()
+        self._timer.stop()
+
+    def _hook_model(self) -> None:
+        view = self.view
+        model = view.model() if view is not None else None
+        if model is self._model:
+            return
+        self._unhook_model()
+        self._model = model
+        if model is not None:
+            for name in _MODEL_SIGNALS:
+                getattr(model, name).connect(self.schedule)
+
+    def _unhook_model(self) -> None:
+        model, self._model = self._model, None
+        if model is not None and shiboken6.isValid(model):
+            for name in _MODEL_SIGNALS:
+                try:
+                    getattr(model, name).disconnect(self.schedule)
+                except (RuntimeError, TypeError):
+                    pass
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt override
+        if event.type() in (QEvent.Type.Resize, QEvent.Type.Show):
+            self.schedule()
+        return False
+
+    def schedule(self, *_: object) -> None:
+        """Read the viewport again soon: after ``debounce_ms`` of quiet, at most
+        ``max_wait_s`` after the first change."""
+        now = time.monotonic()
+        if self._pending_since is None:
+            self._pending_since = now
+        elif now - self._pending_since >= self.max_wait_s and self._timer.isActive():
+            return  # keep the running timer: a continuous scroll still updates
+        self._timer.start(self.debounce_ms)
+
+    def update_now(self) -> None:
+        """Read the viewport and tell the loader what is visible and what is near."""
+        self._pending_since = None
+        self._timer.stop()
+        self._hook_model()
+        view, model = self.view, self._model
+        if view is None or model is None:
+            self.keep, self.visible = set(), []
+            return
+        visible_rows, keep_rows = self.rows(self._loader.keep_screens)
+        role, column, root = self._path_role, self._column, view.rootIndex()
+        visible: list[str] = []
+        keep: set[str] = set()
+        for row in keep_rows:
+            path = model.index(row, column, root).data(role)
+            if path:
+                keep.add(str(path))
+        for row in visible_rows:
+            path = model.index(row, column, root).data(role)
+            if path:
+                visible.append(str(path))
+        keep.update(visible)
+        self.keep, self.visible = keep, visible
+        self._loader._viewport_changed(visible, keep)
+
+    def rows(self, keep_screens: float) -> tuple[list[int], range]:
+        """The rows intersecting the viewport (in order), and the range of rows
+        within ``keep_screens`` viewports of it."""
+        view, model = self.view, self._model
+        if view is None or model is None:
+            return [], range(0)
+        root = view.rootIndex()
+        count = model.rowCount(root)
+        if count == 0:
+            return [], range(0)
+        column = self._column
+
+        def rect(row: int) -> QRect:
+            return view.visualRect(model.index(row, column, root))
+
+        first, last = rect(0), rect(count - 1)
+        vertical = count == 1 or last.top() > first.top()
+        area = view.viewport().rect()
+        extent = area.height() if vertical else area.width()
+        start_of = (lambda r: r.top()) if vertical else (lambda r: r.left())
+        end_of = (lambda r: r.bottom()) if vertical else (lambda r: r.right())
+
+        def first_ending_at_or_after(pos: int) -> int:
+            lo, hi = 0, count
+            while lo < hi:
+                mid = (lo + hi) // 2
+                if end_of(rect(mid)) >= pos:
+                    hi = mid
+                else:
+                    lo = mid + 1
+            return lo
+
+        def last_starting_before(pos: int) -> int:
+            lo, hi = -1, count - 1
+            while lo < hi:
+                mid = (lo + hi + 1) // 2
+                if start_of(rect(mid)) < pos:
+                    lo = mid
+                else:
+                    hi = mid - 1
+            return lo
+
+        top, bottom = first_ending_at_or_after(0), last_starting_before(extent)
+        visible = [r for r in range(top, bottom + 1) if rect(r).intersects(area)]
+        margin = int(extent * keep_screens)
+        keep = range(first_ending_at_or_after(-margin), last_starting_before(extent + margin) + 1)
+        return visible, keep
+

@@ -1,0 +1,494 @@
+"""Thumbnails: decode images in the background, visible rows first.
+
+``ThumbnailLoader`` decodes an image file to a small ``QImage`` in a worker of
+a :class:`~bgtasks.BackgroundTaskManager` (``QImageReader`` with a scaled
+size, so JPEGs decode at a fraction of their resolution) and converts it to a
+``QPixmap`` on the UI thread, where pixmaps must be made.  Repeats are answered
+from a byte-bounded LRU cache of pixmaps without any task; a request for a
+path already in flight attaches to it (the manager's ``key=``), so ten
+requests mean one decode.
+
+``attach_view(view)`` makes the loader follow an item view: after a scroll,
+resize or model change (debounced) it requests the rows in the viewport with a
+priority above everything requested before, and cancels the queued requests
+that lie more than ``keep_screens`` screens away, so the first screen loads
+first and a fast scroll does not decode what is never shown.
+
+``ThumbnailModel`` is a list model over paths whose ``DecorationRole`` is the
+thumbnail: ``view.setModel(ThumbnailModel(paths, loader))``.
+
+Threads: every method belongs to the thread the loader lives in (the UI
+thread), and every signal is emitted there.  Only :func:`decode_thumbnail`
+runs in workers; it makes ``QImage`` objects only.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from PySide6.QtCore import (
+    QAbstractListModel,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    QSize,
+    Qt,
+    Signal,
+)
+from PySide6.QtGui import QColor, QImage, QImageIOHandler, QImageReader, QPainter, QPen, QPixmap
+from PySide6.QtWidgets import QAbstractItemView
+
+from ._context import current_task
+from ._errors import BgTasksError
+from ._handle import TaskHandle
+from ._thumbnail_view import ViewTracker
+
+__all__ = ["ThumbnailError", "ThumbnailLoader", "ThumbnailModel", "decode_thumbnail"]
+
+#: Priority of the rows in a viewport: above any ordinary request.  Each
+#: viewport update adds one, so the newest screen always comes first.
+VISIBLE_PRIORITY = 1_000_000.0
+
+
+class ThumbnailError(BgTasksError, OSError):
+    """An image could not be read: missing, broken or of an unsupported format."""
+
+
+def fit_size(source: QSize, box: QSize) -> QSize:
+    """``source`` scaled down to fit in ``box`` with its aspect ratio (never enlarged)."""
+    if source.width() <= box.width() and source.height() <= box.height():
+        return QSize(source)
+    scaled = source.scaled(box, Qt.AspectRatioMode.KeepAspectRatio)
+    return QSize(max(1, scaled.width()), max(1, scaled.height()))
+
+
+def decode_thumbnail(path: str, size: QSize) -> QImage:
+    """Read ``path`` scaled down to fit in ``size`` (aspect ratio kept, EXIF
+    orientation applied).  Any thread: makes only a ``QImage``.
+
+    Raises :class:`ThumbnailError` naming the path and ``QImageReader``'s error.
+    """
+    reader = QImageReader(path)
+    reader.setAutoTransform(True)
+    source = reader.size()
+    if source.isValid():
+        # The scaled size applies before the EXIF rotation: fit the shown shape.
+        rotated = bool(reader.transformation() & QImageIOHandler.Transformation.TransformationRotate90)
+        shown = source.transposed() if rotated else source
+        target = fit_size(shown, size)
+        if target != shown:
+            reader.setScaledSize(target.transposed() if rotated else target)
+    image = reader.read()
+    if image.isNull():
+        raise ThumbnailError(f"cannot read image {path}: {reader.errorString()}")
+    if not source.isValid() and (image.width() > size.width() or image.height() > size.height()):
+        image = image.scaled(
+            size, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
+        )
+    # The formats QPixmap.fromImage takes without a conversion on the UI thread.
+    wanted = (
+        QImage.Format.Format_ARGB32_Premultiplied
+        if image.hasAlphaChannel()
+        else QImage.Format.Format_RGB32
+    )
+    if image.format() != wanted:
+        image.convertTo(wanted)
+    return image
+
+
+def _decode_task(path: str, width: int, height: int) -> QImage:
+    # Runs in a worker.  A request cancelled while queued never gets here; one
+    # cancelled just before it starts is skipped (a decode cannot be interrupted).
+    current_task().raise_if_cancelled()
+    return decode_thumbnail(path, QSize(width, height))  # module global: tests patch it
+
+
+class _Request:
+    __slots__ = ("handle", "priority", "evictable")
+
+    def __init__(self, handle: TaskHandle, priority: float, evictable: bool) -> None:
+        self.handle = handle
+        self.priority = priority
+        self.evictable = evictable  # asked for by a view: cancelled when scrolled far away
+
+
+class ThumbnailLoader(QObject):
+    """Decodes thumbnails in a manager's workers, delivers pixmaps on the UI thread.
+
+    Signals (on the loader's thread):
+
+    * ``thumbnail_ready(path, pixmap)``: the thumbnail, at most ``size``, aspect kept.
+    * ``thumbnail_failed(path, message)``: missing, broken or unsupported file;
+      ``message`` names the path and ``QImageReader``'s error.  Failures are
+      remembered (:meth:`error`) and not retried until :meth:`forget`.
+
+    The tasks are in one group of ``manager`` (:attr:`group`) and owned by the
+    loader: deleting it cancels them.  Create and use it on the UI thread.
+    """
+
+    thumbnail_ready = Signal(str, QPixmap)
+    thumbnail_failed = Signal(str, str)
+
+    def __init__(
+        self,
+        manager: Any,
+        size: QSize | None = None,
+        cache_bytes: int = 64 * 1024 * 1024,
+        parent: QObject | None = None,
+        keep_screens: float = 2.0,
+    ) -> None:
+        super().__init__(parent)
+        size = QSize(128, 128) if size is None else QSize(size)
+        if size.width() < 1 or size.height() < 1:
+            raise ValueError(f"size must be at least 1x1, got {size.width()}x{size.height()}")
+        if isinstance(cache_bytes, bool) or not isinstance(cache_bytes, int) or cache_bytes < 0:
+            raise ValueError(f"cache_bytes must be a non-negative integer, got {cache_bytes!r}")
+        self._manager = manager
+        self._size = size
+        self.cache_bytes = cache_bytes
+        #: Queued requests of a view farther than this many screens are cancelled.
+        self.keep_screens = float(keep_screens)
+        #: Priority of a plain ``request(path)``.
+        self.default_priority = 0.0
+        self.group = manager.next_group_id()
+        self._cache: OrderedDict[str, tuple[QPixmap, int]] = OrderedDict()
+        self._cached_bytes = 0
+        self._failed: OrderedDict[str, str] = OrderedDict()
+        self._inflight: dict[str, _Request] = {}
+        self._uid_path: dict[int, str] = {}  # live request uid -> path
+        self._placeholder: QPixmap | None = None
+        self._trackers: list[ViewTracker] = []
+        self._visible_generation = 0
+        manager.task_completed.connect(self._on_completed)
+        manager.task_failed.connect(self._on_failed)
+        manager.task_cancelled.connect(self._on_cancelled)
+
+    # ------------------------------------------------------------------ properties
+
+    @property
+    def size(self) -> QSize:
+        return QSize(self._size)
+
+    @property
+    def manager(self) -> Any:
+        return self._manager
+
+    @staticmethod
+    def supported_formats() -> list[str]:
+        """The image formats ``QImageReader`` can read here, e.g. ``["bmp", "jpeg", "png"]``."""
+        return sorted({bytes(f.data()).decode() for f in QImageReader.supportedImageFormats()})
+
+    def placeholder(self) -> QPixmap:
+        """A grey pixmap with a cross, of the thumbnail size, to show for failed files."""
+        if self._placeholder is None:
+            w, h = self._size.width(), self._size.height()
+            pixmap = QPixmap(w, h)
+            pixmap.fill(QColor(224, 224, 224))
+            painter = QPainter(pixmap)
+            painter.setPen(QPen(QColor(160, 160, 160), max(1, min(w, h) // 32)))
+            painter.drawRect(0, 0, w - 1, h - 1)
+            painter.drawLine(0, 0, w - 1, h - 1)
+            painter.drawLine(0, h - 1, w - 1, 0)
+            painter.end()
+            self._placeholder = pixmap
+        return self._placeholder
+
+    # ------------------------------------------------------------------ requests
+
+    def request(self, path: str | os.PathLike[str], priority: float | None = None) -> int | None:
+        """Ask for the thumbnail of ``path``; ``thumbnail_ready`` or ``thumbnail_failed`` follows.
+
+        A cached thumbnail (or a remembered failure) is answered at once, from
+        within this call, without a task; the return value is then None.
+        Otherwise returns the uid of the request's task; a path already in
+        flight is not decoded twice (its priority is raised if ``priority`` is
+        higher).
+        """
+        path = os.fspath(path)
+        if priority is None:
+            priority = self.default_priority
+        pixmap = self.cached(path)
+        if pixmap is not None:
+            self.thumbnail_ready.emit(path, pixmap)
+            return None
+        message = self._failed.get(path)
+        if message is not None:
+            self.thumbnail_failed.emit(path, message)
+            return None
+        return self._request(path, float(priority), evictable=False)
+
+    def _request(self, path: str, priority: float, evictable: bool) -> int:
+        entry = self._inflight.get(path)
+        if entry is not None:
+            entry.evictable = entry.evictable and evictable
+            if priority > entry.priority:
+                self._raise(path, entry, priority)
+            return entry.handle.uid
+        handle = self._submit(path, priority)
+        self._inflight[path] = _Request(handle, priority, evictable)
+        return handle.uid
+
+    def _submit(self, path: str, priority: float) -> TaskHandle:
+        w, h = self._size.width(), self._size.height()
+        handle = self._manager.submit(
+            _decode_task, path, w, h,
+            priority=priority, group=self.group, owner=self, name="thumbnail",
+            key=("bgtasks.thumbnail", path, w, h),
+        )  # fmt: skip
+        self._uid_path[handle.uid] = path
+        return handle
+
+    def _raise(self, path: str, entry: _Request, priority: float) -> None:
+        # set_priority on a keyed request does not reach the shared work (it
+        # lives outside the group); a new request with the same key does raise
+        # it.  The old request is then withdrawn: the work keeps the new one.
+        old = entry.handle
+        if old.done():  # finished: its outcome is on the way
+            return
+        entry.handle = self._submit(path, priority)
+        entry.priority = priority
+        self._uid_path.pop(old.uid, None)
+        old.cancel()
+
+    def cancel(self, path: str | os.PathLike[str]) -> bool:
+        """Withdraw the request for ``path``; False if there was none in flight.
+
+        A queued decode never runs (unless another loader asked for the same
+        path and size); a running one cannot be interrupted, its result is dropped.
+        """
+        entry = self._inflight.pop(os.fspath(path), None)
+        if entry is None:
+            return False
+        self._uid_path.pop(entry.handle.uid, None)
+        entry.handle.cancel()
+        return True
+
+    def cancel_all(self) -> int:
+        """Withdraw every request in flight; returns how many."""
+        paths = list(self._inflight)
+        for path in paths:
+            self.cancel(path)
+        return len(paths)
+
+    def pending(self) -> list[str]:
+        """The paths requested and not yet delivered."""
+        return list(self._inflight)
+
+    def is_pending(self, path: str) -> bool:
+        return path in self._inflight
+
+    # ------------------------------------------------------------------ cache
+
+    def cached(self, path: str | os.PathLike[str]) -> QPixmap | None:
+        """The cached thumbnail of ``path`` (now the most recently used), or None."""
+        path = os.fspath(path)
+        item = self._cache.get(path)
+        if item is None:
+            return None
+        self._cache.move_to_end(path)
+        return item[0]
+
+    def error(self, path: str | os.PathLike[str]) -> str | None:
+        """The message of the remembered failure of ``path``, or None."""
+        return self._failed.get(os.fspath(path))
+
+    def forget(self, path: str | os.PathLike[str]) -> None:
+        """Drop the cached thumbnail and the remembered failure of ``path`` (the file changed)."""
+        path = os.fspath(path)
+        item = self._cache.pop(path, None)
+        if item is not None:
+            self._cached_bytes -= item[1]
+        self._failed.pop(path, None)
+
+    def clear_cache(self) -> None:
+        self._cache.clear()
+        self._cached_bytes = 0
+        self._failed.clear()
+
+    @property
+    def cache_used(self) -> int:
+        """Bytes of the cached pixmaps (width * height * 4 each)."""
+        return self._cached_bytes
+
+    def cached_paths(self) -> list[str]:
+        """Cached paths, least recently used first."""
+        return list(self._cache)
+
+    def _store(self, path: str, pixmap: QPixmap) -> None:
+        nbytes = pixmap.width() * pixmap.height() * 4
+        old = self._cache.pop(path, None)
+        if old is not None:
+            self._cached_bytes -= old[1]
+        if nbytes > self.cache_bytes:
+            return
+        self._cache[path] = (pixmap, nbytes)
+        self._cached_bytes += nbytes
+        while self._cached_bytes > self.cache_bytes:
+            _, (_, freed) = self._cache.popitem(last=False)
+            self._cached_bytes -= freed
+
+    # ------------------------------------------------------------------ outcomes (UI thread)
+
+    def _take(self, uid: int, group: Any) -> str | None:
+        if group != self.group:
+            return None
+        path = self._uid_path.pop(uid, None)
+        if path is None:
+            return None
+        entry = self._inflight.get(path)
+        if entry is not None and entry.handle.uid == uid:
+            del self._inflight[path]
+        return path
+
+    def _on_completed(self, uid: int, group: Any, result: Any) -> None:
+        path = self._take(uid, group)
+        if path is None:
+            return
+        pixmap = QPixmap.fromImage(result)  # UI thread: the only place pixmaps are made
+        self._store(path, pixmap)
+        self.thumbnail_ready.emit(path, pixmap)
+
+    def _on_failed(self, uid: int, group: Any, message: str, _traceback: str) -> None:
+        path = self._take(uid, group)
+        if path is None:
+            return
+        if path not in message:  # not our ThumbnailError: say which file
+            message = f"cannot make a thumbnail of {path}: {message}"
+        self._failed[path] = message
+        while len(self._failed) > 10_000:
+            self._failed.popitem(last=False)
+        self.thumbnail_failed.emit(path, message)
+
+    def _on_cancelled(self, uid: int, group: Any) -> None:
+        path = self._take(uid, group)
+        if path is not None:  # cancelled by someone else (stop_task_group, shut_down)
+            pass
+
+    # ------------------------------------------------------------------ views
+
+    def attach_view(
+        self,
+        view: QAbstractItemView,
+        path_role: int = Qt.ItemDataRole.UserRole,
+        column: int = 0,
+    ) -> None:
+        """Follow ``view``: request its visible rows first, cancel those scrolled far away.
+
+        ``path_role`` is the model role holding each row's path.  Rows are the
+        top-level rows of ``column``; list, table and icon views lay them out in
+        order, which the viewport search relies on.  Detached when the view is
+        destroyed, or with :meth:`detach_view`.
+        """
+        if not isinstance(view, QAbstractItemView):
+            raise TypeError(f"view must be a QAbstractItemView, got {view!r}")
+        if any(t.view is view for t in self._trackers):
+            return
+        self._trackers.append(ViewTracker(self, view, int(path_role), column))
+
+    def detach_view(self, view: QAbstractItemView) -> None:
+        for tracker in list(self._trackers):
+            if tracker.view is view or tracker.view is None:
+                tracker.close()
+                self._trackers.remove(tracker)
+
+    def has_views(self) -> bool:
+        return any(t.view is not None for t in self._trackers)
+
+    def _viewport_changed(self, visible: Sequence[str], keep: Iterable[str]) -> None:
+        """A tracker's view shows ``visible`` (in order) and keeps ``keep`` close."""
+        self._visible_generation += 1
+        # Newest screen above every older one; within it, reading order.
+        base = VISIBLE_PRIORITY + self._visible_generation
+        count = len(visible)
+        for i, path in enumerate(visible):
+            if path in self._cache or path in self._failed:
+                continue
+            self._request(path, base + (count - i) / (count + 1), evictable=True)
+        near: set[str] = set()
+        for tracker in self._trackers:
+            near.update(tracker.keep)
+        for path, entry in list(self._inflight.items()):
+            if entry.evictable and path not in near:
+                self.cancel(path)
+
+
+class ThumbnailModel(QAbstractListModel):
+    """A list model over image paths whose ``DecorationRole`` is the thumbnail.
+
+    ``DisplayRole`` is the file name, ``ToolTipRole`` the path (or the error),
+    ``path_role`` (``Qt.UserRole``) the path.  ``DecorationRole`` is the
+    pixmap once loaded, the loader's placeholder for a failed file, and None
+    while loading; ``dataChanged`` announces each arrival.
+
+    When the loader follows a view (``attach_view``), the view decides what
+    to load; otherwise asking for a row's decoration requests it.
+    """
+
+    def __init__(
+        self,
+        paths: Iterable[str | os.PathLike[str]],
+        loader: ThumbnailLoader,
+        parent: QObject | None = None,
+        path_role: int = Qt.ItemDataRole.UserRole,
+    ) -> None:
+        super().__init__(parent)
+        self._loader = loader
+        self._path_role = int(path_role)
+        self._paths: list[str] = []
+        self._rows: dict[str, list[int]] = {}
+        self._set(paths)
+        loader.thumbnail_ready.connect(self._arrived)
+        loader.thumbnail_failed.connect(self._arrived)
+
+    @property
+    def loader(self) -> ThumbnailLoader:
+        return self._loader
+
+    def paths(self) -> list[str]:
+        return list(self._paths)
+
+    def set_paths(self, paths: Iterable[str | os.PathLike[str]]) -> None:
+        self.beginResetModel()
+        self._set(paths)
+        self.endResetModel()
+
+    def _set(self, paths: Iterable[str | os.PathLike[str]]) -> None:
+        self._paths = [os.fspath(p) for p in paths]
+        rows: dict[str, list[int]] = {}
+        for row, path in enumerate(self._paths):
+            rows.setdefault(path, []).append(row)
+        self._rows = rows
+
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008, N802
+        return 0 if parent.isValid() else len(self._paths)
+
+    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or not 0 <= index.row() < len(self._paths):
+            return None
+        path = self._paths[index.row()]
+        if role == Qt.ItemDataRole.DecorationRole:
+            loader = self._loader
+            pixmap = loader.cached(path)
+            if pixmap is not None:
+                return pixmap
+            if loader.error(path) is not None:
+                return loader.placeholder()
+            if not loader.has_views() and not loader.is_pending(path):
+                loader._request(path, loader.default_priority, evictable=True)
+            return None
+        if role == self._path_role:
+            return path
+        if role == Qt.ItemDataRole.DisplayRole:
+            return os.path.basename(path) or path
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return self._loader.error(path) or path
+        return None
+
+    def _arrived(self, path: str, *_: object) -> None:
+        for row in self._rows.get(path, ()):
+            index = self.index(row, 0)
+            self.dataChanged.emit(index, index, [Qt.ItemDataRole.DecorationRole])
+
