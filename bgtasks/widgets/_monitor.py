@@ -1,0 +1,348 @@
+"""``TaskMonitor``: a widget to watch, filter, cancel and retry a manager's tasks.
+
+GUI thread only (the manager's thread, which must be the GUI thread).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt
+from PySide6.QtGui import QGuiApplication, QKeySequence
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QPushButton,
+    QSplitter,
+    QTreeView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from .._manager import BackgroundTaskManager
+from .._state import TaskState
+from ._delegate import ProgressDelegate
+from ._model import GROUP, MESSAGE, NAME, PROGRESS, TaskModel, group_label
+
+#: The group filter's value that shows every group.
+ANY_GROUP: Any = object()
+
+_RETRYABLE = frozenset({TaskState.FAILED, TaskState.CANCELLED})
+#: The order of the summary line.
+_SUMMARY_ORDER = (
+    TaskState.RUNNING,
+    TaskState.CANCELLING,
+    TaskState.QUEUED,
+    TaskState.PENDING,
+    TaskState.COMPLETED,
+    TaskState.FAILED,
+    TaskState.CANCELLED,
+)
+
+
+def summary_text(counts: dict[TaskState, int]) -> str:
+    """``"3 running · 120 queued · 1 failed"``: the non-zero counts, or "No tasks"."""
+    parts = [f"{counts.get(s, 0)} {s.value}" for s in _SUMMARY_ORDER if counts.get(s, 0)]
+    return " · ".join(parts) if parts else "No tasks"
+
+
+class TaskFilterProxy(QSortFilterProxyModel):
+    """Filters a :class:`TaskModel` by group, state and text.
+
+    The text matches, case-insensitively, a task's name, group, message or
+    error.  Group rows (grouped mode) show while one of their tasks does.
+    GUI thread only.
+    """
+
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self._group: Any = ANY_GROUP
+        self._state: TaskState | None = None
+        self._text = ""
+        self.setRecursiveFilteringEnabled(True)
+        self.setSortRole(TaskModel.SortRole)
+
+    def set_group(self, group: Any) -> None:
+        """Show only this group's tasks; ``ANY_GROUP`` shows all."""
+        self._group = group
+        self.invalidateFilter()
+
+    def set_state(self, state: TaskState | None) -> None:
+        """Show only tasks in this state; ``None`` shows all."""
+        self._state = state
+        self.invalidateFilter()
+
+    def set_text(self, text: str) -> None:
+        """Show only tasks whose name, group, message or error contain ``text``."""
+        self._text = text.strip().casefold()
+        self.invalidateFilter()
+
+    def filterAcceptsRow(  # noqa: N802 - Qt override
+        self, source_row: int, source_parent: QModelIndex | QPersistentModelIndex
+    ) -> bool:
+        model = self.sourceModel()
+        index = model.index(source_row, 0, source_parent)
+        info = index.data(TaskModel.InfoRole)
+        if info is None:  # a group row: shown while a child is (recursive filtering)
+            return self._group is ANY_GROUP and self._state is None and not self._text
+        if self._group is not ANY_GROUP and info.group != self._group:
+            return False
+        if self._state is not None and info.state is not self._state:
+            return False
+        if self._text:
+            text = self._text
+            return (
+                text in info.name.casefold()
+                or text in group_label(info.group).casefold()
+                or text in info.message.casefold()
+                or text in info.error.casefold()
+            )
+        return True
+
+
+class TaskMonitor(QWidget):
+    """Live table of a manager's tasks with filters, actions and an error panel.
+
+    * Filters: group (``Alt+G``), state (``Alt+S``) and text (``Alt+F``).
+    * Actions on the selected tasks: Cancel (``Alt+C``, or ``Delete`` in the
+      table), Retry failed or cancelled ones (``Alt+R``), Clear finished
+      (``Alt+L``).
+    * The selected task's full traceback, with Copy (``Alt+Y``).
+    * A summary line of ``state_counts()``, refreshed with each model pass.
+
+    GUI thread only.
+    """
+
+    def __init__(self, manager: BackgroundTaskManager, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._manager = manager
+        self.setAccessibleName("Task monitor")
+        self.model = TaskModel(manager, self)
+        self.proxy = TaskFilterProxy(self)
+        self.proxy.setSourceModel(self.model)
+
+        # filters
+        self.group_combo = QComboBox(self)
+        self.group_combo.setAccessibleName("Group filter")
+        self.group_combo.addItem("All groups", ANY_GROUP)
+        self.group_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.state_combo = QComboBox(self)
+        self.state_combo.setAccessibleName("State filter")
+        self.state_combo.addItem("All states", None)
+        for state in TaskState:
+            self.state_combo.addItem(state.value.capitalize(), state)
+        self.text_edit = QLineEdit(self)
+        self.text_edit.setAccessibleName("Text filter")
+        self.text_edit.setPlaceholderText("name, message or error")
+        self.text_edit.setClearButtonEnabled(True)
+        filters = QHBoxLayout()
+        for text, field in (
+            ("&Group:", self.group_combo),
+            ("&State:", self.state_combo),
+            ("&Filter:", self.text_edit),
+        ):
+            label = QLabel(text, self)
+            label.setBuddy(field)
+            filters.addWidget(label)
+            filters.addWidget(field, 1 if field is self.text_edit else 0)
+
+        # the table
+        self.view = QTreeView(self)
+        self.view.setAccessibleName("Tasks")
+        self.view.setModel(self.proxy)
+        self.view.setRootIsDecorated(False)
+        self.view.setUniformRowHeights(True)
+        self.view.setAlternatingRowColors(True)
+        self.view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.view.setSortingEnabled(True)
+        self.view.header().setSortIndicator(-1, Qt.SortOrder.AscendingOrder)  # task order
+        self.view.header().setStretchLastSection(True)
+        self.delegate = ProgressDelegate(self.view)
+        self.view.setItemDelegateForColumn(PROGRESS, self.delegate)
+        for column, width in ((NAME, 180), (GROUP, 90), (PROGRESS, 110), (MESSAGE, 180)):
+            self.view.setColumnWidth(column, width)
+
+        # actions
+        self.cancel_button = QPushButton("&Cancel", self)
+        self.cancel_button.setAccessibleName("Cancel selected tasks")
+        self.cancel_button.setToolTip("Cancel the selected queued or running tasks (Alt+C, Delete)")
+        self.retry_button = QPushButton("&Retry", self)
+        self.retry_button.setAccessibleName("Retry selected failed tasks")
+        self.retry_button.setToolTip("Run the selected failed or cancelled tasks again (Alt+R)")
+        self.clear_button = QPushButton("C&lear finished", self)
+        self.clear_button.setAccessibleName("Clear finished tasks")
+        self.clear_button.setToolTip("Remove every finished task from the list (Alt+L)")
+        self.summary_label = QLabel(self)
+        self.summary_label.setAccessibleName("Task summary")
+        self.summary_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByKeyboard)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.cancel_button)
+        buttons.addWidget(self.retry_button)
+        buttons.addWidget(self.clear_button)
+        buttons.addStretch(1)
+        buttons.addWidget(self.summary_label)
+
+        # the error panel
+        self.error_panel = QPlainTextEdit(self)
+        self.error_panel.setAccessibleName("Traceback of the selected task")
+        self.error_panel.setReadOnly(True)
+        self.error_panel.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        self.error_panel.setPlaceholderText("Select a failed task to see its traceback")
+        self.error_panel.setTabChangesFocus(True)
+        self.copy_button = QPushButton("Cop&y traceback", self)
+        self.copy_button.setAccessibleName("Copy traceback")
+        self.copy_button.setToolTip("Copy the traceback to the clipboard (Alt+Y)")
+        error_box = QWidget(self)
+        error_layout = QVBoxLayout(error_box)
+        error_layout.setContentsMargins(0, 0, 0, 0)
+        error_header = QHBoxLayout()
+        error_label = QLabel("&Traceback:", error_box)
+        error_label.setBuddy(self.error_panel)
+        error_header.addWidget(error_label)
+        error_header.addStretch(1)
+        error_header.addWidget(self.copy_button)
+        error_layout.addLayout(error_header)
+        error_layout.addWidget(self.error_panel)
+
+        splitter = QSplitter(Qt.Orientation.Vertical, self)
+        splitter.addWidget(self.view)
+        splitter.addWidget(error_box)
+        splitter.setStretchFactor(0, 3)
+        splitter.setStretchFactor(1, 1)
+        splitter.setChildrenCollapsible(False)
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(filters)
+        layout.addWidget(splitter, 1)
+        layout.addLayout(buttons)
+
+        for first, second in (
+            (self.group_combo, self.state_combo),
+            (self.state_combo, self.text_edit),
+            (self.text_edit, self.view),
+            (self.view, self.cancel_button),
+            (self.cancel_button, self.retry_button),
+            (self.retry_button, self.clear_button),
+            (self.clear_button, self.error_panel),
+            (self.error_panel, self.copy_button),
+        ):
+            QWidget.setTabOrder(first, second)
+
+        # wiring
+        self.group_combo.currentIndexChanged.connect(self._group_chosen)
+        self.state_combo.currentIndexChanged.connect(
+            lambda _: self.proxy.set_state(self.state_combo.currentData())
+        )
+        self.text_edit.textChanged.connect(self.proxy.set_text)
+        self.cancel_button.clicked.connect(self.cancel_selected)
+        self.retry_button.clicked.connect(self.retry_selected)
+        self.clear_button.clicked.connect(self.clear_finished)
+        self.copy_button.clicked.connect(self.copy_traceback)
+        self.view.selectionModel().selectionChanged.connect(self._selection_changed)
+        self.view.selectionModel().currentChanged.connect(self._show_traceback)
+        self.model.batch_applied.connect(self._refresh)
+        self.view.installEventFilter(self)
+        self._refresh()
+
+    # ------------------------------------------------------------------ public
+
+    def selected_uids(self) -> list[int]:
+        """Uids of the selected tasks, in view order."""
+        rows = self.view.selectionModel().selectedRows(0)
+        uids = (index.data(TaskModel.UidRole) for index in rows)
+        return [uid for uid in uids if uid is not None]
+
+    def select_uid(self, uid: int) -> bool:
+        """Select (and make current) a task's row; False if it is filtered out or absent."""
+        index = self.proxy.mapFromSource(self.model.index_of(uid))
+        if not index.isValid():
+            return False
+        self.view.selectionModel().setCurrentIndex(
+            index,
+            self.view.selectionModel().SelectionFlag.ClearAndSelect
+            | self.view.selectionModel().SelectionFlag.Rows,
+        )
+        return True
+
+    def cancel_selected(self) -> int:
+        """Stop the selected tasks that have not ended (and the tasks waiting
+        for them; not the ones they wait for); returns how many."""
+        n = 0
+        for uid in self.selected_uids():
+            info = self.model.task_info(uid)
+            if info is not None and not info.state.is_terminal:
+                try:
+                    self._manager.stop_task(uid, stop_upstream=False, stop_downstream=True)
+                except KeyError:  # forgotten meanwhile
+                    continue
+                n += 1
+        return n
+
+    def retry_selected(self) -> int:
+        """Run the selected failed or cancelled tasks again; returns how many."""
+        n = 0
+        for uid in self.selected_uids():
+            try:
+                state = self._manager.task_state(uid)
+            except KeyError:
+                continue
+            if state in _RETRYABLE:
+                self._manager.retry(uid)
+                n += 1
+        return n
+
+    def clear_finished(self) -> int:
+        """Forget every finished task (the rows go at the next pass); returns how many."""
+        return self._manager.clear_finished()
+
+    def copy_traceback(self) -> None:
+        """Put the error panel's text on the clipboard."""
+        QGuiApplication.clipboard().setText(self.error_panel.toPlainText())
+
+    # ------------------------------------------------------------------ internals
+
+    def eventFilter(self, watched: Any, event: Any) -> bool:  # noqa: N802 - Qt override
+        if watched is self.view and event.type() == event.Type.KeyPress:
+            if event.matches(QKeySequence.StandardKey.Delete):
+                self.cancel_selected()
+                return True
+        return super().eventFilter(watched, event)
+
+    def _group_chosen(self, _: int) -> None:
+        self.proxy.set_group(self.group_combo.currentData())
+
+    def _refresh(self) -> None:
+        self.summary_label.setText(summary_text(self._manager.state_counts()))
+        combo = self.group_combo
+        known = {combo.itemData(i) for i in range(1, combo.count())}
+        for group in self.model.groups():
+            if group not in known:
+                combo.addItem(group_label(group), group)
+        self._update_buttons()
+        self._show_traceback(self.view.currentIndex())
+
+    def _selection_changed(self, *_: Any) -> None:
+        self._update_buttons()
+
+    def _update_buttons(self) -> None:
+        infos = [self.model.task_info(uid) for uid in self.selected_uids()]
+        states = [info.state for info in infos if info is not None]
+        self.cancel_button.setEnabled(any(not s.is_terminal for s in states))
+        self.retry_button.setEnabled(any(s in _RETRYABLE for s in states))
+        self.clear_button.setEnabled(True)
+
+    def _show_traceback(self, current: QModelIndex, *_: Any) -> None:
+        info = current.data(TaskModel.InfoRole) if current.isValid() else None
+        if info is None:
+            text = ""
+        else:
+            text = info.traceback or info.error
+        if self.error_panel.toPlainText() != text:
+            self.error_panel.setPlainText(text)
+        self.copy_button.setEnabled(bool(text))
+

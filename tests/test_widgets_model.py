@@ -1,0 +1,225 @@
+"""TaskModel: structure (QAbstractItemModelTester), contents against the
+manager, batching limits, and a flood of short tasks."""
+
+from __future__ import annotations
+
+import threading
+from time import perf_counter
+
+import pytest
+from PySide6.QtCore import QModelIndex, Qt, QTimer, qInstallMessageHandler
+from PySide6.QtTest import QAbstractItemModelTester
+
+from bgtasks import TaskState, current_task
+from bgtasks.widgets import TaskModel
+from bgtasks.widgets._model import ELAPSED, ERROR, GROUP, NAME, PROGRESS, STATE, format_elapsed
+
+
+def model_rows(model: TaskModel) -> dict[int, tuple]:
+    """uid -> (state, name, group, error) as the model shows them, checking the tree shape."""
+    rows: dict[int, tuple] = {}
+
+    def task_row(row: int, parent: QModelIndex) -> None:
+        index = model.index(row, 0, parent)
+        uid = index.data(TaskModel.UidRole)
+        assert uid is not None and uid not in rows
+        state = model.index(row, STATE, parent).data(TaskModel.StateRole)
+        assert model.index(row, STATE, parent).data() == state.value
+        rows[uid] = (
+            state,
+            index.data(),
+            model.index(row, GROUP, parent).data(TaskModel.GroupRole),
+            model.index(row, ERROR, parent).data(),
+        )
+
+    top = QModelIndex()
+    for row in range(model.rowCount(top)):
+        if model.grouped:
+            group_index = model.index(row, 0, top)
+            assert group_index.data(TaskModel.UidRole) is None
+            key = group_index.data(TaskModel.GroupRole)
+            assert model.rowCount(group_index) > 0
+            for child in range(model.rowCount(group_index)):
+                task_row(child, group_index)
+                assert model.index(child, 0, group_index).data(TaskModel.GroupRole) == key
+        else:
+            task_row(row, top)
+    return rows
+
+
+def manager_rows(manager) -> dict[int, tuple]:
+    return {
+        i.uid: (i.state, i.name, i.group, i.error.splitlines()[0] if i.error else "")
+        for i in manager.tasks()
+    }
+
+
+def matches(model: TaskModel, manager) -> bool:
+    return not model.has_pending() and model_rows(model) == manager_rows(manager)
+
+
+@pytest.fixture
+def model_failures():
+    """Messages of QAbstractItemModelTester (Warning mode) that report a failure."""
+    failures: list[str] = []
+
+    def handler(mode, context, message):
+        if "FAIL" in message or "Inconsistent" in message or context.category == "qt.modeltest":
+            failures.append(message)
+
+    previous = qInstallMessageHandler(handler)
+    yield failures
+    qInstallMessageHandler(previous)
+
+
+def ok(x):
+    current_task().report_progress(1, 2, f"half of {x}")
+    return x
+
+
+def boom():
+    raise ValueError("boom went the task")
+
+
+def block():
+    current_task().sleep(30)  # until cancelled
+
+
+@pytest.mark.parametrize("grouped", [False, True], ids=["flat", "grouped"])
+def test_model_follows_the_manager(qtbot, model_failures, make_manager, grouped):
+    manager = make_manager(max_threads=4)
+    before = [manager.submit(ok, i, name=f"early{i}", group="early") for i in range(3)]
+    model = TaskModel(manager, grouped=grouped)
+    tester = QAbstractItemModelTester(model, QAbstractItemModelTester.FailureReportingMode.Warning)
+    assert model_rows(model) == manager_rows(manager)  # read at construction
+
+    handles = [manager.submit(ok, i, name=f"ok{i}", group=f"g{i % 3}") for i in range(30)]
+    failing = [manager.submit(boom, name=f"boom{i}", group="bad") for i in range(3)]
+    blocking = [manager.submit(block, name=f"block{i}", group=None) for i in range(2)]
+    queued = manager.submit(ok, "never", name="queued", group="g0", upstream_task_ids=[blocking[0].uid])
+    manager.start_processing()
+    qtbot.waitUntil(lambda: all(h.done() for h in before + handles + failing), timeout=5000)
+    qtbot.waitUntil(lambda: all(h.running() for h in blocking), timeout=5000)
+    qtbot.waitUntil(lambda: matches(model, manager), timeout=5000)
+
+    # the cells
+    for h in failing:
+        index = model.index_of(h.uid, ERROR)
+        assert index.data() == "boom went the task"
+        assert "ValueError: boom went the task" in index.data(TaskModel.TracebackRole)
+        assert index.data(TaskModel.StateRole) is TaskState.FAILED
+    done = model.index_of(handles[0].uid, PROGRESS)
+    assert done.data(TaskModel.ProgressRole) == 1.0
+    assert done.data() == "50%"  # the last progress reported
+    assert model.index_of(blocking[0].uid, ELAPSED).data().endswith(" s")
+    assert model.index_of(queued.uid, ELAPSED).data() == ""
+
+    # cancel a running task: it and its downstream end cancelled
+    manager.stop_task(blocking[0].uid)
+    qtbot.waitUntil(lambda: queued.done() and blocking[0].done(), timeout=5000)
+    qtbot.waitUntil(lambda: matches(model, manager), timeout=5000)
+    assert model.task_info(queued.uid).state is TaskState.CANCELLED
+
+    # clear the finished: only the running one stays
+    assert manager.clear_finished() > 0
+    qtbot.waitUntil(lambda: matches(model, manager), timeout=5000)
+    assert model.uids() == [blocking[1].uid]
+    if grouped:
+        assert model.rowCount() == 1 and model.groups() == [None]
+    manager.stop_task(blocking[1].uid)
+    qtbot.waitUntil(lambda: blocking[1].done(), timeout=5000)
+
+    # new tasks after the clear, in new groups, and a retry
+    more = [manager.submit(ok, i, group="late") for i in range(5)]
+    bad = manager.submit(boom, group="late bad")
+    qtbot.waitUntil(lambda: all(h.done() for h in more + [bad]), timeout=5000)
+    qtbot.waitUntil(lambda: matches(model, manager), timeout=5000)
+    manager.retry(bad.uid)
+    qtbot.waitUntil(lambda: manager.info(bad.uid).attempts == 2, timeout=5000)
+    qtbot.waitUntil(lambda: manager.task_state(bad.uid) is TaskState.FAILED, timeout=5000)
+    qtbot.waitUntil(lambda: matches(model, manager), timeout=5000)
+    assert model.task_info(bad.uid).attempts == 2
+    manager.clear_finished()
+    qtbot.waitUntil(lambda: matches(model, manager) and model.rowCount() == 0, timeout=5000)
+    assert not model_failures
+    del tester
+
+
+def test_headers_and_roles(qtbot, make_manager):
+    manager = make_manager()
+    uid = manager.add_task(ok, task_args=(1,), name="one", group=7)
+    model = TaskModel(manager)
+    headers = [model.headerData(c, Qt.Orientation.Horizontal) for c in range(model.columnCount())]
+    assert headers == ["Name", "Group", "State", "Progress", "Message", "Elapsed", "Error"]
+    index = model.index(0, NAME)
+    assert index.data(TaskModel.UidRole) == uid
+    assert index.data() == "one"
+    assert model.index(0, GROUP).data() == "7"
+    assert model.index(0, STATE).data() == "queued"
+    assert model.index(0, PROGRESS).data(TaskModel.ProgressRole) == 0.0
+    assert model.index(0, PROGRESS).data() == ""
+    assert index.data(TaskModel.InfoRole).uid == uid
+    assert model.index_of(uid + 1000).isValid() is False
+    assert format_elapsed(0.25) == "0.2 s" or format_elapsed(0.25) == "0.3 s"
+    assert format_elapsed(187) == "3:07"
+    assert format_elapsed(3723) == "1:02:03"
+
+
+def test_signals_only_queue_work(qtbot, make_manager):
+    """Rows appear at the next pass, not in the signal."""
+    manager = make_manager()
+    model = TaskModel(manager)
+    model.refresh_interval = 10_000  # no pass by itself in this test
+    manager.submit(ok, 1)
+    qtbot.waitUntil(model.has_pending, timeout=5000)
+    assert model.rowCount() == 0
+    model.flush()
+    assert model.rowCount() == 1 and not model.has_pending()
+
+
+@pytest.mark.parametrize("grouped", [False, True], ids=["flat", "grouped"])
+def test_flood_of_short_tasks(qtbot, make_manager, grouped):
+    n = 20_000
+    manager = make_manager(max_threads=4)
+    manager.keep_finished = n  # nothing forgotten: every task must reach the model
+    model = TaskModel(manager, grouped=grouped)
+    model.max_items_per_pass = 1500
+    gaps = [0.0]
+    last = [perf_counter()]
+
+    def tick():
+        now = perf_counter()
+        gaps[0] = max(gaps[0], now - last[0])
+        last[0] = now
+
+    ticker = QTimer()
+    ticker.setInterval(1)
+    ticker.timeout.connect(tick)
+    ticker.start()
+    for i in range(n):
+        manager.add_task(int, group=i % 5, task_args=(i,), name="t")
+    manager.start_processing()
+    expected = {}
+    qtbot.waitUntil(
+        lambda: (
+            len(model.uids()) == n
+            and not model.has_pending()
+            and all(i.state is TaskState.COMPLETED for i in manager.tasks())
+        ),
+        timeout=15_000,
+    )
+    ticker.stop()
+    model.flush()
+    expected = {uid: TaskState.COMPLETED for uid in (i.uid for i in manager.tasks())}
+    assert {uid: model.task_info(uid).state for uid in model.uids()} == expected
+    assert model.largest_pass_items <= model.max_items_per_pass
+    print(
+        f"\n{'grouped' if grouped else 'flat'}: {model.pass_count} passes, largest "
+        f"{model.largest_pass_items} tasks / {model.largest_pass_seconds * 1000:.1f} ms, "
+        f"largest 1 ms timer gap {gaps[0] * 1000:.1f} ms"
+    )
+    # clearing them is batched too
+    model.largest_pass_items = 0
+    manager.clear_finished()
+    qtbot.waitUntil(lambda: model.rowCount() == 0 and not model.has_pending(), timeout=10_000)
+    assert model.largest_pass_items <= model.max_items_per_pass
