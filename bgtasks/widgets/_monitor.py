@@ -68,18 +68,28 @@ class TaskFilterProxy(QSortFilterProxyModel):
 
     def set_group(self, group: Any) -> None:
         """Show only this group's tasks; ``ANY_GROUP`` shows all."""
-        self._group = group
-        self.invalidateFilter()
+        self._change(_group=group)
 
     def set_state(self, state: TaskState | None) -> None:
         """Show only tasks in this state; ``None`` shows all."""
-        self._state = state
-        self.invalidateFilter()
+        self._change(_state=state)
 
     def set_text(self, text: str) -> None:
         """Show only tasks whose name, group, message or error contain ``text``."""
-        self._text = text.strip().casefold()
-        self.invalidateFilter()
+        self._change(_text=text.strip().casefold())
+
+    def _change(self, **values: Any) -> None:
+        if hasattr(self, "beginFilterChange"):  # Qt 6.10+; invalidateFilter is deprecated
+            self.beginFilterChange()
+            self._set(values)
+            self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+        else:
+            self._set(values)
+            self.invalidateFilter()
+
+    def _set(self, values: dict[str, Any]) -> None:
+        for name, value in values.items():
+            setattr(self, name, value)
 
     def filterAcceptsRow(  # noqa: N802 - Qt override
         self, source_row: int, source_parent: QModelIndex | QPersistentModelIndex

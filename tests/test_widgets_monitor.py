@@ -1,0 +1,240 @@
+"""TaskMonitor: actions, filters, error panel, summary, keyboard and accessibility."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QGuiApplication, QKeySequence
+from PySide6.QtWidgets import QComboBox, QLineEdit, QPlainTextEdit, QPushButton
+
+from bgtasks import TaskState, current_task
+from bgtasks.widgets import ProgressDelegate, TaskModel, TaskMonitor
+from bgtasks.widgets._model import PROGRESS
+from bgtasks.widgets._monitor import summary_text
+
+
+def ok(x=None):
+    return x
+
+
+def boom():
+    raise ValueError("it broke")
+
+
+def block():
+    current_task().sleep(30)  # until cancelled
+
+
+def synced(monitor: TaskMonitor) -> bool:
+    model, manager = monitor.model, monitor.model.manager
+    if model.has_pending():
+        return False
+    shown = {uid: model.task_info(uid).state for uid in model.uids()}
+    return shown == {i.uid: i.state for i in manager.tasks()}
+
+
+@pytest.fixture
+def monitor(qtbot, make_manager):
+    manager = make_manager(max_threads=4)
+    widget = TaskMonitor(manager)
+    qtbot.addWidget(widget)
+    widget.resize(900, 500)
+    widget.show()
+    return widget
+
+
+def visible_uids(monitor: TaskMonitor) -> list[int]:
+    proxy = monitor.proxy
+    return [proxy.index(r, 0).data(TaskModel.UidRole) for r in range(proxy.rowCount())]
+
+
+def test_summary_text():
+    counts = dict.fromkeys(TaskState, 0)
+    counts.update({TaskState.RUNNING: 3, TaskState.QUEUED: 120, TaskState.FAILED: 1})
+    assert summary_text(counts) == "3 running · 120 queued · 1 failed"
+    assert summary_text(dict.fromkeys(TaskState, 0)) == "No tasks"
+
+
+def test_summary_follows_the_manager(qtbot, monitor):
+    manager = monitor.model.manager
+    assert monitor.summary_label.text() == "No tasks"
+    first = [manager.submit(ok, i) for i in range(3)]
+    manager.submit(ok, upstream_task_ids=[first[0].uid])
+    qtbot.waitUntil(lambda: monitor.summary_label.text() == "3 queued · 1 pending", timeout=5000)
+    manager.submit(boom)
+    manager.start_processing()
+    qtbot.waitUntil(lambda: monitor.summary_label.text() == "4 completed · 1 failed", timeout=5000)
+
+
+def test_cancel_selected_queued_and_running(qtbot, monitor):
+    manager = monitor.model.manager
+    queued = [manager.submit(ok, i, name=f"q{i}") for i in range(3)]
+    qtbot.waitUntil(lambda: synced(monitor), timeout=5000)
+    assert not monitor.cancel_button.isEnabled()
+    assert monitor.select_uid(queued[1].uid)
+    assert monitor.selected_uids() == [queued[1].uid]
+    assert monitor.cancel_button.isEnabled()
+    qtbot.mouseClick(monitor.cancel_button, Qt.MouseButton.LeftButton)
+    assert manager.task_state(queued[1].uid) is TaskState.CANCELLED
+    # Delete in the table cancels too
+    assert monitor.select_uid(queued[2].uid)
+    qtbot.keyClick(monitor.view, Qt.Key.Key_Delete)
+    assert manager.task_state(queued[2].uid) is TaskState.CANCELLED
+    assert manager.task_state(queued[0].uid) is TaskState.QUEUED
+
+    running = manager.submit(block, name="runner")
+    manager.start_processing()
+    qtbot.waitUntil(lambda: running.running() and synced(monitor), timeout=5000)
+    assert monitor.select_uid(running.uid)
+    qtbot.waitUntil(monitor.cancel_button.isEnabled, timeout=5000)
+    monitor.cancel_button.click()
+    qtbot.waitUntil(running.done, timeout=5000)
+    assert running.state is TaskState.CANCELLED
+    qtbot.waitUntil(lambda: synced(monitor), timeout=5000)
+    assert not monitor.cancel_button.isEnabled()
+    assert monitor.retry_button.isEnabled()  # a cancelled task can run again
+
+
+def test_retry_reruns_a_failed_task(qtbot, monitor):
+    manager = monitor.model.manager
+    calls = itertools.count()
+
+    def flaky():
+        if next(calls) == 0:
+            raise RuntimeError("first time fails")
+        return "fine"
+
+    handle = manager.submit(flaky, name="flaky")
+    manager.start_processing()
+    qtbot.waitUntil(lambda: handle.done() and synced(monitor), timeout=5000)
+    assert handle.state is TaskState.FAILED
+    assert monitor.select_uid(handle.uid)
+    assert monitor.retry_button.isEnabled()
+    qtbot.mouseClick(monitor.retry_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: manager.task_state(handle.uid) is TaskState.COMPLETED, timeout=5000)
+    qtbot.waitUntil(lambda: synced(monitor), timeout=5000)
+    assert monitor.model.task_info(handle.uid).attempts == 2
+    assert not monitor.retry_button.isEnabled()
+
+
+def test_clear_finished_keeps_live_rows(qtbot, monitor):
+    manager = monitor.model.manager
+    done = [manager.submit(ok, i) for i in range(4)] + [manager.submit(boom)]
+    manager.start_processing()
+    qtbot.waitUntil(lambda: all(h.done() for h in done), timeout=5000)
+    manager.pause_processing()
+    live = [manager.submit(ok, i, name="waits") for i in range(2)]
+    qtbot.waitUntil(lambda: synced(monitor), timeout=5000)
+    assert len(visible_uids(monitor)) == 7
+    monitor.clear_button.click()
+    qtbot.waitUntil(lambda: synced(monitor), timeout=5000)
+    assert monitor.model.uids() == [h.uid for h in live]
+    assert visible_uids(monitor) == [h.uid for h in live]
+    qtbot.waitUntil(lambda: monitor.summary_label.text() == "2 queued", timeout=5000)
+
+
+def test_filters_hide_rows(qtbot, monitor):
+    manager = monitor.model.manager
+    a = [manager.submit(ok, i, name=f"alpha {i}", group="A") for i in range(3)]
+    b = [manager.submit(ok, i, name=f"beta {i}", group="B") for i in range(2)]
+    bad = manager.submit(boom, name="gamma", group="B")
+    manager.start_processing()
+    qtbot.waitUntil(lambda: all(h.done() for h in a + b + [bad]) and synced(monitor), timeout=5000)
+    every = [h.uid for h in a + b + [bad]]
+    assert visible_uids(monitor) == every
+
+    combo = monitor.group_combo
+    assert [combo.itemText(i) for i in range(combo.count())] == ["All groups", "A", "B"]
+    combo.setCurrentIndex(combo.findData("B"))
+    assert visible_uids(monitor) == [h.uid for h in b] + [bad.uid]
+
+    monitor.state_combo.setCurrentIndex(monitor.state_combo.findData(TaskState.FAILED))
+    assert visible_uids(monitor) == [bad.uid]
+
+    combo.setCurrentIndex(0)
+    monitor.state_combo.setCurrentIndex(0)
+    qtbot.keyClicks(monitor.text_edit, "ALPHA 1")
+    assert visible_uids(monitor) == [a[1].uid]
+    monitor.text_edit.setText("it broke")  # the error text matches too
+    assert visible_uids(monitor) == [bad.uid]
+    monitor.text_edit.clear()
+    assert visible_uids(monitor) == every
+
+
+def test_error_panel_and_copy(qtbot, monitor):
+    manager = monitor.model.manager
+    good = manager.submit(ok, 1, name="good")
+    bad = manager.submit(boom, name="bad")
+    manager.start_processing()
+    qtbot.waitUntil(lambda: bad.done() and good.done() and synced(monitor), timeout=5000)
+    traceback = manager.info(bad.uid).traceback
+    assert "ValueError: it broke" in traceback
+    assert monitor.select_uid(bad.uid)
+    assert monitor.error_panel.toPlainText() == traceback
+    assert monitor.error_panel.isReadOnly()
+    QGuiApplication.clipboard().clear()
+    qtbot.mouseClick(monitor.copy_button, Qt.MouseButton.LeftButton)
+    assert QGuiApplication.clipboard().text() == traceback
+    assert monitor.select_uid(good.uid)
+    assert monitor.error_panel.toPlainText() == ""
+    assert not monitor.copy_button.isEnabled()
+
+
+def test_keyboard_and_accessible_names(monitor):
+    controls = [
+        monitor.group_combo,
+        monitor.state_combo,
+        monitor.text_edit,
+        monitor.view,
+        monitor.cancel_button,
+        monitor.retry_button,
+        monitor.clear_button,
+        monitor.error_panel,
+        monitor.copy_button,
+    ]
+    for widget in controls + [monitor.summary_label]:
+        assert widget.accessibleName(), widget
+    # mnemonics: every button has its own Alt shortcut
+    shortcuts = {
+        b.shortcut().toString(QKeySequence.SequenceFormat.PortableText)
+        for b in monitor.findChildren(QPushButton)
+    }
+    assert shortcuts == {"Alt+C", "Alt+R", "Alt+L", "Alt+Y"}
+    # labels give the filters and the panel their Alt shortcuts
+    buddies = {
+        label.text(): label.buddy()
+        for label in monitor.findChildren(type(monitor.summary_label))
+        if label.buddy() is not None
+    }
+    assert isinstance(buddies["&Group:"], QComboBox)
+    assert isinstance(buddies["&Filter:"], QLineEdit)
+    assert isinstance(buddies["&Traceback:"], QPlainTextEdit)
+    # tab order, from the first filter to the copy button
+    widget, chain = monitor.group_combo, [monitor.group_combo]
+    while len(chain) < len(controls):
+        widget = widget.nextInFocusChain()
+        if widget in controls:
+            chain.append(widget)
+    assert chain == controls
+
+
+def test_progress_delegate_paints(qtbot, monitor):
+    manager = monitor.model.manager
+
+    def half():
+        current_task().report_progress(1, 2, "half way")
+        current_task().sleep(30)
+
+    running = manager.submit(half, name="half")
+    manager.start_processing()
+    qtbot.waitUntil(lambda: monitor.model.task_info(running.uid) is not None, timeout=5000)
+    qtbot.waitUntil(
+        lambda: monitor.model.index_of(running.uid, PROGRESS).data() == "50%", timeout=5000
+    )
+    assert isinstance(monitor.view.itemDelegateForColumn(PROGRESS), ProgressDelegate)
+    image = monitor.grab()  # paints every visible cell, the delegate's included
+    assert not image.isNull()
+    running.cancel()
+    qtbot.waitUntil(running.done, timeout=5000)
