@@ -110,7 +110,8 @@ def test_model_follows_the_manager(qtbot, model_failures, make_manager, grouped)
         assert index.data(TaskModel.StateRole) is TaskState.FAILED
     done = model.index_of(handles[0].uid, PROGRESS)
     assert done.data(TaskModel.ProgressRole) == 1.0
-    assert done.data() == "50%"  # the last progress reported
+    assert done.data() == "100%"
+    assert model.index_of(handles[0].uid, 4).data() == "half of 0"  # the message column
     assert model.index_of(blocking[0].uid, ELAPSED).data().endswith(" s")
     assert model.index_of(queued.uid, ELAPSED).data() == ""
 

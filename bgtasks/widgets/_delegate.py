@@ -23,7 +23,8 @@ class ProgressDelegate(QStyledItemDelegate):
     with the cell's display text (e.g. "42%") on it.
 
     Install it on the progress column (``view.setItemDelegateForColumn``).
-    Cells without a progress value are drawn as usual.
+    Cells without a progress value or without text (a task that reported no
+    progress) are drawn as usual.
     """
 
     #: Steps of the bar; a fraction is shown to 0.1 %.
@@ -36,7 +37,8 @@ class ProgressDelegate(QStyledItemDelegate):
         index: QModelIndex | QPersistentModelIndex,
     ) -> None:
         fraction = index.data(TaskModel.ProgressRole)
-        if fraction is None:
+        text = index.data(Qt.ItemDataRole.DisplayRole)
+        if fraction is None or not text:  # no progress to show (not started, say)
             super().paint(painter, option, index)
             return
         widget = option.widget
@@ -54,8 +56,7 @@ class ProgressDelegate(QStyledItemDelegate):
         bar.minimum = 0
         bar.maximum = self.RANGE
         bar.progress = round(max(0.0, min(1.0, float(fraction))) * self.RANGE)
-        text = index.data(Qt.ItemDataRole.DisplayRole)
-        bar.text = "" if text is None else str(text)
-        bar.textVisible = bool(bar.text)
+        bar.text = str(text)
+        bar.textVisible = True
         bar.textAlignment = Qt.AlignmentFlag.AlignCenter
         style.drawControl(QStyle.ControlElement.CE_ProgressBar, bar, painter, widget)

@@ -515,6 +515,8 @@ class TaskModel(QAbstractItemModel):
             if col == STATE:
                 return info.state.value
             if col == PROGRESS:
+                if info.state is TaskState.COMPLETED:
+                    return "100%"
                 return "" if info.progress is None else f"{info.progress * 100:.0f}%"
             if col == MESSAGE:
                 return info.message
