@@ -27,9 +27,7 @@ class ViewTracker(QObject):
     """Follows one view for a loader.  UI thread only."""
 
     #: Milliseconds of quiet before the viewport is read again.
-    debounce_ms = 15
-    #: ... but never more than this while the view keeps scrolling.
-    max_wait_s = 0.1
+    debounce_ms = 40
 
     def __init__(self, loader: ThumbnailLoader, view: QAbstractItemView, path_role: int, column: int) -> None:
         super().__init__(loader)
@@ -38,7 +36,10 @@ class ViewTracker(QObject):
         self._path_role = path_role
         self._column = column
         self._model: Any = None
-        self._pending_since: float | None = None
+        self._last_change = 0.0
+        self._last_update = 0.0
+        #: Updates that only cancelled, because the view was flung past a screen.
+        self.flings = 0
         #: Paths within keep_screens of the viewport at the last update.
         self.keep: set[str] = set()
         #: Paths visible at the last update, in row order.
@@ -107,18 +108,31 @@ class ViewTracker(QObject):
         return False
 
     def schedule(self, *_: object) -> None:
-        """Read the viewport again soon: after ``debounce_ms`` of quiet, at most
-        ``max_wait_s`` after the first change."""
+        """Read the viewport again soon.
+
+        A change at least ``debounce_ms`` after the last read is read at the
+        next idle moment (a wheel step shows its rows without delay); one
+        sooner waits for ``debounce_ms`` of quiet.  So a continuous scroll
+        is read about every ``debounce_ms``.
+        """
         now = time.monotonic()
-        if self._pending_since is None:
-            self._pending_since = now
-        elif now - self._pending_since >= self.max_wait_s and self._timer.isActive():
-            return  # keep the running timer: a continuous scroll still updates
-        self._timer.start(self.debounce_ms)
+        self._last_change = now
+        if now - self._last_update >= self.debounce_ms / 1000:
+            self._timer.start(0)  # quiet for a while: read at the next idle moment
+        else:
+            self._timer.start(self.debounce_ms)
 
     def update_now(self) -> None:
-        """Read the viewport and tell the loader what is visible and what is near."""
-        self._pending_since = None
+        """Read the viewport and tell the loader what is visible and what is near.
+
+        During a fling (the view is still moving and shows none of the rows
+        it showed at the last update) only the cancellation happens: rows
+        requested now would be gone before they decode.  A read after the
+        scroll stops requests them.
+        """
+        now = time.monotonic()
+        still_moving = now - self._last_change < self.debounce_ms / 1000
+        self._last_update = now
         self._timer.stop()
         self._hook_model()
         view, model = self.view, self._model
@@ -138,8 +152,14 @@ class ViewTracker(QObject):
             if path:
                 visible.append(str(path))
         keep.update(visible)
+        if not visible:
+            self._last_update = 0.0  # not laid out yet: the next change is read at once
+        fling = still_moving and bool(self.visible) and not set(visible) & set(self.visible)
         self.keep, self.visible = keep, visible
-        self._loader._viewport_changed(visible, keep)
+        self._loader._viewport_changed(visible, keep, request=not fling)
+        if fling:
+            self.flings += 1
+            self._timer.start(self.debounce_ms)  # read again once it stops
 
     def rows(self, keep_screens: float) -> tuple[list[int], range]:
         """The rows intersecting the viewport (in order), and the range of rows

@@ -280,6 +280,11 @@ class ThumbnailLoader(QObject):
     def is_pending(self, path: str) -> bool:
         return path in self._inflight
 
+    def pending_priority(self, path: str) -> float | None:
+        """The priority of the request in flight for ``path``, or None."""
+        entry = self._inflight.get(path)
+        return None if entry is None else entry.priority
+
     # ------------------------------------------------------------------ cache
 
     def cached(self, path: str | os.PathLike[str]) -> QPixmap | None:
@@ -397,16 +402,21 @@ class ThumbnailLoader(QObject):
     def has_views(self) -> bool:
         return any(t.view is not None for t in self._trackers)
 
-    def _viewport_changed(self, visible: Sequence[str], keep: Iterable[str]) -> None:
-        """A tracker's view shows ``visible`` (in order) and keeps ``keep`` close."""
-        self._visible_generation += 1
-        # Newest screen above every older one; within it, reading order.
-        base = VISIBLE_PRIORITY + self._visible_generation
-        count = len(visible)
-        for i, path in enumerate(visible):
-            if path in self._cache or path in self._failed:
-                continue
-            self._request(path, base + (count - i) / (count + 1), evictable=True)
+    def _viewport_changed(self, visible: Sequence[str], keep: Iterable[str], request: bool = True) -> None:
+        """A tracker's view shows ``visible`` (in order) and keeps ``keep`` close;
+        ``request=False`` while it is flung: cancel only."""
+        if request:
+            self._visible_generation += 1
+            # Newest screen above every older one; within it, reading order.
+            base = VISIBLE_PRIORITY + self._visible_generation
+            count = len(visible)
+            try:
+                for i, path in enumerate(visible):
+                    if path in self._cache or path in self._failed:
+                        continue
+                    self._request(path, base + (count - i) / (count + 1), evictable=True)
+            except RuntimeError:  # the manager was shut down: nothing more to load
+                return
         near: set[str] = set()
         for tracker in self._trackers:
             near.update(tracker.keep)
@@ -477,7 +487,10 @@ class ThumbnailModel(QAbstractListModel):
             if loader.error(path) is not None:
                 return loader.placeholder()
             if not loader.has_views() and not loader.is_pending(path):
-                loader._request(path, loader.default_priority, evictable=True)
+                try:
+                    loader._request(path, loader.default_priority, evictable=True)
+                except RuntimeError:  # the manager was shut down
+                    pass
             return None
         if role == self._path_role:
             return path

@@ -348,6 +348,7 @@ def test_visible_rows_are_decoded_before_a_queue_of_earlier_requests(
     view.scrollToBottom()
     qtbot.waitUntil(lambda: tracker.visible and tracker.visible[-1] == many[-1])
     bottom = list(tracker.visible)
+    qtbot.waitUntil(lambda: all(loader.pending_priority(p) > 1000 for p in bottom[1:]))
     # explicit requests (not the view's) are never cancelled by scrolling:
     assert loader.is_pending(many[250]) is True
     rec.allow()
@@ -373,6 +374,7 @@ def test_view_requests_are_cancelled_when_scrolled_far_away(qtbot, make_manager,
     view.scrollToBottom()
     qtbot.waitUntil(lambda: tracker.visible and tracker.visible[-1] == many[-1])
     bottom = list(tracker.visible)
+    qtbot.waitUntil(lambda: all(loader.is_pending(p) for p in bottom))
     assert sorted(loader.pending()) == sorted(bottom)  # the top ones were withdrawn
     qtbot.waitUntil(lambda: len(cancelled) == len(top))
     # One row up: nearby requests are kept, not cancelled.
@@ -382,6 +384,21 @@ def test_view_requests_are_cancelled_when_scrolled_far_away(qtbot, make_manager,
     m.start_processing()
     qtbot.waitUntil(lambda: not loader.pending(), timeout=20000)
     assert not set(top) & set(rec.decoded)
+
+
+def test_a_view_after_the_manager_shut_down_raises_nothing(qtbot, make_manager, many):
+    m = make_manager()
+    loader = ThumbnailLoader(m, QSize(16, 16))
+    model = ThumbnailModel(many[:50], loader)
+    m.shut_down()
+    view = list_view(qtbot, model)
+    loader.attach_view(view)
+    tracker = loader._trackers[0]
+    qtbot.waitUntil(lambda: bool(tracker.visible))
+    assert loader.pending() == []
+    assert model.index(0, 0).data(Qt.ItemDataRole.DecorationRole) is None
+    with pytest.raises(RuntimeError, match="shut down"):
+        loader.request(many[0])
 
 
 def test_detach_and_destroyed_views_stop_tracking(qtbot, make_manager, many):
