@@ -224,3 +224,63 @@ def test_flood_of_short_tasks(qtbot, make_manager, grouped):
     manager.clear_finished()
     qtbot.waitUntil(lambda: model.rowCount() == 0 and not model.has_pending(), timeout=10_000)
     assert model.largest_pass_items <= model.max_items_per_pass
+
+
+def test_tasks_forgotten_before_a_pass(qtbot, model_failures, make_manager):
+    """Added and removed between two passes: never a row, nothing pending."""
+    manager = make_manager()
+    model = TaskModel(manager, grouped=True)
+    model.refresh_interval = 60_000  # no pass comes by itself in this test
+    tester = QAbstractItemModelTester(model, QAbstractItemModelTester.FailureReportingMode.Warning)
+    handles = [manager.submit(ok, i, group=i % 2) for i in range(50)]
+    manager.start_processing()
+    qtbot.waitUntil(lambda: all(h.done() for h in handles), timeout=5000)
+    qtbot.waitUntil(model.has_pending, timeout=5000)
+    assert model.rowCount() == 0
+    assert manager.clear_finished() == 50
+    qtbot.waitUntil(lambda: not model.has_pending(), timeout=5000)  # the removals cancel the adds
+    assert model.rowCount() == 0 and manager.tasks() == []
+    model.flush()
+    assert model.rowCount() == 0
+    assert not model_failures
+    del tester
+
+
+def test_elapsed_ticks_while_running(qtbot, make_manager):
+    manager = make_manager(start_processing=True)
+    handle = manager.submit(block, name="long")
+    model = TaskModel(manager)
+    qtbot.waitUntil(lambda: model.task_info(handle.uid) is not None, timeout=5000)
+    qtbot.waitUntil(lambda: model.task_info(handle.uid).state is TaskState.RUNNING, timeout=5000)
+    first = model.index_of(handle.uid, ELAPSED).data()
+    with qtbot.waitSignal(
+        model.dataChanged,
+        check_params_cb=lambda top, bottom, roles=(): top.column() <= ELAPSED <= bottom.column(),
+        timeout=2000,
+    ):
+        pass
+    qtbot.waitUntil(lambda: model.index_of(handle.uid, ELAPSED).data() != first, timeout=5000)
+    handle.cancel()
+    qtbot.waitUntil(lambda: handle.done() and matches(model, manager), timeout=5000)
+    # a finished task's elapsed time no longer moves, and the timer stops
+    qtbot.waitUntil(lambda: not model._timer.isActive(), timeout=5000)
+
+
+def test_group_rows(qtbot, make_manager):
+    manager = make_manager()
+    for i in range(3):
+        manager.submit(ok, i, group="pics")
+    manager.submit(ok, 9, group=None)
+    model = TaskModel(manager, grouped=True)
+    assert model.groups() == ["pics", None]
+    pics, none = model.index(0, NAME), model.index(1, NAME)
+    assert (pics.data(), none.data()) == ("pics", "(no group)")
+    assert model.index(0, GROUP).data() == "3 tasks"
+    assert model.index(0, STATE).data() == "3 queued"
+    assert model.index(0, PROGRESS).data() == "0/3"
+    assert pics.data(TaskModel.UidRole) is None and pics.data(TaskModel.GroupRole) == "pics"
+    assert model.rowCount(pics) == 3 and model.rowCount(model.index(0, 1)) == 0
+    manager.start_processing()
+    qtbot.waitUntil(lambda: matches(model, manager), timeout=5000)
+    assert model.index(0, PROGRESS).data() == "3/3"
+    assert model.index(0, PROGRESS).data(TaskModel.ProgressRole) == 1.0
