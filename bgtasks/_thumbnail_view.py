@@ -27,7 +27,7 @@ class ViewTracker(QObject):
     """Follows one view for a loader.  UI thread only."""
 
     #: Milliseconds of quiet before the viewport is read again.
-    debounce_ms = 40
+    debounce_ms = 25
 
     def __init__(self, loader: ThumbnailLoader, view: QAbstractItemView, path_role: int, column: int) -> None:
         super().__init__(loader)

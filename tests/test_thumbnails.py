@@ -411,6 +411,16 @@ def test_detach_and_destroyed_views_stop_tracking(qtbot, make_manager, many):
     assert len(loader._trackers) == 1 and loader.has_views()
     loader.detach_view(view)
     assert not loader.has_views() and loader._trackers == []
+    # A view destroyed while attached is simply forgotten.
+    other = QListView()
+    other.setModel(model)
+    loader.attach_view(other)
+    assert loader.has_views()
+    with qtbot.waitSignal(other.destroyed, timeout=5000):
+        other.deleteLater()
+    assert not loader.has_views()
+    loader._trackers[0].update_now()  # reads nothing, raises nothing
+    assert loader._trackers[0].visible == []
 
 
 # ---------------------------------------------------------------- the model
