@@ -386,6 +386,24 @@ def test_view_requests_are_cancelled_when_scrolled_far_away(qtbot, make_manager,
     assert not set(top) & set(rec.decoded)
 
 
+def test_a_fling_only_cancels_and_the_rows_where_it_stops_load(qtbot, make_manager, many):
+    m = make_manager()  # not processing: requests stay queued
+    loader = ThumbnailLoader(m, QSize(16, 16))
+    view = list_view(qtbot, ThumbnailModel(many, loader))
+    loader.attach_view(view)
+    tracker = loader._trackers[0]
+    qtbot.waitUntil(lambda: bool(tracker.visible) and bool(loader.pending()))
+    top = list(tracker.visible)
+    tracker.debounce_ms = 500  # "still moving" for half a second, even on a slow machine
+    bar = view.verticalScrollBar()
+    bar.setValue(bar.maximum() // 2)  # a jump of many screens...
+    tracker.update_now()  # ...read while the view is still moving
+    middle = list(tracker.visible)
+    assert middle and not set(middle) & set(top)
+    assert loader.pending() == [] and tracker.flings == 1  # cancelled, nothing new
+    qtbot.waitUntil(lambda: sorted(loader.pending()) == middle)  # it stopped: load
+
+
 def test_a_view_after_the_manager_shut_down_raises_nothing(qtbot, make_manager, many):
     m = make_manager()
     loader = ThumbnailLoader(m, QSize(16, 16))
