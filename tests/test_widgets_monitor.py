@@ -238,3 +238,36 @@ def test_progress_delegate_paints(qtbot, monitor):
     assert not image.isNull()
     running.cancel()
     qtbot.waitUntil(running.done, timeout=5000)
+
+
+def test_sorting_by_a_column(qtbot, monitor):
+    manager = monitor.model.manager
+    handles = [manager.submit(ok, name=name) for name in ("pear", "apple", "fig")]
+    qtbot.waitUntil(lambda: synced(monitor), timeout=5000)
+    assert visible_uids(monitor) == [h.uid for h in handles]  # task order at first
+    monitor.view.sortByColumn(0, Qt.SortOrder.AscendingOrder)
+    names = [monitor.proxy.index(r, 0).data() for r in range(3)]
+    assert names == ["apple", "fig", "pear"]
+
+
+def test_grouped_monitor(qtbot, make_manager):
+    manager = make_manager()
+    widget = TaskMonitor(manager, grouped=True)
+    qtbot.addWidget(widget)
+    a = [manager.submit(ok, i, name=f"a{i}", group="A") for i in range(2)]
+    b = manager.submit(boom, name="b0", group="B")
+    manager.start_processing()
+    qtbot.waitUntil(lambda: all(h.done() for h in a + [b]) and synced(widget), timeout=5000)
+    proxy = widget.proxy
+    assert proxy.rowCount() == 2
+    group_b = proxy.index(1, 0)
+    assert group_b.data(TaskModel.GroupRole) == "B" and widget.view.isExpanded(group_b)
+    widget.state_combo.setCurrentIndex(widget.state_combo.findData(TaskState.FAILED))
+    assert proxy.rowCount() == 1  # only group B has a failed task
+    only = proxy.index(0, 0)
+    assert proxy.rowCount(only) == 1
+    assert proxy.index(0, 0, only).data(TaskModel.UidRole) == b.uid
+    assert widget.select_uid(b.uid)
+    assert widget.selected_uids() == [b.uid]
+    assert "ValueError: it broke" in widget.error_panel.toPlainText()
+    assert widget.retry_button.isEnabled() and not widget.cancel_button.isEnabled()

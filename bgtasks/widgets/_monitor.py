@@ -127,11 +127,14 @@ class TaskMonitor(QWidget):
     GUI thread only.
     """
 
-    def __init__(self, manager: BackgroundTaskManager, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, manager: BackgroundTaskManager, parent: QWidget | None = None, grouped: bool = False
+    ) -> None:
+        """Show ``manager``'s tasks; with ``grouped`` as a tree, a row per group."""
         super().__init__(parent)
         self._manager = manager
         self.setAccessibleName("Task monitor")
-        self.model = TaskModel(manager, self)
+        self.model = TaskModel(manager, self, grouped=grouped)
         self.proxy = TaskFilterProxy(self)
         self.proxy.setSourceModel(self.model)
 
@@ -164,7 +167,7 @@ class TaskMonitor(QWidget):
         self.view = QTreeView(self)
         self.view.setAccessibleName("Tasks")
         self.view.setModel(self.proxy)
-        self.view.setRootIsDecorated(False)
+        self.view.setRootIsDecorated(grouped)
         self.view.setUniformRowHeights(True)
         self.view.setAlternatingRowColors(True)
         self.view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
@@ -255,6 +258,8 @@ class TaskMonitor(QWidget):
         self.copy_button.clicked.connect(self.copy_traceback)
         self.view.selectionModel().selectionChanged.connect(self._selection_changed)
         self.view.selectionModel().currentChanged.connect(self._show_traceback)
+        if grouped:
+            self.model.rowsInserted.connect(self._expand_group)
         self.model.batch_applied.connect(self._refresh)
         self.view.installEventFilter(self)
         self._refresh()
@@ -322,6 +327,11 @@ class TaskMonitor(QWidget):
                 self.cancel_selected()
                 return True
         return super().eventFilter(watched, event)
+
+    def _expand_group(self, parent: QModelIndex, first: int, last: int) -> None:
+        if not parent.isValid():  # new group rows start expanded
+            for row in range(first, last + 1):
+                self.view.expand(self.proxy.mapFromSource(self.model.index(row, 0)))
 
     def _group_chosen(self, _: int) -> None:
         self.proxy.set_group(self.group_combo.currentData())
