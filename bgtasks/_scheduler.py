@@ -955,6 +955,12 @@ class Scheduler:
         task.priority = priority
         if task.state is QUEUED:  # the old heap entry goes stale
             heapq.heappush(self._ready, (-priority, task.uid, task))
+        work = task.work
+        if work is not None and work.mirrors and work.state in (PENDING, QUEUED):
+            # a keyed request: its shared work runs at its requesters' highest priority
+            top = max(m.priority for m in work.mirrors)
+            if top != work.priority:
+                self._reprioritise(work, top)
 
     def _claim(self) -> Task | None:
         if self._paused or self._closed:

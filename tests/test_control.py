@@ -695,3 +695,16 @@ def test_manual_retry_gets_its_automatic_retries_again(qtbot, make_manager):
     qtbot.waitUntil(lambda: m.task_state(h.uid) is TaskState.COMPLETED, timeout=10000)
     assert m.info(h.uid).attempts == 4
     assert len(calls) == 4
+
+
+def test_set_priority_of_a_keyed_request_moves_its_shared_work(qtbot, make_manager):
+    m = make_manager(max_threads=1)
+    order = []
+    a = m.add_task(order.append, task_args=["a"], key="a")
+    b = m.add_task(order.append, task_args=["b"], key="b")
+    m.set_priority(b, 10)
+    with qtbot.waitSignals([m.task_group_finished], timeout=10000):
+        m.start_processing()
+    qtbot.waitUntil(lambda: len(order) == 2, timeout=10000)
+    assert order == ["b", "a"]
+    assert m.info(a).state is TaskState.COMPLETED
