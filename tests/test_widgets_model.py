@@ -3,7 +3,6 @@ manager, batching limits, and a flood of short tasks."""
 
 from __future__ import annotations
 
-import threading
 from time import perf_counter
 
 import pytest
@@ -96,7 +95,9 @@ def test_model_follows_the_manager(qtbot, model_failures, make_manager, grouped)
     handles = [manager.submit(ok, i, name=f"ok{i}", group=f"g{i % 3}") for i in range(30)]
     failing = [manager.submit(boom, name=f"boom{i}", group="bad") for i in range(3)]
     blocking = [manager.submit(block, name=f"block{i}", group=None) for i in range(2)]
-    queued = manager.submit(ok, "never", name="queued", group="g0", upstream_task_ids=[blocking[0].uid])
+    queued = manager.submit(
+        ok, "never", name="queued", group="g0", upstream_task_ids=[blocking[0].uid]
+    )
     manager.start_processing()
     qtbot.waitUntil(lambda: all(h.done() for h in before + handles + failing), timeout=5000)
     qtbot.waitUntil(lambda: all(h.running() for h in blocking), timeout=5000)
@@ -200,7 +201,6 @@ def test_flood_of_short_tasks(qtbot, make_manager, grouped):
     for i in range(n):
         manager.add_task(int, group=i % 5, task_args=(i,), name="t")
     manager.start_processing()
-    expected = {}
     qtbot.waitUntil(
         lambda: (
             len(model.uids()) == n

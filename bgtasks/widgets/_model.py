@@ -39,6 +39,8 @@ from .._state import TaskInfo, TaskState
 NAME, GROUP, STATE, PROGRESS, MESSAGE, ELAPSED, ERROR = range(7)
 _HEADERS = ("Name", "Group", "State", "Progress", "Message", "Elapsed", "Error")
 
+_ROOT = QModelIndex()  # the invalid index: the parent of top rows
+
 _ACTIVE = frozenset({TaskState.RUNNING, TaskState.CANCELLING})
 _COLOURS = {
     TaskState.FAILED: QColor(190, 30, 30),
@@ -270,7 +272,9 @@ class TaskModel(QAbstractItemModel):
         if order is None:
             nodes = self._nodes
             order = [nodes[uid] for uid in self._to_remove]
-            order.sort(key=lambda n: (-1 if n.parent is None else n.parent.row, n.row), reverse=True)
+            order.sort(
+                key=lambda n: (-1 if n.parent is None else n.parent.row, n.row), reverse=True
+            )
             self._remove_order = order
         sizes, active, to_remove = self._group_sizes, self._active, self._to_remove
         done = pos = 0
@@ -281,7 +285,11 @@ class TaskModel(QAbstractItemModel):
             group = order[pos].parent
             end = pos + 1
             limit = min(len(order), pos + cap - done)
-            while end < limit and order[end].parent is group and order[end].row == order[end - 1].row - 1:
+            while (
+                end < limit
+                and order[end].parent is group
+                and order[end].row == order[end - 1].row - 1
+            ):
                 end += 1
             block = order[pos:end]
             pos = end
@@ -455,7 +463,7 @@ class TaskModel(QAbstractItemModel):
             return None
 
     def index(
-        self, row: int, column: int, parent: QModelIndex | QPersistentModelIndex = QModelIndex()
+        self, row: int, column: int, parent: QModelIndex | QPersistentModelIndex = _ROOT
     ) -> QModelIndex:
         if not self.hasIndex(row, column, parent):
             return QModelIndex()
@@ -464,7 +472,9 @@ class TaskModel(QAbstractItemModel):
         group = self._groups[parent.row()]
         return self.createIndex(row, column, group.gid)
 
-    def parent(self, index: QModelIndex | QPersistentModelIndex = QModelIndex()) -> QModelIndex:  # type: ignore[override]
+    def parent(  # type: ignore[override]
+        self, index: QModelIndex | QPersistentModelIndex = _ROOT
+    ) -> QModelIndex:
         if not index.isValid():
             return QModelIndex()
         gid = index.internalId()
@@ -475,7 +485,7 @@ class TaskModel(QAbstractItemModel):
             return QModelIndex()
         return self.createIndex(group.row, 0, 0)
 
-    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: N802
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = _ROOT) -> int:  # noqa: N802
         if not parent.isValid():
             return len(self._groups) if self._grouped else len(self._top)
         if not self._grouped or parent.column() != 0 or parent.internalId() != 0:
@@ -483,7 +493,7 @@ class TaskModel(QAbstractItemModel):
         row = parent.row()
         return len(self._groups[row].children) if row < len(self._groups) else 0
 
-    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: N802
+    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = _ROOT) -> int:  # noqa: N802
         return len(_HEADERS)
 
     def headerData(  # noqa: N802
@@ -499,7 +509,9 @@ class TaskModel(QAbstractItemModel):
             return Qt.ItemFlag.NoItemFlags
         return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
 
-    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+    def data(
+        self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> Any:
         node = self._node(index) if index.isValid() else None
         if node is None:
             return None
@@ -562,18 +574,28 @@ class TaskModel(QAbstractItemModel):
                 for node in group.children:
                     counts[node.info.state] += 1
             total = len(group.children)
-            finished = counts[TaskState.COMPLETED] + counts[TaskState.FAILED] + counts[TaskState.CANCELLED]
+            finished = (
+                counts[TaskState.COMPLETED] + counts[TaskState.FAILED] + counts[TaskState.CANCELLED]
+            )
             if role == self.ProgressRole:
                 return finished / total if total else 0.0
             if col == NAME:
-                return group_label(group.key) if role == Qt.ItemDataRole.DisplayRole else str(group.key)
+                return (
+                    group_label(group.key)
+                    if role == Qt.ItemDataRole.DisplayRole
+                    else str(group.key)
+                )
             if col == GROUP:
                 return f"{total} tasks" if role == Qt.ItemDataRole.DisplayRole else total
             if col == STATE:
                 parts = [f"{n} {s.value}" for s, n in counts.items() if n]
                 return ", ".join(parts)
             if col == PROGRESS:
-                return f"{finished}/{total}" if role == Qt.ItemDataRole.DisplayRole else finished / max(total, 1)
+                return (
+                    f"{finished}/{total}"
+                    if role == Qt.ItemDataRole.DisplayRole
+                    else finished / max(total, 1)
+                )
             return None if role == Qt.ItemDataRole.DisplayRole else ""
         return None
 

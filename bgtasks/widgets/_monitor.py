@@ -365,4 +365,3 @@ class TaskMonitor(QWidget):
         if self.error_panel.toPlainText() != text:
             self.error_panel.setPlainText(text)
         self.copy_button.setEnabled(bool(text))
-
