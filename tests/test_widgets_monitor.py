@@ -252,15 +252,17 @@ def test_sorting_by_a_column(qtbot, monitor):
 
 def test_grouped_monitor(qtbot, make_manager):
     manager = make_manager()
+    early = manager.submit(ok, name="early", group="E")
     widget = TaskMonitor(manager, grouped=True)
+    assert widget.view.isExpanded(widget.proxy.index(0, 0))  # groups start expanded
     qtbot.addWidget(widget)
     a = [manager.submit(ok, i, name=f"a{i}", group="A") for i in range(2)]
     b = manager.submit(boom, name="b0", group="B")
     manager.start_processing()
-    qtbot.waitUntil(lambda: all(h.done() for h in a + [b]) and synced(widget), timeout=5000)
+    qtbot.waitUntil(lambda: all(h.done() for h in a + [b, early]) and synced(widget), timeout=5000)
     proxy = widget.proxy
-    assert proxy.rowCount() == 2
-    group_b = proxy.index(1, 0)
+    assert proxy.rowCount() == 3
+    group_b = proxy.index(2, 0)
     assert group_b.data(TaskModel.GroupRole) == "B" and widget.view.isExpanded(group_b)
     widget.state_combo.setCurrentIndex(widget.state_combo.findData(TaskState.FAILED))
     assert proxy.rowCount() == 1  # only group B has a failed task

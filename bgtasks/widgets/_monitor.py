@@ -259,6 +259,7 @@ class TaskMonitor(QWidget):
         self.view.selectionModel().selectionChanged.connect(self._selection_changed)
         self.view.selectionModel().currentChanged.connect(self._show_traceback)
         if grouped:
+            self.view.expandAll()
             self.model.rowsInserted.connect(self._expand_group)
         self.model.batch_applied.connect(self._refresh)
         self.view.installEventFilter(self)
