@@ -1027,9 +1027,16 @@ class Scheduler:
     def _spawn_count(self) -> int:
         if self._paused or self._closed:
             return 0
+        # Active workers may all be busy with long tasks: every ready task may
+        # get a new worker, up to the target.
         ready = self._n_ready - self._n_parked
-        want = min(ready, self._target) - self._active
-        if ready > self._active and self._target < self._max_workers and self._widen_mark < 0:
+        want = min(ready, self._target - self._active)
+        if (
+            ready
+            and self._active >= self._target
+            and self._target < self._max_workers
+            and self._widen_mark < 0
+        ):
             self._widen_mark = self._finish_count
             self._add_timer(WIDEN_AFTER, "widen", None)  # type: ignore[arg-type]
         if want > 0:

@@ -708,3 +708,14 @@ def test_set_priority_of_a_keyed_request_moves_its_shared_work(qtbot, make_manag
     qtbot.waitUntil(lambda: len(order) == 2, timeout=10000)
     assert order == ["b", "a"]
     assert m.info(a).state is TaskState.COMPLETED
+
+
+def test_a_queued_task_starts_while_another_runs_a_long_task(qtbot, make_manager):
+    """Regression: a busy worker was counted as free, so the queued task waited for it."""
+    m = make_manager(start_processing=True, max_threads=4)
+    started = threading.Event()
+    long = m.submit(lambda: (started.set(), current_task().sleep(30)))
+    assert started.wait(10)
+    quick = m.submit(lambda: "not blocked")
+    assert quick.result(timeout=10) == "not blocked"
+    long.cancel()

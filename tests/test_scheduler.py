@@ -818,6 +818,7 @@ def test_short_tasks_shrink_the_worker_target_and_blocked_workers_widen_it(monke
     import bgtasks._scheduler as core
 
     monkeypatch.setattr(core, "WIDEN_AFTER", 600)  # the timer thread stays out of this test
+    monkeypatch.setattr(core, "SHORT_TASK", 600)  # every task counts as short, however slow the machine
     spawned = []
     s = Scheduler(8, spawned.append, lambda: None)
     s._floor = 2
