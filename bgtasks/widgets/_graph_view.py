@@ -1,0 +1,401 @@
+"""A live drawing of the manager's task graph in a QGraphicsView."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from PySide6.QtCore import QPointF, QRectF, Qt, QTimer
+from PySide6.QtGui import (
+    QBrush,
+    QColor,
+    QFont,
+    QFontMetricsF,
+    QKeyEvent,
+    QPainter,
+    QPainterPath,
+    QPen,
+    QPolygonF,
+    QWheelEvent,
+)
+from PySide6.QtWidgets import (
+    QGraphicsItem,
+    QGraphicsPathItem,
+    QGraphicsScene,
+    QGraphicsView,
+    QStyleOptionGraphicsItem,
+    QWidget,
+)
+
+from .._manager import BackgroundTaskManager
+from .._state import TaskInfo, TaskState
+
+#: Node fill by state: the palette of ``manager.to_dot()`` (pending white,
+#: queued light blue, running yellow, cancelling orange, completed green,
+#: failed red, cancelled gray), in shades that keep black text readable.
+STATE_COLOURS: dict[TaskState, QColor] = {
+    TaskState.PENDING: QColor("white"),
+    TaskState.QUEUED: QColor("lightblue"),
+    TaskState.RUNNING: QColor("yellow"),
+    TaskState.CANCELLING: QColor("orange"),
+    TaskState.COMPLETED: QColor("#5cd65c"),
+    TaskState.FAILED: QColor("#f04040"),
+    TaskState.CANCELLED: QColor("#b4b4b4"),
+}
+
+NODE_WIDTH = 170.0
+NODE_HEIGHT = 46.0
+LAYER_GAP = 70.0  # horizontal space between layers (columns)
+ROW_GAP = 18.0  # vertical space between nodes of one layer
+_ARROW = 9.0
+
+
+def _mean(values: list[float], default: float) -> float:
+    return sum(values) / len(values) if values else default
+
+
+def layers(infos: list[TaskInfo]) -> dict[int, int]:
+    """uid -> layer: the length of the longest path from a root (a task with
+    no registered upstream task).  Upstream uids the manager has forgotten are
+    ignored."""
+    upstream = {info.uid: {u for u in info.upstream if u != info.uid} for info in infos}
+    downstream: dict[int, list[int]] = {uid: [] for uid in upstream}
+    waiting: dict[int, int] = {}
+    for uid, ups in upstream.items():
+        ups.intersection_update(upstream)
+        waiting[uid] = len(ups)
+        for up in ups:
+            downstream[up].append(uid)
+    layer = {uid: 0 for uid, n in waiting.items() if n == 0}
+    ready = sorted(layer)
+    while ready:  # Kahn's topological order; longest path by relaxation
+        uid = ready.pop()
+        for down in downstream[uid]:
+            layer[down] = max(layer.get(down, 0), layer[uid] + 1)
+            waiting[down] -= 1
+            if waiting[down] == 0:
+                ready.append(down)
+    for uid in upstream:  # only a cycle, which the manager does not allow, leaves any
+        layer.setdefault(uid, 0)
+    return layer
+
+
+class TaskNodeItem(QGraphicsItem):
+    """One task: a rounded rectangle filled by state, ``"uid: name"`` over the state."""
+
+    def __init__(self, info: TaskInfo) -> None:
+        super().__init__()
+        self.info = info
+        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIsSelectable)
+        self.setAcceptHoverEvents(True)
+        self.setZValue(1)
+        self.update_info(info)
+
+    @property
+    def uid(self) -> int:
+        return self.info.uid
+
+    @property
+    def state(self) -> TaskState:
+        return self.info.state
+
+    def colour(self) -> QColor:
+        return STATE_COLOURS[self.info.state]
+
+    def title(self) -> str:
+        return f"{self.info.uid}: {self.info.name}"
+
+    def subtitle(self) -> str:
+        info = self.info
+        text = info.state.name
+        if info.state in (TaskState.RUNNING, TaskState.CANCELLING) and info.progress is not None:
+            text += f" {round(info.progress * 100)} %"
+        return text
+
+    def update_info(self, info: TaskInfo) -> None:
+        self.info = info
+        tip = [self.title(), f"state: {info.state.value}", f"group: {info.group!r}"]
+        if info.progress is not None:
+            tip.append(f"progress: {round(info.progress * 100)} %")
+        if info.message:
+            tip.append(info.message)
+        if info.error:
+            tip.append(f"error: {info.error}")
+        if info.attempts > 1:
+            tip.append(f"attempts: {info.attempts}")
+        self.setToolTip("\n".join(tip))
+        self.update()
+
+    def boundingRect(self) -> QRectF:  # noqa: N802 - Qt override
+        return QRectF(-1, -1, NODE_WIDTH + 2, NODE_HEIGHT + 2)
+
+    def shape(self) -> QPainterPath:
+        path = QPainterPath()
+        path.addRoundedRect(QRectF(0, 0, NODE_WIDTH, NODE_HEIGHT), 8, 8)
+        return path
+
+    def paint(
+        self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None
+    ) -> None:
+        rect = QRectF(0, 0, NODE_WIDTH, NODE_HEIGHT)
+        selected = self.isSelected()
+        painter.setPen(QPen(QColor("#1f5fbf") if selected else QColor("#333333"), 2.5 if selected else 1.2))
+        painter.setBrush(QBrush(self.colour()))
+        painter.drawRoundedRect(rect, 8, 8)
+        painter.setPen(QColor("black"))
+        font = QFont(painter.font())
+        font.setPointSizeF(9)
+        font.setBold(True)
+        painter.setFont(font)
+        inner = rect.adjusted(6, 4, -6, -4)
+        half = inner.height() / 2
+        title = QFontMetricsF(font).elidedText(self.title(), Qt.TextElideMode.ElideRight, inner.width())
+        painter.drawText(QRectF(inner.x(), inner.y(), inner.width(), half), Qt.AlignmentFlag.AlignCenter, title)
+        font.setBold(False)
+        font.setPointSizeF(8)
+        painter.setFont(font)
+        painter.drawText(
+            QRectF(inner.x(), inner.y() + half, inner.width(), half),
+            Qt.AlignmentFlag.AlignCenter,
+            self.subtitle(),
+        )
+
+
+def _curve(path: QPainterPath, start: QPointF, end: QPointF) -> None:
+    """An S-curve from ``start`` to ``end``, horizontal at both ends."""
+    dx = max((end.x() - start.x()) / 2, 10.0)
+    path.cubicTo(start + QPointF(dx, 0), end - QPointF(dx, 0), end)
+
+
+class TaskEdgeItem(QGraphicsPathItem):
+    """An arrow from an upstream task's node to a downstream task's node."""
+
+    def __init__(self, source: TaskNodeItem, target: TaskNodeItem) -> None:
+        super().__init__()
+        self._head = QPainterPath()
+        self.source = source
+        self.target = target
+        self.setZValue(0)
+        self.setPen(QPen(QColor("#555555"), 1.4))
+        self.setBrush(QBrush(QColor("#555555")))
+        self.lanes: tuple[tuple[float, float, float], ...] = ()
+        self.adjust()
+
+    def adjust(self, lanes: Sequence[tuple[float, float, float]] = ()) -> None:
+        """Route the arrow; ``lanes`` are (left x, right x, y) passages through the
+        layers it crosses (gaps between their nodes), left to right."""
+        self.lanes = tuple(lanes)
+        src = self.source.pos() + QPointF(NODE_WIDTH, NODE_HEIGHT / 2)
+        dst = self.target.pos() + QPointF(0, NODE_HEIGHT / 2)
+        path = QPainterPath(src)
+        here = src
+        for left, right, y in self.lanes:
+            _curve(path, here, QPointF(left, y))
+            here = QPointF(right, y)
+            path.lineTo(here)
+        _curve(path, here, dst - QPointF(_ARROW, 0))
+        # the arrow head points along the curve's end direction: +x
+        head = QPainterPath()
+        head.addPolygon(
+            QPolygonF([dst, dst + QPointF(-_ARROW, -_ARROW / 2), dst + QPointF(-_ARROW, _ARROW / 2), dst])
+        )
+        self.prepareGeometryChange()
+        self._head = head  # filled; the curve is only stroked
+        self.setPath(path)
+
+    def boundingRect(self) -> QRectF:  # noqa: N802 - Qt override
+        return super().boundingRect().united(self._head.boundingRect()).adjusted(-2, -2, 2, 2)
+
+    def paint(
+        self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None
+    ) -> None:
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.setPen(self.pen())
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        painter.drawPath(self.path())
+        painter.setBrush(self.brush())
+        painter.drawPath(self._head)
+
+
+class TaskGraphView(QGraphicsView):
+    """The manager's tasks as a graph: a node per registered task, an arrow
+    from each upstream task to its downstream task, laid out in columns by
+    layer (longest path from a root), ordered by uid within a column.
+
+    Updates live: the manager's signals only start a single-shot QTimer, so
+    however many signals arrive, the view rebuilds at most every
+    ``refresh_interval`` ms (default 100).  ``refresh()`` rebuilds at once.
+    Nodes are kept per uid across refreshes (selection survives).
+
+    Zoom: Ctrl+wheel, ``+``/``-`` (``=`` too), ``0`` or ``F`` fits the graph in
+    view (:meth:`fit_to_view`).  Until the user zooms, every refresh fits.
+    """
+
+    ZOOM_STEP = 1.2
+    MIN_ZOOM = 0.05
+    MAX_ZOOM = 8.0
+
+    def __init__(self, manager: BackgroundTaskManager, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._manager = manager
+        self._scene = QGraphicsScene(self)
+        self.setScene(self._scene)
+        self.setRenderHints(QPainter.RenderHint.Antialiasing | QPainter.RenderHint.TextAntialiasing)
+        self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag)
+        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
+        self.setBackgroundBrush(QColor("#fafafa"))
+        self.setAccessibleName("Task graph")
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self._nodes: dict[int, TaskNodeItem] = {}
+        self._edges: dict[tuple[int, int], TaskEdgeItem] = {}
+        self._auto_fit = True
+        self.refresh_count = 0  #: how many rebuilds ran (tests check the coalescing)
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(100)
+        self._timer.timeout.connect(self.refresh)
+        for signal in (
+            manager.task_added,
+            manager.task_removed,
+            manager.task_state_changed,
+            manager.task_progress,
+        ):
+            signal.connect(self._schedule)
+        self.refresh()
+
+    # ------------------------------------------------------------------ public API
+
+    @property
+    def refresh_interval(self) -> int:
+        return self._timer.interval()
+
+    @refresh_interval.setter
+    def refresh_interval(self, ms: int) -> None:
+        self._timer.setInterval(int(ms))
+
+    def nodes(self) -> dict[int, TaskNodeItem]:
+        """uid -> node item, as of the last refresh."""
+        return dict(self._nodes)
+
+    def edges(self) -> set[tuple[int, int]]:
+        """(upstream uid, downstream uid) pairs, as of the last refresh."""
+        return set(self._edges)
+
+    def zoom(self) -> float:
+        return self.transform().m11()
+
+    def zoom_by(self, factor: float) -> None:
+        """Scale the view by ``factor``, within MIN_ZOOM..MAX_ZOOM; stops auto-fitting."""
+        self._auto_fit = False
+        current = self.zoom()
+        target = min(max(current * factor, self.MIN_ZOOM), self.MAX_ZOOM)
+        if current > 0 and target != current:
+            self.scale(target / current, target / current)
+
+    def fit_to_view(self) -> None:
+        """Show the whole graph (never magnified beyond 1:1); auto-fit again on refresh."""
+        self._auto_fit = True
+        self._fit()
+
+    def refresh(self) -> None:
+        """Rebuild from ``manager.tasks()`` now."""
+        self._timer.stop()
+        self.refresh_count += 1
+        infos = sorted(self._manager.tasks(), key=lambda info: info.uid)
+        scene = self._scene
+        seen = {info.uid for info in infos}
+        for uid in [uid for uid in self._nodes if uid not in seen]:
+            scene.removeItem(self._nodes.pop(uid))
+        for info in infos:
+            node = self._nodes.get(info.uid)
+            if node is None:
+                node = self._nodes[info.uid] = TaskNodeItem(info)
+                scene.addItem(node)
+            elif node.info != info:
+                node.update_info(info)
+        # layout: a column per layer; in a column, nodes sorted by the mean
+        # height of their upstream nodes (fewer crossings), then by uid;
+        # each column centred vertically
+        layer_of = layers(infos)
+        upstream = {info.uid: [u for u in info.upstream if u in self._nodes and u != info.uid] for info in infos}
+        columns: dict[int, list[int]] = {}
+        for info in infos:
+            columns.setdefault(layer_of[info.uid], []).append(info.uid)
+        tallest = max((len(c) for c in columns.values()), default=0)
+        step = NODE_HEIGHT + ROW_GAP
+        y_of: dict[int, float] = {}
+        tops: dict[int, float] = {}
+        for col in sorted(columns):
+            uids = columns[col]
+            if col:
+                uids.sort(key=lambda u: (_mean([y_of[v] for v in upstream[u] if v in y_of], -1.0), u))
+            top = tops[col] = (tallest - len(uids)) * step / 2
+            for row, uid in enumerate(uids):
+                y_of[uid] = top + row * step
+                self._nodes[uid].setPos(col * (NODE_WIDTH + LAYER_GAP), y_of[uid])
+        # edges; one spanning several layers passes each between two nodes
+        wanted = {(up, info.uid) for info in infos for up in upstream[info.uid]}
+        for key in [key for key in self._edges if key not in wanted]:
+            scene.removeItem(self._edges.pop(key))
+        for key in wanted:
+            up, down = key
+            a, b = layer_of[up], layer_of[down]
+            lanes = []
+            for col in range(a + 1, b):
+                ideal = y_of[up] + (y_of[down] - y_of[up]) * (col - a) / (b - a) + NODE_HEIGHT / 2
+                count = len(columns.get(col, ()))
+                gaps = [tops.get(col, 0.0) - ROW_GAP / 2 + k * step for k in range(count + 1)]
+                y = min(gaps, key=lambda g: abs(g - ideal)) if count else ideal
+                left = col * (NODE_WIDTH + LAYER_GAP)
+                lanes.append((left, left + NODE_WIDTH, y))
+            edge = self._edges.get(key)
+            if edge is None:
+                edge = self._edges[key] = TaskEdgeItem(self._nodes[up], self._nodes[down])
+                scene.addItem(edge)
+            edge.adjust(lanes)
+        scene.setSceneRect(scene.itemsBoundingRect().adjusted(-12, -12, 12, 12))
+        if self._auto_fit:
+            self._fit()
+
+    # ------------------------------------------------------------------ internals
+
+    def _fit(self) -> None:
+        rect = self._scene.sceneRect()
+        if not self._nodes:
+            self.resetTransform()
+            return
+        self.fitInView(rect, Qt.AspectRatioMode.KeepAspectRatio)
+        if self.zoom() > 1.0:  # small graphs stay at natural size
+            self.resetTransform()
+            self.centerOn(rect.center())
+
+    def _schedule(self, *_: Any) -> None:
+        if not self._timer.isActive():
+            self._timer.start()
+
+    def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802 - Qt override
+        if event.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            steps = event.angleDelta().y() / 120
+            if steps:
+                self.zoom_by(self.ZOOM_STEP**steps)
+            event.accept()
+            return
+        super().wheelEvent(event)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 - Qt override
+        key = event.key()
+        if key in (Qt.Key.Key_Plus, Qt.Key.Key_Equal):
+            self.zoom_by(self.ZOOM_STEP)
+        elif key in (Qt.Key.Key_Minus, Qt.Key.Key_Underscore):
+            self.zoom_by(1 / self.ZOOM_STEP)
+        elif key in (Qt.Key.Key_0, Qt.Key.Key_F):
+            self.fit_to_view()
+        else:
+            super().keyPressEvent(event)
+            return
+        event.accept()
+
+    def resizeEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        if self._auto_fit:
+            self._fit()
