@@ -1,8 +1,9 @@
-"""Run the demo: ``python -m demo_app [--screenshot FILE] [--quit-after SECONDS]``."""
+"""Run the demo: ``python -m demo_app [FOLDER] [--screenshot FILE] [--quit-after SECONDS]``."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from PySide6.QtCore import QTimer
@@ -17,10 +18,15 @@ SCREENSHOT_DEADLINE = 120.0
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m demo_app", description=__doc__)
     parser.add_argument(
+        "folder",
+        nargs="?",
+        help="a folder of images to browse (default: generate sample images)",
+    )
+    parser.add_argument(
         "--screenshot",
         metavar="FILE",
-        help="save the window as a PNG once every task has ended "
-        "(or after --quit-after), then exit",
+        help="save the window as a PNG once the pipeline has ended and the first screen of "
+        "thumbnails is shown (or after --quit-after), then exit",
     )
     parser.add_argument(
         "--quit-after", type=float, metavar="SECONDS", help="quit after this many seconds"
@@ -34,7 +40,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     app = QApplication(sys.argv[:1])
     app.setStyle("Fusion")
-    window = DemoWindow(seed=args.seed, max_threads=args.threads)
+    if args.folder is not None and not os.path.isdir(args.folder):
+        print(f"not a folder: {args.folder}", file=sys.stderr)
+        return 2
+    window = DemoWindow(seed=args.seed, max_threads=args.threads, folder=args.folder)
     window.show()
     exit_code = 0
 
@@ -47,18 +56,30 @@ def main(argv: list[str] | None = None) -> int:
 
     def give_up() -> None:
         nonlocal exit_code
-        print(f"tasks still running after {SCREENSHOT_DEADLINE:.0f} s", file=sys.stderr)
+        print(
+            f"pipeline or thumbnails not done after {SCREENSHOT_DEADLINE:.0f} s", file=sys.stderr
+        )
         exit_code = 1
         screenshot()
 
     if args.screenshot and args.quit_after is None:
-        # Let the last updates paint before grabbing.
-        window.run_finished.connect(lambda: QTimer.singleShot(200, screenshot))
+        waiting = {"pipeline", "thumbnails"}
+        shot = QTimer(singleShot=True, interval=300)  # let the last updates paint
+        shot.timeout.connect(screenshot)
+
+        def done(what: str) -> None:
+            waiting.discard(what)
+            if not waiting:
+                shot.start()
+
+        window.run_finished.connect(lambda: done("pipeline"))
+        window.thumbnails_shown.connect(lambda: done("thumbnails"))
         QTimer.singleShot(int(SCREENSHOT_DEADLINE * 1000), give_up)
     elif args.quit_after is not None:
         QTimer.singleShot(int(args.quit_after * 1000), screenshot if args.screenshot else app.quit)
 
     app.exec()
+    window.shut_down()
     return exit_code
 
 

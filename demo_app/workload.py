@@ -17,10 +17,11 @@ window and the tests agree on what a run looks like:
 from __future__ import annotations
 
 import random
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from bgtasks import current_task
 
 GROUPS = ("thumbnails", "io", "compute", "chain")
 
@@ -35,18 +36,29 @@ CHAIN_LABEL = "report"
 
 
 # --------------------------------------------------------------------------- task functions
-# They run in worker threads: no Qt, no shared mutable state.
+# They run in worker threads: no Qt, no shared mutable state.  They wait with
+# current_task().sleep (which a stop interrupts) and some report progress.
+
+
+def work(delay: float, steps: int = 1, message: str = "") -> None:
+    """Spend ``delay`` seconds in ``steps`` cancellable slices, reporting progress
+    after each slice when ``steps`` > 1."""
+    task = current_task()
+    for step in range(1, steps + 1):
+        task.sleep(delay / steps)
+        if steps > 1:
+            task.report_progress(step, steps, message or None)
 
 
 def make_thumbnail(index: int, delay: float, broken: bool = False) -> str:
-    time.sleep(delay)
+    work(delay)
     if broken:
         raise ValueError(f"img_{index:03d}.jpg: not a JPEG file")
     return f"thumb_{index:03d}.png"
 
 
 def read_file(name: str, delay: float, fail: bool = False) -> dict[str, Any]:
-    time.sleep(delay)
+    work(delay, 4, f"reading {name}")
     if fail:
         raise OSError(f"cannot read {name}: permission denied")
     return {"name": name, "nbytes": 1000 + 37 * len(name) * int(delay * 1000)}
@@ -54,7 +66,7 @@ def read_file(name: str, delay: float, fail: bool = False) -> dict[str, Any]:
 
 def parse_file(name: str, nbytes: int, delay: float, corrupt: bool = False, **_: Any) -> int:
     """Downstream of ``read_file``: ``name`` and ``nbytes`` come from its result."""
-    time.sleep(delay)
+    work(delay)
     if corrupt:
         raise ValueError(f"{name}: corrupt header")
     return nbytes // 100  # "records"
@@ -64,12 +76,12 @@ def chain_step(
     step: int, delay: float, total: int = 0, trail: tuple[int, ...] = (), **_: Any
 ) -> dict[str, Any]:
     """One link of the chain: ``total`` and ``trail`` come from the previous step."""
-    time.sleep(delay)
+    work(delay, 10, f"step {step}")
     return {"total": total + step, "trail": (*trail, step)}
 
 
 def side_input(key: str, value: str, delay: float) -> dict[str, str]:
-    time.sleep(delay)
+    work(delay)
     return {key: value}
 
 

@@ -1,4 +1,5 @@
-"""The demo application: a full run, stopping a group, pausing, restarting, the CLI."""
+"""The demo application: a full run, stopping a group, pausing, restarting, retrying,
+the thumbnails tab, the task monitor dock and status indicator, the CLI."""
 
 from __future__ import annotations
 
@@ -8,9 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QPixmap
 
 from bgtasks import TaskState
 from demo_app import DemoWindow
+from demo_app.samples import N_SAMPLES
 from demo_app.workload import GROUPS, build_workload, expected_chain_result
 
 REPO = Path(__file__).resolve().parent.parent
@@ -28,7 +32,7 @@ def window(qtbot):
     win = DemoWindow(seed=0, max_threads=8)
     qtbot.addWidget(win)
     yield win
-    win.manager.shut_down(timeout=5)
+    win.shut_down()
 
 
 def wait_until_finished(qtbot, win: DemoWindow) -> None:
@@ -130,6 +134,80 @@ def test_restart_ignores_the_previous_run(qtbot, window):
         tasks, failures = planned(name)
         assert (shown[name]["completed"], shown[name]["failed"]) == (tasks - failures, failures)
     assert window.run.chain_result == expected_chain_result()
+
+
+def test_retry_failed_runs_the_failures_again(qtbot, window):
+    wait_until_finished(qtbot, window)
+    run = window.run
+    failed = {uid for uid, outcome in run.outcome.items() if outcome == "failed"}
+    attempts = {uid: window.manager.info(uid).attempts for uid in failed}
+    window.retry_button.click()
+    assert run.finished_at is None and run.outstanding == failed
+    wait_until_finished(qtbot, window)
+    # The deliberate failures fail again; everything else stays as it was.
+    shown = assert_all_accounted_for(window)
+    for name in GROUPS:
+        tasks, failures = planned(name)
+        assert (shown[name]["completed"], shown[name]["failed"]) == (tasks - failures, failures)
+    assert window.failures_table.rowCount() == len(failed)
+    ran_again = [uid for uid in failed if window.manager.info(uid).attempts > attempts[uid]]
+    assert ran_again, "no failed task ran again"
+
+
+def test_chain_steps_report_progress(qtbot, window):
+    wait_until_finished(qtbot, window)
+    uid = window.run.uid_by_key["chain/step03"]
+    info = window.manager.info(uid)
+    assert info.progress == 1.0 and info.message == "step 3"
+
+
+def test_thumbnails_tab_shows_the_generated_samples(qtbot, window):
+    assert window.tabs.currentIndex() == 0 and window.tabs.tabText(0) == "Thumbnails"
+    window.show()
+    qtbot.waitExposed(window)
+    with qtbot.waitSignal(window.thumbnails_shown, timeout=10_000):
+        pass
+    model = window.thumbnail_model
+    assert model.rowCount() == N_SAMPLES
+    rows = window.visible_thumbnail_rows()
+    assert 4 <= len(rows) < N_SAMPLES
+    for row in rows:
+        pixmap = model.data(model.index(row, 0), Qt.ItemDataRole.DecorationRole)
+        assert isinstance(pixmap, QPixmap) and not pixmap.isNull(), row
+        assert max(pixmap.width(), pixmap.height()) == 128, row
+    assert model.data(model.index(0, 0)) == "sample_000.png"
+
+
+def test_monitor_dock_and_status_indicator(qtbot, window):
+    window.show()
+    qtbot.waitExposed(window)
+    monitor = window.monitor
+    assert window.monitor_dock.widget() is monitor
+    qtbot.waitUntil(lambda: monitor.model.rowCount() > 0, timeout=5_000)
+    names = {monitor.model.task_info(uid).name for uid in monitor.model.uids()}
+    assert "fan-in" in names and "step 1" in names
+    assert window.statusBar().isAncestorOf(window.indicator)
+    window.monitor_dock.close()
+    assert not window.monitor_dock.isVisible()
+    window.indicator.activate()
+    assert window.monitor_dock.isVisible()
+
+
+def test_folder_argument_browses_its_images(qtbot, tmp_path):
+    from demo_app.samples import draw_sample
+
+    for n in range(3):
+        assert draw_sample(n, 64).save(str(tmp_path / f"pic{n}.png"))
+    (tmp_path / "notes.txt").write_text("not an image")
+    win = DemoWindow(seed=0, max_threads=8, folder=tmp_path)
+    qtbot.addWidget(win)
+    try:
+        assert win.thumbnail_model.paths() == [str(tmp_path / f"pic{n}.png") for n in range(3)]
+        win.show()
+        with qtbot.waitSignal(win.thumbnails_shown, timeout=10_000):
+            pass
+    finally:
+        win.shut_down()
 
 
 @pytest.mark.slow
