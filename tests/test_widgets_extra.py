@@ -3,12 +3,29 @@
 from __future__ import annotations
 
 import threading
+from types import SimpleNamespace as Info
 
 import pytest
-from PySide6.QtCore import QPoint, Qt
-from PySide6.QtWidgets import QApplication, QLabel, QMainWindow, QWidget
+from PySide6.QtCore import QPoint, QPointF, Qt, QTimer
+from PySide6.QtGui import QColor, QWheelEvent
+from PySide6.QtWidgets import (
+    QApplication,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QProgressDialog,
+    QPushButton,
+)
 
 from bgtasks import TaskState, current_task
+from bgtasks.widgets._close_guard import CloseChoice, CloseGuard
+from bgtasks.widgets._graph_view import (
+    STATE_COLOURS,
+    TaskEdgeItem,
+    TaskGraphView,
+    TaskNodeItem,
+    layers,
+)
 from bgtasks.widgets._indicator import TaskStatusIndicator
 
 
@@ -38,9 +55,7 @@ def gate():
 
 
 def wait_states(qtbot, manager, uids, state, timeout=10000):
-    qtbot.waitUntil(
-        lambda: all(manager.task_state(uid) is state for uid in uids), timeout=timeout
-    )
+    qtbot.waitUntil(lambda: all(manager.task_state(uid) is state for uid in uids), timeout=timeout)
 
 
 # ---------------------------------------------------------------------- TaskStatusIndicator
@@ -143,11 +158,6 @@ def test_indicator_click_and_keys_emit_and_show_the_monitor(qtbot, make_manager)
 
 
 # ---------------------------------------------------------------------- CloseGuard
-
-from PySide6.QtCore import QTimer  # noqa: E402
-from PySide6.QtWidgets import QMessageBox, QProgressDialog, QPushButton  # noqa: E402
-
-from bgtasks.widgets._close_guard import CloseChoice, CloseGuard  # noqa: E402
 
 
 class Asker:
@@ -341,16 +351,6 @@ def test_guard_uninstall(qtbot, make_manager, window, gate):
 
 # ---------------------------------------------------------------------- TaskGraphView
 
-from PySide6.QtGui import QColor  # noqa: E402
-
-from bgtasks.widgets._graph_view import (  # noqa: E402
-    STATE_COLOURS,
-    TaskEdgeItem,
-    TaskGraphView,
-    TaskNodeItem,
-    layers,
-)
-
 
 def ok(**kwargs) -> dict:
     return {"seen": sorted(kwargs)}
@@ -369,8 +369,6 @@ def test_graph_palette_matches_the_dot_palette():
 
 
 def test_layers_are_longest_paths_from_roots():
-    from types import SimpleNamespace as Info
-
     infos = [
         Info(uid=1, upstream=()),
         Info(uid=2, upstream=(1,)),
@@ -434,8 +432,8 @@ def test_graph_view_matches_the_managers_tasks(qtbot, make_manager, gate):
     for (up, down), edge in ((k, view._edges[k]) for k in view.edges()):
         path = edge.path()
         assert nodes[up].sceneBoundingRect().contains(path.pointAtPercent(0))
-        assert nodes[down].sceneBoundingRect().adjusted(-10, 0, 0, 0).contains(
-            path.pointAtPercent(1)
+        assert (
+            nodes[down].sceneBoundingRect().adjusted(-10, 0, 0, 0).contains(path.pointAtPercent(1))
         )
     view.grab()  # paints without errors
 
@@ -497,10 +495,8 @@ def test_graph_view_zoom_and_fit(qtbot, make_manager):
     assert view.zoom() == pytest.approx(fitted / view.ZOOM_STEP)
     qtbot.keyClick(view, Qt.Key.Key_0)
     assert view.zoom() == pytest.approx(fitted)
-    # Ctrl+wheel zooms, a plain wheel does not
-    from PySide6.QtCore import QPointF
-    from PySide6.QtGui import QWheelEvent
 
+    # Ctrl+wheel zooms, a plain wheel does not
     def wheel(dy, modifiers):
         pos = QPointF(view.viewport().rect().center())
         event = QWheelEvent(

@@ -139,7 +139,9 @@ class TaskNodeItem(QGraphicsItem):
     ) -> None:
         rect = QRectF(0, 0, NODE_WIDTH, NODE_HEIGHT)
         selected = self.isSelected()
-        painter.setPen(QPen(QColor("#1f5fbf") if selected else QColor("#333333"), 2.5 if selected else 1.2))
+        painter.setPen(
+            QPen(QColor("#1f5fbf") if selected else QColor("#333333"), 2.5 if selected else 1.2)
+        )
         painter.setBrush(QBrush(self.colour()))
         painter.drawRoundedRect(rect, 8, 8)
         painter.setPen(QColor("black"))
@@ -149,8 +151,12 @@ class TaskNodeItem(QGraphicsItem):
         painter.setFont(font)
         inner = rect.adjusted(6, 4, -6, -4)
         half = inner.height() / 2
-        title = QFontMetricsF(font).elidedText(self.title(), Qt.TextElideMode.ElideRight, inner.width())
-        painter.drawText(QRectF(inner.x(), inner.y(), inner.width(), half), Qt.AlignmentFlag.AlignCenter, title)
+        title = QFontMetricsF(font).elidedText(
+            self.title(), Qt.TextElideMode.ElideRight, inner.width()
+        )
+        painter.drawText(
+            QRectF(inner.x(), inner.y(), inner.width(), half), Qt.AlignmentFlag.AlignCenter, title
+        )
         font.setBold(False)
         font.setPointSizeF(8)
         painter.setFont(font)
@@ -197,7 +203,9 @@ class TaskEdgeItem(QGraphicsPathItem):
         # the arrow head points along the curve's end direction: +x
         head = QPainterPath()
         head.addPolygon(
-            QPolygonF([dst, dst + QPointF(-_ARROW, -_ARROW / 2), dst + QPointF(-_ARROW, _ARROW / 2), dst])
+            QPolygonF(
+                [dst, dst + QPointF(-_ARROW, -_ARROW / 2), dst + QPointF(-_ARROW, _ARROW / 2), dst]
+            )
         )
         self.prepareGeometryChange()
         self._head = head  # filled; the curve is only stroked
@@ -317,7 +325,10 @@ class TaskGraphView(QGraphicsView):
         # height of their upstream nodes (fewer crossings), then by uid;
         # each column centred vertically
         layer_of = layers(infos)
-        upstream = {info.uid: [u for u in info.upstream if u in self._nodes and u != info.uid] for info in infos}
+        upstream = {
+            info.uid: [u for u in info.upstream if u in self._nodes and u != info.uid]
+            for info in infos
+        }
         columns: dict[int, list[int]] = {}
         for info in infos:
             columns.setdefault(layer_of[info.uid], []).append(info.uid)
@@ -328,7 +339,9 @@ class TaskGraphView(QGraphicsView):
         for col in sorted(columns):
             uids = columns[col]
             if col:
-                uids.sort(key=lambda u: (_mean([y_of[v] for v in upstream[u] if v in y_of], -1.0), u))
+                uids.sort(
+                    key=lambda u: (_mean([y_of[v] for v in upstream[u] if v in y_of], -1.0), u)
+                )
             top = tops[col] = (tallest - len(uids)) * step / 2
             for row, uid in enumerate(uids):
                 y_of[uid] = top + row * step
