@@ -70,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         def done(what: str) -> None:
             waiting.discard(what)
             if not waiting:
+                window.show_first_failure()  # a traceback in the monitor
                 shot.start()
 
         window.run_finished.connect(lambda: done("pipeline"))

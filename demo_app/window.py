@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from PySide6.QtCore import QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QBrush, QCloseEvent, QColor, QShowEvent
+from PySide6.QtGui import QBrush, QCloseEvent, QColor
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -195,7 +195,6 @@ class DemoWindow(QMainWindow):
         self._poll_timer = QTimer(self, interval=POLL_MS)
         self._poll_timer.timeout.connect(self._poll)
         self.resize(1280, 800)
-        self._docks_sized = False
         self._start_thumbnails(folder)
         self.restart()
 
@@ -213,6 +212,8 @@ class DemoWindow(QMainWindow):
         self.setCentralWidget(self.tabs)
 
         self.monitor = TaskMonitor(self.manager)
+        for column, width in enumerate((150, 45, 80, 100)):  # name, group, state, progress
+            self.monitor.view.setColumnWidth(column, width)
         self.monitor_dock = QDockWidget("Tasks", self)
         self.monitor_dock.setObjectName("tasks-dock")
         self.monitor_dock.setWidget(self.monitor)
@@ -476,17 +477,6 @@ class DemoWindow(QMainWindow):
         self._refresh()
         return len(reopened)
 
-    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 (Qt name)
-        super().showEvent(event)
-        if not self._docks_sized:  # after the first layout, or the dock takes half
-            self._docks_sized = True
-            QTimer.singleShot(
-                0,
-                lambda: self.resizeDocks(
-                    [self.monitor_dock], [max(480, self.width() * 2 // 5)], Qt.Orientation.Horizontal
-                ),
-            )
-
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt name)
         self.shut_down()
         super().closeEvent(event)
@@ -572,6 +562,17 @@ class DemoWindow(QMainWindow):
             model.data(model.index(row, 0), Qt.ItemDataRole.DecorationRole) is not None
             for row in rows
         )
+
+    def show_first_failure(self) -> bool:
+        """Select the run's first failed task in the monitor (its traceback shows)."""
+        run = self.run
+        if run is None:
+            return False
+        failed = sorted(uid for uid, outcome in run.outcome.items() if outcome == "failed")
+        if not failed:
+            return False
+        self.monitor.model.flush()
+        return self.monitor.select_uid(failed[0])
 
     def _thumbnail_arrived(self, *_: object) -> None:
         if not self._thumbnails_were_shown:
@@ -679,6 +680,12 @@ class DemoWindow(QMainWindow):
             row.waiting.setText("0")
             row.running.setText("0")
         self._log("", "", f"run {run.number}: all tasks ended in {run.elapsed:.1f} s")
+        totals = run.totals()
+        self.statusBar().showMessage(
+            f"Pipeline run {run.number}: {len(run.spec_by_uid)} tasks ended in {run.elapsed:.1f} s"
+            f" — {totals['completed']} completed, {totals['failed']} failed,"
+            f" {totals['stopped']} stopped"
+        )
         self._refresh()
         self.run_finished.emit()
 
