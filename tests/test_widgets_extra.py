@@ -132,6 +132,36 @@ def test_indicator_hides_when_idle_if_asked(qtbot, make_manager, gate):
     gate.set()
     wait_states(qtbot, m, [uid], TaskState.COMPLETED)
     qtbot.waitUntil(lambda: not ind.isVisible(), timeout=5000)
+    ind.hide_when_idle = False  # back to idle-looking
+    assert ind.isVisible() and ind.text() == "Idle"
+
+
+def test_indicator_batch_grows_with_work_added_while_busy(qtbot, make_manager, gate):
+    m = make_manager(start_processing=True, max_threads=1)
+    ind = TaskStatusIndicator(m)
+    qtbot.addWidget(ind)
+    first = m.submit(quick).uid
+    wait_states(qtbot, m, [first], TaskState.COMPLETED)
+    # the indicator sees the batch end at its next tick, and stops its timer
+    qtbot.waitUntil(lambda: ind.is_idle() and not ind._timer.isActive(), timeout=5000)
+    held = m.submit(hold, gate, 0.5).uid  # a new batch: the finished task is not in it
+    wait_states(qtbot, m, [held], TaskState.RUNNING)
+    qtbot.waitUntil(lambda: m.info(held).progress == 0.5, timeout=5000)
+    ind.refresh()
+    assert (ind.text(), ind.progress()) == ("1 running · 0 queued", 0.5)
+    later = [m.submit(quick).uid for _ in range(3)]
+    ind.refresh()
+    assert ind.text() == "1 running · 3 queued"
+    assert ind.progress() == pytest.approx(0.5 / 4, abs=1e-3)
+    gate.set()
+    wait_states(qtbot, m, [held, *later], TaskState.COMPLETED)
+    late = m.submit(hold, threading.Event()).uid  # keeps the batch open
+    wait_states(qtbot, m, [late], TaskState.RUNNING)
+    ind.refresh()
+    assert ind.text() == "1 running · 0 queued"
+    assert ind.progress() == pytest.approx(4 / 5, abs=1e-3)
+    assert "4 of 5 finished" in ind.toolTip()
+    m.stop_task(late)
 
 
 def test_indicator_click_and_keys_emit_and_show_the_monitor(qtbot, make_manager):

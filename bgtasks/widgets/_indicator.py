@@ -35,7 +35,7 @@ class TaskStatusIndicator(QWidget):
       The bar shows ``(finished + sum of running tasks' progress) / size`` of
       the batch, where a running task that never reported progress counts 0.
       With a single running task this is its own progress; with many short
-      tasks it is done/total.
+      tasks it is done/total.  (A task that is retried counts again.)
     * **Refresh**: the manager's signals only start a QTimer; the widget
       re-reads the manager at most ``refresh_interval`` ms apart (10 Hz) and
       the timer stops when nothing is live.  ``refresh()`` updates at once.
@@ -54,8 +54,10 @@ class TaskStatusIndicator(QWidget):
         super().__init__(parent)
         self._manager = manager
         self._monitor: QWidget | None = None
-        self._batch: set[int] = set()
+        self._batch: set[int] = set()  # live (or just added) tasks of the batch
+        self._finished = 0  # tasks of the batch that ended; keeps memory bounded
         self._hide_when_idle = False
+        self._hidden_by_me = False
         self._idle = True
         self._pressed = False
 
@@ -108,6 +110,9 @@ class TaskStatusIndicator(QWidget):
     @hide_when_idle.setter
     def hide_when_idle(self, value: bool) -> None:
         self._hide_when_idle = bool(value)
+        if not self._hide_when_idle and self._hidden_by_me:
+            self._hidden_by_me = False
+            self.show()
         self.refresh()
 
     def set_monitor(self, widget: QWidget | None) -> None:
@@ -148,24 +153,26 @@ class TaskStatusIndicator(QWidget):
             counts[info.state] += 1
         if not infos:
             self._batch.clear()
+            self._finished = 0
             self._set_idle(True)
             return
         live = {info.uid for info in infos}
-        batch = self._batch
-        batch |= live
-        finished = len(batch - live)
+        self._finished += len(self._batch - live)
+        self._batch = live
+        finished = self._finished
+        total = finished + len(live)
         running = 0.0
         for info in infos:
             if info.state in (TaskState.RUNNING, TaskState.CANCELLING) and info.progress:
                 running += min(max(info.progress, 0.0), 1.0)
-        fraction = (finished + running) / len(batch)
+        fraction = (finished + running) / total
         n_running = counts[TaskState.RUNNING] + counts[TaskState.CANCELLING]
         n_queued = counts[TaskState.QUEUED] + counts[TaskState.PENDING]
         text = f"{n_running} running · {n_queued} queued"
         self._label.setText(text)
         self._bar.setValue(round(fraction * _BAR_MAX))
         tip = [f"{counts[s]} {s.value}" for s in _LIVE if counts[s]]
-        tip.append(f"{finished} of {len(batch)} finished")
+        tip.append(f"{finished} of {total} finished")
         self.setToolTip("\n".join(tip))
         self.setAccessibleDescription(f"{text}, {round(fraction * 100)} % done")
         self._set_idle(False)
@@ -190,7 +197,12 @@ class TaskStatusIndicator(QWidget):
         self._bar.setVisible(not idle)
         self._label.setEnabled(not idle)
         if self._hide_when_idle:
-            self.setVisible(not idle)
+            if idle and not self.isHidden():
+                self._hidden_by_me = True
+                self.hide()
+            elif not idle and self._hidden_by_me:
+                self._hidden_by_me = False
+                self.show()
 
     def _on_added(self, uid: int, group: Any) -> None:
         self._batch.add(uid)
