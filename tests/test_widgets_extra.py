@@ -97,7 +97,15 @@ def test_indicator_counts_and_progress_are_exact(qtbot, make_manager, gate):
     # batch of 7: one finished, two running at 50 %
     assert ind.progress() == pytest.approx(2 / 7, abs=1e-3)
     assert not ind.is_idle()
-    assert "1 of 7 finished" in ind.toolTip()
+    assert ind.toolTip().splitlines() == [
+        "1 pending",
+        "3 queued",
+        "2 running",
+        "1 of 7 finished",
+    ]
+    ind.setToolTip("Click for the task monitor")
+    assert ind.toolTip().splitlines()[0] == "Click for the task monitor"
+    assert ind.toolTip().splitlines()[-1] == "1 of 7 finished"
     assert ind.accessibleDescription() == "2 running · 4 queued, 29 % done"
 
     gate.set()

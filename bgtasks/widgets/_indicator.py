@@ -39,6 +39,8 @@ class TaskStatusIndicator(QWidget):
     * **Refresh**: the manager's signals only start a QTimer; the widget
       re-reads the manager at most ``refresh_interval`` ms apart (10 Hz) and
       the timer stops when nothing is live.  ``refresh()`` updates at once.
+      The tool tip lists the counts by state, after any text given to
+      ``setToolTip``.
     * **Idle**: the bar is hidden and the label reads ``"Idle"`` (greyed);
       with ``hide_when_idle = True`` the whole widget hides instead.
     * **Activation**: a left click, or Space/Enter/Return while it has focus,
@@ -58,6 +60,8 @@ class TaskStatusIndicator(QWidget):
         self._finished = 0  # tasks of the batch that ended; keeps memory bounded
         self._hide_when_idle = False
         self._hidden_by_me = False
+        self._tip_hint = ""
+        self._tip_details = ""
         self._idle = True
         self._pressed = False
 
@@ -145,6 +149,11 @@ class TaskStatusIndicator(QWidget):
             monitor.raise_()
             monitor.activateWindow()
 
+    def setToolTip(self, text: str) -> None:  # noqa: N802 - Qt override
+        """Set the tool tip's first part; the indicator appends the task counts."""
+        self._tip_hint = text
+        self._set_details(self._tip_details)
+
     def refresh(self) -> None:
         """Re-read the manager now and update the bar, label and tool tip."""
         infos = self._live_infos()
@@ -173,11 +182,15 @@ class TaskStatusIndicator(QWidget):
         self._bar.setValue(round(fraction * _BAR_MAX))
         tip = [f"{counts[s]} {s.value}" for s in _LIVE if counts[s]]
         tip.append(f"{finished} of {total} finished")
-        self.setToolTip("\n".join(tip))
+        self._set_details("\n".join(tip))
         self.setAccessibleDescription(f"{text}, {round(fraction * 100)} % done")
         self._set_idle(False)
 
     # ------------------------------------------------------------------ internals
+
+    def _set_details(self, details: str) -> None:
+        self._tip_details = details
+        QWidget.setToolTip(self, "\n".join(part for part in (self._tip_hint, details) if part))
 
     def _live_infos(self) -> list[Any]:
         manager = self._manager
@@ -191,7 +204,7 @@ class TaskStatusIndicator(QWidget):
         if idle:
             self._label.setText(self.IDLE_TEXT)
             self._bar.setValue(0)
-            self.setToolTip("No background tasks")
+            self._set_details("No background tasks")
             self.setAccessibleDescription("No background tasks")
             self._timer.stop()
         self._bar.setVisible(not idle)
