@@ -6,8 +6,11 @@
   into a temporary directory removed when the window closes.
 * **Pipeline** tab: the ~300 grouped, prioritised, chained tasks of
   :mod:`demo_app.workload` with live counts, stop, pause, restart and retry.
+* **Graph** tab: the ``TaskGraphView`` of the manager's tasks (built when
+  the tab is first shown).
 * A dock with the ``TaskMonitor`` of every task, and a ``TaskStatusIndicator``
-  in the status bar (a click shows the dock).
+  in the status bar (a click shows the dock).  A ``CloseGuard`` asks before
+  the window closes while pipeline tasks are live.
 """
 
 from __future__ import annotations
@@ -48,6 +51,8 @@ from PySide6.QtWidgets import (
 from bgtasks import BackgroundTaskManager, TaskState
 from bgtasks.thumbnails import ThumbnailLoader, ThumbnailModel
 from bgtasks.widgets import TaskMonitor
+from bgtasks.widgets._close_guard import CloseGuard
+from bgtasks.widgets._graph_view import TaskGraphView
 from bgtasks.widgets._indicator import TaskStatusIndicator
 
 from .samples import BATCH, N_SAMPLES, generate_samples, list_images, sample_path
@@ -189,6 +194,7 @@ class DemoWindow(QMainWindow):
         self.thumbnail_model = SizedThumbnailModel([], self.loader, self)
         self._tmpdir: tempfile.TemporaryDirectory[str] | None = None
         self._sample_uids: set[int] = set()
+        self._samples_group: int | None = None
         self._thumbnails_were_shown = False
 
         self._build_ui()
@@ -196,6 +202,11 @@ class DemoWindow(QMainWindow):
         self._poll_timer.timeout.connect(self._poll)
         self.resize(1280, 800)
         self._start_thumbnails(folder)
+        # Ask before closing while pipeline tasks are live (thumbnails and samples don't count).
+        self.close_guard = CloseGuard(self, self.manager)
+        self.close_guard.ignore_group(self.loader.group)
+        if self._samples_group is not None:
+            self.close_guard.ignore_group(self._samples_group)
         self.restart()
 
     # ------------------------------------------------------------------ layout
@@ -209,6 +220,11 @@ class DemoWindow(QMainWindow):
         scroll.setFrameShape(QFrame.Shape.NoFrame)
         scroll.setWidget(self.pipeline_tab)
         self.tabs.addTab(scroll, "Pipeline")
+        self.graph_view: TaskGraphView | None = None  # built when its tab is first shown
+        self._graph_tab = QWidget()
+        QVBoxLayout(self._graph_tab).setContentsMargins(0, 0, 0, 0)
+        self.tabs.addTab(self._graph_tab, "Graph")
+        self.tabs.currentChanged.connect(self._tab_changed)
         self.setCentralWidget(self.tabs)
 
         self.monitor = TaskMonitor(self.manager)
@@ -486,12 +502,18 @@ class DemoWindow(QMainWindow):
         if self._closed:
             return
         self._closed = True
+        self.close_guard.uninstall()  # nothing is left to guard
         self._poll_timer.stop()
         self.loader.detach_view(self.thumbnail_view)
         self.manager.shut_down(timeout=2)
         if self._tmpdir is not None:
             self._tmpdir.cleanup()
             self._tmpdir = None
+
+    def _tab_changed(self, index: int) -> None:
+        if self.tabs.widget(index) is self._graph_tab and self.graph_view is None:
+            self.graph_view = TaskGraphView(self.manager)
+            self._graph_tab.layout().addWidget(self.graph_view)
 
     # ------------------------------------------------------------------ thumbnails
 
@@ -505,7 +527,7 @@ class DemoWindow(QMainWindow):
         self._tmpdir = tempfile.TemporaryDirectory(
             prefix="bgtasks-demo-", ignore_cleanup_errors=True
         )
-        group = self.manager.next_group_id()
+        group = self._samples_group = self.manager.next_group_id()
         for first in range(0, N_SAMPLES, BATCH):
             stop = min(first + BATCH, N_SAMPLES)
             handle = self.manager.submit(

@@ -13,6 +13,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QPixmap
 
 from bgtasks import TaskState
+from bgtasks.widgets._close_guard import CloseChoice
 from demo_app import DemoWindow
 from demo_app.samples import N_SAMPLES
 from demo_app.workload import GROUPS, build_workload, expected_chain_result
@@ -27,10 +28,17 @@ def planned(group: str) -> tuple[int, int]:
     return len(specs), sum(spec.fails for spec in specs)
 
 
+def make_window(qtbot, **kwargs) -> DemoWindow:
+    win = DemoWindow(seed=0, max_threads=8, **kwargs)
+    # pytest-qt closes the window before the fixture ends: no question then.
+    win.close_guard.ask = lambda *_: CloseChoice.CANCEL_AND_QUIT
+    qtbot.addWidget(win)
+    return win
+
+
 @pytest.fixture
 def window(qtbot):
-    win = DemoWindow(seed=0, max_threads=8)
-    qtbot.addWidget(win)
+    win = make_window(qtbot)
     yield win
     win.shut_down()
 
@@ -184,13 +192,41 @@ def test_monitor_dock_and_status_indicator(qtbot, window):
     monitor = window.monitor
     assert window.monitor_dock.widget() is monitor
     qtbot.waitUntil(lambda: monitor.model.rowCount() > 0, timeout=5_000)
-    names = {monitor.model.task_info(uid).name for uid in monitor.model.uids()}
-    assert "fan-in" in names and "step 1" in names
+
+    def names() -> set[str]:  # the model inserts rows in time-capped batches
+        return {monitor.model.task_info(uid).name for uid in monitor.model.uids()}
+
+    qtbot.waitUntil(lambda: {"fan-in", "step 1", "generate samples 0-24"} <= names(), timeout=5_000)
     assert window.statusBar().isAncestorOf(window.indicator)
     window.monitor_dock.close()
     assert not window.monitor_dock.isVisible()
     window.indicator.activate()
     assert window.monitor_dock.isVisible()
+
+
+def test_graph_tab_draws_the_chain(qtbot, window):
+    assert window.graph_view is None  # built on demand
+    window.tabs.setCurrentIndex(window.tabs.indexOf(window._graph_tab))
+    graph = window.graph_view
+    assert graph is not None and graph.isVisibleTo(window)
+    run = window.run
+    step1, step2 = run.uid_by_key["chain/step01"], run.uid_by_key["chain/step02"]
+    graph.refresh()
+    assert {step1, step2} <= set(graph.nodes()) and (step1, step2) in graph.edges()
+
+
+def test_close_guard_asks_while_pipeline_tasks_are_live(qtbot, window):
+    asked = []
+    window.close_guard.ask = lambda win, tasks: asked.append(tasks) or CloseChoice.STAY
+    window.show()
+    qtbot.waitExposed(window)
+    assert not window.close()
+    assert asked and window.isVisible()
+    wait_until_finished(qtbot, window)
+    # Only the pipeline counts: once it has ended, the window closes without a question.
+    qtbot.waitUntil(lambda: not window.close_guard.important_tasks(), timeout=5_000)
+    assert window.close()
+    assert len(asked) == 1
 
 
 def test_folder_argument_browses_its_images(qtbot, tmp_path):
@@ -199,8 +235,7 @@ def test_folder_argument_browses_its_images(qtbot, tmp_path):
     for n in range(3):
         assert draw_sample(n, 64).save(str(tmp_path / f"pic{n}.png"))
     (tmp_path / "notes.txt").write_text("not an image")
-    win = DemoWindow(seed=0, max_threads=8, folder=tmp_path)
-    qtbot.addWidget(win)
+    win = make_window(qtbot, folder=tmp_path)
     try:
         assert win.thumbnail_model.paths() == [str(tmp_path / f"pic{n}.png") for n in range(3)]
         win.show()
