@@ -222,7 +222,16 @@ class DemoWindow(QMainWindow):
         self.tabs.addTab(scroll, "Pipeline")
         self.graph_view: TaskGraphView | None = None  # built when its tab is first shown
         self._graph_tab = QWidget()
-        QVBoxLayout(self._graph_tab).setContentsMargins(0, 0, 0, 0)
+        graph_layout = QVBoxLayout(self._graph_tab)
+        graph_bar = QHBoxLayout()
+        hint = QLabel("All the manager's tasks by layer. Ctrl+wheel or +/− zoom, F fits.")
+        hint.setWordWrap(True)
+        graph_bar.addWidget(hint, 1)
+        for text, slot in (("Show the chain", self.show_chain_in_graph), ("Fit", self._fit_graph)):
+            button = QPushButton(text)
+            button.clicked.connect(slot)
+            graph_bar.addWidget(button)
+        graph_layout.addLayout(graph_bar)
         self.tabs.addTab(self._graph_tab, "Graph")
         self.tabs.currentChanged.connect(self._tab_changed)
         self.setCentralWidget(self.tabs)
@@ -513,7 +522,26 @@ class DemoWindow(QMainWindow):
     def _tab_changed(self, index: int) -> None:
         if self.tabs.widget(index) is self._graph_tab and self.graph_view is None:
             self.graph_view = TaskGraphView(self.manager)
-            self._graph_tab.layout().addWidget(self.graph_view)
+            self._graph_tab.layout().addWidget(self.graph_view, 1)
+            # The whole graph is hundreds of nodes high: start readable, on the chain.
+            QTimer.singleShot(0, self.show_chain_in_graph)
+
+    def show_chain_in_graph(self) -> None:
+        """Zoom the graph to a readable scale, centred on the middle of the chain."""
+        graph, run = self.graph_view, self.run
+        if graph is None or run is None:
+            return
+        graph.refresh()
+        node = graph.nodes().get(run.uid_by_key.get(f"chain/step{CHAIN_LENGTH // 2 + 1:02d}", -1))
+        if node is None:
+            return
+        if graph.zoom() > 0:
+            graph.zoom_by(0.6 / graph.zoom())
+        graph.centerOn(node)
+
+    def _fit_graph(self) -> None:
+        if self.graph_view is not None:
+            self.graph_view.fit_to_view()
 
     # ------------------------------------------------------------------ thumbnails
 

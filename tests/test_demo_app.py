@@ -88,6 +88,10 @@ def test_full_run_shows_every_outcome(qtbot, window):
     assert window.chain_progress.text() == "Steps completed: 10 / 10"
     assert f"all {len(PLAN)} tasks ended" in window.status_label.text()
 
+    # The chain's steps report progress (and wait with the cancellable current_task().sleep).
+    info = window.manager.info(window.run.uid_by_key["chain/step03"])
+    assert info.progress == 1.0 and info.message == "step 3"
+
 
 def test_stop_group_stops_it_and_its_downstream_tasks(qtbot, window):
     window.group_combo.setCurrentText("io")
@@ -162,13 +166,6 @@ def test_retry_failed_runs_the_failures_again(qtbot, window):
     assert ran_again, "no failed task ran again"
 
 
-def test_chain_steps_report_progress(qtbot, window):
-    wait_until_finished(qtbot, window)
-    uid = window.run.uid_by_key["chain/step03"]
-    info = window.manager.info(uid)
-    assert info.progress == 1.0 and info.message == "step 3"
-
-
 def test_thumbnails_tab_shows_the_generated_samples(qtbot, window):
     assert window.tabs.currentIndex() == 0 and window.tabs.tabText(0) == "Thumbnails"
     window.show()
@@ -213,6 +210,8 @@ def test_graph_tab_draws_the_chain(qtbot, window):
     step1, step2 = run.uid_by_key["chain/step01"], run.uid_by_key["chain/step02"]
     graph.refresh()
     assert {step1, step2} <= set(graph.nodes()) and (step1, step2) in graph.edges()
+    window.show_chain_in_graph()  # readable: not the whole graph fitted in the view
+    assert graph.zoom() == pytest.approx(0.6)
 
 
 def test_close_guard_asks_while_pipeline_tasks_are_live(qtbot, window):
