@@ -26,7 +26,7 @@ from collections.abc import Callable, Hashable, Mapping, Sequence
 from time import perf_counter
 from typing import Any
 
-from PySide6.QtCore import QCoreApplication, QEvent, QMetaMethod, QObject, QThread, Signal
+from PySide6.QtCore import QCoreApplication, QEvent, QMetaMethod, QObject, QThread, QTimer, Signal
 
 from . import _graph, _pool
 from ._handle import TaskHandle
@@ -128,6 +128,9 @@ class BackgroundTaskManager(QObject):
         self._shut_down = False
         self._callbacks: dict[int, list[tuple[TaskHandle, Callable[[TaskHandle], Any]]]] = {}
         self._callbacks_lock = threading.Lock()
+        self._resume = QTimer(self)  # the drain continues after other timers had their turn
+        self._resume.setSingleShot(True)
+        self._resume.timeout.connect(self._drain)
         self._calls: deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()  # any thread
         self._owners: dict[int, set[int]] = {}  # id(owner) -> uids
         self._owner_of: dict[int, int] = {}  # uid -> id(owner)
@@ -255,6 +258,7 @@ class BackgroundTaskManager(QObject):
         self._shut_down = True
         self._scheduler.close()
         self._pending.clear()
+        self._resume.stop()
         with self._callbacks_lock:
             self._callbacks.clear()
         _LIVE_MANAGERS.discard(self)
@@ -546,7 +550,10 @@ class BackgroundTaskManager(QObject):
             while pending and not self._shut_down:
                 self._deliver(pending.popleft())
                 if perf_counter() >= deadline:
-                    QCoreApplication.postEvent(self, QEvent(_WAKE))
+                    # Continue from a zero-timer, not a posted event: Qt handles
+                    # posted events before timers, so a posted event would run
+                    # the next pass back to back with this one.
+                    self._resume.start(0)
                     return
 
     def _deliver(self, event: tuple[Any, ...]) -> None:
