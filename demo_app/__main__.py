@@ -52,6 +52,11 @@ def main(argv: list[str] | None = None) -> int:
         if not window.grab().save(args.screenshot, "PNG"):
             print(f"could not write {args.screenshot}", file=sys.stderr)
             exit_code = 1
+        quit_now()
+
+    def quit_now() -> None:
+        # QApplication.quit() closes the windows: no close-guard question for a scripted quit.
+        window.shut_down()
         app.quit()
 
     def give_up() -> None:
@@ -77,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         window.thumbnails_shown.connect(lambda: done("thumbnails"))
         QTimer.singleShot(int(SCREENSHOT_DEADLINE * 1000), give_up)
     elif args.quit_after is not None:
-        QTimer.singleShot(int(args.quit_after * 1000), screenshot if args.screenshot else app.quit)
+        QTimer.singleShot(int(args.quit_after * 1000), screenshot if args.screenshot else quit_now)
 
     app.exec()
     window.shut_down()
