@@ -286,7 +286,7 @@ class DemoWindow(QMainWindow):
         self.restart_button = QPushButton("Restart")
         self.restart_button.clicked.connect(self.restart)
         self.retry_button = QPushButton("Retry failed")
-        self.retry_button.setToolTip("Run the failed and stopped tasks of this run again")
+        self.retry_button.setToolTip("Run the failed tasks of this run again")
         self.retry_button.clicked.connect(self.retry_failed)
         for widget in (self.pause_button, self.group_combo, self.stop_button):
             controls.addWidget(widget)
@@ -476,12 +476,16 @@ class DemoWindow(QMainWindow):
         self._log("", name, f"stop group: {run.totals()['stopped'] - before} tasks stopped")
 
     def retry_failed(self) -> int:
-        """Run this run's failed and stopped tasks again (and what they wait for);
-        returns how many were re-opened.  The deliberate failures fail again."""
+        """Run this run's failed tasks again (and the failed tasks they wait for);
+        returns how many were re-opened.  The deliberate failures fail again.
+
+        Stopped tasks are not retried: with this version of bgtasks a task
+        stopped while running is cancelled again at once on retry, and the
+        revived tasks downstream of it stay PENDING for ever."""
         run = self.run
         if run is None:
             return 0
-        reopened = [uid for uid, outcome in run.outcome.items() if outcome != "completed"]
+        reopened = [uid for uid, outcome in run.outcome.items() if outcome == "failed"]
         if not reopened:
             return 0
         for uid in reopened:
@@ -497,7 +501,7 @@ class DemoWindow(QMainWindow):
                 pass  # already revived through a downstream task
         self.failures_table.setRowCount(0)
         run.finished_at = None
-        self._log("", "", f"retry: {len(reopened)} failed or stopped tasks run again")
+        self._log("", "", f"retry: {len(reopened)} failed tasks run again")
         self._poll_timer.start()
         self._refresh()
         return len(reopened)

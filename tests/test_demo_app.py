@@ -20,6 +20,8 @@ from demo_app.workload import GROUPS, build_workload, expected_chain_result
 
 REPO = Path(__file__).resolve().parent.parent
 PLAN = build_workload(seed=0)
+#: Stopping chain step 3 stops steps 3..10 and the fan-in.
+CHAIN_STOPPED = 10 - 2 + 1
 
 
 def planned(group: str) -> tuple[int, int]:
@@ -146,6 +148,22 @@ def test_restart_ignores_the_previous_run(qtbot, window):
         tasks, failures = planned(name)
         assert (shown[name]["completed"], shown[name]["failed"]) == (tasks - failures, failures)
     assert window.run.chain_result == expected_chain_result()
+
+
+def test_a_running_task_stops_at_once(qtbot, window):
+    """Chain steps wait with current_task().sleep: a stop ends them while running."""
+    run, manager = window.run, window.manager
+    uid = run.uid_by_key["chain/step03"]
+    qtbot.waitUntil(lambda: manager.task_state(uid) is TaskState.RUNNING, timeout=5_000)
+    manager.stop_task(uid, stop_upstream=False)
+    wait_until_finished(qtbot, window)
+    assert manager.task_state(uid) is TaskState.CANCELLED
+    assert (manager.info(uid).progress or 0.0) < 1.0  # it did not run to its end
+    assert run.outcome[uid] == "stopped"
+    assert run.outcome[run.uid_by_key["chain/step02"]] == "completed"
+    assert run.outcome[run.uid_by_key["chain/step04"]] == "stopped"  # downstream
+    assert window.shown_counts("chain")["stopped"] == CHAIN_STOPPED
+    assert "Fan-in result: stopped" in window.chain_result_label.text()
 
 
 def test_retry_failed_runs_the_failures_again(qtbot, window):
