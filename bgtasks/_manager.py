@@ -330,7 +330,11 @@ class BackgroundTaskManager(QObject):
         return handle
 
     def handle(self, uid: int) -> TaskHandle:
-        """A :class:`TaskHandle` for a task added with ``add_task``.  Any thread."""
+        """A :class:`TaskHandle` for a task added with ``add_task``.  Any thread.
+
+        Take it before the task ends to get its result: a completed task's
+        result is dropped once ``task_completed`` has delivered it.
+        """
         handle = TaskHandle(self)
         handle.uid = uid
         self._scheduler.add_handle(uid, handle)

@@ -1227,6 +1227,10 @@ class Scheduler:
     def _end_cancelled(self, task: Task) -> None:
         self._end(task, CANCELLED, (TASK_CANCELLED, task))
         self._resolve_handles(task, CANCELLED)
+        children, task.downstream = task.downstream, ()
+        for child in children:  # they can never get its result
+            if child.state is PENDING:
+                self._cancel(child)
         if task.mirrors:  # the shared work was cancelled: so are its requests
             for m in task.mirrors:
                 if m.state is PENDING:
@@ -1290,6 +1294,7 @@ class Scheduler:
             self._finished.remove(task.uid)
         self._move(task, PENDING)
         task.error = None
+        task.cancel_event = None  # a stop of the last run is not a stop of this one
         task.retry_base = task.attempts
         task.message = task.traceback = ""
         task.ended = None

@@ -719,3 +719,42 @@ def test_a_queued_task_starts_while_another_runs_a_long_task(qtbot, make_manager
     quick = m.submit(lambda: "not blocked")
     assert quick.result(timeout=10) == "not blocked"
     long.cancel()
+
+
+def test_retry_a_chain_whose_head_was_stopped_while_running(qtbot, make_manager):
+    """Found by the demo: the retried head was cancelled at once, its dependents hung."""
+    m = make_manager(start_processing=True)
+    started = threading.Event()
+    first = [True]
+
+    def head():
+        if first[0]:
+            first[0] = False
+            started.set()
+            current_task().sleep(60)
+        return {"n": 1}
+
+    a = m.add_task(head)
+    b = m.add_task(lambda n: {"n": n + 1}, upstream_task_ids=[a])
+    c = m.add_task(lambda n: n + 1, upstream_task_ids=[b])
+    assert started.wait(10)
+    m.stop_task(a, stop_downstream=False)
+    qtbot.waitUntil(lambda: m.task_state(a) is TaskState.CANCELLED, timeout=10000)
+    assert m.task_state(c) is TaskState.CANCELLED
+    results = {}
+    m.task_completed.connect(lambda uid, g, r: results.__setitem__(uid, r))
+    m.retry(c)
+    qtbot.waitUntil(lambda: c in results, timeout=10000)
+    assert results == {a: {"n": 1}, b: {"n": 2}, c: 3}
+
+
+def test_a_task_that_cancels_itself_cancels_its_dependents(qtbot, make_manager):
+    m = make_manager(start_processing=True)
+
+    def gives_up():
+        raise TaskCancelled("nothing to do")
+
+    a = m.add_task(gives_up)
+    b = m.add_task(print, upstream_task_ids=[a])
+    qtbot.waitUntil(lambda: m.task_state(b) is TaskState.CANCELLED, timeout=10000)
+    assert m.task_state(a) is TaskState.CANCELLED
