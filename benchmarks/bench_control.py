@@ -59,6 +59,7 @@ from types import ModuleType  # noqa: E402
 from typing import Any  # noqa: E402
 
 import PySide6  # noqa: E402
+from _markdown import write_block  # noqa: E402
 from PySide6.QtCore import QCoreApplication, QEvent, QEventLoop, QObject, Qt, QTimer  # noqa: E402
 
 import bgtasks  # noqa: E402
@@ -1048,20 +1049,7 @@ END = "<!-- bench_control:end -->"
 
 
 def write_out(path: str, report: str) -> None:
-    block = f"{BEGIN}\n{report}{END}"
-    try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except FileNotFoundError:
-        text = f"# Task-control benchmarks\n\n{BEGIN}\n{END}\n"
-    pattern = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END), re.S)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: block, text)
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(text)
+    write_block(path, BEGIN, END, report, f"# Task-control benchmarks\n\n{BEGIN}\n{END}\n")
 
 
 # --------------------------------------------------------------------------- main

@@ -41,7 +41,6 @@ import gc  # noqa: E402
 import math  # noqa: E402
 import platform  # noqa: E402
 import random  # noqa: E402
-import re  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
 import tracemalloc  # noqa: E402
@@ -51,6 +50,7 @@ from time import perf_counter  # noqa: E402
 from typing import Any  # noqa: E402
 
 import PySide6  # noqa: E402
+from _markdown import write_block  # noqa: E402
 from PySide6.QtCore import (  # noqa: E402
     QCoreApplication,
     QEventLoop,
@@ -816,20 +816,7 @@ DOC_TEMPLATE = """# Benchmarks
 
 
 def write_out(path: str, report: str) -> None:
-    block = f"{BEGIN}\n{report}{END}"
-    try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except FileNotFoundError:
-        text = DOC_TEMPLATE.format(begin=BEGIN, end=END)
-    pattern = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END), re.S)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: block, text)
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(text)
+    write_block(path, BEGIN, END, report, DOC_TEMPLATE.format(begin=BEGIN, end=END))
 
 
 # --------------------------------------------------------------------------- main
