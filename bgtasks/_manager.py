@@ -22,7 +22,7 @@ import logging
 import threading
 import weakref
 from collections import deque
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from time import perf_counter
 from typing import Any
 
@@ -407,6 +407,11 @@ class BackgroundTaskManager(QObject):
     def info(self, uid: int) -> TaskInfo:
         """A frozen snapshot of one task.  ``KeyError`` as :meth:`task_state`.  Any thread."""
         return self._scheduler.info(uid)
+
+    def infos(self, uids: Iterable[int]) -> dict[int, TaskInfo]:
+        """Snapshots of many tasks at once (one lock hold, so one wait for the GIL-bound
+        workers, not one per task); uids not registered are left out.  Any thread."""
+        return self._scheduler.infos_of(uids)
 
     def tasks(self, group: Hashable = ANY_GROUP, state: TaskState | None = None) -> list[TaskInfo]:
         """Snapshots of every registered task, or of one group, or in one state.  Any thread."""

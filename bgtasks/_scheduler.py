@@ -759,6 +759,16 @@ class Scheduler:
         with self._lock:
             return self._info(self._get(uid, "info"))
 
+    def infos_of(self, uids: Iterable[int]) -> dict[int, TaskInfo]:
+        """Snapshots of these tasks in one lock hold; forgotten or unknown uids are left out."""
+        with self._lock:
+            tasks = self._tasks
+            return {
+                uid: self._info(task)
+                for uid in uids
+                if (task := tasks.get(uid)) is not None and task.group is not _HIDDEN
+            }
+
     def infos(self, group: object = ANY_GROUP, state: TaskState | None = None) -> list[TaskInfo]:
         with self._lock:
             return [

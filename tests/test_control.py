@@ -758,3 +758,11 @@ def test_a_task_that_cancels_itself_cancels_its_dependents(qtbot, make_manager):
     b = m.add_task(print, upstream_task_ids=[a])
     qtbot.waitUntil(lambda: m.task_state(b) is TaskState.CANCELLED, timeout=10000)
     assert m.task_state(a) is TaskState.CANCELLED
+
+
+def test_infos_of_many_tasks_at_once(make_manager):
+    m = make_manager()
+    uids = [m.add_task(print, name=f"t{i}") for i in range(5)]
+    got = m.infos([uids[3], uids[0], 999])
+    assert list(got) == [uids[3], uids[0]]
+    assert got[uids[3]].name == "t3" and got[uids[0]].state is TaskState.QUEUED
