@@ -549,14 +549,17 @@ class Scheduler:
             self._closed = True
             # Records stay (task_state, info) without what they would run.
             for task in self._tasks.values():
+                if task.state.is_terminal:
+                    continue
                 if task.state is RUNNING:
                     task.state = CANCELLING  # so the task sees it is cancelled
-                elif task.state is PENDING or task.state is QUEUED:
+                elif task.state is not CANCELLING:
                     task.state = CANCELLED
                 if task.cancel_event is not None:
                     task.cancel_event.set()
-                if not task.state.is_terminal:
-                    self._resolve_handles(task, CANCELLED)
+                if task.handles:  # nobody waits for ever on a task that will not report
+                    self._resolve_handles(task)
+            for task in self._tasks.values():
                 task.fn = task.args = task.kwargs = task.result = None
                 task.downstream = ()
             self._finished.clear()
@@ -1163,7 +1166,7 @@ class Scheduler:
         task.result = value
         self._end(task, COMPLETED, (TASK_COMPLETED, task, value))
         if task.handles:
-            self._resolve_handles(task, COMPLETED)
+            self._resolve_handles(task)
         merge = type(value) is dict and value
         for child in task.downstream:
             if child.state is PENDING:
@@ -1225,7 +1228,7 @@ class Scheduler:
 
     def _end_failed(self, t: Task) -> None:
         self._end(t, FAILED, (TASK_FAILED, t))
-        self._resolve_handles(t, FAILED)
+        self._resolve_handles(t)
 
     def _fail_mirrors(self, work: Task) -> None:
         if work.mirrors:
@@ -1236,7 +1239,7 @@ class Scheduler:
 
     def _end_cancelled(self, task: Task) -> None:
         self._end(task, CANCELLED, (TASK_CANCELLED, task))
-        self._resolve_handles(task, CANCELLED)
+        self._resolve_handles(task)
         children, task.downstream = task.downstream, ()
         for child in children:  # they can never get its result
             if child.state is PENDING:
@@ -1317,7 +1320,7 @@ class Scheduler:
         members[task.uid] = task
         self._wire_upstream(task)
 
-    def _resolve_handles(self, task: Task, state: TaskState) -> None:
+    def _resolve_handles(self, task: Task) -> None:
         handles = task.handles
         if handles:
             for h in handles:

@@ -766,3 +766,14 @@ def test_infos_of_many_tasks_at_once(make_manager):
     got = m.infos([uids[3], uids[0], 999])
     assert list(got) == [uids[3], uids[0]]
     assert got[uids[3]].name == "t3" and got[uids[0]].state is TaskState.QUEUED
+
+
+def test_handles_of_unfinished_tasks_resolve_at_shut_down(qtbot):
+    from bgtasks import BackgroundTaskManager
+
+    m = BackgroundTaskManager()  # paused: the task stays queued
+    h = m.submit(lambda: "never")
+    m.shut_down(timeout=1)
+    with pytest.raises(TaskCancelled):
+        h.result(timeout=5)
+    assert h.cancelled()
