@@ -1367,7 +1367,7 @@ def run_worker(scheduler: Scheduler) -> None:
             sleep(0)
         local.task = task
         try:
-            value = task.fn(*task.args, **task.kwargs)  # type: ignore[misc]
+            value = task.fn(*task.args, **task.kwargs)  # the task runs here
         except BaseException as exc:  # noqa: BLE001 - a task must never kill its worker
             tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
             exc.__traceback__ = None
