@@ -287,3 +287,55 @@ def test_group_rows(qtbot, make_manager):
         lambda: matches(model, manager) and model.index(0, PROGRESS).data() == "3/3", timeout=5000
     )
     assert model.index(0, PROGRESS).data(TaskModel.ProgressRole) == 1.0
+
+
+@pytest.mark.parametrize("grouped", [False, True], ids=["flat", "grouped"])
+def test_a_pass_fetches_its_snapshots_with_one_infos_call(qtbot, make_manager, grouped):
+    """Inserts and updates of a pass share one ``infos()`` call (one lock wait);
+    ``info(uid)`` is never called per task."""
+    manager = make_manager()
+    model = TaskModel(manager, grouped=grouped)
+    model.refresh_interval = 60_000  # passes only when the test asks
+    calls: list[list[int]] = []
+    real_infos = manager.infos
+
+    def infos(uids):
+        uids = list(uids)
+        calls.append(uids)
+        return real_infos(uids)
+
+    def no_info(uid):
+        raise AssertionError("the model fetched one snapshot with info(uid)")
+
+    manager.infos = infos
+    manager.info = no_info
+    first = [manager.add_task(int, group=i % 3, name=f"a{i}") for i in range(300)]
+    qtbot.waitUntil(lambda: len(model._to_add) == 300, timeout=5000)
+    model.flush()
+    assert len(calls) == 1 and sorted(calls[0]) == first
+    assert sorted(model.uids()) == first
+
+    # a forgotten uid is left out by infos(): no row, no error
+    calls.clear()
+    more = [manager.add_task(int, group=i % 3, name=f"b{i}") for i in range(100)]
+    manager.stop_task(first[0])  # dirty: an update in the same pass
+    gone = more[-1]
+    qtbot.waitUntil(lambda: len(model._to_add) == 100 and first[0] in model._dirty, timeout=5000)
+    model._to_add[10**9] = None  # never registered: infos() leaves it out
+    model.flush()
+    assert len(calls) == 1
+    assert set(calls[0]) >= set(more) | {first[0], 10**9}
+    assert model.task_info(first[0]).state is TaskState.CANCELLED
+    assert model.task_info(gone) is not None and model.task_info(10**9) is None
+    assert not model.has_pending()
+
+    # a budgeted pass still takes at most max_items_per_pass, in one call
+    calls.clear()
+    model.max_items_per_pass = 50
+    for i in range(120):
+        manager.add_task(int, name=f"c{i}")
+    qtbot.waitUntil(lambda: len(model._to_add) == 120, timeout=5000)
+    model._apply()
+    assert len(calls) == 1 and len(calls[0]) <= 50
+    model.flush()
+    assert len(model.uids()) == 520 and not model.has_pending()

@@ -2,10 +2,11 @@
 
 The model listens to the manager's signals, but a signal only records what
 changed: a uid to insert, to remove, or whose row is stale.  A timer applies
-the recorded changes every ``refresh_interval`` milliseconds, fetching one
-``info(uid)`` snapshot per changed task; each pass stops after
-``pass_budget`` seconds or ``max_items_per_pass`` tasks, whichever comes
-first, and the next tick continues.  Rows appended to one parent in a pass
+the recorded changes every ``refresh_interval`` milliseconds, fetching the
+snapshots of all the tasks it takes with one ``infos(uids)`` call (one wait
+for the scheduler lock per pass, however many tasks).  A pass takes at most
+``max_items_per_pass`` tasks, and fewer when the measured cost per task says
+more would overrun ``pass_budget`` seconds; the next tick continues.  Rows appended to one parent in a pass
 are one ``beginInsertRows``; changed rows are one ``dataChanged`` per
 contiguous range.  So a flood of short tasks costs the UI thread a bounded
 slice of time per tick, whatever the number of tasks.
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from itertools import islice
 from time import perf_counter
 from typing import Any
 
@@ -40,6 +42,7 @@ NAME, GROUP, STATE, PROGRESS, MESSAGE, ELAPSED, ERROR = range(7)
 _HEADERS = ("Name", "Group", "State", "Progress", "Message", "Elapsed", "Error")
 
 _ROOT = QModelIndex()  # the invalid index: the parent of top rows
+_MIN_CHUNK = 64  # fewest tasks a pass fetches, however slow the last one was
 
 _ACTIVE = frozenset({TaskState.RUNNING, TaskState.CANCELLING})
 _COLOURS = {
@@ -142,6 +145,8 @@ class TaskModel(QAbstractItemModel):
         self.pass_count = 0
         self.largest_pass_items = 0
         self.largest_pass_seconds = 0.0
+        # seconds one task costs a pass (fetch + rows), measured: sizes the chunks
+        self._item_cost = 5e-6
 
         self._top: list[_Task] = []  # flat mode: the rows
         self._groups: list[_Group] = []  # grouped mode: the top rows
@@ -253,10 +258,8 @@ class TaskModel(QAbstractItemModel):
         done = 0
         if self._to_remove:
             done += self._apply_removals(deadline, cap)
-        if self._to_add and done < cap and perf_counter() < deadline:
-            done += self._apply_inserts(deadline, cap - done)
-        if self._dirty and done < cap and perf_counter() < deadline:
-            done += self._apply_updates(deadline, cap - done)
+        if (self._to_add or self._dirty) and done < cap and perf_counter() < deadline:
+            done += self._apply_fetched(deadline, cap - done)
         self._tick_elapsed()
         seconds = perf_counter() - start
         self.pass_count += 1
@@ -330,24 +333,6 @@ class TaskModel(QAbstractItemModel):
             self._groups[r].row = r
         self.endRemoveRows()
 
-    def _apply_inserts(self, deadline: float, cap: int) -> int:
-        info = self._manager.info
-        infos: list[TaskInfo] = []
-        to_add = self._to_add
-        fetched = 0
-        while to_add and fetched < cap:
-            uid = next(iter(to_add))
-            del to_add[uid]
-            fetched += 1
-            try:
-                infos.append(info(uid))
-            except KeyError:  # already forgotten: its task_removed follows
-                pass
-            if perf_counter() >= deadline:
-                break
-        self._insert_infos(infos, signal=True)
-        return fetched
-
     def _insert_infos(self, infos: Iterable[TaskInfo], signal: bool) -> None:
         if not self._grouped:
             self._append(None, list(infos), signal)
@@ -393,31 +378,61 @@ class TaskModel(QAbstractItemModel):
         if signal:
             self.endInsertRows()
 
-    def _apply_updates(self, deadline: float, cap: int) -> int:
-        info = self._manager.info
-        dirty, nodes, active = self._dirty, self._nodes, self._active
+    def _apply_fetched(self, deadline: float, cap: int) -> int:
+        """Insert and refresh up to ``cap`` recorded tasks with one ``infos()``
+        call: one wait for the scheduler lock per pass, not one per task.  The
+        chunk is sized from the measured cost per task so the pass stays near
+        its budget; a pass takes at least a few tasks, so the queue drains."""
+        room = deadline - perf_counter()
+        if room != float("inf"):
+            # aim at half the room left: a long call is more likely to lose the
+            # GIL to the workers for a whole switch interval
+            cap = min(cap, max(_MIN_CHUNK, int(room / 2 / self._item_cost)))
+        to_add, dirty, nodes = self._to_add, self._dirty, self._nodes
+        adds: list[int] = []
+        if to_add:
+            if cap >= len(to_add):
+                adds = list(to_add)
+                to_add.clear()
+            else:
+                adds = list(islice(to_add, cap))
+                for uid in adds:
+                    del to_add[uid]
+        updates: list[int] = []
+        if dirty and len(adds) < cap:
+            n = cap - len(adds)
+            if n >= len(dirty):
+                updates = list(dirty)
+                dirty.clear()
+            else:
+                updates = list(islice(dirty, n))
+                for uid in updates:
+                    del dirty[uid]
+        taken = len(adds) + len(updates)
+        if not taken:
+            return 0
+        began = perf_counter()
+        # uids already forgotten are left out: their task_removed follows
+        snaps = self._manager.infos([*adds, *updates])
+        get = snaps.get
+        self._insert_infos([inf for uid in adds if (inf := get(uid)) is not None], signal=True)
+        active = self._active
         changed: list[_Task] = []
-        fetched = 0
-        while dirty and fetched < cap:
-            uid = next(iter(dirty))
-            del dirty[uid]
-            fetched += 1
+        for uid in updates:
             node = nodes.get(uid)
-            if node is not None:
-                try:
-                    inf = info(uid)
-                except KeyError:  # forgotten: its task_removed follows
-                    continue
-                node.info = inf
-                if inf.state in _ACTIVE:
-                    active.add(uid)
-                else:
-                    active.discard(uid)
-                changed.append(node)
-            if perf_counter() >= deadline:
-                break
+            inf = get(uid)
+            if node is None or inf is None:
+                continue
+            node.info = inf
+            if inf.state in _ACTIVE:
+                active.add(uid)
+            else:
+                active.discard(uid)
+            changed.append(node)
         self._emit_changed(changed, 0, len(_HEADERS) - 1)
-        return fetched
+        cost = (perf_counter() - began) / taken
+        self._item_cost = 0.5 * self._item_cost + 0.5 * max(cost, 1e-7)
+        return taken
 
     def _emit_changed(self, nodes: list[_Task], first_col: int, last_col: int) -> None:
         by_parent: dict[_Group | None, list[int]] = {}
