@@ -431,7 +431,10 @@ class ThumbnailModel(QAbstractListModel):
     ``DisplayRole`` is the file name, ``ToolTipRole`` the path (or the error),
     ``path_role`` (``Qt.UserRole``) the path.  ``DecorationRole`` is the
     pixmap once loaded, the loader's placeholder for a failed file, and None
-    while loading; ``dataChanged`` announces each arrival.
+    while loading; ``dataChanged`` announces each arrival.  ``SizeHintRole``
+    is the loader's thumbnail size plus ``size_hint_margin`` pixels on each
+    side, before and after loading, so a view with ``setUniformItemSizes(True)``
+    sizes its items for the thumbnails instead of for the first empty row.
 
     When the loader follows a view (``attach_view``), the view decides what
     to load; otherwise asking for a row's decoration requests it.
@@ -443,10 +446,14 @@ class ThumbnailModel(QAbstractListModel):
         loader: ThumbnailLoader,
         parent: QObject | None = None,
         path_role: int = Qt.ItemDataRole.UserRole,
+        size_hint_margin: int = 4,
     ) -> None:
         super().__init__(parent)
+        if size_hint_margin < 0:
+            raise ValueError(f"size_hint_margin must be at least 0, got {size_hint_margin}")
         self._loader = loader
         self._path_role = int(path_role)
+        self._margin = int(size_hint_margin)
         self._paths: list[str] = []
         self._rows: dict[str, list[int]] = {}
         self._set(paths)
@@ -494,6 +501,9 @@ class ThumbnailModel(QAbstractListModel):
             return None
         if role == self._path_role:
             return path
+        if role == Qt.ItemDataRole.SizeHintRole:
+            size, grow = self._loader.size, 2 * self._margin
+            return QSize(size.width() + grow, size.height() + grow)
         if role == Qt.ItemDataRole.DisplayRole:
             return os.path.basename(path) or path
         if role == Qt.ItemDataRole.ToolTipRole:

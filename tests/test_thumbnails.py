@@ -378,7 +378,8 @@ def test_view_requests_are_cancelled_when_scrolled_far_away(qtbot, make_manager,
     assert sorted(loader.pending()) == sorted(bottom)  # the top ones were withdrawn
     qtbot.waitUntil(lambda: len(cancelled) == len(top))
     # One row up: nearby requests are kept, not cancelled.
-    view.verticalScrollBar().setValue(view.verticalScrollBar().value() - 40)
+    # (20 rows: under a screen of 24 px rows, the size hint of 16 px thumbnails)
+    view.verticalScrollBar().setValue(view.verticalScrollBar().value() - 20)
     qtbot.waitUntil(lambda: tracker.visible[-1] != many[-1])
     assert set(bottom) & set(loader.pending())
     m.start_processing()
@@ -481,3 +482,31 @@ def test_thumbnail_grid_in_a_few_lines(qtbot, make_manager, many):
     qtbot.waitUntil(lambda: all(loader.cached(p) for p in tracker.visible), timeout=20000)
     assert many[0] in tracker.visible and many[-1] not in tracker.visible
     assert len(loader.cached_paths()) < len(many)  # only what was shown (and near)
+
+
+def test_size_hint_is_the_thumbnail_size_plus_a_margin_before_loading(qtbot, make_manager, many):
+    """A uniform-size view sizes its items for the thumbnails from the start,
+    not for the first (still empty) row."""
+    m = make_manager()  # not processing: nothing loads during the test
+    loader = ThumbnailLoader(m, QSize(48, 40))
+    model = ThumbnailModel(many[:20], loader)
+    hint = model.index(0, 0).data(Qt.ItemDataRole.SizeHintRole)
+    assert hint == QSize(56, 48)  # 4 px each side by default
+    assert ThumbnailModel(many[:1], loader, size_hint_margin=0).index(0, 0).data(
+        Qt.ItemDataRole.SizeHintRole
+    ) == QSize(48, 40)
+    with pytest.raises(ValueError, match="size_hint_margin"):
+        ThumbnailModel(many[:1], loader, size_hint_margin=-1)
+
+    view = QListView()
+    view.setUniformItemSizes(True)
+    view.resize(300, 300)
+    view.setModel(model)
+    qtbot.addWidget(view)
+    view.show()
+    qtbot.waitExposed(view)
+    assert model.index(0, 0).data(Qt.ItemDataRole.DecorationRole) is None  # not loaded
+    for row in (0, 5):
+        rect = view.visualRect(model.index(row, 0))
+        assert rect.height() >= 48, rect
+    assert view.sizeHintForRow(0) >= 48
