@@ -273,3 +273,62 @@ def test_grouped_monitor(qtbot, make_manager):
     assert widget.selected_uids() == [b.uid]
     assert "ValueError: it broke" in widget.error_panel.toPlainText()
     assert widget.retry_button.isEnabled() and not widget.cancel_button.isEnabled()
+
+
+def test_actions_from_the_keyboard(qtbot, monitor):
+    """Cancel (Delete in the table), Retry (Ctrl+R), Copy traceback
+    (Ctrl+Shift+C) and Clear finished (Ctrl+Shift+Del) are real shortcuts,
+    driven here by key presses on the focused child (offscreen works; the
+    buttons' Alt mnemonics are not triggered by the offscreen platform)."""
+    from PySide6.QtTest import QTest
+
+    qtbot.waitExposed(monitor)
+    monitor.activateWindow()
+    qtbot.waitUntil(monitor.isActiveWindow, timeout=5000)
+    manager = monitor.model.manager
+    bad = manager.submit(boom, name="bad")
+    blocker = manager.submit(block, name="blocker")
+    manager.start_processing()
+    qtbot.waitUntil(
+        lambda: bad.done() and blocker.state is TaskState.RUNNING and synced(monitor),
+        timeout=5000,
+    )
+    assert set(monitor.shortcuts) == {"cancel", "retry", "clear", "copy"}
+
+    # Ctrl+R retries the selected failed task
+    assert monitor.select_uid(bad.uid)
+    monitor.view.setFocus()
+    QTest.keyClick(monitor.view, Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(
+        lambda: manager.info(bad.uid).attempts == 2 and manager.info(bad.uid).state.is_terminal,
+        timeout=5000,
+    )
+    qtbot.waitUntil(lambda: synced(monitor), timeout=5000)
+
+    # Ctrl+Shift+C in the error panel copies the whole traceback
+    assert monitor.select_uid(bad.uid)
+    traceback = manager.info(bad.uid).traceback
+    assert "ValueError: it broke" in traceback
+    qtbot.waitUntil(lambda: monitor.error_panel.toPlainText() == traceback, timeout=5000)
+    monitor.error_panel.setFocus()
+    QGuiApplication.clipboard().clear()
+    QTest.keySequence(monitor.error_panel, QKeySequence("Ctrl+Shift+C"))
+    assert QGuiApplication.clipboard().text() == traceback
+
+    # Delete outside the table does not cancel; in the table it does
+    assert monitor.select_uid(blocker.uid)
+    monitor.text_edit.setFocus()
+    QTest.keyClick(monitor.text_edit, Qt.Key.Key_Delete)
+    qtbot.wait(50)
+    assert manager.task_state(blocker.uid) is TaskState.RUNNING
+    monitor.view.setFocus()
+    QTest.keyClick(monitor.view, Qt.Key.Key_Delete)
+    qtbot.waitUntil(lambda: manager.task_state(blocker.uid) is TaskState.CANCELLED, timeout=5000)
+    qtbot.waitUntil(lambda: synced(monitor), timeout=5000)
+
+    # Ctrl+Shift+Del (here from the text filter) clears the finished tasks
+    assert len(monitor.model.uids()) == 2
+    monitor.text_edit.setFocus()
+    QTest.keySequence(monitor.text_edit, QKeySequence("Ctrl+Shift+Del"))
+    qtbot.waitUntil(lambda: synced(monitor) and not monitor.model.uids(), timeout=5000)
+    assert manager.tasks() == []

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt
-from PySide6.QtGui import QGuiApplication, QKeySequence
+from PySide6.QtGui import QGuiApplication, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -119,9 +119,16 @@ class TaskMonitor(QWidget):
 
     * Filters: group (``Alt+G``), state (``Alt+S``) and text (``Alt+F``).
     * Actions on the selected tasks: Cancel (``Alt+C``, or ``Delete`` in the
-      table), Retry failed or cancelled ones (``Alt+R``), Clear finished
-      (``Alt+L``).
-    * The selected task's full traceback, with Copy (``Alt+Y``).
+      table), Retry failed or cancelled ones (``Alt+R`` or ``Ctrl+R``), Clear
+      finished (``Alt+L`` or ``Ctrl+Shift+Del``).
+    * The selected task's full traceback, with Copy (``Alt+Y``, or
+      ``Ctrl+Shift+C`` anywhere in the monitor).
+
+    Besides the buttons' Alt mnemonics (which depend on the platform theme),
+    ``shortcuts`` maps "cancel", "retry", "clear" and "copy" to real
+    ``QShortcut`` objects (Delete on the table only; the others with
+    ``Qt.WidgetWithChildrenShortcut``, active while the focus is anywhere in
+    the monitor); each clicks its button, so a disabled action stays inert.
     * A summary line of ``state_counts()``, refreshed with each model pass.
 
     GUI thread only.
@@ -183,13 +190,15 @@ class TaskMonitor(QWidget):
         # actions
         self.cancel_button = QPushButton("&Cancel", self)
         self.cancel_button.setAccessibleName("Cancel selected tasks")
-        self.cancel_button.setToolTip("Cancel the selected queued or running tasks (Alt+C, Delete)")
+        self.cancel_button.setToolTip(
+            "Cancel the selected queued or running tasks (Alt+C, Delete in the table)"
+        )
         self.retry_button = QPushButton("&Retry", self)
         self.retry_button.setAccessibleName("Retry selected failed tasks")
-        self.retry_button.setToolTip("Run the selected failed or cancelled tasks again (Alt+R)")
+        self.retry_button.setToolTip("Run the selected failed or cancelled tasks again (Alt+R, Ctrl+R)")
         self.clear_button = QPushButton("C&lear finished", self)
         self.clear_button.setAccessibleName("Clear finished tasks")
-        self.clear_button.setToolTip("Remove every finished task from the list (Alt+L)")
+        self.clear_button.setToolTip("Remove every finished task from the list (Alt+L, Ctrl+Shift+Del)")
         self.summary_label = QLabel(self)
         self.summary_label.setAccessibleName("Task summary")
         self.summary_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByKeyboard)
@@ -209,7 +218,7 @@ class TaskMonitor(QWidget):
         self.error_panel.setTabChangesFocus(True)
         self.copy_button = QPushButton("Cop&y traceback", self)
         self.copy_button.setAccessibleName("Copy traceback")
-        self.copy_button.setToolTip("Copy the traceback to the clipboard (Alt+Y)")
+        self.copy_button.setToolTip("Copy the traceback to the clipboard (Alt+Y, Ctrl+Shift+C)")
         error_box = QWidget(self)
         error_layout = QVBoxLayout(error_box)
         error_layout.setContentsMargins(0, 0, 0, 0)
@@ -263,6 +272,21 @@ class TaskMonitor(QWidget):
             self.model.rowsInserted.connect(self._expand_group)
         self.model.batch_applied.connect(self._refresh)
         self.view.installEventFilter(self)
+        #: The actions' keyboard shortcuts, by action name.
+        self.shortcuts: dict[str, QShortcut] = {}
+        children = Qt.ShortcutContext.WidgetWithChildrenShortcut
+        only_view = Qt.ShortcutContext.WidgetShortcut
+        for name, keys, button, owner, context in (
+            # Delete only in the table: the text filter and the panel keep theirs
+            ("cancel", QKeySequence.StandardKey.Delete, self.cancel_button, self.view, only_view),
+            ("retry", "Ctrl+R", self.retry_button, self, children),
+            ("clear", "Ctrl+Shift+Del", self.clear_button, self, children),
+            ("copy", "Ctrl+Shift+C", self.copy_button, self, children),
+        ):
+            shortcut = QShortcut(QKeySequence(keys), owner)
+            shortcut.setContext(context)
+            shortcut.activated.connect(button.click)
+            self.shortcuts[name] = shortcut
         self._refresh()
 
     # ------------------------------------------------------------------ public
