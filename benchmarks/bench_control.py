@@ -60,7 +60,8 @@ from typing import Any  # noqa: E402
 
 import PySide6  # noqa: E402
 from _markdown import write_block  # noqa: E402
-from PySide6.QtCore import QCoreApplication, QEvent, QEventLoop, QObject, Qt, QTimer  # noqa: E402
+from bench_core import Ticker  # noqa: E402
+from PySide6.QtCore import QCoreApplication, QEvent, QEventLoop, QObject, QTimer  # noqa: E402
 
 import bgtasks  # noqa: E402
 from bgtasks import BackgroundTaskManager, TaskCancelled, TaskState, current_task  # noqa: E402
@@ -87,33 +88,6 @@ TIMEOUT_S = 120.0  # per wait; exceeding it is a wrong result
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-class Ticker(QObject):
-    """A 1 ms precise timer on the UI thread that records when it fires."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.timer = QTimer(self)
-        self.timer.setTimerType(Qt.TimerType.PreciseTimer)
-        self.timer.setInterval(1)
-        self.timer.timeout.connect(self._tick)
-        self.ticks: list[float] = []
-
-    def _tick(self) -> None:
-        self.ticks.append(perf_counter())
-
-    def start(self) -> None:
-        self.ticks = []
-        self.timer.start()
-
-    def stop(self) -> None:
-        self.timer.stop()
-
-    def stall_ms(self, t_from: float, t_to: float) -> float:
-        """Largest gap between ticks (and the window's ends) in [t_from, t_to]."""
-        pts = [t_from, *(t for t in self.ticks if t_from <= t <= t_to), t_to]
-        return 1000.0 * max(b - a for a, b in zip(pts, pts[1:], strict=False))
 
 
 class WakeCounter(QObject):

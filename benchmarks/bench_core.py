@@ -176,6 +176,18 @@ class Ticker(QObject):
     def _tick(self) -> None:
         self.ticks.append(perf_counter())
 
+    def start(self) -> None:
+        self.ticks = []
+        self.timer.start()
+
+    def stop(self) -> None:
+        self.timer.stop()
+
+    def stall_ms(self, t_from: float, t_to: float) -> float:
+        """Largest gap between ticks (and the window's ends) in [t_from, t_to]."""
+        pts = [t_from, *(t for t in self.ticks if t_from <= t <= t_to), t_to]
+        return 1000.0 * max(b - a for a, b in zip(pts, pts[1:], strict=False))
+
 
 class Agg:
     """The repeats of one (system, workload, N, threads): median time, worst stall."""

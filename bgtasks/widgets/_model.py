@@ -389,25 +389,8 @@ class TaskModel(QAbstractItemModel):
             # GIL to the workers for a whole switch interval
             cap = min(cap, max(_MIN_CHUNK, int(room / 2 / self._item_cost)))
         to_add, dirty, nodes = self._to_add, self._dirty, self._nodes
-        adds: list[int] = []
-        if to_add:
-            if cap >= len(to_add):
-                adds = list(to_add)
-                to_add.clear()
-            else:
-                adds = list(islice(to_add, cap))
-                for uid in adds:
-                    del to_add[uid]
-        updates: list[int] = []
-        if dirty and len(adds) < cap:
-            n = cap - len(adds)
-            if n >= len(dirty):
-                updates = list(dirty)
-                dirty.clear()
-            else:
-                updates = list(islice(dirty, n))
-                for uid in updates:
-                    del dirty[uid]
+        adds = _take(to_add, cap)
+        updates = _take(dirty, cap - len(adds))
         taken = len(adds) + len(updates)
         if not taken:
             return 0
@@ -638,3 +621,17 @@ def _sort_key(info: TaskInfo, col: int) -> Any:
         e = elapsed_of(info)
         return -1.0 if e is None else e
     return info.error
+
+
+def _take(queue: dict[int, Any], n: int) -> list[int]:
+    """Remove and return the first ``n`` keys of an insertion-ordered dict."""
+    if n <= 0 or not queue:
+        return []
+    if n >= len(queue):
+        keys = list(queue)
+        queue.clear()
+        return keys
+    keys = list(islice(queue, n))
+    for key in keys:
+        del queue[key]
+    return keys
