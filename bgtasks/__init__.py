@@ -22,6 +22,7 @@ if sys.version_info < (3, 12) and PySide6.__version__.startswith("6.12.0"):
 
 from ._context import TaskContext, current_task  # noqa: E402
 from ._errors import BgTasksError, TaskCancelled, UpstreamFailed  # noqa: E402
+from ._executor import Executor  # noqa: E402
 from ._handle import TaskHandle  # noqa: E402
 from ._manager import BackgroundTaskManager  # noqa: E402
 from ._state import IllegalTransition, TaskInfo, TaskState  # noqa: E402
@@ -29,6 +30,7 @@ from ._state import IllegalTransition, TaskInfo, TaskState  # noqa: E402
 __all__ = [
     "BackgroundTaskManager",
     "BgTasksError",
+    "Executor",
     "IllegalTransition",
     "TaskCancelled",
     "TaskContext",

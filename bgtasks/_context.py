@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from ._errors import TaskCancelled
@@ -31,6 +32,10 @@ class TaskContext:
     @property
     def group(self) -> Any:
         return self._task.group
+
+    @property
+    def priority(self) -> float:
+        return self._task.priority
 
     @property
     def cancelled(self) -> bool:
@@ -96,6 +101,11 @@ class TaskContext:
         return self._scheduler.take_settings(self._task)
 
 
+#: Set by a backend that runs tasks outside the manager's threads (a worker
+#: process): returns that process's view of its running task, or None.
+remote_context: Callable[[], Any] | None = None
+
+
 def current_task() -> TaskContext:
     """The context of the task running in the calling thread.
 
@@ -103,5 +113,8 @@ def current_task() -> TaskContext:
     """
     running = current()
     if running is None:
+        remote = remote_context() if remote_context is not None else None
+        if remote is not None:
+            return remote
         raise RuntimeError("current_task() was called outside a running task")
     return TaskContext(*running)

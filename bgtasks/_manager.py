@@ -29,6 +29,7 @@ from typing import Any
 from PySide6.QtCore import QCoreApplication, QEvent, QMetaMethod, QObject, QThread, QTimer, Signal
 
 from . import _graph, _pool
+from ._executor import Executor, RemoteCall
 from ._handle import TaskHandle
 from ._scheduler import (
     ANY_GROUP,
@@ -41,6 +42,7 @@ from ._scheduler import (
     TASK_REMOVED,
     TASK_STARTED,
     TASK_STATE,
+    TASK_STATUS,
     Scheduler,
     run_worker,
 )
@@ -59,6 +61,7 @@ _OPTIONAL_SIGNALS = {
     "task_state_changed": TASK_STATE,
     "task_added": TASK_ADDED,
     "task_removed": TASK_REMOVED,
+    "task_status_changed": TASK_STATUS,
 }
 
 
@@ -87,7 +90,9 @@ class BackgroundTaskManager(QObject):
       signals stay silent for stopped tasks.)
     * ``task_started(uid, group)``, ``task_progress(uid, group, fraction,
       message)``, ``task_state_changed(uid, group, state)``,
-      ``task_added(uid, group)``, ``task_removed(uid, group)``.
+      ``task_added(uid, group)``, ``task_removed(uid, group)``,
+      ``task_status_changed(uid, group, status)`` (a running task set
+      ``current_task().status`` to a new value).
 
     Every run of a task ends exactly once: completed, failed or cancelled.
 
@@ -105,6 +110,7 @@ class BackgroundTaskManager(QObject):
     task_state_changed = Signal(object, object, object)
     task_added = Signal(object, object)
     task_removed = Signal(object, object)
+    task_status_changed = Signal(object, object, object)
 
     def __init__(
         self,
@@ -135,6 +141,9 @@ class BackgroundTaskManager(QObject):
         self._owners: dict[int, set[int]] = {}  # id(owner) -> uids
         self._owner_of: dict[int, int] = {}  # uid -> id(owner)
         self._receivers: dict[int, int] = {}  # optional event kind -> connections
+        self._executors: dict[str, Executor] = {}  # name -> backend, made on first use
+        self._executors_used: set[str] = set()
+        self._executor_limits: set[str] = set()  # resources named for executors' slots
         pool = self._pool = _pool.new_pool(max_threads)
         me = weakref.ref(self)
 
@@ -256,13 +265,20 @@ class BackgroundTaskManager(QObject):
         if self._shut_down:
             return
         self._shut_down = True
+        deadline = perf_counter() + timeout
         self._scheduler.close()
         self._pending.clear()
         self._resume.stop()
         with self._callbacks_lock:
             self._callbacks.clear()
+            executors = list(self._executors.values())
         _LIVE_MANAGERS.discard(self)
-        _pool.release_pool(self._pool, timeout)
+        for executor in executors:  # first: their proxy tasks then end at once
+            try:
+                executor.shut_down(max(0.0, deadline - perf_counter()))
+            except Exception:  # noqa: BLE001 - shutting down must go on
+                log.exception("shutting down %r failed", executor)
+        _pool.release_pool(self._pool, max(0.0, deadline - perf_counter()))
 
     # ------------------------------------------------------------------ futures API
 
@@ -284,6 +300,7 @@ class BackgroundTaskManager(QObject):
         on_upstream_failure: str | None = None,
         exclusive: bool = False,
         owner: QObject | None = None,
+        executor: str | Executor | None = None,
         **kwargs: Any,
     ) -> TaskHandle:
         """Queue ``fn(*args, **kwargs)`` and return its :class:`TaskHandle`.
@@ -313,11 +330,29 @@ class BackgroundTaskManager(QObject):
           (latest wins).
         * ``owner``: a QObject; when it is destroyed its tasks are cancelled
           and nothing more is delivered for them.
+        * ``executor``: where ``fn`` runs: ``None``/``"thread"`` (the pool),
+          ``"process"`` (worker processes, :class:`bgtasks.processes.ProcessExecutor`),
+          ``"dask"`` (:class:`bgtasks.dask_executor.DaskExecutor`), another name
+          given to :meth:`set_executor`, or an :class:`Executor`.  Everything
+          else (signals, dependencies, cancel, handles) stays the same; the
+          executor refuses at this call what it cannot run (``TypeError``).
 
         Any thread may call this.
         """
         if not callable(fn):
             raise TypeError(f"fn must be callable, got {fn!r}")
+        if executor is not None and executor != "thread":
+            chosen = self._executor(executor)
+            chosen.check(fn, args, kwargs)
+            if name is None:
+                name = getattr(fn, "__name__", None)
+            if chosen.slots is not None:
+                resource = f"executor:{id(chosen)}"
+                if resource not in self._executor_limits:
+                    self._executor_limits.add(resource)
+                    self._scheduler.set_resource_limit(resource, chosen.slots)
+                resources = {**(resources or {}), resource: 1}
+            fn = RemoteCall(chosen, fn)
         handle = TaskHandle(self)
         options = dict(
             name=name, key=key, retries=retries, retry_on=retry_on, backoff=backoff,
@@ -328,6 +363,40 @@ class BackgroundTaskManager(QObject):
             fn, priority, group, upstream_task_ids, args, kwargs, options, handle
         )
         return handle
+
+    def set_executor(self, name: str, executor: Executor) -> None:
+        """Run tasks submitted with ``executor=name`` on ``executor``.
+
+        Replaces the default of ``"process"`` or ``"dask"`` (e.g. to size the
+        process pool).  The manager shuts the executor down with itself.
+        Manager's thread; ``ValueError`` once a task used the name.
+        """
+        if not isinstance(name, str) or not name or name == "thread":
+            raise ValueError(
+                f"executor name must be a non-empty string other than 'thread', got {name!r}"
+            )
+        if not isinstance(executor, Executor):
+            raise TypeError(f"executor must be a bgtasks.Executor, got {executor!r}")
+        with self._callbacks_lock:
+            if name in self._executors_used:
+                raise ValueError(f"executor {name!r} is already in use; set it before submitting")
+            self._executors[name] = executor
+
+    def _executor(self, which: str | Executor) -> Executor:
+        if isinstance(which, Executor):
+            with self._callbacks_lock:
+                self._executors.setdefault(f"<{id(which)}>", which)
+            return which
+        if not isinstance(which, str):
+            raise TypeError(f"executor must be a name or a bgtasks.Executor, got {which!r}")
+        if self._shut_down:
+            raise RuntimeError("the manager is shut down; it accepts no new tasks")
+        with self._callbacks_lock:
+            executor = self._executors.get(which)
+            if executor is None:
+                executor = self._executors[which] = _default_executor(which)
+            self._executors_used.add(which)
+        return executor
 
     def handle(self, uid: int) -> TaskHandle:
         """A :class:`TaskHandle` for a task added with ``add_task``.  Any thread.
@@ -607,6 +676,8 @@ class BackgroundTaskManager(QObject):
                 self.task_state_changed.emit(task.uid, task.group, event[2])
             elif kind == TASK_ADDED:
                 self.task_added.emit(task.uid, task.group)
+            elif kind == TASK_STATUS:
+                self.task_status_changed.emit(task.uid, task.group, event[2])
             return
         # the task ended: its done-callbacks
         if self._callbacks or self._owner_of:
@@ -618,6 +689,24 @@ class BackgroundTaskManager(QObject):
             if callbacks and not task.muted:
                 for handle, fn in callbacks:
                     _call_logged(fn, handle)
+
+
+def _default_executor(name: str) -> Executor:
+    if name == "process":
+        from .processes import ProcessExecutor
+
+        return ProcessExecutor()
+    if name == "dask":
+        try:
+            from .dask_executor import DaskExecutor
+        except ImportError as exc:
+            raise RuntimeError(
+                "executor='dask' needs the dask extra: pip install 'bgtasks[dask]'"
+            ) from exc
+        return DaskExecutor()
+    raise ValueError(
+        f"unknown executor {name!r}: use 'thread', 'process', 'dask' or a name given to set_executor"
+    )
 
 
 def _check_count(what: str, value: object) -> int:

@@ -70,8 +70,9 @@ TASK_PROGRESS = 5  # (kind, source, task): source's latest value, read when deli
 TASK_STATE = 6  # (kind, task, state)
 TASK_ADDED = 7  # (kind, task)
 TASK_REMOVED = 8  # (kind, uid, group)
+TASK_STATUS = 9  # (kind, task, status)
 #: Kinds produced only while someone listens (see Scheduler.watch).
-OPTIONAL_EVENTS = frozenset({TASK_STARTED, TASK_STATE, TASK_ADDED, TASK_REMOVED})
+OPTIONAL_EVENTS = frozenset({TASK_STARTED, TASK_STATE, TASK_ADDED, TASK_REMOVED, TASK_STATUS})
 
 UPSTREAM_POLICIES = ("fail", "cancel")
 #: A task that ran for less than this is short (see Scheduler._target).
@@ -622,7 +623,16 @@ class Scheduler:
 
     def set_status(self, task: Task, status: Any) -> None:
         with self._lock:
+            try:
+                changed = bool(task.status != status)
+            except Exception:  # noqa: BLE001 - e.g. an array: compare by identity
+                changed = task.status is not status
             task.status = status
+            if changed and TASK_STATUS in self._watched and task.state is RUNNING:
+                for t in task.mirrors if task.mirrors is not None else (task,):
+                    if not t.muted and t.group is not _HIDDEN:
+                        self._outbox.append((TASK_STATUS, t, status))
+                self._flush_wake()
 
     def set_settings(self, uid: object, value: Any) -> None:
         with self._lock:
