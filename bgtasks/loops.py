@@ -1,0 +1,349 @@
+"""Loop tasks: work repeated at a fixed rate in a manager's worker thread (QMI's loop task).
+
+Subclass :class:`LoopTask`, override the hooks you need and submit an
+instance, which is callable::
+
+    class Poll(LoopTask):
+        def loop_iteration(self):
+            self.status = read_sensor()
+
+    handle = manager.submit(Poll(period=0.01, policy=LoopPolicy.SKIP))
+
+The loop runs in the worker thread that runs the task.  In that thread it
+calls, in this order::
+
+    loop_prepare()                                   once
+    each pass:
+        adopt settings  -> process_new_settings(s)   if set_settings() posted a value
+        loop_iteration()
+        update_status() -> publish self.status       the UI reads info(uid).status
+        wait for the next start                      interrupted at once by a stop
+    loop_finalize()                                  always, once loop_prepare() was entered
+
+Starts follow a fixed grid ``t0 + k * period`` (``t0``: the end of
+``loop_prepare``), computed by multiplication, so waits and late wake-ups
+never make it drift.  An iteration that ends after the next start has
+*missed* it; :class:`LoopPolicy` says what happens then.
+
+How a loop ends:
+
+* by itself (:meth:`LoopTask.stop_loop`, ``max_iterations``, or
+  :attr:`LoopPolicy.TERMINATE` on a missed start): ``loop_finalize`` runs and
+  the task COMPLETES with :meth:`LoopTask.loop_result` (``task_completed``,
+  ``handle.result()``);
+* on a stop from outside (``manager.stop_task``, ``handle.cancel()``, a
+  ``timeout``, shut down): the current wait ends at once, ``loop_finalize``
+  runs, and the task ends CANCELLED like every other bgtasks task
+  (``task_cancelled``; ``handle.result()`` raises ``TaskCancelled``; a
+  ``timeout`` makes it FAILED with ``TimeoutError``).  QMI counts a stop as a
+  normal finish; bgtasks does not, so the UI can tell "the user stopped it"
+  from "it finished".  Python code cannot be interrupted: a stop that
+  arrives during ``loop_iteration`` takes effect when the iteration returns
+  (or at once, if the iteration waits with ``current_task().sleep``);
+* on an error in a hook: ``loop_finalize`` runs, then the error fails the
+  task with its original type and traceback (``task_failed``).  An error
+  raised by ``loop_finalize`` itself while another error or a stop is
+  propagating is logged and the first outcome is kept.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+__all__ = ["LoopContext", "LoopPolicy", "LoopSchedule", "LoopTask"]
+
+log = logging.getLogger(__name__)
+
+
+class LoopPolicy(enum.Enum):
+    """What a loop does when an iteration ends after the next scheduled start.
+
+    Example (period 0.1 s, starts at 0.0 and 0.1, the second iteration ends
+    at 0.351):
+
+    * ``IMMEDIATE``: start the next iteration at once (0.351) and move the
+      grid there: 0.451, 0.551, ...  The phase shifts; the rate is kept.
+    * ``SKIP``: leave out the missed starts and wait for the next start of
+      the original grid (0.4, 0.5, ...).  The phase is kept.  (QMI's code
+      instead runs one extra iteration at once and then returns to the grid;
+      bgtasks does what QMI documents, so two iterations never start closer
+      than one period and a slow iteration causes no burst.)
+    * ``TERMINATE``: end the loop: ``loop_finalize`` runs and the task
+      completes normally with ``loop_result()``.
+    """
+
+    IMMEDIATE = "immediate"
+    SKIP = "skip"
+    TERMINATE = "terminate"
+
+
+def _check_period(period: object) -> float:
+    if isinstance(period, bool) or not isinstance(period, (int, float)):
+        raise TypeError(f"period must be a number of seconds, got {period!r}")
+    if not (math.isfinite(period) and period > 0):
+        raise ValueError(f"period must be a positive finite number of seconds, got {period!r}")
+    return float(period)
+
+
+def _check_policy(policy: object) -> LoopPolicy:
+    if not isinstance(policy, LoopPolicy):
+        raise TypeError(f"policy must be a LoopPolicy, got {policy!r}")
+    return policy
+
+
+class LoopSchedule:
+    """The start times of a fixed-rate loop: pure arithmetic, no clock, no waiting.
+
+    Starts are ``origin + k * period``; ``origin`` begins as ``start`` and
+    only :attr:`LoopPolicy.IMMEDIATE` moves it (to the end of a late
+    iteration).  Not thread-safe: one loop owns it.
+    """
+
+    __slots__ = ("_index", "_origin", "missed", "period", "policy")
+
+    def __init__(self, period: float, policy: LoopPolicy, start: float) -> None:
+        self.period = _check_period(period)
+        self.policy = _check_policy(policy)
+        self._origin = float(start)
+        self._index = 0
+        #: How many scheduled starts were missed so far (late iterations
+        #: count one each for IMMEDIATE and TERMINATE, every skipped slot for SKIP).
+        self.missed = 0
+
+    @property
+    def current_start(self) -> float:
+        """When the current (or first) iteration was scheduled to start."""
+        return self._origin + self._index * self.period
+
+    def next_start(self, end: float) -> float | None:
+        """The start of the next iteration, given when the current one ``end``-ed.
+
+        None means the loop must terminate (``TERMINATE`` and a missed start).
+        An iteration that ends exactly at the next start has not missed it.
+        """
+        following = self._origin + (self._index + 1) * self.period
+        if end <= following:
+            self._index += 1
+            return following
+        if self.policy is LoopPolicy.IMMEDIATE:
+            self.missed += 1
+            self._origin, self._index = float(end), 0
+            return self._origin
+        if self.policy is LoopPolicy.SKIP:
+            # The first slot at or after `end`; the small tolerance keeps an
+            # end that lies on the grid (0.4 / 0.1 = 4.000000000000001) there.
+            index = math.ceil((end - self._origin) / self.period - 1e-9)
+            self.missed += index - self._index - 1
+            self._index = index
+            return self.current_start
+        self.missed += 1
+        return None
+
+
+class LoopContext(Protocol):
+    """What a loop needs of its task: :class:`bgtasks.TaskContext` provides it."""
+
+    @property
+    def cancelled(self) -> bool: ...
+
+    def raise_if_cancelled(self) -> None: ...
+
+    def sleep(self, seconds: float) -> None: ...
+
+    @property
+    def settings(self) -> Any: ...
+
+    def update_settings(self) -> bool: ...
+
+    @property
+    def status(self) -> Any: ...
+
+    @status.setter
+    def status(self, value: Any) -> None: ...
+
+
+class LoopTask:
+    """A task that repeats :meth:`loop_iteration` every ``period`` seconds.
+
+    Subclass it, override the hooks, and submit an instance to a manager
+    (``manager.submit(MyLoop(period=0.5))``).  Every hook runs in the worker
+    thread that runs the task; the manager's signals for it (``task_completed``,
+    ``task_cancelled``, ``task_failed``, status changes) arrive on the
+    manager's thread as for any task.  An instance runs one loop at a time;
+    it may be submitted again (or retried) once that loop has ended.
+
+    ``period``: seconds between starts (positive).  ``policy``: what to do when
+    an iteration ends after the next start (:class:`LoopPolicy`, default
+    ``IMMEDIATE`` as in QMI).  ``max_iterations``: end normally after this
+    many iterations (None: run until stopped).  ``settings``: the initial
+    value of :attr:`settings`.  ``clock``: a monotonic clock in seconds, for
+    tests (default ``time.monotonic``).
+    """
+
+    def __init__(
+        self,
+        period: float = 1.0,
+        policy: LoopPolicy = LoopPolicy.IMMEDIATE,
+        *,
+        max_iterations: int | None = None,
+        settings: Any = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.period = _check_period(period)
+        self.policy = _check_policy(policy)
+        if max_iterations is not None and (
+            isinstance(max_iterations, bool)
+            or not isinstance(max_iterations, int)
+            or max_iterations < 1
+        ):
+            raise ValueError(
+                f"max_iterations must be a positive int or None, got {max_iterations!r}"
+            )
+        if not callable(clock):
+            raise TypeError(f"clock must be callable, got {clock!r}")
+        self.max_iterations = max_iterations
+        self._clock = clock
+        #: The settings in effect; replaced by each value ``set_settings`` posts.
+        self.settings: Any = settings
+        #: What the loop publishes after each pass (``info(uid).status``).
+        self.status: Any = None
+        #: How many iterations have returned in this run.
+        self.iterations = 0
+        self._schedule: LoopSchedule | None = None
+        self._stop = threading.Event()
+        self._running = threading.Lock()
+
+    # ------------------------------------------------------------------ hooks
+
+    def loop_prepare(self) -> None:
+        """Called once before the first iteration.  Default: nothing."""
+
+    def process_new_settings(self, settings: Any) -> None:
+        """Called at the start of a pass when ``set_settings`` posted a value.
+
+        ``settings`` is the latest value posted (latest wins), already stored
+        in :attr:`settings`.  Default: nothing.
+        """
+
+    def loop_iteration(self) -> None:
+        """The work of one pass.  Default: nothing."""
+
+    def update_status(self) -> None:
+        """Called after each iteration to bring :attr:`status` up to date.
+
+        The loop then publishes :attr:`status` (``info(uid).status``; a
+        status-changed signal when the value differs).  Default: nothing.
+        """
+
+    def loop_finalize(self) -> None:
+        """Called once at the end, however the loop ends.  Default: nothing."""
+
+    def loop_result(self) -> Any:
+        """The task's result when the loop ends by itself.  Default: None."""
+        return None
+
+    # ------------------------------------------------------------------ control
+
+    def stop_loop(self) -> None:
+        """End the loop normally after the current pass (no further wait).
+
+        Meant for the hooks (worker thread).  Any thread may call it; from
+        another thread it takes effect at the next pass, within one period.
+        To end the loop at once, cancel the task instead (it ends CANCELLED).
+        """
+        self._stop.set()
+
+    @property
+    def scheduled_start(self) -> float:
+        """When the current iteration was due to start, on ``clock``'s scale.
+
+        ``clock() - scheduled_start`` in :meth:`loop_iteration` is how late it
+        started.  Worker thread, while the loop runs.
+        """
+        if self._schedule is None:
+            raise RuntimeError("scheduled_start is only known while the loop runs")
+        return self._schedule.current_start
+
+    @property
+    def missed(self) -> int:
+        """How many scheduled starts this run missed so far (see :class:`LoopSchedule`)."""
+        return 0 if self._schedule is None else self._schedule.missed
+
+    # ------------------------------------------------------------------ running
+
+    def __call__(self) -> Any:
+        """Run the loop as the current task (what the manager's worker calls)."""
+        from ._context import current_task
+
+        return self.run(current_task())
+
+    def run(self, context: LoopContext) -> Any:
+        """Run the loop with ``context`` for stop, settings and status; returns ``loop_result()``.
+
+        Called in the worker thread by :meth:`__call__`; tests may pass their
+        own context.  ``RuntimeError`` if this instance is already running.
+        """
+        if not self._running.acquire(blocking=False):
+            raise RuntimeError(f"{self!r} is already running; submit a new instance")
+        try:
+            self.iterations = 0
+            self._schedule = None
+            self._stop.clear()
+            return self._run(context)
+        finally:
+            self._running.release()
+
+    def _run(self, context: LoopContext) -> Any:
+        try:
+            self.loop_prepare()
+            self._publish(context)
+            self._loop(context)
+        except BaseException:
+            try:
+                self.loop_finalize()
+                self._publish(context)
+            except Exception:  # noqa: BLE001 - the first outcome wins
+                log.exception("%r: loop_finalize failed while the loop was ending", self)
+            raise
+        self.loop_finalize()
+        self._publish(context)
+        return self.loop_result()
+
+    def _loop(self, context: LoopContext) -> None:
+        clock = self._clock
+        schedule = self._schedule = LoopSchedule(self.period, self.policy, clock())
+        while not self._stop.is_set():
+            context.raise_if_cancelled()
+            if context.update_settings():
+                self.settings = context.settings
+                self.process_new_settings(self.settings)
+            self.loop_iteration()
+            self.iterations += 1
+            self.update_status()
+            self._publish(context)
+            if self._stop.is_set() or self.iterations == self.max_iterations:
+                return
+            start = schedule.next_start(clock())
+            if start is None:  # TERMINATE
+                return
+            wait = start - clock()
+            if wait > 0:
+                context.sleep(wait)
+
+    def _publish(self, context: LoopContext) -> None:
+        status, current = self.status, context.status
+        try:
+            same = status is current or bool(status == current)
+        except Exception:  # noqa: BLE001 - e.g. arrays: publish, the UI compares
+            same = False
+        if not same:
+            context.status = status
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} period={self.period} policy={self.policy.name}>"
