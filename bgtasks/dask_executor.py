@@ -1,0 +1,502 @@
+"""Run chosen tasks on a Dask cluster: ``manager.submit(fn, ..., executor="dask")``.
+
+A task submitted with ``executor="dask"`` keeps everything a thread task has
+(uid, signals, group, dependencies, priority, handle, retries, timeout); a
+manager worker thread hands the call to ``dask.distributed`` and waits for it:
+
+* the call runs with ``client.submit(..., priority=context.priority, pure=False)``:
+  Dask's own scheduler sees the task's priority, and identical calls are never
+  merged (share a call with the manager's ``key=`` option instead);
+* stopping the task (``stop_task``, ``handle.cancel()``, a ``timeout``, shut
+  down) cancels the Dask future with ``force=True`` within ``poll_interval``;
+* an error raised by the call arrives with its original type and traceback;
+* inside the call, ``bgtasks.current_task()`` works.  On the in-process
+  cluster (the default) it is the task's own context, so progress, status,
+  settings, ``cancelled`` and ``sleep`` behave exactly as in a thread task.  In
+  another process (a real cluster, or ``processes=True``) it is a stand-in:
+  progress and status travel back as Dask events (at most 25 a second, the
+  last value always delivered before the result), ``cancelled`` and ``sleep``
+  see the cancellation of the Dask future, and settings are not forwarded.
+
+Dask is optional: ``pip install 'bgtasks[dask]'``.  This module imports without
+it; constructing a :class:`DaskExecutor` then raises ``ImportError``.
+"""
+
+from __future__ import annotations
+
+import os
+import reprlib
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from . import _context
+from ._errors import TaskCancelled
+from ._executor import Executor
+
+if TYPE_CHECKING:
+    from ._context import TaskContext
+
+try:
+    import cloudpickle
+    import distributed
+except ImportError:  # the optional extra is not installed
+    cloudpickle = None
+    distributed = None
+
+#: The error raised when the ``dask`` extra is missing.
+MISSING_EXTRA = "executor='dask' needs the dask extra: pip install 'bgtasks[dask]'"
+
+#: The least time between two progress events sent from another process.
+REMOTE_PROGRESS_INTERVAL = 0.04
+
+# Dask worker states in which a task is still wanted.
+_RUNNING_STATES = frozenset({"executing", "long-running"})
+
+
+class DaskExecutor(Executor):
+    """Runs tasks on a ``dask.distributed`` cluster.
+
+    ``DaskExecutor()`` starts, on its first task, an in-process ``LocalCluster``
+    of ``n_workers`` workers with ``threads_per_worker`` threads each (default:
+    one worker, one thread per core, no dashboard, no network: workers are
+    threads of this process, so it starts in milliseconds and the task's own
+    context is used inside the call).  ``processes=True`` puts the workers in
+    processes (true parallelism for CPU-bound Python; functions and arguments
+    are pickled, and the program must be import-safe: ``if __name__ ==
+    "__main__":``).  Other keywords go to ``LocalCluster``.
+
+    ``DaskExecutor("tcp://host:8786")`` connects to a running scheduler (its
+    workers need ``bgtasks[dask]`` and the task functions importable, or
+    defined in ``__main__``/as lambdas, which cloudpickle sends by value).
+    ``DaskExecutor(client=client)`` uses the application's own synchronous
+    ``distributed.Client``, which :meth:`shut_down` leaves open.
+
+    ``slots`` caps how many of its tasks run at once (the manager keeps the
+    rest queued by priority); by default the local cluster's thread count, no
+    cap for a cluster given by address or client.  ``poll_interval`` is how
+    often a waiting call checks for a stop request (the cancel latency).
+
+    Construct it on any thread; the manager calls :meth:`check` on the thread
+    that submits and :meth:`run` in its worker threads.  Progress from another
+    process is forwarded on the Dask client's event-loop thread; the manager
+    delivers it, like every signal, on its own thread.
+    """
+
+    def __init__(
+        self,
+        address: str | None = None,
+        *,
+        client: Any = None,
+        n_workers: int = 1,
+        threads_per_worker: int | None = None,
+        processes: bool = False,
+        slots: int | None = None,
+        poll_interval: float = 0.02,
+        connect_timeout: float = 10.0,
+        **cluster_kwargs: Any,
+    ) -> None:
+        if distributed is None:
+            raise ImportError(MISSING_EXTRA)
+        if address is not None and not isinstance(address, str):
+            raise TypeError(f"address must be a string like 'tcp://host:8786', got {address!r}")
+        if client is not None:
+            if not isinstance(client, distributed.Client):
+                raise TypeError(f"client must be a distributed.Client, got {client!r}")
+            if client.asynchronous:
+                raise ValueError(f"client must be synchronous (asynchronous=False), got {client!r}")
+            if address is not None:
+                raise ValueError(f"give address or client, not both (address={address!r})")
+        local = address is None and client is None
+        if not local and cluster_kwargs:
+            raise TypeError(
+                f"cluster options {sorted(cluster_kwargs)!r} need the local cluster "
+                "(no address, no client)"
+            )
+        _check_count("n_workers", n_workers, optional=False)
+        _check_count("threads_per_worker", threads_per_worker, optional=True)
+        _check_count("slots", slots, optional=True)
+        if not isinstance(processes, bool):
+            raise TypeError(f"processes must be True or False, got {processes!r}")
+        for name, value in (("poll_interval", poll_interval), ("connect_timeout", connect_timeout)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+        self.address = address
+        self.poll_interval = float(poll_interval)
+        self.connect_timeout = float(connect_timeout)
+        if slots is None and local:
+            slots = n_workers * (threads_per_worker or os.cpu_count() or 1)
+        self.slots = slots
+        self._cluster_options: dict[str, Any] = {
+            "n_workers": n_workers,
+            "threads_per_worker": threads_per_worker or os.cpu_count() or 1,
+            "processes": processes,
+            "dashboard_address": None,
+            **cluster_kwargs,
+        }
+        self._local = local
+        self._lock = threading.Lock()
+        self._client = client
+        self._owns_client = client is None
+        self._cluster: Any = None
+        self._subscribed = False
+        self._closed = False
+        self._topic = f"bgtasks-{uuid.uuid4().hex}"
+        # key -> (context, future) of the calls in flight; guarded by _lock.
+        self._routes: dict[str, tuple[TaskContext, Any]] = {}
+
+    def __repr__(self) -> str:
+        where = self.address or ("client" if not self._owns_client else "local cluster")
+        return f"<DaskExecutor {where}{' (shut down)' if self._closed else ''}>"
+
+    @property
+    def client(self) -> Any:
+        """The ``distributed.Client`` in use; None before the first task on the local cluster."""
+        return self._client
+
+    # ----------------------------------------------------------------- contract
+
+    def check(
+        self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]
+    ) -> None:
+        """Raise ``TypeError`` naming what cloudpickle cannot serialise (the submitting thread).
+
+        Lambdas and closures are fine; locks, open files, sockets, Qt objects are not.
+        """
+        try:
+            cloudpickle.dumps((fn, args, dict(kwargs)))
+        except Exception:
+            parts = [("function", fn)]
+            parts += [(f"argument {i}", value) for i, value in enumerate(args)]
+            parts += [(f"keyword argument {name!r}", value) for name, value in kwargs.items()]
+            for label, value in parts:
+                try:
+                    cloudpickle.dumps(value)
+                except Exception as exc:
+                    raise TypeError(
+                        f"executor='dask' cannot send the {label} {reprlib.repr(value)} to Dask: "
+                        f"{type(exc).__name__}: {exc}"
+                    ) from exc
+            raise
+
+    def run(
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: Mapping[str, Any],
+        context: TaskContext,
+    ) -> Any:
+        """Run ``fn(*args, **kwargs)`` on the cluster and return its result (a manager worker).
+
+        Reports progress 0 before and 1 after the call (and whatever the call
+        reports in between); raises the call's own exception, or
+        :class:`TaskCancelled` once a stop was requested and the Dask future
+        cancelled.
+        """
+        client = self._ensure_client()
+        context.raise_if_cancelled()
+        name = getattr(fn, "__name__", type(fn).__name__)
+        key = f"{name}-{uuid.uuid4().hex}"
+        local = _LocalContext(context)
+        _in_process[key] = local
+        done = threading.Event()
+        context.report_progress(0.0)
+        try:
+            future = client.submit(
+                _run_call,
+                fn,
+                args,
+                dict(kwargs),
+                key,
+                (self._topic, context.uid, _plain(context.group), context.priority),
+                key=key,
+                priority=context.priority,
+                pure=False,
+            )
+            with self._lock:
+                self._routes[key] = (context, future)
+            future.add_done_callback(lambda _future: done.set())
+            while not done.wait(self.poll_interval):
+                if context.cancelled:
+                    _cancel(client, [future])
+                    raise TaskCancelled(f"task {context.uid} was asked to stop")
+            if future.status == "cancelled":
+                raise TaskCancelled(f"task {context.uid}: its Dask future was cancelled")
+            result, final = future.result()
+        finally:
+            local.end()
+            _in_process.pop(key, None)
+            with self._lock:
+                self._routes.pop(key, None)
+        if final is not None:
+            context.report_progress(*final)
+        context.report_progress(1.0)
+        return result
+
+    def shut_down(self, timeout: float = 5.0) -> None:
+        """Cancel this executor's calls and close what it created, within ``timeout`` s.
+
+        Idempotent; a client given by the application stays open.  Any thread.
+        """
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            client, cluster = (self._client if self._subscribed else None), self._cluster
+            futures = [future for _, future in self._routes.values()]
+        if client is None:
+            return
+        owns = self._owns_client
+        topic = self._topic
+
+        def close() -> None:
+            try:
+                if futures:
+                    _cancel(client, futures)
+                if owns:
+                    client.close(timeout=timeout)
+                else:
+                    client.unsubscribe_topic(topic)
+                if cluster is not None:
+                    cluster.close(timeout=timeout)
+            except Exception:  # noqa: S110 - best effort; nothing is waiting for it
+                pass
+
+        closer = threading.Thread(target=close, name="bgtasks-dask-shut-down", daemon=True)
+        closer.start()
+        closer.join(max(0.0, timeout))
+
+    # ----------------------------------------------------------------- helpers
+
+    def _ensure_client(self) -> Any:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError(f"{self!r} was shut down")
+            if self._subscribed:
+                return self._client
+            if self._client is None:
+                if self._local:
+                    self._cluster = distributed.LocalCluster(**self._cluster_options)
+                    self._client = distributed.Client(self._cluster, set_as_default=False)
+                else:
+                    self._client = distributed.Client(
+                        self.address, set_as_default=False, timeout=self.connect_timeout
+                    )
+            self._client.subscribe_topic(self._topic, self._on_event)
+            self._subscribed = True
+            return self._client
+
+    def _on_event(self, event: tuple[float, Any]) -> None:
+        # On the client's event-loop thread: progress or status from another process.
+        _, (key, kind, value, message) = event
+        with self._lock:
+            route = self._routes.get(key)
+            if route is None:  # the call already ended: its final value came with it
+                return
+            context = route[0]
+            try:
+                if kind == "progress":
+                    context.report_progress(value, message=message)
+                elif kind == "status":
+                    context.status = value
+            except Exception:  # noqa: S110 - a late event for an ending task
+                pass
+
+
+def _check_count(name: str, value: Any, *, optional: bool) -> None:
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _plain(group: Any) -> Any:
+    """The group if it can travel to another process, else its repr."""
+    try:
+        cloudpickle.dumps(group)
+    except Exception:
+        return repr(group)
+    return group
+
+
+def _cancel(client: Any, futures: list[Any]) -> None:
+    try:
+        client.cancel(futures, force=True)
+    except Exception:  # noqa: S110 - the client is closing: the futures go with it
+        pass
+
+
+# ------------------------------------------------------------ inside the call
+
+#: Contexts of calls running on this process's in-process workers, by Dask key.
+_in_process: dict[str, _LocalContext] = {}
+_running = threading.local()
+
+
+def _run_call(
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    key: str,
+    meta: tuple[str, int, Any, float],
+) -> tuple[Any, tuple[float, str | None] | None]:
+    """What the Dask worker runs: the call, with ``current_task()`` answering inside it."""
+    context: Any = _in_process.get(key)
+    remote = None
+    if context is None:  # another process
+        remote = context = _RemoteContext(key, *meta)
+    previous = getattr(_running, "context", None)
+    _running.context = context
+    try:
+        result = fn(*args, **kwargs)
+    finally:
+        _running.context = previous
+    return result, (remote.last_progress if remote is not None else None)
+
+
+class _LocalContext:
+    """The task's own context, seen from an in-process Dask worker thread.
+
+    After the manager's call ended (the task was cancelled while the Dask
+    thread still runs), progress and status are dropped and ``cancelled`` is True.
+    """
+
+    __slots__ = ("_context", "_ended")
+
+    def __init__(self, context: TaskContext) -> None:
+        self._context = context
+        self._ended = False
+
+    def end(self) -> None:
+        self._ended = True
+
+    uid = property(lambda self: self._context.uid)
+    group = property(lambda self: self._context.group)
+    priority = property(lambda self: self._context.priority)
+    settings = property(lambda self: self._context.settings)
+
+    @property
+    def cancelled(self) -> bool:
+        return self._ended or self._context.cancelled
+
+    def raise_if_cancelled(self) -> None:
+        if self.cancelled:
+            raise TaskCancelled(f"task {self.uid} was asked to stop")
+
+    def sleep(self, seconds: float) -> None:
+        self._context.sleep(seconds)
+        self.raise_if_cancelled()
+
+    def report_progress(
+        self, done: float, total: float | None = None, message: str | None = None
+    ) -> None:
+        if not self._ended:
+            self._context.report_progress(done, total, message)
+
+    @property
+    def status(self) -> Any:
+        return self._context.status
+
+    @status.setter
+    def status(self, value: Any) -> None:
+        if not self._ended:
+            self._context.status = value
+
+    def update_settings(self) -> bool:
+        return False if self._ended else self._context.update_settings()
+
+
+class _RemoteContext:
+    """``current_task()`` in a Dask worker process: progress and status travel as events."""
+
+    def __init__(self, key: str, topic: str, uid: int, group: Any, priority: float) -> None:
+        self.uid, self.group, self.priority = uid, group, priority
+        self._key, self._topic = key, topic
+        self._status: Any = None
+        self._sent_at = 0.0
+        self.last_progress: tuple[float, str | None] | None = None
+        self._worker = distributed.get_worker()
+
+    @property
+    def cancelled(self) -> bool:
+        task = self._worker.state.tasks.get(self._key)
+        return task is None or task.state not in _RUNNING_STATES
+
+    def raise_if_cancelled(self) -> None:
+        if self.cancelled:
+            raise TaskCancelled(f"task {self.uid} was asked to stop")
+
+    def sleep(self, seconds: float) -> None:
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
+            raise ValueError(f"seconds must be a non-negative number, got {seconds!r}")
+        deadline = time.monotonic() + seconds
+        while True:
+            self.raise_if_cancelled()
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            time.sleep(min(left, 0.05))
+
+    def report_progress(
+        self, done: float, total: float | None = None, message: str | None = None
+    ) -> None:
+        fraction = _fraction(done, total)
+        if message is None and self.last_progress is not None:
+            message = self.last_progress[1]
+        elif message is not None and not isinstance(message, str):
+            raise TypeError(f"message must be a string, got {message!r}")
+        self.last_progress = (fraction, message)
+        now = time.monotonic()
+        if now - self._sent_at >= REMOTE_PROGRESS_INTERVAL:
+            self._sent_at = now
+            self._worker.log_event(self._topic, [self._key, "progress", fraction, message])
+
+    @property
+    def status(self) -> Any:
+        return self._status
+
+    @status.setter
+    def status(self, value: Any) -> None:
+        self._worker.log_event(self._topic, [self._key, "status", value, None])
+        self._status = value
+
+    @property
+    def settings(self) -> Any:
+        return None
+
+    def update_settings(self) -> bool:
+        return False
+
+
+def _fraction(done: float, total: float | None) -> float:
+    # The same rules and messages as TaskContext.report_progress.
+    if total is not None:
+        if isinstance(total, bool) or not isinstance(total, (int, float)) or total <= 0:
+            raise ValueError(f"total must be a positive number, got {total!r}")
+        fraction = done / total
+    else:
+        fraction = done
+    if (
+        isinstance(fraction, bool)
+        or not isinstance(fraction, (int, float))
+        or not 0.0 <= fraction <= 1.0
+    ):
+        raise ValueError(f"progress must be a fraction between 0 and 1, got {fraction!r}")
+    return float(fraction)
+
+
+def _dask_context() -> Any:
+    context = getattr(_running, "context", None)
+    if context is None and _previous_hook is not None:
+        return _previous_hook()
+    return context
+
+
+# current_task() asks this hook when the calling thread runs no manager task;
+# a hook installed before this module is still asked.
+_previous_hook = _context.remote_context
+if _previous_hook is not None and getattr(_previous_hook, "__name__", "") == "_dask_context":
+    _previous_hook = None  # this module reloaded
+_context.remote_context = _dask_context
