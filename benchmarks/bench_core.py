@@ -846,9 +846,21 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="exit 1 when a target fails, not only on a wrong result",
     )
+    parser.add_argument(
+        "--cpus",
+        type=int,
+        metavar="N",
+        help="pin the process (both systems) to the first N CPUs, e.g. 1 to see the baseline "
+        "without cross-core GIL hand-offs",
+    )
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
+    if args.cpus is not None:
+        cpus = sorted(os.sched_getaffinity(0))
+        if not 1 <= args.cpus <= len(cpus):
+            parser.error(f"--cpus must be between 1 and {len(cpus)}, got {args.cpus}")
+        os.sched_setaffinity(0, cpus[: args.cpus])  # before any thread starts: all inherit it
 
     app = QCoreApplication.instance() or QCoreApplication(sys.argv[:1])
     sizes = [1_000, 5_000] if args.quick else [1_000, 5_000, 20_000, 50_000]
@@ -858,6 +870,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{os.cpu_count()} cores ({platform.machine()} {platform.system()}), "
         f"Python {platform.python_version()}, PySide6 {PySide6.__version__}, "
         f"bgtasks {bgtasks.__version__}, QT_QPA_PLATFORM=offscreen"
+        + (f", pinned to {args.cpus} CPU(s)" if args.cpus else "")
     )
     print(f"# bench_core: {machine}", flush=True)
     extra: dict[str, Any] = {
