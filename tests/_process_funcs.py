@@ -1,0 +1,141 @@
+"""Module-level functions the process tests send to worker processes.
+
+Spawned workers import this module by name (pytest puts tests/ on sys.path and
+spawn passes sys.path to the child).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+
+from bgtasks import current_task
+
+
+def add(a, b=0):
+    return a + b
+
+
+def pid():
+    return os.getpid()
+
+
+def pid_after(event_path):
+    """Wait until ``event_path`` exists (written by the test), then return the pid."""
+    while not os.path.exists(event_path):
+        time.sleep(0.005)
+    return os.getpid()
+
+
+def raise_value_error(text):
+    raise ValueError(text)
+
+
+class NeedsTwo(Exception):
+    """Pickles (args has one item) but cannot be rebuilt: __init__ needs two."""
+
+    def __init__(self, a, b):
+        super().__init__(f"{a}/{b}")
+
+
+def raise_unrebuildable():
+    raise NeedsTwo("left", "right")
+
+
+class HoldsLock(Exception):
+    def __init__(self):
+        super().__init__("holds a lock")
+        self.lock = threading.Lock()
+
+
+def raise_unpicklable():
+    raise HoldsLock()
+
+
+def return_unpicklable():
+    return threading.Lock()
+
+
+def exit_with(code):
+    sys.stdout.flush()
+    os._exit(code)
+
+
+def segfault():
+    os.kill(os.getpid(), signal.SIGSEGV)
+    time.sleep(10)
+
+
+def publish_pid_then_spin(ignore_sigterm=False):
+    """Publish the pid as status, then burn CPU without ever looking at cancel."""
+    if ignore_sigterm:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    current_task().status = os.getpid()
+    while True:
+        pass
+
+
+def publish_pid_then_sleep():
+    """Publish the pid, then wait in the interruptible sleep (a cooperative task)."""
+    current_task().status = os.getpid()
+    current_task().sleep(60)
+    return "not reached"
+
+
+def context_facts():
+    ctx = current_task()
+    return {"uid": ctx.uid, "group": ctx.group, "cancelled": ctx.cancelled, "pid": os.getpid()}
+
+
+def progress_steps(n):
+    ctx = current_task()
+    for i in range(n + 1):
+        ctx.report_progress(i, n, f"step {i}")
+    return n
+
+
+def talk(n_lines):
+    print("hello from print")
+    sys.stderr.write("careful on stderr\n")
+    os.write(1, b"straight to fd 1\n")
+    for i in range(n_lines):
+        print(f"line {i}")
+    print("no newline at the end", end="")
+    return os.getpid()
+
+
+def wait_for_settings():
+    ctx = current_task()
+    ctx.status = "waiting"
+    while not ctx.update_settings():
+        ctx.sleep(0.01)
+    return ctx.settings
+
+
+def burn(seconds):
+    """Pure-Python CPU work for about ``seconds`` (the benchmark's workload)."""
+    end = time.perf_counter() + seconds
+    x = 0
+    while time.perf_counter() < end:
+        for i in range(1000):
+            x += i * i
+    return x
+
+
+class Picky:
+    def __init__(self):
+        self.lock = threading.Lock()
+
+    def method(self):
+        return 1
+
+
+class Plain:
+    def __init__(self, value):
+        self.value = value
+
+    def get(self, extra=0):
+        return self.value + extra
