@@ -25,7 +25,6 @@ it; constructing a :class:`DaskExecutor` then raises ``ImportError``.
 from __future__ import annotations
 
 import os
-import reprlib
 import threading
 import time
 import uuid
@@ -133,7 +132,7 @@ class DaskExecutor(Executor):
             "n_workers": n_workers,
             "threads_per_worker": threads_per_worker or os.cpu_count() or 1,
             "processes": processes,
-            "dashboard_address": None,
+            "dashboard_address": "127.0.0.1:0",  # Dask always serves HTTP; 8787 may be taken
             **cluster_kwargs,
         }
         self._local = local
@@ -176,7 +175,7 @@ class DaskExecutor(Executor):
                     cloudpickle.dumps(value)
                 except Exception as exc:
                     raise TypeError(
-                        f"executor='dask' cannot send the {label} {reprlib.repr(value)} to Dask: "
+                        f"executor='dask' cannot send the {label} {_short_repr(value)} to Dask: "
                         f"{type(exc).__name__}: {exc}"
                     ) from exc
             raise
@@ -231,7 +230,7 @@ class DaskExecutor(Executor):
             with self._lock:
                 self._routes.pop(key, None)
         if final is not None:
-            context.report_progress(*final)
+            context.report_progress(final[0], message=final[1])
         context.report_progress(1.0)
         return result
 
@@ -310,6 +309,11 @@ def _check_count(name: str, value: Any, *, optional: bool) -> None:
         return
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _short_repr(value: Any, limit: int = 120) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _plain(group: Any) -> Any:

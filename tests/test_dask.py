@@ -1,0 +1,458 @@
+"""executor="dask": tasks run on a dask.distributed LocalCluster (in-process, or worker processes).
+
+Skipped when the ``dask`` extra is not installed; the ``test`` extra installs it.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import threading
+
+import pytest
+from PySide6.QtCore import QThread
+
+distributed = pytest.importorskip("distributed")
+
+from bgtasks import TaskCancelled, TaskState, current_task  # noqa: E402
+from bgtasks.dask_executor import MISSING_EXTRA, DaskExecutor  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """One in-process cluster (2 threads) for the module: it starts in milliseconds."""
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=2, processes=False, dashboard_address="127.0.0.1:0"
+    ) as local:
+        yield local
+
+
+@pytest.fixture(scope="module")
+def client(cluster):
+    with distributed.Client(cluster, set_as_default=False) as dask_client:
+        yield dask_client
+
+
+@pytest.fixture
+def dask_manager(make_manager, client):
+    """A manager whose executor="dask" runs on the module's cluster (left open at its end)."""
+    manager = make_manager(start_processing=True)
+    executor = DaskExecutor(client=client, poll_interval=0.01)
+    manager.set_executor("dask", executor)
+    return manager
+
+
+# Functions sent to Dask are pickled: those that share events and lists with the
+# test live at module level, so they travel by reference and, on the in-process
+# cluster, see these very objects.
+EVENTS: dict[str, threading.Event] = {}
+LOG: list = []
+
+
+@pytest.fixture(autouse=True)
+def fresh_events():
+    EVENTS.clear()
+    for name in ("started", "release", "halfway"):
+        EVENTS[name] = threading.Event()
+    LOG.clear()
+
+
+def record(value):
+    LOG.append(value)
+
+
+def wait_done(qtbot, handles, timeout=15000):
+    qtbot.waitUntil(lambda: all(h.done() for h in handles), timeout=timeout)
+
+
+def where_am_i(x):
+    return distributed.get_worker().address, threading.current_thread().name, x * 2
+
+
+# ----------------------------------------------------------------- running, signals
+
+
+def test_a_task_runs_on_a_dask_worker_and_signals_arrive_on_the_manager_thread(
+    qtbot, dask_manager, cluster
+):
+    slot_threads = []
+    completed = []
+
+    def on_completed(uid, group, result):
+        slot_threads.append(QThread.currentThread())
+        completed.append((uid, group, result))
+
+    dask_manager.task_completed.connect(on_completed)
+    with qtbot.waitSignal(dask_manager.task_completed, timeout=15000):
+        handle = dask_manager.submit(where_am_i, 21, group="g", executor="dask")
+    address, thread_name, value = handle.result(timeout=0)
+    assert address in cluster.workers.keys() | {w.address for w in cluster.workers.values()}
+    assert thread_name != threading.main_thread().name
+    assert completed == [(handle.uid, "g", (address, thread_name, 42))]
+    assert slot_threads == [QThread.currentThread()]
+    assert handle.info().name == "where_am_i"
+    assert dask_manager.task_state(handle.uid) is TaskState.COMPLETED
+
+
+def scheduler_address():
+    return distributed.get_worker().scheduler.address
+
+
+def test_the_default_executor_is_an_in_process_cluster_made_on_first_use(qtbot, make_manager):
+    manager = make_manager(start_processing=True)
+    handle = manager.submit(scheduler_address, executor="dask")
+    assert handle.result(timeout=30).startswith("inproc://")
+
+
+def test_shut_down_closes_the_cluster_the_executor_made(qtbot, make_manager):
+    manager = make_manager(start_processing=True)
+    executor = DaskExecutor(threads_per_worker=1)
+    manager.set_executor("dask", executor)
+    assert executor.client is None  # nothing started before the first task
+    assert manager.submit(lambda a, b: a + b, 2, b=3, executor="dask").result(timeout=30) == 5
+    client = executor.client
+    assert client.status == "running"
+    manager.shut_down(timeout=10)
+    assert client.status == "closed"
+    assert client.cluster.status.name == "closed"
+
+
+def test_upstream_dict_results_arrive_merged_in_kwargs(qtbot, dask_manager):
+    def measure(text):  # a thread task
+        return {"length": len(text)}
+
+    def describe(length, unit):  # on Dask, with `length` from upstream
+        return f"{length} {unit}", distributed.get_worker() is not None
+
+    first = dask_manager.submit(measure, "background")
+    second = dask_manager.submit(
+        describe, unit="chars", upstream_task_ids=[first.uid], executor="dask"
+    )
+    assert second.result(timeout=15) == ("10 chars", True)
+
+
+def once(x):
+    LOG.append(x)
+    EVENTS["release"].wait(10)
+    return x + 1
+
+
+def test_the_manager_key_shares_one_dask_run_among_requesters(qtbot, dask_manager):
+    handles = [dask_manager.submit(once, 1, key="k", executor="dask") for _ in range(3)]
+    EVENTS["release"].set()
+    wait_done(qtbot, handles)
+    assert [h.result() for h in handles] == [2, 2, 2]
+    assert LOG == [1]
+
+
+# ----------------------------------------------------------------- errors
+
+
+class Oops(Exception):
+    pass
+
+
+def fails(n):
+    raise Oops(f"bad value {n}")
+
+
+def test_an_error_keeps_its_type_message_and_traceback(qtbot, dask_manager):
+    failed = []
+    dask_manager.task_failed.connect(lambda uid, g, msg, tb: failed.append((uid, msg, tb)))
+    with qtbot.waitSignal(dask_manager.task_failed, timeout=15000):
+        handle = dask_manager.submit(fails, 7, executor="dask")
+    error = handle.exception(timeout=0)
+    assert type(error) is Oops and str(error) == "bad value 7"
+    [(uid, message, tb)] = failed
+    assert uid == handle.uid
+    assert message == "bad value 7"
+    assert 'raise Oops(f"bad value {n}")' in tb
+    assert tb.rstrip().endswith("Oops: bad value 7")
+    assert dask_manager.task_state(handle.uid) is TaskState.FAILED
+
+
+def test_check_refuses_what_cannot_be_sent_to_dask_and_registers_nothing(dask_manager):
+    lock = threading.Lock()
+    with pytest.raises(
+        TypeError,
+        match=r"^executor='dask' cannot send the argument 1 <unlocked _thread\.lock object at "
+        r"0x[0-9a-f]+> to Dask: TypeError: cannot pickle '_thread\.lock' object$",
+    ):
+        dask_manager.submit(where_am_i, 1, lock, executor="dask")
+    with pytest.raises(TypeError, match=r"^executor='dask' cannot send the keyword argument 'x' "):
+        dask_manager.submit(where_am_i, x=lock, executor="dask")
+
+    def holds_a_lock():
+        return lock
+
+    with pytest.raises(TypeError, match=r"^executor='dask' cannot send the function <function "):
+        dask_manager.submit(holds_a_lock, executor="dask")
+    assert dask_manager.tasks() == []
+    # A lambda is fine: cloudpickle sends it by value.
+    assert dask_manager.submit(lambda: "ok", executor="dask").result(timeout=15) == "ok"
+
+
+# ----------------------------------------------------------------- cancellation
+
+
+def stubborn():  # ignores the stop: only the Dask future's cancellation ends the task
+    EVENTS["started"].set()
+    EVENTS["release"].wait(30)
+    LOG.append(current_task().cancelled)
+    current_task().report_progress(0.9)  # dropped: the task already ended
+    return "late"
+
+
+def test_cancelling_a_running_task_cancels_its_dask_future(qtbot, dask_manager, cluster):
+    cancelled = []
+    dask_manager.task_cancelled.connect(lambda uid, g: cancelled.append(uid))
+    handle = dask_manager.submit(stubborn, executor="dask")
+    assert EVENTS["started"].wait(15)
+    [key] = [k for k in cluster.scheduler.tasks if str(k).startswith("stubborn-")]
+    assert handle.cancel() is True
+    wait_done(qtbot, [handle])
+    assert handle.cancelled() and cancelled == [handle.uid]
+    with pytest.raises(TaskCancelled):
+        handle.result(timeout=0)
+    qtbot.waitUntil(lambda: key not in cluster.scheduler.tasks, timeout=10000)
+    EVENTS["release"].set()
+    qtbot.waitUntil(lambda: LOG == [True], timeout=10000)
+    assert handle.info().progress == 0.0
+
+
+def sleeper():
+    EVENTS["started"].set()
+    current_task().sleep(60)
+    LOG.append("never")
+
+
+def test_a_cooperative_task_sleeping_on_dask_wakes_and_ends_cancelled(qtbot, dask_manager):
+    handle = dask_manager.submit(sleeper, executor="dask")
+    assert EVENTS["started"].wait(15)
+    with qtbot.waitSignal(dask_manager.task_cancelled, timeout=10000):
+        dask_manager.stop_task(handle.uid)
+    assert dask_manager.task_state(handle.uid) is TaskState.CANCELLED
+    assert LOG == []
+
+
+def blocker():
+    EVENTS["started"].set()
+    EVENTS["release"].wait(30)
+
+
+def test_a_timeout_stops_the_dask_task_and_fails_it_with_timeout_error(qtbot, dask_manager):
+    handle = dask_manager.submit(blocker, timeout=0.2, executor="dask")
+    wait_done(qtbot, [handle])
+    EVENTS["release"].set()
+    assert isinstance(handle.exception(timeout=0), TimeoutError)
+
+
+# ----------------------------------------------------------------- priority, progress
+
+
+def test_submit_passes_priority_a_unique_key_and_pure_false(
+    qtbot, dask_manager, client, monkeypatch
+):
+    calls = []
+    original = client.submit
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(client, "submit", spy)
+    handles = [dask_manager.submit(where_am_i, 1, priority=7, executor="dask") for _ in range(2)]
+    wait_done(qtbot, handles)
+    assert [(c["priority"], c["pure"]) for c in calls] == [(7, False), (7, False)]
+    assert calls[0]["key"] != calls[1]["key"]
+    assert all(c["key"].startswith("where_am_i-") for c in calls)
+
+
+def test_dask_runs_queued_tasks_in_priority_order(qtbot, make_manager):
+    # One Dask thread, no slot limit: every task reaches Dask at once, in submit
+    # order, and only Dask's scheduler can put the high-priority one first.
+    with (
+        distributed.LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=False, dashboard_address="127.0.0.1:0"
+        ) as one_thread,
+        distributed.Client(one_thread, set_as_default=False) as dask_client,
+    ):
+        manager = make_manager(start_processing=True)
+        manager.set_executor("dask", DaskExecutor(client=dask_client))
+        first = manager.submit(blocker, executor="dask")
+        assert EVENTS["started"].wait(15)
+        low = manager.submit(record, "low", priority=1, executor="dask")
+        qtbot.waitUntil(lambda: len(one_thread.scheduler.tasks) == 2, timeout=10000)
+        high = manager.submit(record, "high", priority=5, executor="dask")
+        qtbot.waitUntil(lambda: len(one_thread.scheduler.tasks) == 3, timeout=10000)
+        EVENTS["release"].set()
+        wait_done(qtbot, [first, low, high])
+        assert LOG == ["high", "low"]
+        manager.shut_down(timeout=5)
+
+
+def work():
+    ctx = current_task()
+    ctx.report_progress(1, 2, "half")
+    ctx.status = "working"
+    EVENTS["halfway"].set()
+    EVENTS["release"].wait(30)
+    return ctx.uid
+
+
+def test_progress_and_status_reported_inside_dask_reach_the_manager(qtbot, dask_manager):
+    log = []
+    dask_manager.task_progress.connect(lambda uid, g, f, msg: log.append(("progress", f, msg)))
+    dask_manager.task_completed.connect(lambda uid, g, r: log.append(("completed", r)))
+
+    handle = dask_manager.submit(work, executor="dask")
+    assert EVENTS["halfway"].wait(15)
+    qtbot.waitUntil(lambda: ("progress", 0.5, "half") in log, timeout=10000)
+    assert handle.info().status == "working"
+    EVENTS["release"].set()
+    wait_done(qtbot, [handle])
+    qtbot.waitUntil(lambda: log and log[-1][0] == "completed", timeout=10000)
+    assert log[-1] == ("completed", handle.uid)
+    assert log[-2] == ("progress", 1.0, "half")
+
+
+# ----------------------------------------------------------------- worker processes
+
+
+def remote_work(n):
+    ctx = current_task()
+    ctx.report_progress(0.25, message="a quarter")
+    ctx.status = "remote"
+    with pytest.raises(ValueError, match=r"^progress must be a fraction between 0 and 1, got 2$"):
+        ctx.report_progress(2)
+    return n * 3, ctx.uid, ctx.cancelled
+
+
+def remote_wait_for_cancel():
+    ctx = current_task()
+    ctx.report_progress(0.5, message="waiting")
+    ctx.sleep(60)  # raises TaskCancelled in the worker once the future is cancelled
+
+
+def test_in_worker_processes_progress_errors_and_cancel_still_work(qtbot, make_manager):
+    executor = DaskExecutor(n_workers=1, threads_per_worker=2, processes=True, poll_interval=0.01)
+    manager = make_manager(start_processing=True)
+    manager.set_executor("dask", executor)
+    progress = []
+    manager.task_progress.connect(lambda uid, g, f, msg: progress.append((uid, f, msg)))
+
+    done = manager.submit(remote_work, 5, executor="dask")
+    assert done.result(timeout=60) == (15, done.uid, False)
+    assert executor.client.scheduler.address.startswith("tcp://127.0.0.1:")
+    qtbot.waitUntil(lambda: (done.uid, 1.0, "a quarter") in progress, timeout=10000)
+    assert done.info().status == "remote"
+
+    failing = manager.submit(fails, 3, executor="dask")
+    wait_done(qtbot, [failing], timeout=30000)
+    assert type(failing.exception()) is Oops and str(failing.exception()) == "bad value 3"
+
+    waiting = manager.submit(remote_wait_for_cancel, executor="dask")
+    qtbot.waitUntil(lambda: (waiting.uid, 0.5, "waiting") in progress, timeout=30000)
+    waiting.cancel()
+    wait_done(qtbot, [waiting])
+    assert waiting.cancelled()
+    qtbot.waitUntil(lambda: not any(executor.client.processing().values()), timeout=10000)
+    manager.shut_down(timeout=10)
+    assert executor.client.status == "closed"
+
+
+# ----------------------------------------------------------------- configuration, lifetime
+
+
+def test_constructor_refuses_bad_configuration(client):
+    cases = [
+        (
+            dict(address=8786),
+            TypeError,
+            "address must be a string like 'tcp://host:8786', got 8786",
+        ),
+        (dict(client="c"), TypeError, "client must be a distributed.Client, got 'c'"),
+        (
+            dict(address="tcp://h:1", client=client),
+            ValueError,
+            "give address or client, not both (address='tcp://h:1')",
+        ),
+        (
+            dict(address="tcp://h:1", memory_limit="1GB"),
+            TypeError,
+            "cluster options ['memory_limit'] need the local cluster (no address, no client)",
+        ),
+        (dict(n_workers=0), ValueError, "n_workers must be a positive integer, got 0"),
+        (
+            dict(threads_per_worker=1.5),
+            ValueError,
+            "threads_per_worker must be a positive integer, got 1.5",
+        ),
+        (dict(slots=True), ValueError, "slots must be a positive integer, got True"),
+        (dict(processes="yes"), TypeError, "processes must be True or False, got 'yes'"),
+        (
+            dict(poll_interval=0),
+            ValueError,
+            "poll_interval must be a positive number of seconds, got 0",
+        ),
+    ]
+    for kwargs, error, message in cases:
+        with pytest.raises(error) as info:
+            DaskExecutor(**kwargs)
+        assert str(info.value) == message
+
+
+def test_slots_default_to_the_local_cluster_threads():
+    assert DaskExecutor(n_workers=2, threads_per_worker=3).slots == 6
+    assert DaskExecutor(slots=4).slots == 4
+    assert DaskExecutor("tcp://127.0.0.1:1").slots is None
+
+
+def test_shut_down_leaves_a_given_client_open_and_is_idempotent(qtbot, client):
+    executor = DaskExecutor(client=client)
+    executor.shut_down(timeout=5)
+    executor.shut_down(timeout=5)
+    assert client.status == "running"
+    with pytest.raises(RuntimeError, match=r"^<DaskExecutor client \(shut down\)> was shut down$"):
+        executor.run(where_am_i, (1,), {}, None)
+
+
+def test_shut_down_of_an_unreachable_scheduler_is_bounded(qtbot, make_manager):
+    manager = make_manager(start_processing=True)
+    executor = DaskExecutor("tcp://127.0.0.1:9", connect_timeout=0.5)
+    manager.set_executor("dask", executor)
+    handle = manager.submit(where_am_i, 1, executor="dask")
+    wait_done(qtbot, [handle])
+    assert isinstance(handle.exception(), OSError)
+    manager.shut_down(timeout=5)
+
+
+def test_without_dask_the_package_imports_and_executor_dask_says_what_to_install():
+    code = textwrap.dedent(
+        """
+        import os, sys
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+        sys.modules["dask"] = sys.modules["distributed"] = None  # as if not installed
+        import bgtasks
+        from bgtasks.dask_executor import DaskExecutor
+        from PySide6.QtCore import QCoreApplication
+        app = QCoreApplication([])
+        manager = bgtasks.BackgroundTaskManager()
+        for attempt in (DaskExecutor, lambda: manager.submit(print, executor="dask")):
+            try:
+                attempt()
+            except (ImportError, RuntimeError) as exc:
+                print(type(exc).__name__, exc)
+        print(len(manager.tasks()))
+        manager.shut_down(timeout=1)
+        """
+    )
+    proc = subprocess.run(
+        [sys.executable, "-W", "error", "-c", code], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == f"ImportError {MISSING_EXTRA}"
+    assert lines[1].split(" ", 1)[1] == MISSING_EXTRA
+    assert lines[2] == "0"
