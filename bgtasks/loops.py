@@ -1,13 +1,31 @@
 """Loop tasks: work repeated at a fixed rate in a manager's worker thread (QMI's loop task).
 
 Subclass :class:`LoopTask`, override the hooks you need and submit an
-instance, which is callable::
+instance, which is callable.  Example (runs as written)::
 
-    class Poll(LoopTask):
-        def loop_iteration(self):
-            self.status = read_sensor()
+    import sys
+    from PySide6.QtCore import QCoreApplication
+    from bgtasks import BackgroundTaskManager
+    from bgtasks.loops import LoopPolicy, LoopTask
 
-    handle = manager.submit(Poll(period=0.01, policy=LoopPolicy.SKIP))
+    class Counter(LoopTask):
+        def loop_prepare(self):               # once, in the worker thread
+            self.total = 0
+
+        def loop_iteration(self):             # every 10 ms, in the worker thread
+            self.total += self.settings       # manager.set_settings(uid, 5) changes it
+            self.status = f"total {self.total}"
+
+        def loop_result(self):
+            return self.total
+
+    app = QCoreApplication(sys.argv)
+    manager = BackgroundTaskManager(start_processing=True)
+    loop = Counter(period=0.01, policy=LoopPolicy.SKIP, max_iterations=50, settings=2)
+    handle = manager.submit(loop)
+    handle.add_done_callback(lambda h: app.quit())  # on the UI thread
+    app.exec()
+    print(handle.result(), manager.info(handle.uid).status)  # 100 total 100
 
 The loop runs in the worker thread that runs the task.  In that thread it
 calls, in this order::
