@@ -260,7 +260,11 @@ class LoopTask:
         """
 
     def loop_finalize(self) -> None:
-        """Called once at the end, however the loop ends.  Default: nothing."""
+        """Called once at the end, however the loop ends.  Default: nothing.
+
+        After a stop, ``current_task().cancelled`` is true and
+        ``current_task().sleep`` raises at once: finalize without waiting.
+        """
 
     def loop_result(self) -> Any:
         """The task's result when the loop ends by itself.  Default: None."""
@@ -272,7 +276,8 @@ class LoopTask:
         """End the loop normally after the current pass (no further wait).
 
         Meant for the hooks (worker thread).  Any thread may call it; from
-        another thread it takes effect at the next pass, within one period.
+        another thread it takes effect at the next pass, within one period
+        (before the run, the loop runs no iteration).
         To end the loop at once, cancel the task instead (it ends CANCELLED).
         """
         self._stop.set()
@@ -312,9 +317,9 @@ class LoopTask:
         try:
             self.iterations = 0
             self._schedule = None
-            self._stop.clear()
             return self._run(context)
         finally:
+            self._stop.clear()  # a stop_loop() made before the run counts; a rerun starts afresh
             self._running.release()
 
     def _run(self, context: LoopContext) -> Any:

@@ -580,3 +580,27 @@ def test_a_loop_runs_to_its_end_while_the_ui_thread_is_blocked(make_manager):
     handle = m.submit(Quick(period=0.001, max_iterations=20))
     handle.result(timeout=10)  # the UI thread waits here: no event is processed
     assert len(threads) == 20 and threading.get_ident() not in threads
+
+
+def test_stop_loop_before_the_run_counts_and_a_rerun_starts_afresh():
+    clock = FakeClock()
+    loop = Recorder(clock, max_iterations=2)
+    loop.stop_loop()
+    assert loop.run(FakeContext(clock)) == ("result", 0)
+    assert loop.run(FakeContext(clock)) == ("result", 2)
+
+
+def test_a_stop_with_no_wait_left_ends_before_the_next_iteration():
+    clock = FakeClock()
+    ctx = FakeContext(clock)
+    loop = Recorder(clock, durations=[0.01, 0.5, 0.01])  # iteration 1 misses its next start
+
+    def stop_at(index: int) -> None:
+        if index == 1:
+            ctx.cancelled = True
+
+    loop.on_iteration = stop_at
+    with pytest.raises(TaskCancelled):
+        loop.run(ctx)
+    assert [e[:2] for e in loop.events[-3:]] == [("iteration", 1), ("status",), ("finalize", 2)]
+    assert ctx.sleeps == pytest.approx([0.09])  # IMMEDIATE: no wait after the late one
