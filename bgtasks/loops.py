@@ -255,8 +255,11 @@ class LoopTask:
     def update_status(self) -> None:
         """Called after each iteration to bring :attr:`status` up to date.
 
-        The loop then publishes :attr:`status` (``info(uid).status``; a
-        status-changed signal when the value differs).  Default: nothing.
+        The loop then publishes :attr:`status` when it differs from the last
+        value published (``==``): ``manager.info(uid).status`` returns it and
+        the manager emits ``task_status_changed(uid, group, status)`` on its
+        thread.  Assign a new value rather than mutating the old one in place.
+        Default: nothing.
         """
 
     def loop_finalize(self) -> None:
