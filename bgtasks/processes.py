@@ -38,6 +38,7 @@ __all__ = ["ProcessExecutor", "RemoteTraceback", "UnpicklableError", "WorkerDied
 
 logger = logging.getLogger("bgtasks.processes")
 
+_EOF = ("eof",)
 POLL = 0.02  # how often a waiting run() looks at context.cancelled, in seconds
 
 
@@ -80,13 +81,18 @@ def _pickles(value: Any) -> str | None:
 
 def check_callable(fn: Callable[..., Any]) -> None:
     """Raise ``TypeError`` saying why ``fn`` cannot be sent to a worker process."""
+    if isinstance(fn, functools.partial):
+        check_callable(fn.func)
+        check_arguments(fn.func, fn.args, fn.keywords)
     name = _name(fn)
     prefix = f"cannot run {name} in a worker process"
     if not callable(fn):
         raise TypeError(f"{prefix}: {fn!r} is not callable")
     if getattr(fn, "__name__", None) == "<lambda>":
-        raise TypeError(f"{prefix}: it is a lambda; define it at module level")
-    if "<locals>" in name:
+        raise TypeError(
+            "cannot run <lambda> in a worker process: it is a lambda; define it at module level"
+        )
+    if "<locals>" in getattr(fn, "__qualname__", ""):
         outer = name.split(".<locals>", 1)[0]
         raise TypeError(
             f"{prefix}: it is a local function defined inside {outer}(); define it at module level"
@@ -104,8 +110,6 @@ def check_callable(fn: Callable[..., Any]) -> None:
                 f"{prefix}: it is a bound method of {type(fn.__self__).__qualname__} object "
                 f"that cannot be pickled ({why})"
             )
-    if isinstance(fn, functools.partial):
-        check_callable(fn.func)
     why = _pickles(fn)
     if why is not None:
         raise TypeError(f"{prefix}: it cannot be pickled ({why})")
@@ -520,6 +524,9 @@ class ProcessExecutor(Executor):
             ready = wait([conn, sentinel], POLL)
             if conn in ready:
                 outcome = self._receive(worker, uid, context)
+                if outcome is _EOF:  # its end of the pipe closed: it is dying
+                    worker.process.join(self.grace)
+                    return self._died(worker, uid, context)
                 if outcome is not None:
                     return self._finish(worker, uid, outcome, cancel_at is not None)
             elif sentinel in ready:
@@ -540,7 +547,7 @@ class ProcessExecutor(Executor):
         try:
             data = worker.conn.recv_bytes()
         except (EOFError, OSError):
-            return None  # the sentinel will tell
+            return _EOF
         message = pickle.loads(data)  # plain types only: values travel as inner pickles
         kind = message[0]
         if kind == "output":
