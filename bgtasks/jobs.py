@@ -120,6 +120,12 @@ class Job:
     ``bgtasks.current_task()`` gives the task's context (progress, status,
     settings).  A job object runs one task at a time; it may run again after
     (``retries``, ``retry``), each run starting afresh.
+
+    Build it on any thread; only submit it to a manager's thread pool (not to
+    another ``executor``): calling it outside a task raises ``RuntimeError``.
+    Each running job holds one of the manager's threads; cap how many
+    programs run at once with ``resources={"programs": 1}`` and
+    ``manager.set_resource_limit("programs", n)``.
     """
 
     def __init__(
@@ -274,7 +280,10 @@ class Job:
         self._set_status(f"running (pid {pid})")
 
     def monitor(self) -> None:
-        """Check on the program; called after each wait, at least once per run.  Worker thread.
+        """Check on the program; called after each wait.  Worker thread.
+
+        It runs at least once in a run that is not stopped, the last time
+        after the program ended (so it sees all of its output).
 
         Does nothing by default.  Override it to parse :attr:`stdout`, report
         progress with ``bgtasks.current_task().report_progress(...)``, or call

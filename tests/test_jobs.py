@@ -335,10 +335,11 @@ def test_monitor_reports_progress_through_the_task_context(qtbot, make_manager):
     progress = []
     m.task_progress.connect(lambda *a: progress.append(a))
     job = Counting(PY, ["-c", "for i in range(4): print('step', i)"], timetable=[300])
-    h = m.submit(job)
-    assert h.result(timeout=10).exit_code == 0
-    qtbot.waitUntil(lambda: len(progress) > 0, timeout=10000)
-    assert progress[-1] == (h.uid, None, 1.0, "4 of 4 steps")
+    with qtbot.waitSignal(m.task_completed, timeout=10000):
+        h = m.submit(job)
+    assert h.result(timeout=0).exit_code == 0
+    # one monitor() call, after the program's end: one report, delivered before the result
+    assert progress == [(h.uid, None, 1.0, "4 of 4 steps")]
     assert m.info(h.uid).progress == 1.0
 
 
