@@ -345,6 +345,9 @@ class Job:
                     continue  # -> stopped above, without a monitor() call
                 try:
                     self.monitor()
+                except TaskCancelled:  # e.g. current_task().sleep() in monitor() saw a stop
+                    self._end_process()
+                    raise
                 except Exception as exc:
                     with self._lock:
                         self._failure = None  # the exception is the failure reported
@@ -360,6 +363,8 @@ class Job:
         return self._finish()
 
     def _finish(self) -> JobResult:
+        if self._exit_code is None:  # running() said done while the program runs: end it
+            self._end_process()
         code = self._exit_code
         assert code is not None
         result = JobResult(code, self.stdout, self.stderr)

@@ -406,3 +406,28 @@ def test_a_job_runs_one_task_at_a_time(qtbot, make_manager):
     assert first.cancel() is True
     qtbot.waitUntil(first.done, timeout=10000)
     assert first.cancelled() and gone(job.pid)
+
+
+def test_task_cancelled_raised_in_monitor_ends_the_task_cancelled(make_manager):
+    class Quitter(Job):
+        def monitor(self) -> None:
+            raise TaskCancelled("the monitor gave up")
+
+    m = make_manager(start_processing=True)
+    job = Quitter(PY, ["-c", LONG], timetable=[0.01])
+    h = m.submit(job)
+    with pytest.raises(TaskCancelled):
+        h.result(timeout=10)
+    assert m.task_state(h.uid) is TaskState.CANCELLED
+    assert job.exit_code == -signal.SIGTERM and gone(job.pid)
+
+
+def test_a_running_override_that_says_done_ends_the_program(make_manager):
+    class Once(Job):
+        def running(self) -> bool:
+            return False  # one check is enough
+
+    m = make_manager(start_processing=True)
+    job = Once(PY, ["-c", LONG], timetable=[0.01], check=False)
+    assert m.submit(job).result(timeout=10) == JobResult(-signal.SIGTERM, "", "")
+    assert gone(job.pid)
