@@ -4,9 +4,10 @@ A task submitted with ``executor="dask"`` keeps everything a thread task has
 (uid, signals, group, dependencies, priority, handle, retries, timeout); a
 manager worker thread hands the call to ``dask.distributed`` and waits for it:
 
-* the call runs with ``client.submit(..., priority=context.priority, pure=False)``:
-  Dask's own scheduler sees the task's priority, and identical calls are never
-  merged (share a call with the manager's ``key=`` option instead);
+* the call runs with ``client.submit(..., priority=context.priority,
+  fifo_timeout=0, pure=False)``: Dask's own scheduler orders its queue as the
+  manager does (higher priority first, FIFO among equals), and identical calls
+  are never merged (share a call with the manager's ``key=`` option instead);
 * stopping the task (``stop_task``, ``handle.cancel()``, a ``timeout``, shut
   down) cancels the Dask future with ``force=True`` within ``poll_interval``;
 * an error raised by the call arrives with its original type and traceback;
@@ -212,6 +213,7 @@ class DaskExecutor(Executor):
                 (self._topic, context.uid, _plain(context.group), context.priority),
                 key=key,
                 priority=context.priority,
+                fifo_timeout=0,  # FIFO among equal priorities, as in the manager
                 pure=False,
             )
             with self._lock:

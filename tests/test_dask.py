@@ -56,6 +56,9 @@ def fresh_events():
     for name in ("started", "release", "halfway"):
         EVENTS[name] = threading.Event()
     LOG.clear()
+    yield
+    for event in EVENTS.values():  # a failed test leaves no Dask thread waiting
+        event.set()
 
 
 def record(value):
@@ -209,9 +212,9 @@ def test_cancelling_a_running_task_cancels_its_dask_future(qtbot, dask_manager, 
     dask_manager.task_cancelled.connect(lambda uid, g: cancelled.append(uid))
     handle = dask_manager.submit(stubborn, executor="dask")
     assert EVENTS["started"].wait(15)
-    [key] = [k for k in cluster.scheduler.tasks if str(k).startswith("stubborn-")]
-    assert handle.cancel() is True
-    wait_done(qtbot, [handle])
+    [key] = [k for k in list(cluster.scheduler.tasks) if str(k).startswith("stubborn-")]
+    with qtbot.waitSignal(dask_manager.task_cancelled, timeout=10000):
+        assert handle.cancel() is True
     assert handle.cancelled() and cancelled == [handle.uid]
     with pytest.raises(TaskCancelled):
         handle.result(timeout=0)
@@ -264,14 +267,30 @@ def test_submit_passes_priority_a_unique_key_and_pure_false(
     monkeypatch.setattr(client, "submit", spy)
     handles = [dask_manager.submit(where_am_i, 1, priority=7, executor="dask") for _ in range(2)]
     wait_done(qtbot, handles)
-    assert [(c["priority"], c["pure"]) for c in calls] == [(7, False), (7, False)]
+    assert [(c["priority"], c["fifo_timeout"], c["pure"]) for c in calls] == [(7, 0, False)] * 2
     assert calls[0]["key"] != calls[1]["key"]
     assert all(c["key"].startswith("where_am_i-") for c in calls)
 
 
-def test_dask_runs_queued_tasks_in_priority_order(qtbot, make_manager):
-    # One Dask thread, no slot limit: every task reaches Dask at once, in submit
-    # order, and only Dask's scheduler can put the high-priority one first.
+def record_too(value):
+    LOG.append(value)
+
+
+@pytest.mark.parametrize(
+    ("recorder", "first", "second", "expected"),
+    [
+        (record, ("low", 1), ("high", 5), ["high", "low"]),  # higher priority first
+        (record_too, ("a", 3), ("b", 3), ["a", "b"]),  # FIFO among equals
+    ],
+)
+def test_dask_runs_its_queue_in_the_managers_order(
+    qtbot, make_manager, recorder, first, second, expected
+):
+    # One busy Dask thread and no slot limit: both tasks reach the worker's
+    # queue, in submit order, while it is busy; only the priority given to
+    # Dask orders them.  (Dask sends a worker tasks ahead of time while a task
+    # group is small; once a group has more tasks than twice the cluster's
+    # threads, the rest wait in the scheduler's queue, also by priority.)
     with (
         distributed.LocalCluster(
             n_workers=1, threads_per_worker=1, processes=False, dashboard_address="127.0.0.1:0"
@@ -280,15 +299,14 @@ def test_dask_runs_queued_tasks_in_priority_order(qtbot, make_manager):
     ):
         manager = make_manager(start_processing=True)
         manager.set_executor("dask", DaskExecutor(client=dask_client))
-        first = manager.submit(blocker, executor="dask")
+        handles = [manager.submit(blocker, executor="dask")]
         assert EVENTS["started"].wait(15)
-        low = manager.submit(record, "low", priority=1, executor="dask")
-        qtbot.waitUntil(lambda: len(one_thread.scheduler.tasks) == 2, timeout=10000)
-        high = manager.submit(record, "high", priority=5, executor="dask")
-        qtbot.waitUntil(lambda: len(one_thread.scheduler.tasks) == 3, timeout=10000)
+        for count, (value, priority) in enumerate((first, second), start=2):
+            handles.append(manager.submit(recorder, value, priority=priority, executor="dask"))
+            qtbot.waitUntil(lambda n=count: len(one_thread.scheduler.tasks) == n, timeout=10000)
         EVENTS["release"].set()
-        wait_done(qtbot, [first, low, high])
-        assert LOG == ["high", "low"]
+        wait_done(qtbot, handles)
+        assert LOG == expected
         manager.shut_down(timeout=5)
 
 
@@ -322,7 +340,8 @@ def test_progress_and_status_reported_inside_dask_reach_the_manager(qtbot, dask_
 
 def remote_work(n):
     ctx = current_task()
-    ctx.report_progress(0.25, message="a quarter")
+    ctx.report_progress(0.25, message="a quarter")  # sent at once
+    ctx.report_progress(0.75, message="three quarters")  # held back, comes with the result
     ctx.status = "remote"
     with pytest.raises(ValueError, match=r"^progress must be a fraction between 0 and 1, got 2$"):
         ctx.report_progress(2)
@@ -345,7 +364,7 @@ def test_in_worker_processes_progress_errors_and_cancel_still_work(qtbot, make_m
     done = manager.submit(remote_work, 5, executor="dask")
     assert done.result(timeout=60) == (15, done.uid, False)
     assert executor.client.scheduler.address.startswith("tcp://127.0.0.1:")
-    qtbot.waitUntil(lambda: (done.uid, 1.0, "a quarter") in progress, timeout=10000)
+    qtbot.waitUntil(lambda: (done.uid, 1.0, "three quarters") in progress, timeout=10000)
     assert done.info().status == "remote"
 
     failing = manager.submit(fails, 3, executor="dask")
