@@ -26,6 +26,7 @@ import contextlib
 import os
 import pickle
 import queue
+import select
 import sys
 import threading
 import time
@@ -209,69 +210,83 @@ class WorkerContext:
 
 
 class _Output:
-    """Sends each line written to a file descriptor to the parent, tagged with the task's uid."""
+    """Sends each line written to a file descriptor to the parent, tagged with the task's uid.
+
+    A pump thread forwards lines while the task runs; at the task's end the
+    main thread drains what is left itself (under the same lock), so the last
+    lines always precede the result and a quiet task pays two system calls.
+    """
 
     def __init__(self, fd: int, stream: str, channel: _Channel, task_uid: Callable[[], Any]):
         self.stream = stream
         self.channel = channel
         self.task_uid = task_uid
-        self.token = b"\0bgtasks-flush-" + os.urandom(8).hex().encode() + b"\0"
-        self.flushed = threading.Semaphore(0)
+        self.lock = threading.Lock()
+        self.buffer = b""
         read_fd, write_fd = os.pipe()
+        os.set_blocking(read_fd, False)
         os.dup2(write_fd, fd)
         os.close(write_fd)
         self.read_fd = read_fd
-        self.fd = fd
+        self.poller = select.poll()
+        self.poller.register(read_fd, select.POLLIN)
         threading.Thread(target=self._pump, name=f"bgtasks-{stream}", daemon=True).start()
 
     def _pump(self) -> None:
-        buffer = b""
+        while True:
+            self.poller.poll()
+            with self.lock:
+                if not self._read(final=False):
+                    return
+
+    def _read(self, final: bool) -> bool:
+        """Forward the complete lines available now (all of it if ``final``); False at EOF."""
         while True:
             try:
                 chunk = os.read(self.read_fd, 65536)
+            except BlockingIOError:
+                break
             except OSError:
-                return
+                return False
             if not chunk:
-                return
-            buffer += chunk
-            while True:
-                index = buffer.find(self.token)
-                if index < 0:
-                    break
-                self._send_lines(buffer[:index], final=True)
-                buffer = buffer[index + len(self.token) :]
-                self.flushed.release()
-            keep = len(self.token) - 1  # a token may be split across reads
-            head, tail = buffer[:-keep], buffer[-keep:]
-            rest = self._send_lines(head, final=False)
-            buffer = rest + tail
-
-    def _send_lines(self, data: bytes, final: bool) -> bytes:
-        *lines, rest = data.split(b"\n")
+                return False
+            self.buffer += chunk
+        *lines, rest = self.buffer.split(b"\n")
         if final and rest:
             lines.append(rest)
             rest = b""
-        uid = self.task_uid()
-        for line in lines:
-            text = line.decode("utf-8", "replace").rstrip("\r")
-            with contextlib.suppress(OSError, ValueError):
-                self.channel.send(("output", uid, self.stream, text))
-        return rest
+        self.buffer = rest
+        if lines:
+            uid = self.task_uid()
+            for line in lines:
+                text = line.decode("utf-8", "replace").rstrip("\r")
+                with contextlib.suppress(OSError, ValueError):
+                    self.channel.send(("output", uid, self.stream, text))
+        return True
 
     def flush(self) -> None:
-        """Wait until everything written to the descriptor so far has been sent."""
-        os.write(self.fd, self.token)
-        self.flushed.acquire()
+        """Send everything written to the descriptor so far (on the calling thread)."""
+        with self.lock:
+            self._read(final=True)
+
+
+_libc_fflush: Any = None
 
 
 def _flush_stdio() -> None:
+    global _libc_fflush
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
             stream.flush()
-    with contextlib.suppress(Exception):
-        import ctypes
+    if _libc_fflush is None:
+        try:
+            import ctypes
 
-        ctypes.CDLL(None).fflush(None)  # C stdio buffers of extension modules
+            _libc_fflush = ctypes.CDLL(None).fflush
+        except Exception:
+            _libc_fflush = False
+    if _libc_fflush:
+        _libc_fflush(None)  # C stdio buffers of extension modules
 
 
 def _exception_message(uid: int, exc: BaseException) -> tuple[Any, ...]:

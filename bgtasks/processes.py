@@ -17,13 +17,14 @@ import logging
 import multiprocessing
 import os
 import pickle
+import select
 import signal
 import sys
 import threading
 import time
 import weakref
 from collections.abc import Callable, Mapping
-from multiprocessing.connection import Connection, wait
+from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
 from . import _process_worker
@@ -135,12 +136,15 @@ def check_arguments(fn: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -
 class _Worker:
     """One worker process and the parent's end of its pipe."""
 
-    __slots__ = ("conn", "idle_since", "process")
+    __slots__ = ("conn", "idle_since", "poller", "process")
 
     def __init__(self, process: Any, conn: Connection) -> None:
         self.process = process
         self.conn = conn
         self.idle_since = 0.0
+        self.poller = select.poll()  # the pipe and the process sentinel
+        self.poller.register(conn.fileno(), select.POLLIN)
+        self.poller.register(process.sentinel, select.POLLIN)
 
     @property
     def pid(self) -> int:
@@ -519,10 +523,11 @@ class ProcessExecutor(Executor):
 
     def _wait(self, worker: _Worker, uid: int, context: TaskContext) -> Any:
         conn, sentinel = worker.conn, worker.process.sentinel
+        conn_fd, poll, timeout_ms = conn.fileno(), worker.poller.poll, int(POLL * 1000)
         cancel_at: float | None = None
         while True:
-            ready = wait([conn, sentinel], POLL)
-            if conn in ready:
+            ready = [fd for fd, _ in poll(timeout_ms)]
+            if conn_fd in ready:
                 outcome = self._receive(worker, uid, context)
                 if outcome is _EOF:  # its end of the pipe closed: it is dying
                     worker.process.join(self.grace)
