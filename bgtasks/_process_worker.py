@@ -313,7 +313,12 @@ def main(conn: Connection) -> None:
     """Run tasks the parent sends until it says stop or goes away."""
     channel = _Channel(conn)
     current: list[WorkerContext | None] = [None]
+    cancelled: list[int | None] = [None]  # the uid of the last task the parent cancelled
     runs: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
+    # Ctrl+C in a terminal signals the foreground process group; a worker in a
+    # group of its own is stopped by its parent instead, mid-task never.
+    with contextlib.suppress(OSError):
+        os.setpgrp()
     _context.remote_context = lambda: current[0]
 
     def task_uid() -> int | None:
@@ -339,6 +344,7 @@ def main(conn: Connection) -> None:
             if kind == "run":
                 runs.put(message)
             elif kind == "cancel":
+                cancelled[0] = message[1]  # in case its run has not begun yet
                 if ctx is not None and ctx.uid == message[1]:
                     ctx._stop.set()
             elif kind == "settings":
@@ -356,6 +362,8 @@ def main(conn: Connection) -> None:
         _, uid, group, priority, payload = message
         ctx = WorkerContext(channel, uid, group, priority)
         current[0] = ctx
+        if cancelled[0] == uid:
+            ctx._stop.set()
         try:
             fn, args, kwargs = pickle.loads(payload)
             value = fn(*args, **kwargs)
