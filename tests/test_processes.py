@@ -146,6 +146,7 @@ def test_process_task_runs_in_another_process_and_reuses_its_worker(qtbot, manag
     a, b = first.result(timeout=20), second.result(timeout=20)
     assert a == b != os.getpid()
     assert ex.worker_pids() == [a]
+    assert os.getpgid(a) == a  # its own process group: a terminal's Ctrl+C does not reach it
     assert ex.workers_started == 1
     assert manager.submit(f.add, 2, b=3, executor=ex).result(timeout=20) == 5
 
