@@ -215,7 +215,8 @@ class _Pool:
             process.start()
         finally:
             child_end.close()
-        self.spawned += 1
+        with self.lock:
+            self.spawned += 1
         return _Worker(process, parent_end)
 
     def acquire(self, context: TaskContext) -> _Worker:
@@ -405,6 +406,8 @@ class ProcessExecutor(Executor):
         cancel_window: float = 0.1,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        if not hasattr(select, "poll") or not hasattr(os, "setpgrp"):
+            raise RuntimeError("ProcessExecutor runs on POSIX systems (Linux, macOS) only")
         if max_workers is None:
             max_workers = os.cpu_count() or 1
         _check_number("max_workers", max_workers, 1, integer=True)
