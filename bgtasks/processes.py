@@ -277,11 +277,11 @@ class _Pool:
                 self.lock.notify_all()
         self.prestart()
 
-    def prestart(self) -> None:
-        """Start one idle worker (the replacement of a discarded one) unless at max_workers."""
+    def prestart(self, up_to: int | None = None) -> bool:
+        """Start one idle worker unless the pool has ``up_to`` (max_workers); True if started."""
         with self.lock:
-            if self.closed or self.size() >= self.max_workers:
-                return
+            if self.closed or self.size() >= (self.max_workers if up_to is None else up_to):
+                return False
             self.starting += 1
         try:
             worker = self.spawn()
@@ -291,6 +291,7 @@ class _Pool:
         self.release(worker)
         with self.lock:
             self._start_reaper()
+        return True
 
     def reap_idle(self) -> int:
         """Stop workers idle longer than idle_timeout, keeping min_workers; how many stopped."""
@@ -452,6 +453,23 @@ class ProcessExecutor(Executor):
     def workers_started(self) -> int:
         """How many worker processes this executor has started so far."""
         return self._pool.spawned
+
+    def start_workers(self, n: int | None = None) -> int:
+        """Start idle workers now, up to ``n`` in all (default ``max_workers``),
+        rather than on first use; returns how many were started.
+
+        Any thread.  Returns once the processes are launched; they finish
+        starting (importing) in the background, so the first tasks need not wait
+        for it.  Workers beyond ``min_workers`` are still stopped when idle for
+        ``idle_timeout``.
+        """
+        if n is None:
+            n = self._pool.max_workers
+        _check_number("n", n, 0, integer=True)
+        started = 0
+        while self._pool.prestart(min(n, self._pool.max_workers)):
+            started += 1
+        return started
 
     def reap_idle(self) -> int:
         """Stop the workers idle for ``idle_timeout`` or longer (by ``clock``), keeping

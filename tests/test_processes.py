@@ -386,6 +386,19 @@ def test_pool_grows_to_max_workers_and_no_further(qtbot, manager, tmp_path):
     assert ex.workers_started == 2
 
 
+def test_start_workers_starts_them_before_first_use(qtbot, manager):
+    ex = ProcessExecutor(3)
+    assert ex.start_workers(2) == 2
+    pids = ex.worker_pids()
+    assert len(pids) == 2 and ex.workers_started == 2
+    assert ex.start_workers() == 1  # up to max_workers
+    assert ex.start_workers() == 0
+    with pytest.raises(ValueError, match=r"^n must be >= 0, got -1$"):
+        ex.start_workers(-1)
+    assert manager.submit(f.pid, executor=ex).result(timeout=20) in ex.worker_pids()
+    assert ex.workers_started == 3
+
+
 def test_idle_workers_are_reaped_down_to_min_workers(tmp_path):
     now = [1000.0]
     ex = ProcessExecutor(2, min_workers=1, idle_timeout=10, clock=lambda: now[0])
