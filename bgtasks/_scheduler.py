@@ -79,6 +79,12 @@ UPSTREAM_POLICIES = ("fail", "cancel")
 SHORT_TASK = 0.001
 #: Ready tasks and no task finished for this long: use every worker.
 WIDEN_AFTER = 0.002
+#: Workers let other threads have the GIL this often (seconds of running)...
+YIELD_EVERY = 0.0005
+#: ...for this long while the owner's (UI) thread is busy handling events.  A
+#: zero sleep rarely hands the GIL over; every Qt call back into Python (a
+#: model's data() during a paint) needs it, so a paint could take 4x as long.
+UI_YIELD = 50e-6
 #: How many forgotten failed or cancelled tasks are still remembered as such, for
 #: tasks added later with them upstream; older forgotten ones count as completed.
 ENDED_MEMORY = 100_000
@@ -265,6 +271,8 @@ class Scheduler:
         self._active = 0  # workers started and not yet retired
         self._paused = True
         self._closed = False
+        #: Set by the owner, without the lock: True while its thread handles events.
+        self.ui_busy = False
         self._group_ids = itertools.count()
         self._watched: frozenset[int] = frozenset()
         self._watch_states = False
@@ -605,9 +613,9 @@ class Scheduler:
             task.progress_message = message
         if task.progress_queued or task.progress_dirty:
             now = time.monotonic()
-            if now - task.yielded_at > 0.0005:
+            if now - task.yielded_at > YIELD_EVERY:
                 task.yielded_at = now
-                time.sleep(0)
+                time.sleep(UI_YIELD if self.ui_busy else 0)
             return
         with self._lock:
             if self._closed or task.progress_queued or task.progress_dirty:
@@ -1372,9 +1380,9 @@ def run_worker(scheduler: Scheduler) -> None:
         # Between tasks, every half millisecond, let other threads have the
         # GIL: a flood of short tasks must not starve the UI thread.
         now = monotonic()
-        if now - yielded > 0.0005:
+        if now - yielded > YIELD_EVERY:
             yielded = now
-            sleep(0)
+            sleep(UI_YIELD if scheduler.ui_busy else 0)
         local.task = task
         try:
             value = task.fn(*task.args, **task.kwargs)  # the task runs here

@@ -42,6 +42,10 @@ NAME, GROUP, STATE, PROGRESS, MESSAGE, ELAPSED, ERROR = range(7)
 _HEADERS = ("Name", "Group", "State", "Progress", "Message", "Elapsed", "Error")
 
 _ROOT = QModelIndex()  # the invalid index: the parent of top rows
+_COLUMNS = len(_HEADERS)
+_NO_FLAGS = Qt.ItemFlag.NoItemFlags
+_GROUP_FLAGS = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+_TASK_FLAGS = _GROUP_FLAGS | Qt.ItemFlag.ItemNeverHasChildren
 _MIN_CHUNK = 64  # fewest tasks a pass fetches, however slow the last one was
 
 _ACTIVE = frozenset({TaskState.RUNNING, TaskState.CANCELLING})
@@ -463,11 +467,22 @@ class TaskModel(QAbstractItemModel):
     def index(
         self, row: int, column: int, parent: QModelIndex | QPersistentModelIndex = _ROOT
     ) -> QModelIndex:
-        if not self.hasIndex(row, column, parent):
+        # Views call this once per row on every layout: checked here, in Python,
+        # not with hasIndex(), which calls rowCount() and columnCount() back.
+        if row < 0 or not 0 <= column < _COLUMNS:
             return QModelIndex()
         if not parent.isValid():
+            if row >= (len(self._groups) if self._grouped else len(self._top)):
+                return QModelIndex()
             return self.createIndex(row, column, 0)
-        group = self._groups[parent.row()]
+        if not self._grouped or parent.column() != 0 or parent.internalId() != 0:
+            return QModelIndex()
+        prow = parent.row()
+        if prow >= len(self._groups):
+            return QModelIndex()
+        group = self._groups[prow]
+        if row >= len(group.children):
+            return QModelIndex()
         return self.createIndex(row, column, group.gid)
 
     def parent(  # type: ignore[override]
@@ -492,7 +507,7 @@ class TaskModel(QAbstractItemModel):
         return len(self._groups[row].children) if row < len(self._groups) else 0
 
     def columnCount(self, parent: QModelIndex | QPersistentModelIndex = _ROOT) -> int:  # noqa: N802
-        return len(_HEADERS)
+        return _COLUMNS
 
     def headerData(  # noqa: N802
         self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
@@ -504,8 +519,10 @@ class TaskModel(QAbstractItemModel):
 
     def flags(self, index: QModelIndex | QPersistentModelIndex) -> Qt.ItemFlag:
         if not index.isValid():
-            return Qt.ItemFlag.NoItemFlags
-        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+            return _NO_FLAGS
+        if self._grouped and index.internalId() == 0:
+            return _GROUP_FLAGS
+        return _TASK_FLAGS  # tasks never have children: tree views skip asking
 
     def data(
         self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole

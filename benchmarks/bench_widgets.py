@@ -1,0 +1,290 @@
+#!/usr/bin/env python3
+"""Benchmark: a TaskModel in a visible view while 20,000 short tasks run.
+
+For each configuration (flat table / grouped tree, 8 / 2 threads) a fresh
+manager and a ``TaskModel`` shown in a ``QTreeView`` (offscreen, 900x600)
+watch N trivial tasks (``return {"x": i}``, groups of 100).  Measured:
+
+* the worst UI stall: the largest gap between ticks of a 1 ms QTimer from the
+  moment the submitting loop returned until the model shows every task
+  COMPLETED (target <= 16 ms, one frame at 60 Hz);
+* the time until then, and the tasks/s this makes;
+* the model's passes per second (its repaint rate: bounded by
+  ``refresh_interval``), the largest pass in tasks and milliseconds;
+* how much of the worst stall the drain, the model's passes and the view's
+  paints took (what ran on the UI thread during the gap).
+
+    python benchmarks/bench_widgets.py [--count 20000] [--repeats 3] [--out docs/benchmarks-widgets.md]
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import argparse  # noqa: E402
+import datetime  # noqa: E402
+import gc  # noqa: E402
+import platform  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
+from time import perf_counter  # noqa: E402
+
+import PySide6  # noqa: E402
+from _markdown import write_block  # noqa: E402
+from bench_core import Ticker  # noqa: E402
+from PySide6.QtCore import QEventLoop, QTimer  # noqa: E402
+from PySide6.QtWidgets import QApplication, QTableView, QTreeView  # noqa: E402
+
+import bgtasks  # noqa: E402
+from bgtasks import BackgroundTaskManager, TaskState  # noqa: E402
+from bgtasks.widgets import TaskModel  # noqa: E402
+
+TARGET_STALL_MS = 16.0
+TIMEOUT_S = 120.0
+
+
+def trivial(i: int) -> dict[str, int]:
+    return {"x": i}
+
+
+@dataclass
+class Result:
+    mode: str
+    threads: int
+    n: int
+    seconds: float = 0.0
+    stall_ms: float = 0.0
+    passes: int = 0
+    largest_pass_items: int = 0
+    largest_pass_ms: float = 0.0
+    slices: dict[str, float] = field(default_factory=dict)  # ms of each kind in the worst gap
+    ok: bool = False
+    why: str = ""
+
+
+class Spans:
+    """Records (start, end, kind) of the UI thread's work that matters here."""
+
+    def __init__(self) -> None:
+        self.spans: list[tuple[float, float, str]] = []
+
+    def wrap(self, obj: object, attr: str, kind: str) -> None:
+        fn = getattr(obj, attr)
+        spans = self.spans
+
+        def timed(*args: object, **kwargs: object) -> object:
+            t = perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                spans.append((t, perf_counter(), kind))
+
+        setattr(obj, attr, timed)
+
+    def inside(self, a: float, b: float) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for s, e, kind in self.spans:
+            lo, hi = max(s, a), min(e, b)
+            if hi > lo:
+                out[kind] = out.get(kind, 0.0) + 1000.0 * (hi - lo)
+        return out
+
+
+class TimedTree(QTreeView):
+    """A tree view whose paints are recorded as spans."""
+
+    def __init__(self, spans: Spans) -> None:
+        super().__init__()
+        self._spans = spans
+        self.setUniformRowHeights(True)
+
+    def paintEvent(self, event: object) -> None:  # noqa: N802 - Qt override
+        t = perf_counter()
+        super().paintEvent(event)
+        self._spans.spans.append((t, perf_counter(), "paint"))
+
+
+class TimedTable(QTableView):
+    """A table view whose paints are recorded as spans."""
+
+    def __init__(self, spans: Spans) -> None:
+        super().__init__()
+        self._spans = spans
+
+    def paintEvent(self, event: object) -> None:  # noqa: N802 - Qt override
+        t = perf_counter()
+        super().paintEvent(event)
+        self._spans.spans.append((t, perf_counter(), "paint"))
+
+
+def run_one(mode: str, threads: int, n: int, ticker: Ticker) -> Result:
+    res = Result(mode, threads, n)
+    manager = BackgroundTaskManager(max_threads=threads)
+    model = TaskModel(manager, grouped=(mode == "grouped"))
+    spans = Spans()
+    view = (TimedTable if mode == "table" else TimedTree)(spans)
+    view.setModel(model)
+    view.resize(900, 600)
+    view.show()
+    # time the UI thread's work: the manager's drain passes and the model's passes
+    # (their timers were connected to the unwrapped methods: reconnect them)
+    spans.wrap(manager, "_drain", "drain")
+    manager._resume.timeout.disconnect()
+    manager._resume.timeout.connect(manager._drain)
+    spans.wrap(model, "_apply", "model pass")
+    model._timer.timeout.disconnect()
+    model._timer.timeout.connect(model._apply)
+    QApplication.processEvents()
+
+    loop = QEventLoop()
+    done = {"t": 0.0, "completed": 0}
+
+    def completed(*_: object) -> None:
+        done["completed"] += 1
+
+    def check() -> None:
+        # every task completed, and the model shows no task still queued or running
+        # (finished tasks beyond the manager's keep_finished leave the model)
+        if done["t"] or done["completed"] < n or model.has_pending():
+            return
+        if all(model.task_info(u).state is TaskState.COMPLETED for u in model.uids()):
+            done["t"] = perf_counter()
+            loop.quit()
+
+    manager.task_completed.connect(completed)
+    model.batch_applied.connect(check)
+    watchdog = QTimer()
+    watchdog.setSingleShot(True)
+    watchdog.timeout.connect(loop.quit)
+
+    t0 = perf_counter()
+    manager.start_processing()
+    for i in range(n):
+        manager.add_task(trivial, group=i // 100, task_args=(i,))
+    t_sub = perf_counter()
+    ticker.ticks = []
+    ticker.timer.start()
+    watchdog.start(int(TIMEOUT_S * 1000))
+    loop.exec()
+    ticker.timer.stop()
+    t_end = done["t"] or perf_counter()
+    if not done["t"]:
+        res.why = f"timed out: {done['completed']} of {n} completed"
+    else:
+        res.ok = True
+    pts = [t_sub, *(t for t in ticker.ticks if t_sub <= t <= t_end), t_end]
+    gaps = [(b - a, a, b) for a, b in zip(pts, pts[1:], strict=False)]
+    worst, a, b = max(gaps)
+    res.stall_ms = 1000.0 * worst
+    res.slices = spans.inside(a, b)
+    res.seconds = t_end - t0
+    res.passes = model.pass_count
+    res.largest_pass_items = model.largest_pass_items
+    res.largest_pass_ms = 1000.0 * model.largest_pass_seconds
+    view.hide()
+    view.setModel(None)
+    view.deleteLater()
+    model.deleteLater()
+    manager.shut_down(timeout=5)
+    manager.deleteLater()
+    QApplication.processEvents()
+    return res
+
+
+def report(results: dict[tuple[str, int], list[Result]], extra: dict) -> tuple[str, bool]:
+    lines = [
+        f"Run on {extra['date']}: {extra['machine']}. {extra['n']:,} trivial tasks in groups of "
+        f"100, a TaskModel (refresh_interval {extra['interval']} ms, pass_budget "
+        f"{extra['budget']} ms) in a visible 900x600 QTreeView; {extra['repeats']} run(s) each. "
+        f"Load average (1 min) {extra['load'][0]:.2f} before, {extra['load'][1]:.2f} after.",
+        "",
+        "| model | threads | worst UI stall ms (runs) | tasks/s until the model shows all "
+        "| passes/s | largest pass | in the worst gap |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    passed = True
+    for (mode, threads), runs in results.items():
+        stalls = [r.stall_ms for r in runs]
+        worst = max(runs, key=lambda r: r.stall_ms)
+        passed &= all(r.ok for r in runs) and max(stalls) <= TARGET_STALL_MS
+        rate = statistics.median(r.n / r.seconds for r in runs)
+        pps = statistics.median(r.passes / r.seconds for r in runs)
+        big = max(runs, key=lambda r: r.largest_pass_ms)
+        where = ", ".join(f"{k} {v:.1f} ms" for k, v in sorted(worst.slices.items())) or "—"
+        lines.append(
+            f"| {mode} | {threads} | {max(stalls):.1f} ({', '.join(f'{s:.1f}' for s in stalls)}) "
+            f"| {rate:,.0f} | {pps:.0f} | {big.largest_pass_items} tasks, "
+            f"{big.largest_pass_ms:.1f} ms | {where} |"
+        )
+    wrong = [
+        f"{r.mode}/{r.threads}: {r.why}" for runs in results.values() for r in runs if not r.ok
+    ]
+    lines += [
+        "",
+        f"Target: worst UI stall <= {TARGET_STALL_MS:g} ms: {'PASS' if passed else 'FAIL'}"
+        + (f" ({'; '.join(wrong)})" if wrong else ""),
+        "",
+    ]
+    return "\n".join(lines), passed
+
+
+BEGIN = "<!-- bench_widgets:begin (written by benchmarks/bench_widgets.py --out) -->"
+END = "<!-- bench_widgets:end -->"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--count", type=int, default=20_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", metavar="FILE")
+    parser.add_argument(
+        "--modes",
+        default="flat,grouped,table",
+        help="flat (QTreeView), grouped (QTreeView), table (flat model in a QTableView)",
+    )
+    args = parser.parse_args(argv)
+    if args.count < 1 or args.repeats < 1:
+        parser.error("--count and --repeats must be positive")
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    ticker = Ticker()
+    load = os.getloadavg()[0]
+    results: dict[tuple[str, int], list[Result]] = {}
+    for _ in range(args.repeats):
+        for mode in args.modes.split(","):
+            for threads in (8, 2):
+                gc.collect()
+                r = run_one(mode, threads, args.count, ticker)
+                results.setdefault((mode, threads), []).append(r)
+                print(
+                    f"{mode:8s} {threads} threads: stall {r.stall_ms:5.1f} ms, "
+                    f"{r.n / r.seconds:8,.0f} tasks/s, {r.passes} passes, largest "
+                    f"{r.largest_pass_items} / {r.largest_pass_ms:.1f} ms, gap: "
+                    f"{ {k: round(v, 1) for k, v in r.slices.items()} } {r.why}",
+                    flush=True,
+                )
+    probe = TaskModel(BackgroundTaskManager())
+    extra = {
+        "date": datetime.date.today().isoformat(),
+        "machine": f"{os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"PySide6 {PySide6.__version__}, bgtasks {bgtasks.__version__}, offscreen",
+        "n": args.count,
+        "repeats": args.repeats,
+        "interval": probe.refresh_interval,
+        "budget": probe.pass_budget * 1000,
+        "load": (load, os.getloadavg()[0]),
+    }
+    probe.manager.shut_down(timeout=1)
+    text, passed = report(results, extra)
+    print(text)
+    if args.out:
+        write_block(args.out, BEGIN, END, text, f"# TaskModel benchmark\n\n{BEGIN}\n{END}\n")
+        print(f"wrote {args.out}")
+    del app
+    return 0 if all(r.ok for runs in results.values() for r in runs) else 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
