@@ -139,3 +139,11 @@ class Plain:
 
     def get(self, extra=0):
         return self.value + extra
+
+
+def exit_the_first_time(marker_path):
+    """Crash the worker (exit code 3) unless ``marker_path`` exists; create it first."""
+    if not os.path.exists(marker_path):
+        open(marker_path, "w").close()
+        os._exit(3)
+    return os.getpid()

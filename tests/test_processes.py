@@ -241,6 +241,20 @@ def test_worker_exit_fails_the_task_naming_the_exit_code_and_is_replaced(qtbot, 
     assert after != first and ex.worker_pids() == [after]
 
 
+def test_a_crashed_task_can_be_retried_on_worker_died(qtbot, manager, tmp_path):
+    ex = ProcessExecutor(1)
+    handle = manager.submit(
+        f.exit_the_first_time,
+        str(tmp_path / "marker"),
+        executor=ex,
+        retries=1,
+        retry_on=(WorkerDied,),
+        backoff=0.01,
+    )
+    assert handle.result(timeout=20) == ex.worker_pids()[0]
+    assert manager.info(handle.uid).attempts == 2
+
+
 def test_segfault_names_the_signal_and_the_other_task_is_not_lost(qtbot, manager, tmp_path):
     ex = ProcessExecutor(2)
     go = tmp_path / "go"
