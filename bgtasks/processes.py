@@ -80,11 +80,11 @@ def _pickles(value: Any) -> str | None:
     return None
 
 
-def check_callable(fn: Callable[..., Any]) -> None:
+def _check_callable(fn: Callable[..., Any]) -> None:
     """Raise ``TypeError`` saying why ``fn`` cannot be sent to a worker process."""
     if isinstance(fn, functools.partial):
-        check_callable(fn.func)
-        check_arguments(fn.func, fn.args, fn.keywords)
+        _check_callable(fn.func)
+        _check_arguments(fn.func, fn.args, fn.keywords)
     name = _name(fn)
     prefix = f"cannot run {name} in a worker process"
     if not callable(fn):
@@ -116,7 +116,7 @@ def check_callable(fn: Callable[..., Any]) -> None:
         raise TypeError(f"{prefix}: it cannot be pickled ({why})")
 
 
-def check_arguments(fn: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
+def _check_arguments(fn: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
     """Raise ``TypeError`` naming the first argument of ``fn`` that cannot be pickled."""
     items = [(f"argument {i}", value) for i, value in enumerate(args)]
     items += [(f"argument {key!r}", value) for key, value in kwargs.items()]
@@ -488,8 +488,8 @@ class ProcessExecutor(Executor):
         Called on the submitting thread (any thread).  Pickles the arguments
         once to find out, so a huge argument costs that much at submit.
         """
-        check_callable(fn)
-        check_arguments(fn, args, kwargs)
+        _check_callable(fn)
+        _check_arguments(fn, args, kwargs)
 
     def run(
         self,
