@@ -392,9 +392,17 @@ class ProcessExecutor(Executor):
     to the ``bgtasks.processes`` logger at INFO / WARNING, as
     ``"[task 17] line"``.
 
+    Workers are *spawned*: each imports the task's module by name, and the
+    application's main module too, so the application's start-up code must sit
+    under ``if __name__ == "__main__":``.  POSIX only (Linux, macOS).  A manager
+    that was given the executor (``set_executor`` or ``executor=``) shuts it
+    down with itself; interpreter exit stops any workers left.
+
     Threads: ``check`` and ``run`` may be called from any thread, concurrently;
-    ``run`` blocks its thread until the task ends.  ``shut_down`` may be called
-    from any thread and never hangs.  ``clock`` (seconds, monotonic) is for tests.
+    ``run`` blocks its thread until the task ends and calls ``context``'s
+    methods (progress, status, settings) on that thread.  ``shut_down`` may be
+    called from any thread and never hangs.  A daemon thread stops idle
+    workers.  ``clock`` (seconds, monotonic) is for tests.
     """
 
     def __init__(
