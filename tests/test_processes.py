@@ -503,3 +503,27 @@ def test_interpreter_exit_does_not_hang_on_live_workers():
     pids = [int(line) for line in proc.stdout.split()]
     assert len(pids) == 2
     assert all(is_dead(pid) for pid in pids)
+
+
+def test_interpreter_exit_with_a_running_process_task_of_a_manager_does_not_hang():
+    code = textwrap.dedent(
+        f"""
+        import os, sys, time
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+        sys.path.insert(0, {TESTS_DIR!r})
+        import _process_funcs as f
+        from PySide6.QtCore import QCoreApplication
+        from bgtasks import BackgroundTaskManager
+
+        app = QCoreApplication([])
+        manager = BackgroundTaskManager(start_processing=True)
+        handle = manager.submit(f.publish_pid_then_spin, True, executor="process")
+        while manager.info(handle.uid).status is None:
+            time.sleep(0.01)
+        print(manager.info(handle.uid).status, flush=True)   # then exit, no shut_down
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "Fatal Python error" not in proc.stderr
+    assert is_dead(int(proc.stdout))
