@@ -7,7 +7,7 @@ import itertools
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication, QKeySequence
-from PySide6.QtWidgets import QComboBox, QLineEdit, QPlainTextEdit, QPushButton
+from PySide6.QtWidgets import QApplication, QComboBox, QLineEdit, QPlainTextEdit, QPushButton
 
 from bgtasks import TaskState, current_task
 from bgtasks.widgets import ProgressDelegate, TaskModel, TaskMonitor
@@ -278,8 +278,7 @@ def test_grouped_monitor(qtbot, make_manager):
 def test_actions_from_the_keyboard(qtbot, monitor):
     """Cancel (Delete in the table), Retry (Ctrl+R), Copy traceback
     (Ctrl+Shift+C) and Clear finished (Ctrl+Shift+Del) are real shortcuts,
-    driven here by key presses on the focused child (offscreen works; the
-    buttons' Alt mnemonics are not triggered by the offscreen platform)."""
+    driven here by key presses on the focused child (offscreen works)."""
     from PySide6.QtTest import QTest
 
     qtbot.waitExposed(monitor)
@@ -332,3 +331,51 @@ def test_actions_from_the_keyboard(qtbot, monitor):
     QTest.keySequence(monitor.text_edit, QKeySequence("Ctrl+Shift+Del"))
     qtbot.waitUntil(lambda: synced(monitor) and not monitor.model.uids(), timeout=5000)
     assert manager.tasks() == []
+
+
+def test_alt_mnemonics_reach_every_control(qtbot, monitor):
+    """Alt+G/S/F/T move the focus to the filters and the traceback (label
+    buddies); Alt+C/R/L/Y click the buttons (Qt animates a mnemonic click for
+    100 ms, hence waitSignal)."""
+    from PySide6.QtTest import QTest
+
+    qtbot.waitExposed(monitor)
+    monitor.activateWindow()
+    qtbot.waitUntil(monitor.isActiveWindow, timeout=5000)
+    manager = monitor.model.manager
+    bad = manager.submit(boom, name="bad")
+    manager.start_processing()
+    qtbot.waitUntil(lambda: bad.done() and synced(monitor), timeout=5000)
+    assert monitor.select_uid(bad.uid)
+
+    monitor.view.setFocus()
+    for key, target in (
+        (Qt.Key.Key_G, monitor.group_combo),
+        (Qt.Key.Key_S, monitor.state_combo),
+        (Qt.Key.Key_F, monitor.text_edit),
+        (Qt.Key.Key_T, monitor.error_panel),
+    ):
+        QTest.keyClick(QApplication.focusWidget(), key, Qt.KeyboardModifier.AltModifier)
+        qtbot.waitUntil(lambda target=target: QApplication.focusWidget() is target, timeout=2000)
+
+    QGuiApplication.clipboard().clear()
+    with qtbot.waitSignal(monitor.copy_button.clicked, timeout=2000):
+        QTest.keyClick(QApplication.focusWidget(), Qt.Key.Key_Y, Qt.KeyboardModifier.AltModifier)
+    assert "ValueError: it broke" in QGuiApplication.clipboard().text()
+
+    with qtbot.waitSignal(monitor.retry_button.clicked, timeout=2000):
+        QTest.keyClick(QApplication.focusWidget(), Qt.Key.Key_R, Qt.KeyboardModifier.AltModifier)
+    qtbot.waitUntil(lambda: manager.info(bad.uid).attempts == 2, timeout=5000)
+    qtbot.waitUntil(lambda: manager.info(bad.uid).state.is_terminal, timeout=5000)
+    qtbot.waitUntil(lambda: synced(monitor), timeout=5000)
+
+    with qtbot.waitSignal(monitor.clear_button.clicked, timeout=2000):
+        QTest.keyClick(QApplication.focusWidget(), Qt.Key.Key_L, Qt.KeyboardModifier.AltModifier)
+    qtbot.waitUntil(lambda: monitor.model.uids() == [], timeout=5000)
+
+    blocker = manager.submit(block, name="blocker")
+    qtbot.waitUntil(lambda: blocker.state is TaskState.RUNNING and synced(monitor), timeout=5000)
+    assert monitor.select_uid(blocker.uid)
+    with qtbot.waitSignal(monitor.cancel_button.clicked, timeout=2000):
+        QTest.keyClick(QApplication.focusWidget(), Qt.Key.Key_C, Qt.KeyboardModifier.AltModifier)
+    qtbot.waitUntil(lambda: manager.task_state(blocker.uid) is TaskState.CANCELLED, timeout=5000)
