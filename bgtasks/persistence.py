@@ -1,0 +1,974 @@
+"""Saved and restored task queues: ``TaskJournal`` journals persistent tasks to SQLite.
+
+A persistent task is submitted through a :class:`TaskJournal` instead of the
+manager.  Its function must be importable by name (``module:qualname``) and
+its arguments JSON data (``None``, bools, numbers, strings, lists and dicts
+with string keys, nested), so that the journal can be read by any tool and a
+foreign file can never run code by unpickling.  The journal writes each task's
+life (submitted, started, finished, failed, cancelled) to an embedded SQLite
+database, and :meth:`TaskJournal.restore` re-submits on the next start the
+tasks that did not end, with their priorities, groups and dependencies.
+
+File format: SQLite in WAL mode, ``PRAGMA application_id`` = 0x62677461
+("bgta"), ``PRAGMA user_version`` = the format version, a ``meta`` table with
+``format = 'bgtasks-journal'``.  Any other file is refused with
+:class:`JournalError` and left untouched.  One process at a time owns a
+journal file (exclusive locking mode); another one gets ``JournalError``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import math
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ._context import current_task
+from ._errors import BgTasksError, TaskCancelled
+from ._handle import TaskHandle
+from ._manager import BackgroundTaskManager
+from ._state import TaskState
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "JournalError",
+    "JournalRecord",
+    "RestoreReport",
+    "TaskJournal",
+    "default_journal_path",
+]
+
+APPLICATION_ID = 0x62677461  # "bgta"
+FORMAT_NAME = "bgtasks-journal"
+FORMAT_VERSION = 1
+SNAPSHOT_VERSION = 1
+
+#: States a row can be in.  The first two are live; the others are terminal.
+SUBMITTED, STARTED = "submitted", "started"
+FINISHED, FAILED, CANCELLED, SKIPPED = "finished", "failed", "cancelled", "skipped"
+LIVE_STATES = (SUBMITTED, STARTED)
+
+_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE tasks (
+    jid INTEGER PRIMARY KEY,
+    session INTEGER NOT NULL,
+    uid INTEGER,
+    state TEXT NOT NULL,
+    function TEXT NOT NULL,
+    args TEXT NOT NULL,
+    kwargs TEXT NOT NULL,
+    name TEXT,
+    grp TEXT NOT NULL,
+    priority,
+    upstream TEXT NOT NULL,
+    enduring INTEGER NOT NULL,
+    store_result INTEGER NOT NULL,
+    runs INTEGER NOT NULL DEFAULT 0,
+    result TEXT,
+    error TEXT,
+    submitted_at REAL NOT NULL,
+    started_at REAL,
+    ended_at REAL
+);
+CREATE INDEX tasks_live ON tasks (state) WHERE state IN ('submitted', 'started');
+"""
+
+
+class JournalError(BgTasksError):
+    """A journal file cannot be used: not a bgtasks journal, damaged, newer, or in use."""
+
+
+@dataclass(frozen=True)
+class JournalRecord:
+    """One persistent task as the journal holds it (``TaskJournal.records()``).
+
+    ``jid`` is the journal's id of the task, stable across restarts; ``uid``
+    the manager uid of its latest submission (None if the process died inside
+    ``submit``); ``session`` the run of the application that submitted it
+    last; ``state`` one of ``submitted``, ``started``, ``finished``,
+    ``failed``, ``cancelled``, ``skipped``; ``runs`` how many times it started.
+    ``result`` is the stored result (see ``store_result``), ``error`` the
+    failure message or why the task was skipped or its result not stored.
+    """
+
+    jid: int
+    uid: int | None
+    session: int
+    state: str
+    function: str
+    args: list[Any]
+    kwargs: dict[str, Any]
+    name: str | None
+    group: Any
+    priority: float | None
+    upstream: list[int]
+    enduring: bool
+    store_result: bool
+    runs: int
+    result: Any
+    error: str | None
+
+
+@dataclass
+class RestoreReport:
+    """What :meth:`TaskJournal.restore` or :meth:`TaskJournal.restore_snapshot` did.
+
+    Keys are the tasks' old uids (their uids in the process that submitted
+    them).  ``handles`` and ``uids`` map each re-submitted task to its new
+    handle and uid.  ``interrupted`` lists the tasks that were running when
+    the process died (or when the snapshot was taken), rerun or not.
+    ``skipped`` lists the tasks not re-submitted, with the reason in
+    ``reasons``: an interrupted task the app chose not to rerun, a task whose
+    upstream was skipped, failed or cancelled, or whose upstream result could
+    not be stored.
+    """
+
+    handles: dict[int, TaskHandle] = field(default_factory=dict)
+    uids: dict[int, int] = field(default_factory=dict)
+    interrupted: list[int] = field(default_factory=list)
+    skipped: list[int] = field(default_factory=list)
+    reasons: dict[int, str] = field(default_factory=dict)
+
+
+def default_journal_path() -> Path:
+    """``<per-user app data dir>/bgtasks-journal.sqlite3``.
+
+    The directory is ``QStandardPaths.AppLocalDataLocation`` (on Linux
+    ``~/.local/share/<organization>/<application>``), or
+    ``~/.local/share/bgtasks`` when Qt cannot name one.  Any thread.
+    """
+    from PySide6.QtCore import QStandardPaths
+
+    location = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppLocalDataLocation)
+    base = Path(location) if location else Path.home() / ".local" / "share" / "bgtasks"
+    return base / "bgtasks-journal.sqlite3"
+
+
+# ---------------------------------------------------------------- validation helpers
+
+
+def _function_name(fn: Any) -> str:
+    """``module:qualname`` of an importable function that resolves back to ``fn``."""
+    module = getattr(fn, "__module__", None)
+    qualname = getattr(fn, "__qualname__", None)
+    if not callable(fn) or not isinstance(module, str) or not isinstance(qualname, str):
+        raise TypeError(f"a persistent task needs an importable function, got {fn!r}")
+    if "<lambda>" in qualname or "<locals>" in qualname or module == "__main__":
+        raise TypeError(
+            f"a persistent task needs a function importable by name, got {fn!r} "
+            f"({module}:{qualname} cannot be imported by another process)"
+        )
+    try:
+        found = _resolve(f"{module}:{qualname}")
+    except (ImportError, AttributeError):
+        found = None
+    if found is not fn:
+        raise TypeError(
+            f"a persistent task needs a function importable by name, got {fn!r} "
+            f"({module}:{qualname} does not resolve to it)"
+        )
+    return f"{module}:{qualname}"
+
+
+def _resolve(name: str) -> Any:
+    module_name, _, qualname = name.partition(":")
+    obj: Any = importlib.import_module(module_name)
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _to_json(what: str, value: Any) -> str:
+    """JSON text of ``value``; ``TypeError`` if it does not come back equal."""
+    try:
+        text = json.dumps(value, allow_nan=False, separators=(",", ":"))
+        same = _same(json.loads(text), value)
+    except (TypeError, ValueError, RecursionError):
+        same = False
+    if not same:
+        raise TypeError(
+            f"{what} must be JSON data (None, bool, int, float, str, list, dict with str keys), got {value!r}"
+        )
+    return text
+
+
+def _same(a: Any, b: Any) -> bool:
+    # Exact round trip: types too (a tuple would come back a list, 1.0 would stay 1.0).
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, float):
+        return a == b and math.isfinite(a)
+    return a == b
+
+
+def _check_group(group: Any) -> None:
+    if group is not None and (isinstance(group, bool) or not isinstance(group, (str, int))):
+        raise TypeError(f"a persistent task's group must be None, a str or an int, got {group!r}")
+
+
+def _check_priority(priority: Any) -> None:
+    if priority is not None and (
+        isinstance(priority, bool)
+        or not isinstance(priority, (int, float))
+        or not math.isfinite(priority)
+    ):
+        raise TypeError(f"priority must be a finite number or None, got {priority!r}")
+
+
+# ---------------------------------------------------------------- the journal
+
+
+class _Call:
+    """The function the manager runs for a persistent task: journals around ``fn``."""
+
+    __slots__ = ("__name__", "journal", "jid", "fn")
+
+    def __init__(self, journal: TaskJournal, jid: int, fn: Callable[..., Any]) -> None:
+        self.journal = journal
+        self.jid = jid
+        self.fn = fn
+        self.__name__ = getattr(fn, "__name__", "task")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        journal, jid = self.journal, self.jid
+        journal._mark_started(jid)
+        try:
+            result = self.fn(*args, **kwargs)
+        except TaskCancelled:
+            journal._mark_ended(jid, CANCELLED)
+            raise
+        except BaseException as exc:  # noqa: BLE001 - journal it, the manager reports it
+            journal._mark_ended(jid, FAILED, error=f"{type(exc).__name__}: {exc}")
+            raise
+        if current_task().cancelled:  # the manager drops the result: it ends CANCELLED
+            journal._mark_ended(jid, CANCELLED)
+        else:
+            journal._mark_finished(jid, result)
+        return result
+
+    def __repr__(self) -> str:
+        return f"<persistent call of {self.fn!r}>"
+
+
+class TaskJournal:
+    """Persistent tasks of one manager, journaled to an SQLite file.
+
+    ``TaskJournal(manager, path=None, synchronous="normal")`` opens (or
+    creates) the journal at ``path`` (default :func:`default_journal_path`).
+    ``synchronous="normal"`` survives any crash of the process (SIGKILL
+    included) and keeps commits cheap; ``"full"`` also survives a power loss
+    or an OS crash, at the price of an fsync per commit.  Raises
+    :class:`JournalError` naming the path for a file that is not a bgtasks
+    journal (never overwriting it), one written by a newer format, a damaged
+    one, or one another process has open.
+
+    Call it on the manager's thread.  :meth:`submit`, :meth:`records`,
+    :meth:`snapshot` and :meth:`reset` may be called from any thread.  If the
+    journal holds tasks that did not end in a previous run, call
+    :meth:`restore` (or :meth:`discard`) before submitting new ones.
+    """
+
+    def __init__(
+        self,
+        manager: BackgroundTaskManager,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        synchronous: str = "normal",
+    ) -> None:
+        if not isinstance(manager, BackgroundTaskManager):
+            raise TypeError(f"manager must be a BackgroundTaskManager, got {manager!r}")
+        if synchronous not in ("normal", "full"):
+            raise ValueError(f"synchronous must be 'normal' or 'full', got {synchronous!r}")
+        self.manager = manager
+        self.path = Path(default_journal_path() if path is None else path)
+        self._lock = threading.RLock()
+        self._uid_to_jid: dict[int, int] = {}  # this session's live and ended tasks
+        self._live: dict[int, int] = {}  # jid -> uid, tasks of this session not ended
+        self._store: set[int] = set()  # jids whose result is kept whatever it is
+        self._closed = False
+        self._db = _open(self.path, synchronous)
+        try:
+            with self._transaction():
+                row = self._db.execute("SELECT value FROM meta WHERE key='next_session'").fetchone()
+                self.session = int(row[0])
+                self._db.execute(
+                    "UPDATE meta SET value=? WHERE key='next_session'", (str(self.session + 1),)
+                )
+                self._needs_restore = (
+                    self._db.execute(
+                        "SELECT 1 FROM tasks WHERE state IN ('submitted','started') LIMIT 1"
+                    ).fetchone()
+                    is not None
+                )
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise JournalError(f"{self.path}: cannot read the journal: {exc}") from exc
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._db, self._lock)
+
+    def close(self) -> None:
+        """Close the file.  Later journal writes of running tasks are dropped.  Any thread."""
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._db.close()
+
+    def __enter__(self) -> TaskJournal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _write(self, sql: str, params: tuple[Any, ...]) -> None:
+        # A worker's or a callback's write; never raises into the task.
+        with self._lock:
+            if self._closed:
+                return
+            try:
+                self._db.execute(sql, params)
+            except sqlite3.Error:
+                log.exception("journal %s: write failed", self.path)
+
+    def _mark_started(self, jid: int) -> None:
+        self._write(
+            "UPDATE tasks SET state='started', runs=runs+1, started_at=? "
+            "WHERE jid=? AND state='submitted'",
+            (time.time(), jid),
+        )
+
+    def _mark_ended(self, jid: int, state: str, error: str | None = None) -> None:
+        with self._lock:
+            if self._live.pop(jid, None) is None:
+                return  # already journaled (by the worker, reset() or restore())
+            self._write(
+                "UPDATE tasks SET state=?, error=?, ended_at=? "
+                "WHERE jid=? AND state IN ('submitted','started')",
+                (state, error, time.time(), jid),
+            )
+
+    def _mark_finished(self, jid: int, result: Any) -> None:
+        store = jid in self._store
+        text = error = None
+        # A non-empty dict is merged into downstream kwargs: it is always kept,
+        # so that a downstream task restored after a crash gets it too.
+        if store or (isinstance(result, dict) and result):
+            try:
+                text = _to_json("the result", result)
+            except TypeError as exc:
+                error = f"result not stored: {exc}"
+        with self._lock:
+            if self._live.pop(jid, None) is None:
+                return
+            self._write(
+                "UPDATE tasks SET state='finished', result=?, error=?, ended_at=? "
+                "WHERE jid=? AND state IN ('submitted','started')",
+                (text, error, time.time(), jid),
+            )
+
+    def _on_done(self, jid: int, handle: TaskHandle) -> None:
+        # Manager's thread: journal an end the worker did not see (stopped
+        # while queued, failed or cancelled upstream).
+        if jid not in self._live:
+            return
+        if handle.cancelled():
+            self._mark_ended(jid, CANCELLED)
+        elif handle._state is TaskState.FAILED:
+            self._mark_ended(jid, FAILED, error=str(handle._error))
+        else:
+            self._mark_ended(jid, FINISHED)
+
+    # ------------------------------------------------------------------ submitting
+
+    def submit(
+        self,
+        fn: Callable[..., Any],
+        /,
+        *args: Any,
+        priority: float | None = None,
+        group: Hashable = None,
+        upstream_task_ids: Sequence[int] | None = None,
+        name: str | None = None,
+        enduring: bool = False,
+        store_result: bool = False,
+        **kwargs: Any,
+    ) -> TaskHandle:
+        """Queue ``fn(*args, **kwargs)`` on the manager as a persistent task.
+
+        The journal has committed the task's "submitted" row when this
+        returns.  ``fn`` must be importable as ``module:qualname`` (no lambda,
+        no local function, nothing from ``__main__``) and ``args``/``kwargs``
+        JSON data; ``group`` None, a str or an int; ``upstream_task_ids``
+        uids of persistent tasks this journal submitted in this run
+        (``ValueError`` otherwise).  ``enduring`` tasks survive :meth:`reset`.
+        ``store_result`` keeps the result in the journal (if it is JSON data);
+        non-empty dict results are always kept, since they are merged into
+        downstream tasks' kwargs, restored ones included.
+
+        Any thread may call this.  Returns the manager's :class:`TaskHandle`.
+        """
+        function = _function_name(fn)
+        args_text = _to_json("the arguments", list(args))
+        kwargs_text = _to_json("the keyword arguments", kwargs)
+        return self._submit(
+            fn, function, args_text, kwargs_text, args, kwargs,
+            priority, group, upstream_task_ids, name, enduring, store_result,
+        )  # fmt: skip
+
+    def _submit(
+        self,
+        fn: Callable[..., Any],
+        function: str,
+        args_text: str,
+        kwargs_text: str,
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+        priority: Any,
+        group: Any,
+        upstream_task_ids: Sequence[int] | None,
+        name: str | None,
+        enduring: bool,
+        store_result: bool,
+    ) -> TaskHandle:
+        _check_priority(priority)
+        _check_group(group)
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"name must be a string, got {name!r}")
+        for flag, value in (("enduring", enduring), ("store_result", store_result)):
+            if not isinstance(value, bool):
+                raise TypeError(f"{flag} must be True or False, got {value!r}")
+        upstream = list(upstream_task_ids or ())
+        with self._lock:
+            self._check_open()
+            if self._needs_restore:
+                raise RuntimeError(
+                    f"{self.path} holds tasks that did not end in a previous run: "
+                    "call restore() or discard() before submitting new ones"
+                )
+            jids = []
+            for uid in upstream:
+                jid = self._uid_to_jid.get(uid) if isinstance(uid, int) else None
+                if jid is None:
+                    raise ValueError(
+                        f"upstream task {uid!r} is not a persistent task of this journal"
+                    )
+                jids.append(jid)
+            with self._transaction():
+                jid = self._insert(
+                    function, args_text, kwargs_text, name, group, priority, jids,
+                    enduring, store_result,
+                )  # fmt: skip
+                handle = self._launch(
+                    jid, fn, args, kwargs, priority, group, upstream, name, store_result
+                )
+        handle.add_done_callback(lambda h, jid=jid: self._on_done(jid, h))
+        return handle
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError(f"the journal {self.path} is closed")
+
+    def _insert(
+        self,
+        function: str,
+        args_text: str,
+        kwargs_text: str,
+        name: str | None,
+        group: Any,
+        priority: Any,
+        upstream_jids: list[int],
+        enduring: bool,
+        store_result: bool,
+    ) -> int:
+        cursor = self._db.execute(
+            "INSERT INTO tasks (session, state, function, args, kwargs, name, grp, priority,"
+            " upstream, enduring, store_result, submitted_at)"
+            " VALUES (?, 'submitted', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                self.session, function, args_text, kwargs_text, name, json.dumps(group),
+                priority, json.dumps(upstream_jids), int(enduring), int(store_result), time.time(),
+            ),
+        )  # fmt: skip
+        return int(cursor.lastrowid)  # type: ignore[arg-type]
+
+    def _launch(
+        self,
+        jid: int,
+        fn: Callable[..., Any],
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+        priority: Any,
+        group: Any,
+        upstream: list[int],
+        name: str | None,
+        store_result: bool,
+    ) -> TaskHandle:
+        # Inside the caller's transaction: the worker's "started" write waits
+        # for its commit, so the function never runs before its row exists.
+        handle = self.manager.submit(
+            _Call(self, jid, fn),
+            *args,
+            priority=priority,
+            group=group,
+            upstream_task_ids=upstream or None,
+            name=name or getattr(fn, "__name__", None),
+            **kwargs,
+        )
+        self._db.execute("UPDATE tasks SET uid=? WHERE jid=?", (handle.uid, jid))
+        self._uid_to_jid[handle.uid] = jid
+        self._live[jid] = handle.uid
+        if store_result:
+            self._store.add(jid)
+        return handle
+
+    # ------------------------------------------------------------------ reading
+
+    def records(self) -> list[JournalRecord]:
+        """Every task in the journal, oldest first.  Any thread."""
+        with self._lock:
+            self._check_open()
+            rows = self._db.execute(f"SELECT {_COLUMNS} FROM tasks ORDER BY jid").fetchall()
+        return [_record(row) for row in rows]
+
+    def record(self, uid: int) -> JournalRecord:
+        """The record of the task with manager uid ``uid`` (this run).  ``KeyError`` if none."""
+        with self._lock:
+            jid = self._uid_to_jid.get(uid)
+            if jid is None:
+                raise KeyError(uid)
+            row = self._db.execute(f"SELECT {_COLUMNS} FROM tasks WHERE jid=?", (jid,)).fetchone()
+        return _record(row)
+
+    @property
+    def needs_restore(self) -> bool:
+        """True while tasks of a previous run wait for :meth:`restore` or :meth:`discard`."""
+        return self._needs_restore
+
+    # ------------------------------------------------------------------ restoring
+
+    def restore(
+        self, rerun_interrupted: bool | Callable[[JournalRecord], bool] = True
+    ) -> RestoreReport:
+        """Re-submit the tasks of previous runs that did not end.
+
+        In dependency order, with their priorities, groups, names and
+        upstream links; each gets a new uid (``report.uids``: old -> new).
+        Finished tasks never run again; a finished upstream's stored dict
+        result is merged into its restored downstream tasks' kwargs, as the
+        manager would have done.  Tasks that were running when the process
+        died are listed in ``report.interrupted``: they run again if
+        ``rerun_interrupted`` is True (or returns True for their record),
+        else they and the tasks downstream of them are skipped (state
+        ``skipped``).  Nothing is done a second time: a second call finds
+        nothing to restore.  Manager's thread (or any thread).
+        """
+        if not isinstance(rerun_interrupted, bool) and not callable(rerun_interrupted):
+            raise TypeError(
+                f"rerun_interrupted must be a bool or a callable, got {rerun_interrupted!r}"
+            )
+        with self._lock:
+            self._check_open()
+            rows = self._db.execute(
+                f"SELECT {_COLUMNS} FROM tasks WHERE state IN ('submitted','started') "
+                "AND session<>? ORDER BY jid",
+                (self.session,),
+            ).fetchall()
+            todo = [_record(row) for row in rows]
+            needed = {j for r in todo for j in r.upstream} - {r.jid for r in todo}
+            ended = {}
+            for jid in needed:
+                row = self._db.execute(
+                    f"SELECT {_COLUMNS} FROM tasks WHERE jid=?", (jid,)
+                ).fetchone()
+                if row is not None:
+                    ended[jid] = _record(row)
+            report = RestoreReport()
+            with self._transaction():
+                self._restore_records(todo, ended, rerun_interrupted, report, reuse_rows=True)
+                self._needs_restore = False
+        self._watch(report)
+        return report
+
+    def discard(self) -> list[JournalRecord]:
+        """Give up the tasks of previous runs that did not end: they become ``skipped``.
+
+        Returns their records (as they were).  Any thread.
+        """
+        with self._lock:
+            self._check_open()
+            rows = self._db.execute(
+                f"SELECT {_COLUMNS} FROM tasks WHERE state IN ('submitted','started') "
+                "AND session<>? ORDER BY jid",
+                (self.session,),
+            ).fetchall()
+            with self._transaction():
+                self._db.execute(
+                    "UPDATE tasks SET state='skipped', error='discarded', ended_at=? "
+                    "WHERE state IN ('submitted','started') AND session<>?",
+                    (time.time(), self.session),
+                )
+                self._needs_restore = False
+        return [_record(row) for row in rows]
+
+    def _restore_records(
+        self,
+        todo: list[JournalRecord],
+        ended: dict[int, JournalRecord],
+        rerun_interrupted: bool | Callable[[JournalRecord], bool],
+        report: RestoreReport,
+        reuse_rows: bool,
+    ) -> None:
+        # Lock held, inside a transaction.  ``todo`` is in dependency order.
+        new_uid: dict[int, int] = {}  # jid -> new uid
+        given_up: dict[int, str] = {}  # jid -> why
+        jid_of: dict[int, int] = {}  # new uid -> jid (rows of this run)
+        for rec in todo:
+            old = rec.uid if rec.uid is not None else -rec.jid
+            reason = None
+            if rec.state == STARTED:
+                report.interrupted.append(old)
+                rerun = (
+                    rerun_interrupted if isinstance(rerun_interrupted, bool)
+                    else bool(rerun_interrupted(rec))
+                )  # fmt: skip
+                if not rerun:
+                    reason = "interrupted"
+            merged: dict[str, Any] = {}
+            upstream_uids = []
+            for up in rec.upstream:
+                if reason is not None:
+                    break
+                if up in new_uid:
+                    upstream_uids.append(new_uid[up])
+                elif up in given_up:
+                    reason = f"upstream task {up} was skipped"
+                elif up not in ended:
+                    reason = f"upstream task {up} is missing from the journal"
+                else:
+                    upstream = ended[up]
+                    if upstream.state != FINISHED:
+                        reason = f"upstream task {up} {upstream.state}"
+                    elif upstream.error and upstream.error.startswith("result not stored"):
+                        reason = f"upstream task {up}: {upstream.error}"
+                    elif isinstance(upstream.result, dict):
+                        merged.update(upstream.result)
+            if reason is None:
+                try:
+                    fn = _resolve(rec.function)
+                    if not callable(fn):
+                        raise TypeError(f"{rec.function} is not callable")
+                except Exception as exc:  # noqa: BLE001 - reported, not raised
+                    reason = f"cannot import {rec.function}: {exc}"
+            if reason is not None:
+                given_up[rec.jid] = reason
+                report.skipped.append(old)
+                report.reasons[old] = reason
+                if reuse_rows:
+                    self._db.execute(
+                        "UPDATE tasks SET state='skipped', error=?, ended_at=? WHERE jid=?",
+                        (reason, time.time(), rec.jid),
+                    )
+                continue
+            kwargs = {**rec.kwargs, **merged}
+            if reuse_rows:
+                jid = rec.jid
+                self._db.execute(
+                    "UPDATE tasks SET state='submitted', session=?, uid=NULL, "
+                    "started_at=NULL, ended_at=NULL, error=NULL WHERE jid=?",
+                    (self.session, jid),
+                )
+            else:
+                jid = self._insert(
+                    rec.function, json.dumps(rec.args), json.dumps(rec.kwargs), rec.name,
+                    rec.group, rec.priority, [jid_of[u] for u in upstream_uids],
+                    rec.enduring, rec.store_result,
+                )  # fmt: skip
+            handle = self._launch(
+                jid,
+                fn,
+                rec.args,
+                kwargs,
+                rec.priority,
+                rec.group,
+                upstream_uids,
+                rec.name,
+                rec.store_result,
+            )
+            new_uid[rec.jid] = handle.uid
+            jid_of[handle.uid] = jid
+            report.handles[old] = handle
+            report.uids[old] = handle.uid
+
+    def _watch(self, report: RestoreReport) -> None:
+        for handle in report.handles.values():
+            jid = self._uid_to_jid[handle.uid]
+            handle.add_done_callback(lambda h, jid=jid: self._on_done(jid, h))
+
+    # ------------------------------------------------------------------ snapshots
+
+    def snapshot(self) -> dict[str, Any]:
+        """The live persistent tasks of this run as plain (JSON) data, with a ``version``.
+
+        For applications that keep their own session files (ChimeraX's
+        ``take_snapshot``).  Each task: its uid, function, args, kwargs, name,
+        group, priority, upstream uids, enduring flag, whether it was running,
+        and the stored dict results of its finished upstream tasks.  Any thread.
+        """
+        with self._lock:
+            self._check_open()
+            rows = self._db.execute(
+                f"SELECT {_COLUMNS} FROM tasks WHERE state IN ('submitted','started') "
+                "AND session=? ORDER BY jid",
+                (self.session,),
+            ).fetchall()
+            live = [_record(row) for row in rows]
+            uid_of = {r.jid: r.uid for r in live}
+            tasks = []
+            for rec in live:
+                upstream, merged = [], {}
+                for up in rec.upstream:
+                    if up in uid_of:
+                        upstream.append(uid_of[up])
+                        continue
+                    row = self._db.execute(f"SELECT {_COLUMNS} FROM tasks WHERE jid=?", (up,))
+                    done = _record(row.fetchone())
+                    if isinstance(done.result, dict):
+                        merged.update(done.result)
+                tasks.append(
+                    {
+                        "uid": rec.uid, "function": rec.function, "args": rec.args,
+                        "kwargs": {**rec.kwargs, **merged}, "name": rec.name,
+                        "group": rec.group, "priority": rec.priority, "upstream": upstream,
+                        "enduring": rec.enduring, "store_result": rec.store_result,
+                        "running": rec.state == STARTED,
+                    }
+                )  # fmt: skip
+        return {"format": FORMAT_NAME, "version": SNAPSHOT_VERSION, "tasks": tasks}
+
+    def restore_snapshot(
+        self,
+        data: Mapping[str, Any],
+        rerun_interrupted: bool | Callable[[JournalRecord], bool] = True,
+    ) -> RestoreReport:
+        """Submit the tasks of a :meth:`snapshot` again, as new persistent tasks.
+
+        Same rules and report as :meth:`restore` (tasks running when the
+        snapshot was taken count as interrupted).  ``ValueError`` for data
+        that is not a snapshot or has a version this bgtasks cannot read;
+        nothing is submitted then.  Any thread.
+        """
+        todo = _parse_snapshot(data)
+        report = RestoreReport()
+        with self._lock:
+            self._check_open()
+            with self._transaction():
+                self._restore_records(todo, {}, rerun_interrupted, report, reuse_rows=False)
+        self._watch(report)
+        return report
+
+    # ------------------------------------------------------------------ reset
+
+    def reset(self) -> list[int]:
+        """Cancel the live session tasks (not ``enduring``) of this run; keep enduring ones.
+
+        Like ChimeraX's session reset with ``SESSION_ENDURING``.  The
+        cancellation is journaled first, so a crash right after never brings
+        them back.  Queued ones never run; running ones are asked to stop.
+        Tasks downstream of a cancelled one are cancelled by the manager, enduring
+        or not.  Returns the uids cancelled.  Any thread.
+        """
+        with self._lock:
+            self._check_open()
+            rows = self._db.execute(
+                "SELECT jid, uid FROM tasks WHERE state IN ('submitted','started') "
+                "AND session=? AND enduring=0",
+                (self.session,),
+            ).fetchall()
+            with self._transaction():
+                self._db.executemany(
+                    "UPDATE tasks SET state='cancelled', error='reset', ended_at=? WHERE jid=?",
+                    [(time.time(), jid) for jid, _ in rows],
+                )
+            for jid, _ in rows:
+                self._live.pop(jid, None)
+        uids = [uid for _, uid in rows]
+        for uid in uids:
+            self.manager.stop_task(uid, stop_upstream=False, stop_downstream=True)
+        return uids
+
+    # ------------------------------------------------------------------ housekeeping
+
+    def clear_finished(self) -> int:
+        """Delete ended tasks no live task depends on; returns how many.  Any thread."""
+        with self._lock:
+            self._check_open()
+            needed = {
+                j
+                for (text,) in self._db.execute(
+                    "SELECT upstream FROM tasks WHERE state IN ('submitted','started')"
+                )
+                for j in json.loads(text)
+            }
+            ended = [
+                jid
+                for (jid,) in self._db.execute(
+                    "SELECT jid FROM tasks WHERE state NOT IN ('submitted','started')"
+                )
+                if jid not in needed
+            ]
+            with self._transaction():
+                self._db.executemany("DELETE FROM tasks WHERE jid=?", [(j,) for j in ended])
+        return len(ended)
+
+
+_COLUMNS = (
+    "jid, uid, session, state, function, args, kwargs, name, grp, priority, upstream, "
+    "enduring, store_result, runs, result, error"
+)
+
+
+def _record(row: tuple[Any, ...]) -> JournalRecord:
+    (jid, uid, session, state, function, args, kwargs, name, grp, priority, upstream,
+     enduring, store_result, runs, result, error) = row  # fmt: skip
+    return JournalRecord(
+        jid=jid, uid=uid, session=session, state=state, function=function,
+        args=json.loads(args), kwargs=json.loads(kwargs), name=name, group=json.loads(grp),
+        priority=priority, upstream=json.loads(upstream), enduring=bool(enduring),
+        store_result=bool(store_result), runs=runs,
+        result=None if result is None else json.loads(result), error=error,
+    )  # fmt: skip
+
+
+def _parse_snapshot(data: Any) -> list[JournalRecord]:
+    if not isinstance(data, Mapping) or data.get("format") != FORMAT_NAME:
+        raise ValueError(f"not a bgtasks snapshot: {data!r:.200}")
+    version = data.get("version")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ValueError(f"bad snapshot version {version!r}")
+    if version > SNAPSHOT_VERSION:
+        raise ValueError(
+            f"snapshot version {version} is newer than this bgtasks reads ({SNAPSHOT_VERSION})"
+        )
+    tasks = data.get("tasks")
+    if not isinstance(tasks, list):
+        raise ValueError(f"bad snapshot: 'tasks' must be a list, got {tasks!r:.200}")
+    records = []
+    jid_of: dict[int, int] = {}
+    for index, task in enumerate(tasks, 1):
+        try:
+            uid = task["uid"]
+            upstream = [jid_of[u] for u in task["upstream"]]
+            rec = JournalRecord(
+                jid=index, uid=uid, session=0,
+                state=STARTED if task["running"] else SUBMITTED,
+                function=task["function"], args=list(task["args"]), kwargs=dict(task["kwargs"]),
+                name=task["name"], group=task["group"], priority=task["priority"],
+                upstream=upstream, enduring=bool(task["enduring"]),
+                store_result=bool(task["store_result"]), runs=0, result=None, error=None,
+            )  # fmt: skip
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"bad snapshot task #{index}: {task!r:.200} ({exc!r})") from exc
+        jid_of[uid] = index
+        records.append(rec)
+    return records
+
+
+class _Transaction:
+    """``with``: take the lock, BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error)."""
+
+    __slots__ = ("_db", "_lock")
+
+    def __init__(self, db: sqlite3.Connection, lock: threading.RLock) -> None:
+        self._db = db
+        self._lock = lock
+
+    def __enter__(self) -> None:
+        self._lock.acquire()
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        try:
+            self._db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+        finally:
+            self._lock.release()
+
+
+def _open(path: Path, synchronous: str) -> sqlite3.Connection:
+    """Connect to a bgtasks journal, creating it if the file is absent or empty."""
+    fresh = not path.exists() or path.stat().st_size == 0
+    if fresh:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        db = sqlite3.connect(path, timeout=0.0, isolation_level=None, check_same_thread=False)
+    except sqlite3.Error as exc:
+        raise JournalError(f"{path}: cannot open the journal: {exc}") from exc
+    try:
+        if not fresh:
+            _check_format(db, path)  # reads only: a foreign file is left as it was
+        db.execute("PRAGMA locking_mode=EXCLUSIVE")
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute(f"PRAGMA synchronous={synchronous.upper()}")
+        if fresh:
+            # One transaction: a crash while creating leaves an empty file or a journal.
+            db.executescript(
+                f"BEGIN IMMEDIATE; {_SCHEMA}"
+                f"INSERT INTO meta VALUES ('format', '{FORMAT_NAME}');"
+                "INSERT INTO meta VALUES ('next_session', '1');"
+                f"PRAGMA application_id={APPLICATION_ID};"
+                f"PRAGMA user_version={FORMAT_VERSION}; COMMIT;"
+            )
+        else:
+            db.execute("BEGIN IMMEDIATE")  # takes the exclusive lock now: in use -> error
+            db.execute("COMMIT")
+    except sqlite3.OperationalError as exc:
+        db.close()
+        if "locked" in str(exc):
+            raise JournalError(f"{path}: the journal is in use by another process") from exc
+        raise JournalError(f"{path}: cannot use the journal: {exc}") from exc
+    except sqlite3.DatabaseError as exc:
+        db.close()
+        raise JournalError(f"{path}: not a bgtasks journal (damaged or foreign): {exc}") from exc
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+def _check_format(db: sqlite3.Connection, path: Path) -> None:
+    app_id = db.execute("PRAGMA application_id").fetchone()[0]
+    if app_id != APPLICATION_ID:
+        raise JournalError(
+            f"{path}: not a bgtasks journal (application_id {app_id:#x}); it was left untouched"
+        )
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    if version > FORMAT_VERSION:
+        raise JournalError(
+            f"{path}: journal format {version} is newer than this bgtasks reads ({FORMAT_VERSION})"
+        )
+    try:
+        fmt = db.execute("SELECT value FROM meta WHERE key='format'").fetchone()
+        check = db.execute("PRAGMA quick_check").fetchone()[0]
+    except sqlite3.DatabaseError as exc:
+        raise JournalError(f"{path}: damaged bgtasks journal: {exc}") from exc
+    if fmt is None or fmt[0] != FORMAT_NAME or check != "ok":
+        raise JournalError(f"{path}: damaged bgtasks journal (format {fmt!r}, check {check!r})")
