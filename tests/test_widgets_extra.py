@@ -511,6 +511,33 @@ def test_graph_view_updates_live_and_coalesces(qtbot, make_manager, gate):
     assert view.edges() == set()
 
 
+def test_graph_view_repaints_changed_states_without_laying_out_again(qtbot, make_manager, gate):
+    m = make_manager(start_processing=True)
+    view = TaskGraphView(m)
+    qtbot.addWidget(view)
+    a = m.submit(hold, gate, name="slow").uid
+    chain = [a]
+    for i in range(30):
+        chain.append(m.submit(ok, name=f"after{i}", upstream_task_ids=[chain[-1]]).uid)
+    qtbot.waitUntil(
+        lambda: set(view.nodes()) == set(chain) and view.nodes()[a].state is TaskState.RUNNING,
+        timeout=5000,
+    )
+    layouts = view.layout_count
+    positions = {uid: node.pos() for uid, node in view.nodes().items()}
+    gate.set()
+    qtbot.waitUntil(
+        lambda: all(n.state is TaskState.COMPLETED for n in view.nodes().values()), timeout=5000
+    )
+    assert view.layout_count == layouts  # states changed, the graph did not
+    assert {uid: node.pos() for uid, node in view.nodes().items()} == positions
+    assert view.nodes()[chain[-1]].colour() == STATE_COLOURS[TaskState.COMPLETED]
+    d = m.submit(ok, name="new", upstream_task_ids=[chain[-1]]).uid
+    qtbot.waitUntil(lambda: d in view.nodes(), timeout=5000)
+    assert view.layout_count == layouts + 1
+    assert (chain[-1], d) in view.edges()
+
+
 def test_graph_view_zoom_and_fit(qtbot, make_manager):
     m = make_manager()
     view = TaskGraphView(m)

@@ -257,18 +257,18 @@ class TaskGraphView(QGraphicsView):
         self._nodes: dict[int, TaskNodeItem] = {}
         self._edges: dict[tuple[int, int], TaskEdgeItem] = {}
         self._auto_fit = True
-        self.refresh_count = 0  #: how many rebuilds ran (tests check the coalescing)
+        self.refresh_count = 0  #: how many refreshes ran (tests check the coalescing)
+        self.layout_count = 0  #: how many of them laid the graph out again
+        self._structure_changed = True  # tasks added or removed: lay out again
+        self._changed: set[int] = set()  # uids whose state or progress changed
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(100)
-        self._timer.timeout.connect(self.refresh)
-        for signal in (
-            manager.task_added,
-            manager.task_removed,
-            manager.task_state_changed,
-            manager.task_progress,
-        ):
-            signal.connect(self._schedule)
+        self._timer.timeout.connect(self._update)
+        manager.task_added.connect(self._on_structure)
+        manager.task_removed.connect(self._on_structure)
+        manager.task_state_changed.connect(self._on_changed)
+        manager.task_progress.connect(self._on_changed)
         self.refresh()
 
     # ------------------------------------------------------------------ public API
@@ -307,8 +307,24 @@ class TaskGraphView(QGraphicsView):
 
     def refresh(self) -> None:
         """Rebuild from ``manager.tasks()`` now."""
+        self._structure_changed = True
+        self._update()
+
+    def _update(self) -> None:
+        # From the timer: new states repaint their nodes only; added or removed
+        # tasks lay the graph out again.
         self._timer.stop()
         self.refresh_count += 1
+        if not self._structure_changed:
+            changed, self._changed = self._changed, set()
+            for uid, info in self._manager.infos(changed).items():
+                node = self._nodes.get(uid)
+                if node is not None and node.info != info:
+                    node.update_info(info)
+            return
+        self._structure_changed = False
+        self._changed.clear()
+        self.layout_count += 1
         infos = sorted(self._manager.tasks(), key=lambda info: info.uid)
         scene = self._scene
         seen = {info.uid for info in infos}
@@ -382,7 +398,15 @@ class TaskGraphView(QGraphicsView):
             self.resetTransform()
             self.centerOn(rect.center())
 
-    def _schedule(self, *_: Any) -> None:
+    def _on_structure(self, *_: Any) -> None:
+        self._structure_changed = True
+        self._schedule()
+
+    def _on_changed(self, uid: int, *_: Any) -> None:
+        self._changed.add(uid)
+        self._schedule()
+
+    def _schedule(self) -> None:
         if not self._timer.isActive():
             self._timer.start()
 
