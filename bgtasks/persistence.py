@@ -249,13 +249,13 @@ class _Call:
         try:
             result = self.fn(*args, **kwargs)
         except TaskCancelled:
-            journal._mark_ended(jid, CANCELLED)
+            journal._mark_stopped(jid)
             raise
         except BaseException as exc:  # noqa: BLE001 - journal it, the manager reports it
             journal._mark_ended(jid, FAILED, error=f"{type(exc).__name__}: {exc}")
             raise
         if current_task().cancelled:  # the manager drops the result: it ends CANCELLED
-            journal._mark_ended(jid, CANCELLED)
+            journal._mark_stopped(jid)
         else:
             journal._mark_finished(jid, result)
         return result
@@ -362,6 +362,15 @@ class TaskJournal:
                 "WHERE jid=? AND state IN ('submitted','started')",
                 (state, error, time.time(), jid),
             )
+
+    def _mark_stopped(self, jid: int) -> None:
+        # A task stopped by the manager's shut_down stays "started": the next
+        # run's restore() reports it as interrupted, like after a crash.
+        if self.manager._shut_down:
+            with self._lock:
+                self._live.pop(jid, None)
+        else:
+            self._mark_ended(jid, CANCELLED)
 
     def _mark_finished(self, jid: int, result: Any) -> None:
         store = jid in self._store

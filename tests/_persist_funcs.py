@@ -47,7 +47,9 @@ def wait_for(name: str) -> str:
     gate = gates.setdefault(name, threading.Event())
     ctx = current_task()
     while not gate.wait(0.01):
-        ctx.raise_if_cancelled()
+        if ctx.cancelled:
+            _seen("wait_for stopped", name)
+            ctx.raise_if_cancelled()
     return name
 
 
@@ -67,3 +69,17 @@ class Holder:
     @staticmethod
     def nested(x: int) -> int:
         return x * 2
+
+
+#: Set by the crash child: called as hook(stage, key) at "start" and "append".
+hook = None
+
+
+def crash_step(results: str, key: str, after: str | None = None) -> dict:
+    """One task of the crash child's queue: append "<key> <after>" (fsync) and return."""
+    if hook is not None:
+        hook("start", key)
+    append_line(results, f"{key} {after}")
+    if hook is not None:
+        hook("append", key)
+    return {"after": key}
