@@ -1,31 +1,36 @@
 """bgtasks: background tasks for Qt (PySide6) desktop applications.
 
 Public names are re-exported here; the modules behind them are private.
+They are imported on first use, so a process worker that needs only
+``current_task`` does not load Qt.
 """
 
 from __future__ import annotations
 
-import sys
-import warnings
+import importlib
+from typing import TYPE_CHECKING, Any
 
-import PySide6
+if TYPE_CHECKING:
+    from ._context import TaskContext, current_task
+    from ._errors import BgTasksError, TaskCancelled, UpstreamFailed
+    from ._executor import Executor
+    from ._handle import TaskHandle
+    from ._manager import BackgroundTaskManager
+    from ._state import IllegalTransition, TaskInfo, TaskState
 
-if sys.version_info < (3, 12) and PySide6.__version__.startswith("6.12.0"):
-    # Each Signal.emit in PySide6 6.12.0 drops a reference to True; before
-    # Python 3.12 made True immortal that aborts the process after ~1000 emits.
-    warnings.warn(
-        f"PySide6 {PySide6.__version__} crashes on Python {sys.version.split()[0]} after about "
-        "a thousand signal emits; install PySide6-Essentials<6.12 or use Python 3.12+",
-        RuntimeWarning,
-        stacklevel=2,
-    )
-
-from ._context import TaskContext, current_task  # noqa: E402
-from ._errors import BgTasksError, TaskCancelled, UpstreamFailed  # noqa: E402
-from ._executor import Executor  # noqa: E402
-from ._handle import TaskHandle  # noqa: E402
-from ._manager import BackgroundTaskManager  # noqa: E402
-from ._state import IllegalTransition, TaskInfo, TaskState  # noqa: E402
+_WHERE = {
+    "BackgroundTaskManager": "._manager",
+    "BgTasksError": "._errors",
+    "Executor": "._executor",
+    "IllegalTransition": "._state",
+    "TaskCancelled": "._errors",
+    "TaskContext": "._context",
+    "TaskHandle": "._handle",
+    "TaskInfo": "._state",
+    "TaskState": "._state",
+    "UpstreamFailed": "._errors",
+    "current_task": "._context",
+}
 
 __all__ = [
     "BackgroundTaskManager",
@@ -41,3 +46,16 @@ __all__ = [
     "current_task",
 ]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'bgtasks' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_WHERE])

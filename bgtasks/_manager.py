@@ -19,13 +19,16 @@ from __future__ import annotations
 import atexit
 import functools
 import logging
+import sys
 import threading
+import warnings
 import weakref
 from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from time import perf_counter
 from typing import Any
 
+import PySide6
 from PySide6.QtCore import (
     QAbstractEventDispatcher,
     QCoreApplication,
@@ -56,6 +59,16 @@ from ._scheduler import (
     run_worker,
 )
 from ._state import TaskInfo, TaskState
+
+if sys.version_info < (3, 12) and PySide6.__version__.startswith("6.12.0"):
+    # Each Signal.emit in PySide6 6.12.0 drops a reference to True; before
+    # Python 3.12 made True immortal that aborts the process after ~1000 emits.
+    warnings.warn(
+        f"PySide6 {PySide6.__version__} crashes on Python {sys.version.split()[0]} after about "
+        "a thousand signal emits; install PySide6-Essentials<6.12 or use Python 3.12+",
+        RuntimeWarning,
+        stacklevel=2,
+    )
 
 log = logging.getLogger("bgtasks")
 

@@ -164,3 +164,22 @@ def test_status_changes_are_signalled_once_per_new_value_on_the_manager_thread(q
     main = QThread.currentThread()
     assert seen == [(h.uid, "g", s, main) for s in ("a", "b", [1], "b")]
     assert m.info(h.uid).status == "b"
+
+
+def test_a_process_worker_does_not_load_qt():
+    """``import bgtasks`` is lazy: a worker process that needs only current_task
+    starts without PySide6 (a third of its start-up time)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, bgtasks, bgtasks._process_worker\n"
+        "from bgtasks import current_task, TaskCancelled\n"
+        "print('PySide6' in sys.modules)\n"
+        "bgtasks.BackgroundTaskManager\n"
+        "print('PySide6' in sys.modules, set(bgtasks.__all__) <= set(dir(bgtasks)))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    ).stdout
+    assert out.split("\n")[:2] == ["False", "True True"]
