@@ -234,6 +234,47 @@ def test_results_are_stored_when_asked_and_dicts_always(open_journal):
     assert rec.error.startswith("result not stored: the result must be JSON data")
 
 
+def test_submit_from_many_threads_at_once(qtbot, open_journal):
+    journal = open_journal()
+    journal.manager.start_processing()
+    handles, lock = [], threading.Lock()
+
+    def submitter(base):
+        for i in range(base, base + 50):
+            h = journal.submit(f.add, i, 0, group=base)
+            with lock:
+                handles.append((i, h))
+
+    threads = [threading.Thread(target=submitter, args=(b,)) for b in (0, 100, 200, 300)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(h.result(10) for _, h in handles) == sorted(i for i, _ in handles)
+    records = journal.records()
+    assert len(records) == 200 and {r.state for r in records} == {"finished"}
+    assert sorted(r.args[0] for r in records) == sorted(i for i, _ in handles)
+    assert all(r.group == r.args[0] // 100 * 100 for r in records)
+
+
+def test_clear_finished_keeps_what_live_tasks_need(qtbot, open_journal):
+    journal = open_journal()
+    a = journal.submit(f.make_dict, "x", 1)
+    journal.manager.start_processing()
+    a.result(10)
+    journal.submit(f.add, 1, 2).result(10)
+    c = journal.submit(f.wait_for, "c")
+    b = journal.submit(f.join, upstream_task_ids=[a.uid, c.uid])
+    assert started("c").wait(10)
+    qtbot.waitUntil(lambda: state_of(journal, a) == "finished", timeout=5000)
+    assert journal.clear_finished() == 1  # add's row; a's result is needed by b
+    assert [r.args for r in journal.records()] == [["x", 1], ["c"], []]
+    gate("c").set()
+    b.result(10)
+    qtbot.waitUntil(lambda: state_of(journal, b) == "finished", timeout=5000)
+    assert journal.clear_finished() == 3 and journal.records() == []
+
+
 # ---------------------------------------------------------------- restore
 
 
