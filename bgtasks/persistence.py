@@ -30,6 +30,7 @@ from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from ._context import current_task
 from ._errors import BgTasksError, TaskCancelled
@@ -933,7 +934,13 @@ def _open(path: Path, synchronous: str) -> sqlite3.Connection:
         raise JournalError(f"{path}: cannot open the journal: {exc}") from exc
     try:
         if not fresh:
-            _check_format(db, path)  # reads only: a foreign file is left as it was
+            # A read-only connection: closing it never checkpoints or deletes a
+            # foreign database's -wal file, so a refused file is left as it was.
+            probe = sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True, timeout=0.0)
+            try:
+                _check_format(probe, path)
+            finally:
+                probe.close()
         db.execute("PRAGMA locking_mode=EXCLUSIVE")
         db.execute("PRAGMA journal_mode=WAL")
         db.execute(f"PRAGMA synchronous={synchronous.upper()}")
