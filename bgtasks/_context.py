@@ -62,21 +62,8 @@ class TaskContext:
         Cheap enough to call in a tight loop: the UI gets the latest value at
         most ~25 times a second, and the final one before the task's result.
         """
-        if total is not None:
-            if isinstance(total, bool) or not isinstance(total, (int, float)) or total <= 0:
-                raise ValueError(f"total must be a positive number, got {total!r}")
-            fraction = done / total
-        else:
-            fraction = done
-        if (
-            isinstance(fraction, bool)
-            or not isinstance(fraction, (int, float))
-            or not 0.0 <= fraction <= 1.0
-        ):
-            raise ValueError(f"progress must be a fraction between 0 and 1, got {fraction!r}")
-        if message is not None and not isinstance(message, str):
-            raise TypeError(f"message must be a string, got {message!r}")
-        self._scheduler.report_progress(self._task, float(fraction), message)
+        fraction = progress_fraction(done, total, message)
+        self._scheduler.report_progress(self._task, fraction, message)
 
     @property
     def status(self) -> Any:
@@ -99,6 +86,25 @@ class TaskContext:
         Returns True if there was a new value.
         """
         return self._scheduler.take_settings(self._task)
+
+
+def progress_fraction(done: float, total: float | None, message: str | None) -> float:
+    """Check the arguments of ``report_progress`` (every context's) and give the fraction."""
+    if total is not None:
+        if isinstance(total, bool) or not isinstance(total, (int, float)) or total <= 0:
+            raise ValueError(f"total must be a positive number, got {total!r}")
+        fraction = done / total
+    else:
+        fraction = done
+    if (
+        isinstance(fraction, bool)
+        or not isinstance(fraction, (int, float))
+        or not 0.0 <= fraction <= 1.0
+    ):
+        raise ValueError(f"progress must be a fraction between 0 and 1, got {fraction!r}")
+    if message is not None and not isinstance(message, str):
+        raise TypeError(f"message must be a string, got {message!r}")
+    return float(fraction)
 
 
 #: Set by a backend that runs tasks outside the manager's threads (a worker

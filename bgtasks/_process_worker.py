@@ -36,6 +36,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from . import _context
+from ._context import progress_fraction
 from ._errors import TaskCancelled
 
 PROGRESS_INTERVAL = 0.02  # at most ~50 progress messages a second per task
@@ -148,21 +149,7 @@ class WorkerContext:
         Sent to the parent at most every 20 ms (latest wins); the last value is
         always sent before the task's result.
         """
-        if total is not None:
-            if isinstance(total, bool) or not isinstance(total, (int, float)) or total <= 0:
-                raise ValueError(f"total must be a positive number, got {total!r}")
-            fraction = done / total
-        else:
-            fraction = done
-        if (
-            isinstance(fraction, bool)
-            or not isinstance(fraction, (int, float))
-            or not 0.0 <= fraction <= 1.0
-        ):
-            raise ValueError(f"progress must be a fraction between 0 and 1, got {fraction!r}")
-        if message is not None and not isinstance(message, str):
-            raise TypeError(f"message must be a string, got {message!r}")
-        self._pending = (float(fraction), message)
+        self._pending = (progress_fraction(done, total, message), message)
         now = time.monotonic()
         if now - self._sent_at >= PROGRESS_INTERVAL:
             self.flush_progress(now)
