@@ -277,10 +277,13 @@ class TaskJournal:
     journal (never overwriting it), one written by a newer format, a damaged
     one, or one another process has open.
 
-    Call it on the manager's thread.  :meth:`submit`, :meth:`records`,
-    :meth:`snapshot` and :meth:`reset` may be called from any thread.  If the
-    journal holds tasks that did not end in a previous run, call
-    :meth:`restore` (or :meth:`discard`) before submitting new ones.
+    Every method may be called from any thread (a running task included);
+    the journal's own bookkeeping of tasks that end without running (stopped
+    while queued, upstream failed) happens in done callbacks on the manager's
+    thread.  If the journal holds tasks that did not end in a previous run,
+    call :meth:`restore` (or :meth:`discard`) before submitting new ones.
+    Closing the journal (or the manager's ``shut_down``) while tasks run
+    leaves them "started": the next run reports them as interrupted.
     """
 
     def __init__(
@@ -586,7 +589,7 @@ class TaskJournal:
         ``rerun_interrupted`` is True (or returns True for their record),
         else they and the tasks downstream of them are skipped (state
         ``skipped``).  Nothing is done a second time: a second call finds
-        nothing to restore.  Manager's thread (or any thread).
+        nothing to restore.  Any thread.
         """
         if not isinstance(rerun_interrupted, bool) and not callable(rerun_interrupted):
             raise TypeError(

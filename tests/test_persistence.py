@@ -380,6 +380,46 @@ def test_discard_gives_up_the_previous_run(make_manager, open_journal, tmp_path)
     journal.submit(f.add, 3, 4)  # allowed now
 
 
+def test_restore_skips_tasks_whose_upstream_failed_or_whose_function_is_gone(
+    make_manager, open_journal, tmp_path
+):
+    path = tmp_path / "journal.sqlite3"
+
+    def build(journal):
+        journal.manager.start_processing()
+        a = journal.submit(f.fail, "early")
+        b = journal.submit(f.join, upstream_task_ids=[a.uid])
+        assert isinstance(a.exception(10), ValueError)
+        journal.manager.pause_processing()
+        c = journal.submit(f.add, 1, 2)  # never runs
+        # closed before b's done callback ran on this thread: b's row stays "submitted"
+        return a.uid, b.uid, c.uid, journal.record(a.uid).jid
+
+    a, b, c, a_jid = previous_run(make_manager, path, build)
+    db = sqlite3.connect(path)
+    db.execute("UPDATE tasks SET function='_persist_funcs:gone' WHERE uid=?", (c,))
+    db.commit()
+    db.close()
+    journal = open_journal(path=path)
+    assert [r.state for r in journal.records()] == ["failed", "submitted", "submitted"]
+    report = journal.restore()
+    assert (report.uids, report.skipped) == ({}, [b, c])
+    assert report.reasons == {
+        b: f"upstream task {a_jid} failed",
+        c: "cannot import _persist_funcs:gone: module '_persist_funcs' has no attribute 'gone'",
+    }
+    assert [r.state for r in journal.records()] == ["failed", "skipped", "skipped"]
+
+
+def test_submit_after_shut_down_writes_nothing(make_manager, open_journal):
+    manager = make_manager()
+    journal = open_journal(manager)
+    manager.shut_down(timeout=1)
+    with pytest.raises(RuntimeError):
+        journal.submit(f.add, 1, 2)
+    assert journal.records() == []
+
+
 # ---------------------------------------------------------------- snapshots
 
 
