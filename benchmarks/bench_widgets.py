@@ -36,11 +36,11 @@ import PySide6  # noqa: E402
 from _markdown import write_block  # noqa: E402
 from bench_core import Ticker  # noqa: E402
 from PySide6.QtCore import QEventLoop, QTimer  # noqa: E402
-from PySide6.QtWidgets import QApplication, QTableView, QTreeView  # noqa: E402
+from PySide6.QtWidgets import QApplication, QTableView, QTreeView, QWidget  # noqa: E402
 
 import bgtasks  # noqa: E402
 from bgtasks import BackgroundTaskManager, TaskState  # noqa: E402
-from bgtasks.widgets import TaskModel  # noqa: E402
+from bgtasks.widgets import TaskModel, TaskMonitor  # noqa: E402
 
 TARGET_STALL_MS = 16.0
 TIMEOUT_S = 120.0
@@ -123,10 +123,15 @@ class TimedTable(QTableView):
 def run_one(mode: str, threads: int, n: int, ticker: Ticker) -> Result:
     res = Result(mode, threads, n)
     manager = BackgroundTaskManager(max_threads=threads)
-    model = TaskModel(manager, grouped=(mode == "grouped"))
     spans = Spans()
-    view = (TimedTable if mode == "table" else TimedTree)(spans)
-    view.setModel(model)
+    view: QWidget
+    if mode.startswith("monitor"):  # the whole TaskMonitor: proxy, filters, summary
+        view = TaskMonitor(manager, grouped=mode == "monitor-grouped")
+        model = view.model
+    else:
+        model = TaskModel(manager, grouped=(mode == "grouped"))
+        view = (TimedTable if mode == "table" else TimedTree)(spans)
+        view.setModel(model)
     view.resize(900, 600)
     view.show()
     # time the UI thread's work: the manager's drain passes and the model's passes
@@ -185,7 +190,6 @@ def run_one(mode: str, threads: int, n: int, ticker: Ticker) -> Result:
     res.largest_pass_items = model.largest_pass_items
     res.largest_pass_ms = 1000.0 * model.largest_pass_seconds
     view.hide()
-    view.setModel(None)
     view.deleteLater()
     model.deleteLater()
     manager.shut_down(timeout=5)
@@ -242,8 +246,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", metavar="FILE")
     parser.add_argument(
         "--modes",
-        default="flat,grouped,table",
-        help="flat (QTreeView), grouped (QTreeView), table (flat model in a QTableView)",
+        default="flat,grouped,table,monitor,monitor-grouped",
+        help="flat (QTreeView), grouped (QTreeView), table (flat model in a QTableView), "
+        "monitor and monitor-grouped (the TaskMonitor widget)",
     )
     args = parser.parse_args(argv)
     if args.count < 1 or args.repeats < 1:

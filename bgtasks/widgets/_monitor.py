@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QPushButton,
     QSplitter,
+    QTableView,
     QTreeView,
     QVBoxLayout,
     QWidget,
@@ -170,18 +171,32 @@ class TaskMonitor(QWidget):
             filters.addWidget(label)
             filters.addWidget(field, 1 if field is self.text_edit else 0)
 
-        # the table
-        self.view = QTreeView(self)
+        # the table: a QTableView when flat (a QTreeView lays out every row,
+        # calling into Python for each, whenever rows come or go), a tree when grouped
+        if grouped:
+            tree = QTreeView(self)
+            tree.setUniformRowHeights(True)
+            self.view: QTreeView | QTableView = tree
+            header = tree.header()
+        else:
+            table = QTableView(self)
+            table.setShowGrid(False)
+            table.setWordWrap(False)
+            table.setCornerButtonEnabled(False)
+            table.setTabKeyNavigation(False)  # Tab leaves the table, as from a tree
+            table.verticalHeader().hide()
+            table.verticalHeader().setDefaultSectionSize(table.fontMetrics().height() + 6)
+            self.view = table
+            header = table.horizontalHeader()
         self.view.setAccessibleName("Tasks")
         self.view.setModel(self.proxy)
-        self.view.setRootIsDecorated(grouped)
-        self.view.setUniformRowHeights(True)
         self.view.setAlternatingRowColors(True)
         self.view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.view.setSortingEnabled(True)
-        self.view.header().setSortIndicator(-1, Qt.SortOrder.AscendingOrder)  # task order
-        self.view.header().setStretchLastSection(True)
+        header.setSortIndicator(-1, Qt.SortOrder.AscendingOrder)  # task order
+        header.setStretchLastSection(True)
+        header.setHighlightSections(False)
         self.delegate = ProgressDelegate(self.view)
         self.view.setItemDelegateForColumn(PROGRESS, self.delegate)
         for column, width in ((NAME, 180), (GROUP, 90), (PROGRESS, 110), (MESSAGE, 180)):
@@ -195,10 +210,14 @@ class TaskMonitor(QWidget):
         )
         self.retry_button = QPushButton("&Retry", self)
         self.retry_button.setAccessibleName("Retry selected failed tasks")
-        self.retry_button.setToolTip("Run the selected failed or cancelled tasks again (Alt+R, Ctrl+R)")
+        self.retry_button.setToolTip(
+            "Run the selected failed or cancelled tasks again (Alt+R, Ctrl+R)"
+        )
         self.clear_button = QPushButton("C&lear finished", self)
         self.clear_button.setAccessibleName("Clear finished tasks")
-        self.clear_button.setToolTip("Remove every finished task from the list (Alt+L, Ctrl+Shift+Del)")
+        self.clear_button.setToolTip(
+            "Remove every finished task from the list (Alt+L, Ctrl+Shift+Del)"
+        )
         self.summary_label = QLabel(self)
         self.summary_label.setAccessibleName("Task summary")
         self.summary_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByKeyboard)
@@ -267,7 +286,7 @@ class TaskMonitor(QWidget):
         self.copy_button.clicked.connect(self.copy_traceback)
         self.view.selectionModel().selectionChanged.connect(self._selection_changed)
         self.view.selectionModel().currentChanged.connect(self._show_traceback)
-        if grouped:
+        if isinstance(self.view, QTreeView):
             self.view.expandAll()
             self.model.rowsInserted.connect(self._expand_group)
         self.model.batch_applied.connect(self._refresh)
@@ -354,6 +373,7 @@ class TaskMonitor(QWidget):
         return super().eventFilter(watched, event)
 
     def _expand_group(self, parent: QModelIndex, first: int, last: int) -> None:
+        assert isinstance(self.view, QTreeView)
         if not parent.isValid():  # new group rows start expanded
             for row in range(first, last + 1):
                 self.view.expand(self.proxy.mapFromSource(self.model.index(row, 0)))
