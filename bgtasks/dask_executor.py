@@ -61,12 +61,15 @@ class DaskExecutor(Executor):
 
     ``DaskExecutor()`` starts, on its first task, an in-process ``LocalCluster``
     of ``n_workers`` workers with ``threads_per_worker`` threads each (default:
-    one worker, one thread per core, no dashboard, no network: workers are
-    threads of this process, so it starts in milliseconds and the task's own
-    context is used inside the call).  ``processes=True`` puts the workers in
-    processes (true parallelism for CPU-bound Python; functions and arguments
-    are pickled, and the program must be import-safe: ``if __name__ ==
-    "__main__":``).  Other keywords go to ``LocalCluster``.
+    one worker, one thread per core; workers are threads of this process
+    talking over ``inproc://``, so it starts in milliseconds and the task's
+    own context is used inside the call; Dask's HTTP server, the dashboard if
+    ``bokeh`` is installed, listens on a free port of 127.0.0.1).
+    ``processes=True`` puts the workers in processes (true parallelism for
+    CPU-bound Python; the program must be import-safe: ``if __name__ ==
+    "__main__":``).  Other keywords go to ``LocalCluster``.  Either way Dask
+    pickles the function and arguments, so :meth:`check` refuses what it cannot
+    pickle.
 
     ``DaskExecutor("tcp://host:8786")`` connects to a running scheduler (its
     workers need ``bgtasks[dask]`` and the task functions importable, or

@@ -428,6 +428,25 @@ def test_slots_default_to_the_local_cluster_threads():
     assert DaskExecutor("tcp://127.0.0.1:1").slots is None
 
 
+def test_manager_shut_down_with_a_stubborn_dask_task_is_bounded(qtbot, make_manager):
+    manager = make_manager(start_processing=True)
+    executor = DaskExecutor(threads_per_worker=1)
+    manager.set_executor("dask", executor)
+    handle = manager.submit(blocker, executor="dask")  # never looks at its context
+    assert EVENTS["started"].wait(15)
+    manager.shut_down(timeout=1)  # returns although the Dask thread is still blocked
+    assert handle.done()
+    with pytest.raises(TaskCancelled):
+        handle.result(timeout=0)
+    assert executor.client.status == "closed"
+    with pytest.raises(RuntimeError, match=r"^<DaskExecutor local cluster \(shut down\)> was "):
+        executor.run(trivial_sum, (1, 2), {}, None)
+
+
+def trivial_sum(a, b):
+    return a + b
+
+
 def test_shut_down_leaves_a_given_client_open_and_is_idempotent(qtbot, client):
     executor = DaskExecutor(client=client)
     executor.shut_down(timeout=5)
