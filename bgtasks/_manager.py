@@ -166,6 +166,7 @@ class BackgroundTaskManager(QObject):
         self._executors: dict[str, Executor] = {}  # name -> backend, made on first use
         self._executors_used: set[str] = set()
         self._executor_limits: set[str] = set()  # resources named for executors' slots
+        self._journal: Any = None  # set_journal: where persist=True tasks are recorded
         pool = self._pool = _pool.new_pool(max_threads)
         me = weakref.ref(self)
 
@@ -326,6 +327,7 @@ class BackgroundTaskManager(QObject):
         exclusive: bool = False,
         owner: QObject | None = None,
         executor: str | Executor | None = None,
+        persist: bool = False,
         **kwargs: Any,
     ) -> TaskHandle:
         """Queue ``fn(*args, **kwargs)`` and return its :class:`TaskHandle`.
@@ -361,11 +363,36 @@ class BackgroundTaskManager(QObject):
           given to :meth:`set_executor`, or an :class:`Executor`.  Everything
           else (signals, dependencies, cancel, handles) stays the same; the
           executor refuses at this call what it cannot run (``TypeError``).
+        * ``persist``: journal the task in the :class:`bgtasks.persistence.TaskJournal`
+          given to :meth:`set_journal`, so it survives a crash or a restart
+          (``journal.submit`` has more options: ``enduring``, ``store_result``).
+          Only ``priority``, ``group``, ``upstream_task_ids`` and ``name`` are
+          journaled; other options are refused with ``persist=True``.
 
         Any thread may call this.
         """
         if not callable(fn):
             raise TypeError(f"fn must be callable, got {fn!r}")
+        if persist:
+            journal = self._journal
+            if journal is None:
+                raise RuntimeError(
+                    "persist=True needs a journal: call set_journal(TaskJournal(...))"
+                )
+            extra = {
+                "key": key, "retries": retries, "timeout": timeout, "resources": resources,
+                "on_upstream_failure": on_upstream_failure, "exclusive": exclusive,
+                "owner": owner, "executor": executor,
+            }  # fmt: skip
+            used = [k for k, v in extra.items() if v not in (None, 0, False)]
+            if used or retry_on != (Exception,) or backoff != 0.1:
+                name_ = used[0] if used else ("retry_on" if retry_on != (Exception,) else "backoff")
+                raise TypeError(f"option {name_!r} cannot be journaled: persist=True takes "
+                                "priority, group, upstream_task_ids and name")  # fmt: skip
+            return journal.submit(  # type: ignore[no-any-return]
+                fn, *args, priority=priority, group=group,
+                upstream_task_ids=upstream_task_ids, name=name, **kwargs,
+            )  # fmt: skip
         if executor is not None and executor != "thread":
             chosen = self._executor(executor)
             chosen.check(fn, args, kwargs)
@@ -388,6 +415,22 @@ class BackgroundTaskManager(QObject):
             fn, priority, group, upstream_task_ids, args, kwargs, options, handle
         )
         return handle
+
+    def set_journal(self, journal: Any) -> None:
+        """Journal tasks submitted with ``persist=True`` in ``journal``, a
+        :class:`bgtasks.persistence.TaskJournal` of this manager.  Any thread."""
+        from .persistence import TaskJournal
+
+        if not isinstance(journal, TaskJournal):
+            raise TypeError(f"journal must be a bgtasks.persistence.TaskJournal, got {journal!r}")
+        if journal.manager is not self:
+            raise ValueError(f"{journal!r} journals another manager's tasks")
+        self._journal = journal
+
+    @property
+    def is_shut_down(self) -> bool:
+        """True once :meth:`shut_down` has run (or started).  Any thread."""
+        return self._shut_down
 
     def set_executor(self, name: str, executor: Executor) -> None:
         """Run tasks submitted with ``executor=name`` on ``executor``.

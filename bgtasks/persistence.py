@@ -370,7 +370,7 @@ class TaskJournal:
     def _mark_stopped(self, jid: int) -> None:
         # A task stopped by the manager's shut_down stays "started": the next
         # run's restore() reports it as interrupted, like after a crash.
-        if self.manager._shut_down:
+        if self.manager.is_shut_down:
             with self._lock:
                 self._live.pop(jid, None)
         else:

@@ -631,3 +631,43 @@ def test_sigkill_at_any_point_loses_nothing_and_reruns_only_interrupted_tasks(tm
     states = db_conn.execute("SELECT state, COUNT(*) FROM tasks GROUP BY state").fetchall()
     db_conn.close()
     assert states == [("finished", 30)]
+
+
+# ---------------------------------------------------------------- manager.submit(persist=True)
+
+
+def test_submit_with_persist_goes_through_the_managers_journal(
+    open_journal, make_manager, tmp_path
+):
+    manager = make_manager()
+    with pytest.raises(
+        RuntimeError,
+        match=r"^persist=True needs a journal: call set_journal\(TaskJournal\(\.\.\.\)\)$",
+    ):
+        manager.submit(f.add, 1, 2, persist=True)
+    with pytest.raises(
+        TypeError, match=r"^journal must be a bgtasks.persistence.TaskJournal, got 3$"
+    ):
+        manager.set_journal(3)
+    other = open_journal(path=tmp_path / "other.sqlite3")  # another manager's journal
+    with pytest.raises(ValueError, match=r"journals another manager's tasks$"):
+        manager.set_journal(other)
+    journal = open_journal(manager)
+    journal.restore()
+    manager.set_journal(journal)
+    with pytest.raises(
+        TypeError, match=r"^option 'retries' cannot be journaled: persist=True takes "
+    ):
+        manager.submit(f.add, 1, 2, persist=True, retries=2)
+    assert manager.tasks() == []
+    handle = manager.submit(f.add, 1, 2, persist=True, priority=3, group="g", name="sum")
+    record = journal.record(handle.uid)
+    assert (record.state, record.priority, record.group, record.name) == (
+        "submitted",
+        3,
+        "g",
+        "sum",
+    )
+    manager.start_processing()
+    assert handle.result(timeout=10) == 3
+    assert manager.is_shut_down is False
