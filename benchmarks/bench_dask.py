@@ -20,6 +20,8 @@ run by run in this one process:
   manager threads hand calls to Dask at once;
 * ``raw Dask``: ``client.submit`` x N + ``client.gather`` on that cluster, no manager
   (what Dask itself costs);
+* ``raw Dask, one call at a time``: ``client.submit(...).result()`` in a loop (at most 200
+  calls, scaled to N): Dask's round trip;
 * ``dask, processes`` (``--processes``): ``DaskExecutor(processes=True)``, 2 worker processes.
 
 Exit status 2 if a result was wrong.
@@ -97,6 +99,16 @@ def raw_dask(n: int, client: distributed.Client) -> float:
     return elapsed
 
 
+def raw_dask_serial(n: int, client: distributed.Client) -> float:
+    """One call at a time: Dask's round trip (scaled to n calls)."""
+    calls = min(n, 200)
+    start = perf_counter()
+    for i in range(calls):
+        if client.submit(trivial, i, pure=False).result() != i:
+            raise AssertionError("raw Dask returned a wrong result")
+    return (perf_counter() - start) * n / calls
+
+
 def measure(n: int, runs: int, processes: bool) -> tuple[list[tuple[str, list[float]]], str]:
     cluster = distributed.LocalCluster(
         n_workers=1,
@@ -110,6 +122,7 @@ def measure(n: int, runs: int, processes: bool) -> tuple[list[tuple[str, list[fl
         "dask (default DaskExecutor)": lambda: through_manager(n, "dask"),
         "dask, no slot cap (client=)": lambda: through_manager(n, DaskExecutor(client=client)),
         "raw Dask (client.submit + gather)": lambda: raw_dask(n, client),
+        "raw Dask, one call at a time (.result())": lambda: raw_dask_serial(n, client),
     }
     if processes:
         rows["dask, 2 worker processes"] = lambda: through_manager(
