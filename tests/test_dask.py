@@ -348,13 +348,18 @@ def remote_work(n):
     return n * 3, ctx.uid, ctx.cancelled
 
 
-def remote_wait_for_cancel():
+def remote_wait_for_cancel(path):
     ctx = current_task()
     ctx.report_progress(0.5, message="waiting")
-    ctx.sleep(60)  # raises TaskCancelled in the worker once the future is cancelled
+    try:
+        ctx.sleep(60)  # raises TaskCancelled in the worker once the future is cancelled
+    except TaskCancelled:
+        with open(path, "w") as f:
+            f.write(f"stopped {ctx.cancelled}")
+        raise
 
 
-def test_in_worker_processes_progress_errors_and_cancel_still_work(qtbot, make_manager):
+def test_in_worker_processes_progress_errors_and_cancel_still_work(qtbot, make_manager, tmp_path):
     executor = DaskExecutor(n_workers=1, threads_per_worker=2, processes=True, poll_interval=0.01)
     manager = make_manager(start_processing=True)
     manager.set_executor("dask", executor)
@@ -371,12 +376,14 @@ def test_in_worker_processes_progress_errors_and_cancel_still_work(qtbot, make_m
     wait_done(qtbot, [failing], timeout=30000)
     assert type(failing.exception()) is Oops and str(failing.exception()) == "bad value 3"
 
-    waiting = manager.submit(remote_wait_for_cancel, executor="dask")
+    stopped = tmp_path / "stopped"
+    waiting = manager.submit(remote_wait_for_cancel, str(stopped), executor="dask")
     qtbot.waitUntil(lambda: (waiting.uid, 0.5, "waiting") in progress, timeout=30000)
     waiting.cancel()
     wait_done(qtbot, [waiting])
     assert waiting.cancelled()
-    qtbot.waitUntil(lambda: not any(executor.client.processing().values()), timeout=10000)
+    qtbot.waitUntil(stopped.exists, timeout=10000)  # the worker's sleep woke up
+    qtbot.waitUntil(lambda: stopped.read_text() == "stopped True", timeout=10000)
     manager.shut_down(timeout=10)
     assert executor.client.status == "closed"
 
