@@ -5,6 +5,7 @@ Skipped when the ``dask`` extra is not installed; the ``test`` extra installs it
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -501,3 +502,44 @@ def test_without_dask_the_package_imports_and_executor_dask_says_what_to_install
     assert lines[0] == f"ImportError {MISSING_EXTRA}"
     assert lines[1].split(" ", 1)[1] == MISSING_EXTRA
     assert lines[2] == "0"
+
+
+# The example of the README's Dask section (the lead pastes it there), as written.
+README_EXAMPLE = """\
+import sys
+
+from PySide6.QtCore import QCoreApplication
+
+from bgtasks import BackgroundTaskManager, current_task
+
+
+def simulate(steps):                      # runs on a Dask worker thread
+    ctx = current_task()
+    for i in range(steps):
+        ctx.report_progress(i + 1, steps)
+    return sum(range(steps))
+
+
+if __name__ == "__main__":
+    app = QCoreApplication(sys.argv)
+    manager = BackgroundTaskManager(start_processing=True)
+    handle = manager.submit(simulate, 1000, executor="dask", priority=5)
+    handle.add_done_callback(lambda h: (print(h.result()), app.quit()))
+    app.exec()                            # prints 499500
+    manager.shut_down()
+"""
+
+
+def test_the_readme_example_runs_as_written(tmp_path):
+    script = tmp_path / "example.py"
+    script.write_text(README_EXAMPLE)
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    proc = subprocess.run(
+        [sys.executable, "-W", "error", str(script)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["499500"]
