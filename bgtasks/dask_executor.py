@@ -451,11 +451,9 @@ class _RemoteContext:
     def report_progress(
         self, done: float, total: float | None = None, message: str | None = None
     ) -> None:
-        fraction = _fraction(done, total)
+        fraction = _context.progress_fraction(done, total, message)
         if message is None and self.last_progress is not None:
             message = self.last_progress[1]
-        elif message is not None and not isinstance(message, str):
-            raise TypeError(f"message must be a string, got {message!r}")
         self.last_progress = (fraction, message)
         now = time.monotonic()
         if now - self._sent_at >= REMOTE_PROGRESS_INTERVAL:
@@ -477,23 +475,6 @@ class _RemoteContext:
 
     def update_settings(self) -> bool:
         return False
-
-
-def _fraction(done: float, total: float | None) -> float:
-    # The same rules and messages as TaskContext.report_progress.
-    if total is not None:
-        if isinstance(total, bool) or not isinstance(total, (int, float)) or total <= 0:
-            raise ValueError(f"total must be a positive number, got {total!r}")
-        fraction = done / total
-    else:
-        fraction = done
-    if (
-        isinstance(fraction, bool)
-        or not isinstance(fraction, (int, float))
-        or not 0.0 <= fraction <= 1.0
-    ):
-        raise ValueError(f"progress must be a fraction between 0 and 1, got {fraction!r}")
-    return float(fraction)
 
 
 def _dask_context() -> Any:
