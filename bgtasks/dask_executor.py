@@ -25,6 +25,7 @@ it; constructing a :class:`DaskExecutor` then raises ``ImportError``.
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import threading
 import time
@@ -147,7 +148,7 @@ class DaskExecutor(Executor):
         self._subscribed = False
         self._closed = False
         self._topic = f"bgtasks-{uuid.uuid4().hex}"
-        # key -> (context, future) of the calls in flight; guarded by _lock.
+        # key -> (context, future or None before submit) of the calls in flight; under _lock.
         self._routes: dict[str, tuple[TaskContext, Any]] = {}
 
     def __repr__(self) -> str:
@@ -170,7 +171,7 @@ class DaskExecutor(Executor):
         """
         try:
             cloudpickle.dumps((fn, args, dict(kwargs)))
-        except Exception:
+        except Exception as whole:
             parts = [("function", fn)]
             parts += [(f"argument {i}", value) for i, value in enumerate(args)]
             parts += [(f"keyword argument {name!r}", value) for name, value in kwargs.items()]
@@ -182,7 +183,10 @@ class DaskExecutor(Executor):
                         f"executor='dask' cannot send the {label} {_short_repr(value)} to Dask: "
                         f"{type(exc).__name__}: {exc}"
                     ) from exc
-            raise
+            raise TypeError(
+                f"executor='dask' cannot send the call of {_short_repr(fn)} to Dask: "
+                f"{type(whole).__name__}: {whole}"
+            ) from whole
 
     def run(
         self,
@@ -206,6 +210,8 @@ class DaskExecutor(Executor):
         _in_process[key] = local
         done = threading.Event()
         context.report_progress(0.0)
+        with self._lock:  # before the call starts: its first events find their task
+            self._routes[key] = (context, None)
         try:
             future = client.submit(
                 _run_call,
@@ -226,9 +232,12 @@ class DaskExecutor(Executor):
                 if context.cancelled:
                     _cancel(client, [future])
                     raise TaskCancelled(f"task {context.uid} was asked to stop")
-            if future.status == "cancelled":
-                raise TaskCancelled(f"task {context.uid}: its Dask future was cancelled")
-            result, final = future.result()
+            try:
+                result, final = future.result()
+            except concurrent.futures.CancelledError as exc:  # Dask's, not the task's own
+                if isinstance(exc, TaskCancelled):
+                    raise
+                raise TaskCancelled(f"task {context.uid}: its Dask future was cancelled") from exc
         finally:
             local.end()
             _in_process.pop(key, None)
@@ -249,7 +258,7 @@ class DaskExecutor(Executor):
                 return
             self._closed = True
             client, cluster = (self._client if self._subscribed else None), self._cluster
-            futures = [future for _, future in self._routes.values()]
+            futures = [future for _, future in self._routes.values() if future is not None]
         if client is None:
             return
         owns = self._owns_client
