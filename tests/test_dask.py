@@ -225,6 +225,18 @@ def test_cancelling_a_running_task_cancels_its_dask_future(qtbot, dask_manager, 
     assert handle.info().progress == 0.0
 
 
+def test_a_future_cancelled_on_the_dask_side_ends_the_task_cancelled(
+    qtbot, dask_manager, client, cluster
+):
+    handle = dask_manager.submit(blocker, executor="dask")
+    assert EVENTS["started"].wait(15)
+    [key] = [k for k in list(cluster.scheduler.tasks) if str(k).startswith("blocker-")]
+    with qtbot.waitSignal(dask_manager.task_cancelled, timeout=10000) as blocker_signal:
+        client.cancel([distributed.Future(key, client)], force=True)
+    assert blocker_signal.args == [handle.uid, None]
+    assert dask_manager.task_state(handle.uid) is TaskState.CANCELLED
+
+
 def sleeper():
     EVENTS["started"].set()
     current_task().sleep(60)
