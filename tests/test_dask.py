@@ -476,13 +476,15 @@ def test_shut_down_leaves_a_given_client_open_and_is_idempotent(qtbot, client):
         executor.run(where_am_i, (1,), {}, None)
 
 
-def test_shut_down_of_an_unreachable_scheduler_is_bounded(qtbot, make_manager):
+def test_an_unreachable_scheduler_fails_the_task_with_os_error(qtbot, make_manager):
     manager = make_manager(start_processing=True)
     executor = DaskExecutor("tcp://127.0.0.1:9", connect_timeout=0.5)
     manager.set_executor("dask", executor)
     handle = manager.submit(where_am_i, 1, executor="dask")
     wait_done(qtbot, [handle])
-    assert isinstance(handle.exception(), OSError)
+    error = handle.exception()
+    assert isinstance(error, OSError)
+    assert "tcp://127.0.0.1:9" in str(error)
     manager.shut_down(timeout=5)
 
 
