@@ -787,13 +787,9 @@ def _default_executor(name: str) -> Executor:
 
         return ProcessExecutor()
     if name == "dask":
-        try:
-            from .dask_executor import DaskExecutor
-        except ImportError as exc:
-            raise RuntimeError(
-                "executor='dask' needs the dask extra: pip install 'bgtasks[dask]'"
-            ) from exc
-        return DaskExecutor()
+        from .dask_executor import DaskExecutor
+
+        return DaskExecutor()  # ImportError saying what to install without the dask extra
     raise ValueError(
         f"unknown executor {name!r}: use 'thread', 'process', 'dask' or a name given to set_executor"
     )
