@@ -30,7 +30,6 @@ from typing import Any
 
 import PySide6
 from PySide6.QtCore import (
-    QAbstractEventDispatcher,
     QCoreApplication,
     QEvent,
     QMetaMethod,
@@ -181,11 +180,9 @@ class BackgroundTaskManager(QObject):
 
         scheduler = self._scheduler = Scheduler(max_threads, spawn, wake)
         work = functools.partial(run_worker, scheduler)
-        # Workers yield the GIL for real while this thread handles events (see UI_YIELD).
-        self._busy_links = _watch_busy(scheduler, self.thread())
         # Deleted without shut_down() (by a parent, or garbage collected): stop
         # posting to the dead object at once, and never wait for a stuck task.
-        self.destroyed.connect(functools.partial(_on_destroyed, scheduler, pool, self._busy_links))
+        self.destroyed.connect(functools.partial(_on_destroyed, scheduler, pool))
         app = QCoreApplication.instance()
         if app is not None:
             app.aboutToQuit.connect(self.shut_down)
@@ -298,7 +295,6 @@ class BackgroundTaskManager(QObject):
             self._callbacks.clear()
             executors = list(self._executors.values())
         _LIVE_MANAGERS.discard(self)
-        _unwatch_busy(self._scheduler, self._busy_links)
         for executor in executors:  # first: their proxy tasks then end at once
             try:
                 executor.shut_down(max(0.0, deadline - perf_counter()))
@@ -759,28 +755,6 @@ class BackgroundTaskManager(QObject):
                     _call_logged(fn, handle)
 
 
-def _watch_busy(scheduler: Scheduler, thread: QThread) -> list[tuple[Any, Any]]:
-    """Keep ``scheduler.ui_busy`` true while ``thread``'s event loop is awake."""
-    dispatcher = QAbstractEventDispatcher.instance(thread)
-    if dispatcher is None:
-        return []
-    awake = functools.partial(setattr, scheduler, "ui_busy", True)
-    block = functools.partial(setattr, scheduler, "ui_busy", False)
-    dispatcher.awake.connect(awake)
-    dispatcher.aboutToBlock.connect(block)
-    return [(dispatcher.awake, awake), (dispatcher.aboutToBlock, block)]
-
-
-def _unwatch_busy(scheduler: Scheduler, links: list[tuple[Any, Any]]) -> None:
-    while links:
-        signal, slot = links.pop()
-        try:
-            signal.disconnect(slot)
-        except (RuntimeError, TypeError):  # the dispatcher is already gone
-            pass
-    scheduler.ui_busy = False
-
-
 def _default_executor(name: str) -> Executor:
     if name == "process":
         from .processes import ProcessExecutor
@@ -814,11 +788,8 @@ def _call_logged(fn: Callable[..., Any], *args: Any) -> None:
         log.exception("bgtasks: a done-callback raised")
 
 
-def _on_destroyed(
-    scheduler: Scheduler, pool: Any, busy_links: list[tuple[Any, Any]], *_: object
-) -> None:
+def _on_destroyed(scheduler: Scheduler, pool: Any, *_: object) -> None:
     scheduler.close()
-    _unwatch_busy(scheduler, busy_links)
     _pool.release_pool(pool, 0)
 
 

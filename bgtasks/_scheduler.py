@@ -79,12 +79,8 @@ UPSTREAM_POLICIES = ("fail", "cancel")
 SHORT_TASK = 0.001
 #: Ready tasks and no task finished for this long: use every worker.
 WIDEN_AFTER = 0.002
-#: Workers let other threads have the GIL this often (seconds of running)...
+#: Workers let other threads have the GIL this often (seconds of running).
 YIELD_EVERY = 0.0005
-#: ...for this long while the owner's (UI) thread is busy handling events.  A
-#: zero sleep rarely hands the GIL over; every Qt call back into Python (a
-#: model's data() during a paint) needs it, so a paint could take 4x as long.
-UI_YIELD = 50e-6
 #: How many forgotten failed or cancelled tasks are still remembered as such, for
 #: tasks added later with them upstream; older forgotten ones count as completed.
 ENDED_MEMORY = 100_000
@@ -271,8 +267,6 @@ class Scheduler:
         self._active = 0  # workers started and not yet retired
         self._paused = True
         self._closed = False
-        #: Set by the owner, without the lock: True while its thread handles events.
-        self.ui_busy = False
         self._group_ids = itertools.count()
         self._watched: frozenset[int] = frozenset()
         self._watch_states = False
@@ -615,7 +609,7 @@ class Scheduler:
             now = time.monotonic()
             if now - task.yielded_at > YIELD_EVERY:
                 task.yielded_at = now
-                time.sleep(UI_YIELD if self.ui_busy else 0)
+                time.sleep(0)
             return
         with self._lock:
             if self._closed or task.progress_queued or task.progress_dirty:
@@ -1382,7 +1376,7 @@ def run_worker(scheduler: Scheduler) -> None:
         now = monotonic()
         if now - yielded > YIELD_EVERY:
             yielded = now
-            sleep(UI_YIELD if scheduler.ui_busy else 0)
+            sleep(0)
         local.task = task
         try:
             value = task.fn(*task.args, **task.kwargs)  # the task runs here
