@@ -1346,8 +1346,8 @@ class Scheduler:
             handle._resolve(state, task.result, None)
         elif state is FAILED:
             handle._resolve(state, None, task.error)
-        else:
-            handle._resolve(state, None, TaskCancelled(f"task {task.uid} was cancelled"))
+        else:  # CANCELLED, or CANCELLING after close(): its outcome will not be reported
+            handle._resolve(CANCELLED, None, TaskCancelled(f"task {task.uid} was cancelled"))
 
 
 # ---------------------------------------------------------------------- workers

@@ -777,3 +777,20 @@ def test_handles_of_unfinished_tasks_resolve_at_shut_down(qtbot):
     with pytest.raises(TaskCancelled):
         h.result(timeout=5)
     assert h.cancelled()
+
+
+def test_a_handle_of_a_task_still_running_at_shut_down_is_cancelled(make_manager):
+    m = make_manager(start_processing=True)
+    started, release = threading.Event(), threading.Event()
+
+    def stubborn():
+        started.set()
+        release.wait(10)  # ignores the stop
+
+    h = m.submit(stubborn)
+    assert started.wait(10)
+    m.shut_down(timeout=0.05)
+    assert h.done() and h.cancelled()
+    with pytest.raises(TaskCancelled, match=rf"^task {h.uid} was cancelled$"):
+        h.result(timeout=1)
+    release.set()
