@@ -339,3 +339,53 @@ def test_a_pass_fetches_its_snapshots_with_one_infos_call(qtbot, make_manager, g
     assert len(calls) == 1 and len(calls[0]) <= 50
     model.flush()
     assert len(model.uids()) == 520 and not model.has_pending()
+
+
+@pytest.mark.parametrize("grouped", [False, True], ids=["flat", "grouped"])
+def test_multi_data_answers_what_data_answers_and_views_use_it(qtbot, make_manager, grouped):
+    from PySide6.QtCore import QModelRoleData, QModelRoleDataSpan
+    from PySide6.QtWidgets import QTreeView
+
+    manager = make_manager(start_processing=True)
+    done = manager.submit(ok, 1, name="done", group="g")
+    bad = manager.submit(boom, name="bad", group="g")
+    qtbot.waitUntil(lambda: done.done() and bad.done(), timeout=5000)
+    manager.pause_processing()
+    manager.submit(ok, 2, name="queued", group=None)
+    model = TaskModel(manager, grouped=grouped)
+    roles = [int(r) for r in Qt.ItemDataRole if r < Qt.ItemDataRole.UserRole]
+    roles += [TaskModel.UidRole, TaskModel.StateRole, TaskModel.ProgressRole,
+              TaskModel.TracebackRole, TaskModel.InfoRole, TaskModel.GroupRole,
+              TaskModel.SortRole]  # fmt: skip
+    indexes = []
+    parents = [QModelIndex()]
+    while parents:
+        parent = parents.pop()
+        for row in range(model.rowCount(parent)):
+            for col in range(model.columnCount(parent)):
+                indexes.append(model.index(row, col, parent))
+            parents.append(model.index(row, 0, parent))
+    assert len(indexes) == (7 * 5 if grouped else 7 * 3)
+    answered = 0
+    for index in indexes:
+        for role in roles:
+            slot = QModelRoleData(role)
+            model.multiData(index, QModelRoleDataSpan(slot))
+            expected = model.data(index, role)
+            assert slot.data() == expected, (index.row(), index.column(), role)
+            answered += expected is not None
+    assert answered > 60
+
+    # a paint asks once per cell, never once per role
+    view = QTreeView()
+    qtbot.addWidget(view)
+    view.setModel(model)
+    view.expandAll()
+    view.resize(900, 300)
+    view.grab()
+    data_calls = []
+    data = model.data
+    model.data = lambda *args: (data_calls.append(args[1:]), data(*args))[1]
+    image = view.grab().toImage()
+    assert not image.isNull()
+    assert data_calls == []

@@ -26,6 +26,7 @@ from typing import Any
 from PySide6.QtCore import (
     QAbstractItemModel,
     QModelIndex,
+    QModelRoleDataSpan,
     QObject,
     QPersistentModelIndex,
     Qt,
@@ -532,8 +533,32 @@ class TaskModel(QAbstractItemModel):
             return None
         if isinstance(node, _Group):
             return self._group_data(node, index.column(), role)
-        info = node.info
+        return self._task_data(node.info, index.column(), role)
+
+    def multiData(  # noqa: N802 - Qt override
+        self, index: QModelIndex | QPersistentModelIndex, role_data_span: QModelRoleDataSpan
+    ) -> None:
+        # A delegate asks for ~10 roles per cell at each paint.  Qt's default
+        # multiData calls data() once per role, letting go of the GIL around
+        # each call: with busy workers every call waits for it again.  One
+        # call per cell here halves a paint's time during a flood.
+        node = self._node(index) if index.isValid() else None
+        if node is None:
+            return
         col = index.column()
+        if isinstance(node, _Group):
+            for slot in role_data_span:
+                value = self._group_data(node, col, slot.role())
+                if value is not None:
+                    slot.setData(value)
+            return
+        info = node.info
+        for slot in role_data_span:
+            value = self._task_data(info, col, slot.role())
+            if value is not None:
+                slot.setData(value)
+
+    def _task_data(self, info: TaskInfo, col: int, role: int) -> Any:
         if role == Qt.ItemDataRole.DisplayRole:
             if col == NAME:
                 return info.name
