@@ -32,6 +32,7 @@ from typing import Any
 from PySide6.QtCore import (
     QAbstractListModel,
     QModelIndex,
+    QModelRoleDataSpan,
     QObject,
     QPersistentModelIndex,
     QSize,
@@ -76,7 +77,9 @@ def decode_thumbnail(path: str, size: QSize) -> QImage:
     source = reader.size()
     if source.isValid():
         # The scaled size applies before the EXIF rotation: fit the shown shape.
-        rotated = bool(reader.transformation() & QImageIOHandler.Transformation.TransformationRotate90)
+        rotated = bool(
+            reader.transformation() & QImageIOHandler.Transformation.TransformationRotate90
+        )
         shown = source.transposed() if rotated else source
         target = fit_size(shown, size)
         if target != shown:
@@ -402,7 +405,9 @@ class ThumbnailLoader(QObject):
     def has_views(self) -> bool:
         return any(t.view is not None for t in self._trackers)
 
-    def _viewport_changed(self, visible: Sequence[str], keep: Iterable[str], request: bool = True) -> None:
+    def _viewport_changed(
+        self, visible: Sequence[str], keep: Iterable[str], request: bool = True
+    ) -> None:
         """A tracker's view shows ``visible`` (in order) and keeps ``keep`` close;
         ``request=False`` while it is flung: cancel only."""
         if request:
@@ -482,7 +487,9 @@ class ThumbnailModel(QAbstractListModel):
     def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008, N802
         return 0 if parent.isValid() else len(self._paths)
 
-    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+    def data(
+        self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> Any:
         if not index.isValid() or not 0 <= index.row() < len(self._paths):
             return None
         path = self._paths[index.row()]
@@ -510,8 +517,18 @@ class ThumbnailModel(QAbstractListModel):
             return self._loader.error(path) or path
         return None
 
+    def multiData(  # noqa: N802 - Qt override
+        self, index: QModelIndex | QPersistentModelIndex, role_data_span: QModelRoleDataSpan
+    ) -> None:
+        # One call per item for a delegate's ~10 roles (as TaskModel.multiData).
+        if not index.isValid() or not 0 <= index.row() < len(self._paths):
+            return
+        for slot in role_data_span:
+            value = self.data(index, slot.role())
+            if value is not None:
+                slot.setData(value)
+
     def _arrived(self, path: str, *_: object) -> None:
         for row in self._rows.get(path, ()):
             index = self.index(row, 0)
             self.dataChanged.emit(index, index, [Qt.ItemDataRole.DecorationRole])
-

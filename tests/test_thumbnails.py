@@ -464,6 +464,18 @@ def test_model_gives_a_pixmap_for_decoration_after_loading(qtbot, make_manager, 
     assert isinstance(wide, (QPixmap, QIcon)) and wide.size() == QSize(64, 32)
     assert idx[1].data(Qt.ItemDataRole.DecorationRole).cacheKey() == loader.placeholder().cacheKey()
     assert files["broken"] in idx[1].data(Qt.ItemDataRole.ToolTipRole)
+    # multiData (one call per item for a delegate's roles) answers as data()
+    from PySide6.QtCore import QModelRoleData, QModelRoleDataSpan
+
+    for i in idx:
+        for role in (*Qt.ItemDataRole, Qt.ItemDataRole.UserRole):
+            slot = QModelRoleData(int(role))
+            model.multiData(i, QModelRoleDataSpan(slot))
+            value = i.data(role)
+            if isinstance(value, QPixmap):
+                assert slot.data().cacheKey() == value.cacheKey()
+            else:
+                assert slot.data() == value, role
 
 
 def test_thumbnail_grid_in_a_few_lines(qtbot, make_manager, many):
