@@ -44,9 +44,6 @@ _HEADERS = ("Name", "Group", "State", "Progress", "Message", "Elapsed", "Error")
 
 _ROOT = QModelIndex()  # the invalid index: the parent of top rows
 _COLUMNS = len(_HEADERS)
-_NO_FLAGS = Qt.ItemFlag.NoItemFlags
-_GROUP_FLAGS = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
-_TASK_FLAGS = _GROUP_FLAGS | Qt.ItemFlag.ItemNeverHasChildren
 _MIN_CHUNK = 64  # fewest tasks a pass fetches, however slow the last one was
 
 _ACTIVE = frozenset({TaskState.RUNNING, TaskState.CANCELLING})
@@ -518,12 +515,20 @@ class TaskModel(QAbstractItemModel):
                 return _HEADERS[section]
         return None
 
-    def flags(self, index: QModelIndex | QPersistentModelIndex) -> Qt.ItemFlag:
-        if not index.isValid():
-            return _NO_FLAGS
-        if self._grouped and index.internalId() == 0:
-            return _GROUP_FLAGS
-        return _TASK_FLAGS  # tasks never have children: tree views skip asking
+    # flags() is Qt's (enabled, selectable): views ask it for every cell they
+    # paint, and an override would cost a call into Python each time.
+
+    def hasChildren(  # noqa: N802 - Qt override
+        self, parent: QModelIndex | QPersistentModelIndex = _ROOT
+    ) -> bool:
+        # One call per row when a tree view lays out (Qt's would call
+        # rowCount() and columnCount()).
+        if not parent.isValid():
+            return bool(self._groups if self._grouped else self._top)
+        if not self._grouped or parent.column() != 0 or parent.internalId() != 0:
+            return False
+        row = parent.row()
+        return row < len(self._groups) and bool(self._groups[row].children)
 
     def data(
         self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole
