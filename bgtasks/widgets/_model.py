@@ -52,6 +52,13 @@ _COLOURS = {
     TaskState.CANCELLED: QColor(120, 120, 120),
     TaskState.CANCELLING: QColor(160, 110, 0),
 }
+_BRUSHES = {state: QBrush(colour) for state, colour in _COLOURS.items()}
+_RIGHT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+_DISPLAY = int(Qt.ItemDataRole.DisplayRole)
+_FOREGROUND = int(Qt.ItemDataRole.ForegroundRole)
+_ALIGNMENT = int(Qt.ItemDataRole.TextAlignmentRole)
+_TOOLTIP = int(Qt.ItemDataRole.ToolTipRole)
+_USER = int(Qt.ItemDataRole.UserRole)
 
 
 def group_label(group: Any) -> str:
@@ -559,29 +566,24 @@ class TaskModel(QAbstractItemModel):
             return
         info = node.info
         for slot in role_data_span:
-            value = self._task_data(info, col, slot.role())
+            role = slot.role()
+            # the roles a delegate asks for, answered inline; most have no value
+            if role == _DISPLAY:
+                value = _display(info, col)
+            elif role == _FOREGROUND:
+                value = _BRUSHES.get(info.state)
+            elif role == _ALIGNMENT:
+                value = _RIGHT if col == ELAPSED else None
+            elif role == _TOOLTIP or role > _USER:
+                value = self._task_data(info, col, role)
+            else:
+                continue
             if value is not None:
                 slot.setData(value)
 
     def _task_data(self, info: TaskInfo, col: int, role: int) -> Any:
         if role == Qt.ItemDataRole.DisplayRole:
-            if col == NAME:
-                return info.name
-            if col == GROUP:
-                return group_label(info.group)
-            if col == STATE:
-                return info.state.value
-            if col == PROGRESS:
-                if info.state is TaskState.COMPLETED:
-                    return "100%"
-                return "" if info.progress is None else f"{info.progress * 100:.0f}%"
-            if col == MESSAGE:
-                return info.message
-            if col == ELAPSED:
-                return format_elapsed(elapsed_of(info))
-            if col == ERROR:
-                return info.error.splitlines()[0] if info.error else ""
-            return None
+            return _display(info, col)
         if role == self.UidRole:
             return info.uid
         if role == self.StateRole:
@@ -603,10 +605,9 @@ class TaskModel(QAbstractItemModel):
                 return info.message
             return None
         if role == Qt.ItemDataRole.ForegroundRole:
-            colour = _COLOURS.get(info.state)
-            return None if colour is None else QBrush(colour)
+            return _BRUSHES.get(info.state)
         if role == Qt.ItemDataRole.TextAlignmentRole and col == ELAPSED:
-            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            return _RIGHT
         return None
 
     def _group_data(self, group: _Group, col: int, role: int) -> Any:
@@ -643,6 +644,26 @@ class TaskModel(QAbstractItemModel):
                 )
             return None if role == Qt.ItemDataRole.DisplayRole else ""
         return None
+
+
+def _display(info: TaskInfo, col: int) -> str | None:
+    if col == NAME:
+        return info.name
+    if col == STATE:
+        return info.state.value
+    if col == PROGRESS:
+        if info.state is TaskState.COMPLETED:
+            return "100%"
+        return "" if info.progress is None else f"{info.progress * 100:.0f}%"
+    if col == GROUP:
+        return group_label(info.group)
+    if col == MESSAGE:
+        return info.message
+    if col == ELAPSED:
+        return format_elapsed(elapsed_of(info))
+    if col == ERROR:
+        return info.error.splitlines()[0] if info.error else ""
+    return None
 
 
 def _progress(info: TaskInfo) -> float:
