@@ -597,12 +597,7 @@ class TaskJournal:
             )
         with self._lock:
             self._check_open()
-            rows = self._db.execute(
-                f"SELECT {_COLUMNS} FROM tasks WHERE state IN ('submitted','started') "
-                "AND session<>? ORDER BY jid",
-                (self.session,),
-            ).fetchall()
-            todo = [_record(row) for row in rows]
+            todo = self._unfinished(this_session=False)
             needed = {j for r in todo for j in r.upstream} - {r.jid for r in todo}
             ended = {}
             for jid in needed:
@@ -618,6 +613,15 @@ class TaskJournal:
         self._watch(report)
         return report
 
+    def _unfinished(self, this_session: bool) -> list[JournalRecord]:
+        # Tasks submitted or started and not ended, of this run or of earlier ones.
+        rows = self._db.execute(
+            f"SELECT {_COLUMNS} FROM tasks WHERE state IN ('submitted','started') "
+            f"AND session{'=' if this_session else '<>'}? ORDER BY jid",
+            (self.session,),
+        ).fetchall()
+        return [_record(row) for row in rows]
+
     def discard(self) -> list[JournalRecord]:
         """Give up the tasks of previous runs that did not end: they become ``skipped``.
 
@@ -625,11 +629,7 @@ class TaskJournal:
         """
         with self._lock:
             self._check_open()
-            rows = self._db.execute(
-                f"SELECT {_COLUMNS} FROM tasks WHERE state IN ('submitted','started') "
-                "AND session<>? ORDER BY jid",
-                (self.session,),
-            ).fetchall()
+            records = self._unfinished(this_session=False)
             with self._transaction():
                 self._db.execute(
                     "UPDATE tasks SET state='skipped', error='discarded', ended_at=? "
@@ -637,7 +637,7 @@ class TaskJournal:
                     (time.time(), self.session),
                 )
                 self._needs_restore = False
-        return [_record(row) for row in rows]
+        return records
 
     def _restore_records(
         self,
@@ -745,12 +745,7 @@ class TaskJournal:
         """
         with self._lock:
             self._check_open()
-            rows = self._db.execute(
-                f"SELECT {_COLUMNS} FROM tasks WHERE state IN ('submitted','started') "
-                "AND session=? ORDER BY jid",
-                (self.session,),
-            ).fetchall()
-            live = [_record(row) for row in rows]
+            live = self._unfinished(this_session=True)
             uid_of = {r.jid: r.uid for r in live}
             tasks = []
             for rec in live:
