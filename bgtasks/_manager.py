@@ -165,6 +165,7 @@ class BackgroundTaskManager(QObject):
         self._executors: dict[str, Executor] = {}  # name -> backend, made on first use
         self._executors_used: set[str] = set()
         self._executor_limits: set[str] = set()  # resources named for executors' slots
+        self._executor_lock = threading.Lock()  # the three above
         self._journal: Any = None  # set_journal: where persist=True tasks are recorded
         pool = self._pool = _pool.new_pool(max_threads)
         me = weakref.ref(self)
@@ -293,6 +294,7 @@ class BackgroundTaskManager(QObject):
         self._resume.stop()
         with self._callbacks_lock:
             self._callbacks.clear()
+        with self._executor_lock:
             executors = list(self._executors.values())
         _LIVE_MANAGERS.discard(self)
         for executor in executors:  # first: their proxy tasks then end at once
@@ -389,6 +391,7 @@ class BackgroundTaskManager(QObject):
                 fn, *args, priority=priority, group=group,
                 upstream_task_ids=upstream_task_ids, name=name, **kwargs,
             )  # fmt: skip
+        chosen = None
         if executor is not None and executor != "thread":
             chosen = self._executor(executor)
             chosen.check(fn, args, kwargs)
@@ -396,9 +399,10 @@ class BackgroundTaskManager(QObject):
                 name = getattr(fn, "__name__", None)
             if chosen.slots is not None:
                 resource = f"executor:{id(chosen)}"
-                if resource not in self._executor_limits:
-                    self._executor_limits.add(resource)
-                    self._scheduler.set_resource_limit(resource, chosen.slots)
+                with self._executor_lock:  # the limit exists before any task names it
+                    if resource not in self._executor_limits:
+                        self._scheduler.set_resource_limit(resource, chosen.slots)
+                        self._executor_limits.add(resource)
                 resources = {**(resources or {}), resource: 1}
             fn = RemoteCall(chosen, fn)
         handle = TaskHandle(self)
@@ -410,6 +414,9 @@ class BackgroundTaskManager(QObject):
         handle.uid = self._add(
             fn, priority, group, upstream_task_ids, args, kwargs, options, handle
         )
+        if isinstance(executor, str) and chosen is not None:
+            with self._executor_lock:
+                self._executors_used.add(executor)  # from now on set_executor refuses it
         return handle
 
     def set_journal(self, journal: Any) -> None:
@@ -441,25 +448,31 @@ class BackgroundTaskManager(QObject):
             )
         if not isinstance(executor, Executor):
             raise TypeError(f"executor must be a bgtasks.Executor, got {executor!r}")
-        with self._callbacks_lock:
+        with self._executor_lock:
             if name in self._executors_used:
                 raise ValueError(f"executor {name!r} is already in use; set it before submitting")
+            replaced = self._executors.get(name)
             self._executors[name] = executor
+        if replaced is not None:  # a default made for a submit that was refused: never used
+            replaced.shut_down(0.0)
 
     def _executor(self, which: str | Executor) -> Executor:
         if isinstance(which, Executor):
-            with self._callbacks_lock:
+            with self._executor_lock:
                 self._executors.setdefault(f"<{id(which)}>", which)
             return which
         if not isinstance(which, str):
             raise TypeError(f"executor must be a name or a bgtasks.Executor, got {which!r}")
         if self._shut_down:
             raise RuntimeError("the manager is shut down; it accepts no new tasks")
-        with self._callbacks_lock:
+        with self._executor_lock:
             executor = self._executors.get(which)
-            if executor is None:
-                executor = self._executors[which] = _default_executor(which)
-            self._executors_used.add(which)
+        if executor is None:
+            made = _default_executor(which)  # may import dask: not under a lock
+            with self._executor_lock:
+                executor = self._executors.setdefault(which, made)
+            if executor is not made:  # another thread made one first
+                made.shut_down(0.0)
         return executor
 
     def handle(self, uid: int) -> TaskHandle:

@@ -183,3 +183,48 @@ def test_a_process_worker_does_not_load_qt():
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     ).stdout
     assert out.split("\n")[:2] == ["False", "True True"]
+
+
+def test_a_refused_submit_does_not_claim_the_executor_name(make_manager):
+    m = make_manager()
+    with pytest.raises(
+        TypeError, match=r"^cannot run <lambda> in a worker process: it is a lambda"
+    ):
+        m.submit(lambda: 1, executor="process")
+    mine = Recorder()
+    m.set_executor("process", mine)  # still free: the refused call used nothing
+    m.submit(add, 1, executor="process")
+    assert [c[1] for c in mine.checked] == [(1,)]
+
+
+def test_first_submits_from_two_threads_both_get_the_slot_limit(qtbot, make_manager):
+    m = make_manager(start_processing=True)
+    ex = Recorder(slots=1)
+    m.set_executor("one", ex)
+    inside, go = threading.Event(), threading.Event()
+    real = m._scheduler.set_resource_limit
+
+    def slow_limit(name, limit):  # the first submit stops while it sets the limit
+        inside.set()
+        go.wait(10)
+        real(name, limit)
+
+    m._scheduler.set_resource_limit = slow_limit
+    results, errors = [], []
+
+    def submit(i):
+        try:
+            results.append(m.submit(add, i, executor="one"))
+        except Exception as exc:  # noqa: BLE001 - the test reports it
+            errors.append(exc)
+
+    first = threading.Thread(target=submit, args=(1,))
+    first.start()
+    assert inside.wait(10)
+    second = threading.Thread(target=submit, args=(2,))
+    second.start()
+    go.set()
+    first.join(10)
+    second.join(10)
+    assert errors == []
+    assert sorted(h.result(timeout=10)["sum"] for h in results) == [1, 2]
