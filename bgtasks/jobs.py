@@ -249,13 +249,13 @@ class Job:
 
     # ------------------------------------------------------------------ subclass hooks
 
-    def launch(self) -> None:
+    def launch(self, *args: Any, **kwargs: Any) -> None:
         """Start the program.  Worker thread.
 
-        Subclasses may prepare inputs first (they receive the task's arguments
-        and the dict results of upstream tasks as keywords if they accept
-        them), then call ``super().launch()``.  ``JobLaunchError`` if the
-        program does not start.
+        ``args`` and ``kwargs`` are the task's arguments and the dict results
+        of upstream tasks; this launch ignores them.  Subclasses may prepare
+        inputs from them first, then call ``super().launch()``.
+        ``JobLaunchError`` if the program does not start.
         """
         process = QProcess()
         process.setProgram(self.program)

@@ -130,6 +130,23 @@ def test_upstream_failure_means_the_program_never_runs(make_manager):
     assert job.pid is None and job.stdout == ""
 
 
+def test_a_plain_job_below_a_dict_result_runs_and_a_subclass_gets_the_values(make_manager):
+    m = make_manager(start_processing=True)
+    first = m.submit(lambda: {"name": "input.txt"})
+    plain = Job(PY, ["-c", "print('ran')"])
+    h = m.submit(plain, 5, upstream_task_ids=[first.uid])  # arguments it does not use
+    assert h.result(timeout=10).stdout == "ran\n"
+
+    class Named(Job):
+        def launch(self, *args, **kwargs):
+            self.arguments = (*self.arguments, str(args), kwargs["name"])
+            super().launch()
+
+    named = Named(PY, ["-c", "import sys; print(sys.argv[1:])"])
+    h = m.submit(named, 7, upstream_task_ids=[first.uid])
+    assert h.result(timeout=10).stdout == "['(7,)', 'input.txt']\n"
+
+
 # ---------------------------------------------------------------- bad input and launch errors
 
 
