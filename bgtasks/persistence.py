@@ -236,19 +236,31 @@ def _check_priority(priority: Any) -> None:
 class _Call:
     """The function the manager runs for a persistent task: journals around ``fn``."""
 
-    __slots__ = ("__name__", "journal", "jid", "fn")
+    __slots__ = ("__name__", "journal", "jid", "fn", "args", "kwargs")
 
-    def __init__(self, journal: TaskJournal, jid: int, fn: Callable[..., Any]) -> None:
+    def __init__(
+        self,
+        journal: TaskJournal,
+        jid: int,
+        fn: Callable[..., Any],
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+    ) -> None:
+        # The call's own arguments travel here, not as submit() keywords, where
+        # a name such as "key" or "retries" would be taken as a task option.
         self.journal = journal
         self.jid = jid
         self.fn = fn
+        self.args = tuple(args)
+        self.kwargs = dict(kwargs)
         self.__name__ = getattr(fn, "__name__", "task")
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    def __call__(self, **upstream: Any) -> Any:
         journal, jid = self.journal, self.jid
         journal._mark_started(jid)
         try:
-            result = self.fn(*args, **kwargs)
+            # dict results of upstream tasks win over the task's own keywords
+            result = self.fn(*self.args, **{**self.kwargs, **upstream})
         except TaskCancelled:
             journal._mark_stopped(jid)
             raise
@@ -535,13 +547,11 @@ class TaskJournal:
         # Inside the caller's transaction: the worker's "started" write waits
         # for its commit, so the function never runs before its row exists.
         handle = self.manager.submit(
-            _Call(self, jid, fn),
-            *args,
+            _Call(self, jid, fn, args, kwargs),
             priority=priority,
             group=group,
             upstream_task_ids=upstream or None,
             name=name or getattr(fn, "__name__", None),
-            **kwargs,
         )
         self._db.execute("UPDATE tasks SET uid=? WHERE jid=?", (handle.uid, jid))
         self._uid_to_jid[handle.uid] = jid

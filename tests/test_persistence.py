@@ -671,3 +671,13 @@ def test_submit_with_persist_goes_through_the_managers_journal(
     manager.start_processing()
     assert handle.result(timeout=10) == 3
     assert manager.is_shut_down is False
+
+
+def test_keywords_named_like_task_options_reach_the_function(open_journal):
+    journal = open_journal()
+    journal.restore()
+    handle = journal.submit(f.join, retries=2, key="k", timeout=1, executor="x")
+    journal.manager.start_processing()
+    expected = {"executor": "x", "key": "k", "retries": 2, "timeout": 1}
+    assert handle.result(timeout=10) == expected
+    assert journal.record(handle.uid).kwargs == expected
