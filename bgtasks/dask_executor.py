@@ -142,6 +142,7 @@ class DaskExecutor(Executor):
         }
         self._local = local
         self._lock = threading.Lock()
+        self._connect_lock = threading.Lock()  # one connect at a time (see _ensure_client)
         self._client = client
         self._owns_client = client is None
         self._cluster: Any = None
@@ -289,17 +290,43 @@ class DaskExecutor(Executor):
                 raise RuntimeError(f"{self!r} was shut down")
             if self._subscribed:
                 return self._client
-            if self._client is None:
-                if self._local:
-                    self._cluster = distributed.LocalCluster(**self._cluster_options)
-                    self._client = distributed.Client(self._cluster, set_as_default=False)
+        # Connect outside self._lock: a connect can hang (Dask's handshake does not
+        # always honour its timeout), and shut_down() must never wait for one.
+        with self._connect_lock:
+            with self._lock:
+                if self._closed:
+                    raise RuntimeError(f"{self!r} was shut down")
+                if self._subscribed:
+                    return self._client
+                client, cluster = self._client, self._cluster
+            if client is None:
+                made = None
+                try:
+                    if self._local:
+                        made = cluster = distributed.LocalCluster(**self._cluster_options)
+                        client = distributed.Client(cluster, set_as_default=False)
+                    else:
+                        client = distributed.Client(
+                            self.address, set_as_default=False, timeout=self.connect_timeout
+                        )
+                except BaseException:
+                    if made is not None:  # no client: the cluster would leak
+                        made.close()
+                    raise
+            client.subscribe_topic(self._topic, self._on_event)
+            with self._lock:
+                closed = self._closed
+                if not closed:
+                    self._client, self._cluster, self._subscribed = client, cluster, True
+            if closed:  # shut down while connecting: close what this call made
+                if self._owns_client:
+                    client.close(timeout=1)
+                    if cluster is not None:
+                        cluster.close(timeout=1)
                 else:
-                    self._client = distributed.Client(
-                        self.address, set_as_default=False, timeout=self.connect_timeout
-                    )
-            self._client.subscribe_topic(self._topic, self._on_event)
-            self._subscribed = True
-            return self._client
+                    client.unsubscribe_topic(self._topic)
+                raise RuntimeError(f"{self!r} was shut down")
+            return client
 
     def _on_event(self, event: tuple[float, Any]) -> None:
         # On the client's event-loop thread: progress or status from another process.

@@ -488,6 +488,30 @@ def test_an_unreachable_scheduler_fails_the_task_with_os_error(qtbot, make_manag
     manager.shut_down(timeout=5)
 
 
+def test_shut_down_does_not_wait_for_a_connect_that_hangs(qtbot, make_manager):
+    import socket
+
+    server = socket.socket()  # accepts connections, never answers: the handshake hangs
+    server.bind(("127.0.0.1", 0))
+    server.listen(5)
+    port = server.getsockname()[1]
+    try:
+        manager = make_manager(start_processing=True)
+        executor = DaskExecutor(f"tcp://127.0.0.1:{port}", connect_timeout=30)
+        manager.set_executor("dask", executor)
+        handle = manager.submit(where_am_i, 1, executor="dask")
+        server.settimeout(10)
+        conn, _ = server.accept()  # the task is connecting now
+        closer = threading.Thread(target=manager.shut_down, kwargs={"timeout": 0.5})
+        closer.start()
+        closer.join(10)  # a hang is what this test catches, not a time
+        assert not closer.is_alive()
+        assert handle.done() and handle.cancelled()
+        conn.close()
+    finally:
+        server.close()
+
+
 def test_without_dask_the_package_imports_and_executor_dask_says_what_to_install():
     code = textwrap.dedent(
         """
