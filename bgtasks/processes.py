@@ -136,11 +136,12 @@ def _check_arguments(fn: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) 
 class _Worker:
     """One worker process and the parent's end of its pipe."""
 
-    __slots__ = ("conn", "idle_since", "poller", "process")
+    __slots__ = ("conn", "holder", "idle_since", "poller", "process")
 
     def __init__(self, process: Any, conn: Connection) -> None:
         self.process = process
         self.conn = conn
+        self.holder: object = None  # the run() call using it; None while idle
         self.idle_since = 0.0
         self.poller = select.poll()  # the pipe and the process sentinel
         self.poller.register(conn.fileno(), select.POLLIN)
@@ -256,6 +257,7 @@ class _Pool:
     def release(self, worker: _Worker) -> None:
         """Put a healthy worker back."""
         with self.lock:
+            worker.holder = None
             self.busy.discard(worker)
             if self.closed:
                 worker.stop(0)
@@ -267,6 +269,7 @@ class _Pool:
     def discard(self, worker: _Worker, grace: float) -> None:
         """Stop a worker that must not run anything more, and start its replacement."""
         with self.lock:
+            worker.holder = None
             self.busy.discard(worker)
             self.starting += 1  # keep its place for the replacement
         try:
@@ -529,13 +532,16 @@ class ProcessExecutor(Executor):
         uid = context.uid
         pool = self._pool
         worker = pool.acquire(context)
+        worker.holder = holder = object()
         try:
             if not worker.send(("run", uid, group, context.priority, payload)):
                 return self._died(worker, uid, context)
             del payload
             return self._wait(worker, uid, context)
         except BaseException:
-            if worker in pool.busy:  # an error of ours: do not reuse a worker in doubt
+            # An error of ours: do not reuse a worker in doubt, unless it was
+            # handed back already (another call may be using it now).
+            if worker.holder is holder:
                 pool.discard(worker, 0)
             raise
 

@@ -527,3 +527,37 @@ def test_interpreter_exit_with_a_running_process_task_of_a_manager_does_not_hang
     assert proc.returncode == 0, proc.stderr
     assert "Fatal Python error" not in proc.stderr
     assert is_dead(int(proc.stdout))
+
+
+class _Context:
+    """The little of a TaskContext that ProcessExecutor.run uses, for direct calls."""
+
+    def __init__(self, uid):
+        self.uid, self.group, self.priority, self.cancelled = uid, None, 0, False
+
+    def report_progress(self, *args, **kwargs):
+        pass
+
+
+def test_an_error_never_discards_a_worker_another_call_has_taken():
+    # A call hands its worker back, then raises its task's error; if another
+    # call took the worker in between, that worker must be left alone.
+    executor = ProcessExecutor(1)
+    try:
+        pool = executor._pool
+        release, taken = pool.release, []
+
+        def release_then_taken(worker):
+            release(worker)
+            other = pool.acquire(_Context(2))  # another call's run() takes it at once
+            other.holder = object()
+            taken.append(other)
+
+        pool.release = release_then_taken
+        with pytest.raises(ValueError, match="^bad value$"):
+            executor.run(f.raise_value_error, ("bad value",), {}, _Context(1))
+        (worker,) = taken
+        assert worker in pool.busy and worker.process.exitcode is None
+        assert executor.workers_started == 1  # nobody was replaced
+    finally:
+        executor.shut_down(2)
