@@ -235,8 +235,10 @@ class DaskExecutor(Executor):
                     raise TaskCancelled(f"task {context.uid} was asked to stop")
             try:
                 result, final = future.result()
-            except concurrent.futures.CancelledError as exc:  # Dask's, not the task's own
-                if isinstance(exc, TaskCancelled):
+            except concurrent.futures.CancelledError as exc:
+                # Dask's cancellation of the future; the function's own CancelledError
+                # (or TaskCancelled) is the task's outcome and stays as it is
+                if isinstance(exc, TaskCancelled) or not future.cancelled():
                     raise
                 raise TaskCancelled(f"task {context.uid}: its Dask future was cancelled") from exc
         finally:

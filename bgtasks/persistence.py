@@ -572,6 +572,7 @@ class TaskJournal:
     def record(self, uid: int) -> JournalRecord:
         """The record of the task with manager uid ``uid`` (this run).  ``KeyError`` if none."""
         with self._lock:
+            self._check_open()
             jid = self._uid_to_jid.get(uid)
             if jid is None:
                 raise KeyError(uid)

@@ -74,6 +74,12 @@ def where_am_i(x):
     return distributed.get_worker().address, threading.current_thread().name, x * 2
 
 
+def raises_cancelled_error():
+    import concurrent.futures
+
+    raise concurrent.futures.CancelledError("the function's own")
+
+
 # ----------------------------------------------------------------- running, signals
 
 
@@ -486,6 +492,15 @@ def test_an_unreachable_scheduler_fails_the_task_with_os_error(qtbot, make_manag
     assert isinstance(error, OSError)
     assert "tcp://127.0.0.1:9" in str(error)
     manager.shut_down(timeout=5)
+
+
+def test_a_functions_own_cancelled_error_fails_the_task(qtbot, dask_manager):
+    import concurrent.futures
+
+    handle = dask_manager.submit(raises_cancelled_error, executor="dask")
+    wait_done(qtbot, [handle])
+    assert dask_manager.task_state(handle.uid) is TaskState.FAILED
+    assert type(handle.exception()) is concurrent.futures.CancelledError
 
 
 def test_shut_down_does_not_wait_for_a_connect_that_hangs(qtbot, make_manager):

@@ -681,3 +681,12 @@ def test_keywords_named_like_task_options_reach_the_function(open_journal):
     expected = {"executor": "x", "key": "k", "retries": 2, "timeout": 1}
     assert handle.result(timeout=10) == expected
     assert journal.record(handle.uid).kwargs == expected
+
+
+def test_a_closed_journal_refuses_reads_with_runtime_error(open_journal):
+    journal = open_journal()
+    journal.restore()
+    handle = journal.submit(f.add, 1, 2)
+    journal.close()
+    with pytest.raises(RuntimeError, match=r"^the journal .* is closed$"):
+        journal.record(handle.uid)
