@@ -214,6 +214,9 @@ class _Pool:
         )
         try:
             process.start()
+        except BaseException:
+            parent_end.close()
+            raise
         finally:
             child_end.close()
         with self.lock:
