@@ -379,3 +379,20 @@ def test_alt_mnemonics_reach_every_control(qtbot, monitor):
     with qtbot.waitSignal(monitor.cancel_button.clicked, timeout=2000):
         QTest.keyClick(QApplication.focusWidget(), Qt.Key.Key_C, Qt.KeyboardModifier.AltModifier)
     qtbot.waitUntil(lambda: manager.task_state(blocker.uid) is TaskState.CANCELLED, timeout=5000)
+
+
+def test_grouped_monitor_stops_expanding_new_groups_past_its_limit(qtbot, make_manager):
+    manager = make_manager()
+    widget = TaskMonitor(manager, grouped=True)
+    qtbot.addWidget(widget)
+    widget.auto_expand_limit = 3
+    for i in range(3):
+        manager.submit(ok, i, group="small")
+    qtbot.waitUntil(lambda: synced(widget) and widget.model.task_count() == 3, timeout=5000)
+    assert widget.view.isExpanded(widget.proxy.index(0, 0))  # came while below the limit
+    manager.submit(ok, 9, group="late")
+    qtbot.waitUntil(lambda: synced(widget) and widget.proxy.rowCount() == 2, timeout=5000)
+    late = widget.proxy.index(1, 0)
+    assert late.data(TaskModel.GroupRole) == "late"
+    assert not widget.view.isExpanded(late)  # 3 tasks shown already: starts collapsed
+    assert widget.view.isExpanded(widget.proxy.index(0, 0))  # the earlier group stays open

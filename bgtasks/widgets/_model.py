@@ -212,6 +212,10 @@ class TaskModel(QAbstractItemModel):
         """The groups of the tasks in the model, in the order they first appeared."""
         return list(self._group_sizes)
 
+    def task_count(self) -> int:
+        """How many task rows the model has (group rows not counted)."""
+        return len(self._nodes)
+
     def uids(self) -> list[int]:
         """Every task uid in the model, in row order (groups in order in grouped mode)."""
         if self._grouped:
