@@ -156,6 +156,7 @@ class TaskModel(QAbstractItemModel):
         self.largest_pass_seconds = 0.0
         # seconds one task costs a pass (fetch + rows), measured: sizes the chunks
         self._item_cost = 5e-6
+        self._remove_cost = 5e-6  # the same for a removed row
 
         self._top: list[_Task] = []  # flat mode: the rows
         self._groups: list[_Group] = []  # grouped mode: the top rows
@@ -295,12 +296,18 @@ class TaskModel(QAbstractItemModel):
         sizes, active, to_remove = self._group_sizes, self._active, self._to_remove
         done = pos = 0
         while pos < len(order) and done < cap:
-            if done and perf_counter() >= deadline:
+            began = perf_counter()
+            if done and began >= deadline:
                 break
-            # one contiguous block of one parent, at most cap - done rows
+            # one contiguous block of one parent, at most cap - done rows, and no
+            # more than half the time left allows at the measured cost per row
+            # (views and proxies react to each block inside endRemoveRows)
+            most = cap - done
+            if deadline != float("inf"):
+                most = min(most, max(_MIN_CHUNK, int((deadline - began) / 2 / self._remove_cost)))
             group = order[pos].parent
             end = pos + 1
-            limit = min(len(order), pos + cap - done)
+            limit = min(len(order), pos + most)
             while (
                 end < limit
                 and order[end].parent is group
@@ -327,6 +334,8 @@ class TaskModel(QAbstractItemModel):
                     del sizes[key]
             self.endRemoveRows()
             done += len(block)
+            cost = (perf_counter() - began) / len(block)
+            self._remove_cost = 0.5 * self._remove_cost + 0.5 * max(cost, 1e-7)
             if group is not None:
                 group.counts = None
                 if rows:
