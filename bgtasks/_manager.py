@@ -377,16 +377,16 @@ class BackgroundTaskManager(QObject):
                 raise RuntimeError(
                     "persist=True needs a journal: call set_journal(TaskJournal(...))"
                 )
-            extra = {
-                "key": key, "retries": retries, "timeout": timeout, "resources": resources,
+            given = {
+                "key": key, "retries": retries, "retry_on": retry_on, "backoff": backoff,
+                "timeout": timeout, "resources": resources,
                 "on_upstream_failure": on_upstream_failure, "exclusive": exclusive,
                 "owner": owner, "executor": executor,
             }  # fmt: skip
-            used = [k for k, v in extra.items() if v not in (None, 0, False)]
-            if used or retry_on != (Exception,) or backoff != 0.1:
-                name_ = used[0] if used else ("retry_on" if retry_on != (Exception,) else "backoff")
-                raise TypeError(f"option {name_!r} cannot be journaled: persist=True takes "
-                                "priority, group, upstream_task_ids and name")  # fmt: skip
+            for option, value in given.items():
+                if value != _SUBMIT_DEFAULTS[option]:
+                    raise TypeError(f"option {option!r} cannot be journaled: persist=True takes "
+                                    "priority, group, upstream_task_ids and name")  # fmt: skip
             return journal.submit(  # type: ignore[no-any-return]
                 fn, *args, priority=priority, group=group,
                 upstream_task_ids=upstream_task_ids, name=name, **kwargs,
@@ -766,6 +766,14 @@ class BackgroundTaskManager(QObject):
             if callbacks and not task.muted:
                 for handle, fn in callbacks:
                     _call_logged(fn, handle)
+
+
+#: submit()'s task options that persist=True cannot journal, with their defaults.
+_SUBMIT_DEFAULTS: dict[str, Any] = {
+    "key": None, "retries": 0, "retry_on": (Exception,), "backoff": 0.1, "timeout": None,
+    "resources": None, "on_upstream_failure": None, "exclusive": False, "owner": None,
+    "executor": None,
+}  # fmt: skip
 
 
 def _default_executor(name: str) -> Executor:
