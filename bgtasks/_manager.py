@@ -34,6 +34,7 @@ from PySide6.QtCore import (
     QEvent,
     QMetaMethod,
     QObject,
+    Qt,
     QThread,
     QTimer,
     Signal,
@@ -72,6 +73,7 @@ if sys.version_info < (3, 12) and PySide6.__version__.startswith("6.12.0"):
 log = logging.getLogger("bgtasks")
 
 _WAKE = QEvent.Type(QEvent.registerEventType())
+_BEAT_MS = 1  # the GIL gate's beat: well under its STALE_AFTER
 
 #: Managers not yet shut down, for the interpreter-exit hook.
 _LIVE_MANAGERS: weakref.WeakSet[BackgroundTaskManager] = weakref.WeakSet()
@@ -158,6 +160,13 @@ class BackgroundTaskManager(QObject):
         self._resume = QTimer(self)  # the drain continues after other timers had their turn
         self._resume.setSingleShot(True)
         self._resume.timeout.connect(self._drain)
+        # While workers run, this thread beats the scheduler's GIL gate: a
+        # worker that sees no beat for a few ms waits until this thread has
+        # had the GIL (see _gil_gate.py).  Stopped when no worker runs.
+        self._beat = QTimer(self)
+        self._beat.setTimerType(Qt.TimerType.PreciseTimer)
+        self._beat.setInterval(_BEAT_MS)
+        self._beat.timeout.connect(self._on_beat)
         self._calls: deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()  # any thread
         self._owners: dict[int, set[int]] = {}  # id(owner) -> uids
         self._owner_of: dict[int, int] = {}  # uid -> id(owner)
@@ -292,6 +301,8 @@ class BackgroundTaskManager(QObject):
         self._scheduler.close()
         self._pending.clear()
         self._resume.stop()
+        self._beat.stop()
+        self._scheduler.gate.stop()
         with self._callbacks_lock:
             self._callbacks.clear()
         with self._executor_lock:
@@ -685,10 +696,20 @@ class BackgroundTaskManager(QObject):
             return True
         return super().event(ev)
 
+    def _on_beat(self) -> None:
+        if self._scheduler.workers_running():
+            self._scheduler.gate.beat()
+        else:
+            self._beat.stop()
+            self._scheduler.gate.stop()
+
     def _drain(self) -> None:
         # Events move from the scheduler to self._pending and are emitted from
         # there one at a time, so a slot that spins a nested event loop (a
         # modal dialog) gets a nested drain that continues in order.
+        if not self._beat.isActive() and not self._shut_down:
+            self._scheduler.gate.beat()
+            self._beat.start()
         calls = self._calls
         while calls:
             fn, args = calls.popleft()

@@ -50,6 +50,7 @@ from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from typing import Any
 
 from ._errors import TaskCancelled, UpstreamFailed
+from ._gil_gate import GilGate
 from ._state import TRANSITIONS, IllegalTransition, TaskInfo, TaskState
 
 PENDING = TaskState.PENDING
@@ -240,6 +241,8 @@ class Scheduler:
         self._spawn = spawn
         self._wake = wake
         self._lock = threading.Lock()
+        #: Workers give the GIL to a starving UI thread (the owner beats it).
+        self.gate = GilGate()
         # All guarded by _lock:
         self._max_workers = max_workers
         # How many workers to keep busy (<= max_workers).  Python threads share
@@ -582,6 +585,10 @@ class Scheduler:
     def closed(self) -> bool:
         return self._closed
 
+    def workers_running(self) -> bool:
+        """Whether a worker is running or about to run tasks (a racy read)."""
+        return self._active > 0
+
     # ------------------------------------------------------------------ tasks talk to us
 
     def is_cancelled(self, task: Task) -> bool:
@@ -607,7 +614,11 @@ class Scheduler:
             task.progress_message = message
         if task.progress_queued or task.progress_dirty:
             now = time.monotonic()
-            if now - task.yielded_at > YIELD_EVERY:
+            gate = self.gate
+            if now - gate.beat_at > gate.stale_after and gate.starved(now):
+                gate.give_way()
+                task.yielded_at = time.monotonic()
+            elif now - task.yielded_at > YIELD_EVERY:
                 task.yielded_at = now
                 time.sleep(0)
             return
@@ -1368,13 +1379,18 @@ def run_worker(scheduler: Scheduler) -> None:
     local = _local
     local.scheduler = scheduler
     monotonic, sleep = time.monotonic, time.sleep
+    gate = scheduler.gate
     yielded = monotonic()
     task = scheduler.claim()
     while task is not None:
-        # Between tasks, every half millisecond, let other threads have the
-        # GIL: a flood of short tasks must not starve the UI thread.
+        # Between tasks: if the UI thread has not had the GIL for a while, wait
+        # (without it) until it has; otherwise every half millisecond let other
+        # threads have it: a flood of short tasks must not starve the UI thread.
         now = monotonic()
-        if now - yielded > YIELD_EVERY:
+        if now - gate.beat_at > gate.stale_after and gate.starved(now):
+            gate.give_way()
+            yielded = monotonic()
+        elif now - yielded > YIELD_EVERY:
             yielded = now
             sleep(0)
         local.task = task

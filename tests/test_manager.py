@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import math
 import sys
 import threading
 import time
@@ -403,3 +404,38 @@ def test_soak_hundreds_of_thousands_of_signals(qtbot, make_manager):
     gc.collect()
     # The 6.12.0 bug drops one reference per emit (n of them, then a crash).
     assert abs(sys.getrefcount(True) - true_refs) < n // 20
+
+
+def test_the_ui_thread_beats_the_gil_gate_while_workers_run(qtbot, make_manager):
+    # While a task runs, the manager's thread beats the scheduler's GIL gate
+    # (workers give way when the beats stop); with no worker left, it stops
+    # beating, and a stopped gate never makes a worker wait.
+    manager = make_manager(max_threads=2)
+    gate = manager._scheduler.gate
+    assert gate.beat_at == math.inf
+    release = threading.Event()
+    handle = manager.submit(release.wait, 30)
+    with qtbot.waitSignal(manager.task_started, timeout=5000):
+        manager.start_processing()
+    qtbot.waitUntil(lambda: manager._beat.isActive(), timeout=5000)
+    first = gate.beat_at
+    assert first != math.inf
+    qtbot.waitUntil(lambda: gate.beat_at > first, timeout=5000)  # beating on
+    release.set()
+    qtbot.waitUntil(lambda: not manager._beat.isActive(), timeout=5000)
+    assert handle.result(5) is True
+    assert gate.beat_at == math.inf
+    assert not gate.starved(time.monotonic() + 1000)
+
+
+def test_shut_down_stops_the_beat(qtbot, make_manager):
+    manager = make_manager(max_threads=1)
+    release = threading.Event()
+    manager.submit(release.wait, 30)
+    with qtbot.waitSignal(manager.task_started, timeout=5000):
+        manager.start_processing()
+    qtbot.waitUntil(lambda: manager._beat.isActive(), timeout=5000)
+    release.set()
+    manager.shut_down(timeout=5)
+    assert not manager._beat.isActive()
+    assert manager._scheduler.gate.beat_at == math.inf

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QModelRoleData, QModelRoleDataSpan, Qt
 from PySide6.QtGui import QGuiApplication, QKeySequence
 from PySide6.QtWidgets import QApplication, QComboBox, QLineEdit, QPlainTextEdit, QPushButton
 
@@ -396,3 +396,40 @@ def test_grouped_monitor_stops_expanding_new_groups_past_its_limit(qtbot, make_m
     assert late.data(TaskModel.GroupRole) == "late"
     assert not widget.view.isExpanded(late)  # 3 tasks shown already: starts collapsed
     assert widget.view.isExpanded(widget.proxy.index(0, 0))  # the earlier group stays open
+
+
+def test_proxy_answers_every_role_of_a_cell_in_one_call(qtbot, monitor):
+    # multiData through the filter proxy gives what data() gives, role by role,
+    # for the sorted and filtered row (the proxy maps the index once).
+    manager = monitor.model.manager
+    handles = [manager.submit(ok, i, name=f"task {i}") for i in range(3)]
+    bad = manager.submit(boom, name="broken")
+    manager.start_processing()
+    qtbot.waitUntil(
+        lambda: all(h.done() for h in [*handles, bad]) and synced(monitor), timeout=5000
+    )
+    monitor.view.sortByColumn(0, Qt.SortOrder.DescendingOrder)  # "task 2" first
+    proxy = monitor.proxy
+    roles = [
+        Qt.ItemDataRole.DisplayRole,
+        Qt.ItemDataRole.ForegroundRole,
+        Qt.ItemDataRole.ToolTipRole,
+        Qt.ItemDataRole.TextAlignmentRole,
+        TaskModel.UidRole,
+        TaskModel.StateRole,
+        TaskModel.ProgressRole,
+    ]
+    assert proxy.index(0, 0).data(TaskModel.UidRole) == handles[2].uid
+    for row in range(proxy.rowCount()):
+        for column in range(proxy.columnCount()):
+            index = proxy.index(row, column)
+            for role in roles:
+                slot = QModelRoleData(int(role))
+                proxy.multiData(index, QModelRoleDataSpan(slot))
+                assert slot.data() == index.data(role), (row, column, role)
+    slot = QModelRoleData(int(Qt.ItemDataRole.DisplayRole))
+    proxy.multiData(proxy.index(0, 6), QModelRoleDataSpan(slot))  # the error column
+    assert slot.data() == ""  # "task 2" did not fail
+    failed = [r for r in range(proxy.rowCount()) if proxy.index(r, 2).data() == "failed"]
+    proxy.multiData(proxy.index(failed[0], 6), QModelRoleDataSpan(slot))
+    assert slot.data() == "it broke"

@@ -7,7 +7,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt
+from PySide6.QtCore import (
+    QModelIndex,
+    QModelRoleDataSpan,
+    QPersistentModelIndex,
+    QSortFilterProxyModel,
+    Qt,
+)
 from PySide6.QtGui import QGuiApplication, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -91,6 +97,16 @@ class TaskFilterProxy(QSortFilterProxyModel):
     def _set(self, values: dict[str, Any]) -> None:
         for name, value in values.items():
             setattr(self, name, value)
+
+    def multiData(  # noqa: N802 - Qt override
+        self, index: QModelIndex | QPersistentModelIndex, role_data_span: QModelRoleDataSpan
+    ) -> None:
+        # Qt's proxy answers multiData() with one data() per role, each
+        # mapping the index and calling the source (in Python) again: a
+        # delegate's ~10 roles per cell, each a wait for the GIL while workers
+        # run.  One call here, and the source answers every role at once.
+        if index.isValid():
+            self.sourceModel().multiData(self.mapToSource(index), role_data_span)
 
     def filterAcceptsRow(  # noqa: N802 - Qt override
         self, source_row: int, source_parent: QModelIndex | QPersistentModelIndex
