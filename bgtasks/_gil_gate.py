@@ -19,7 +19,9 @@ The gate makes the starvation visible and lets the workers step aside:
 * a park that ends without a beat means the UI thread was not waiting for the
   GIL (it is blocked elsewhere, or busy in C++): parks are then spaced out,
   doubling each time up to ``max_backoff`` seconds, so a UI thread blocked for
-  long costs the workers next to nothing.  A beat resets the spacing.
+  long costs the workers next to nothing.  A beat resets the spacing;
+* a UI thread about to block on a task (``TaskHandle.result()``) calls
+  :meth:`blocking` first: the workers may be what it waits for.
 
 No Qt here: the manager owns the timer.  Workers read ``beat_at`` without a
 lock (a float attribute: one atomic read); only the UI thread writes it.
@@ -34,8 +36,9 @@ from collections.abc import Callable
 
 #: No beat for this long: the UI thread is starved.
 STALE_AFTER = 0.003
-#: Longest a worker waits for a beat.
-PARK_FOR = 0.016
+#: Longest a worker waits for a beat: longer than the UI thread's own slices of
+#: work (a model pass, a paint), so workers stay out of its way to the end.
+PARK_FOR = 0.05
 #: Longest spacing between parks while the UI thread does not beat.
 MAX_BACKOFF = 0.25
 
@@ -62,18 +65,32 @@ class GilGate:
         self.beat_at = math.inf
         self._event = threading.Event()  # set (and replaced) by the next beat
         self._backoff = 0.0  # spacing after a park that no beat ended
+        self._beater: int | None = None  # the thread that beats
         self._calm_until = -math.inf  # no park before this time
         #: Statistics: parks, and those a beat ended.
         self.parks = 0
         self.parks_ended_by_beat = 0
+        #: Workers waiting in give_way() now, and when the last one returned:
+        #: a parked worker is not a blocked one (the scheduler must not add
+        #: workers for it).
+        self.parked = 0
+        self.unparked_at = -math.inf
+        self._count_lock = threading.Lock()
 
     def beat(self) -> None:
         """The UI thread is running Python: release the workers that gave way."""
+        self._beater = threading.get_ident()
         self.beat_at = self._clock()
         self._backoff = 0.0
         self._calm_until = -math.inf
         event, self._event = self._event, threading.Event()
         event.set()
+
+    def blocking(self) -> None:
+        """The calling thread is about to block: if it is the thread that beats,
+        stop parking workers until its next beat (they may be what it waits for)."""
+        if threading.get_ident() == self._beater:
+            self.stop()
 
     def stop(self) -> None:
         """Nobody beats any more (no task runs, or shut down): never park."""
@@ -94,8 +111,16 @@ class GilGate:
         event = self._event  # before re-checking: a beat in between sets this one
         if not self.starved(self._clock()):
             return True
-        self.parks += 1
-        if event.wait(self.park_for):
+        with self._count_lock:
+            self.parks += 1
+            self.parked += 1
+        try:
+            beaten = event.wait(self.park_for)
+        finally:
+            with self._count_lock:
+                self.parked -= 1
+                self.unparked_at = self._clock()
+        if beaten:
             self.parks_ended_by_beat += 1
             return True
         # No beat: the UI thread is not waiting for the GIL.  Space out the
@@ -104,3 +129,7 @@ class GilGate:
         self._backoff = backoff
         self._calm_until = self._clock() + backoff
         return False
+
+    def parked_within(self, now: float, seconds: float) -> bool:
+        """Whether a worker is parked, or was within ``seconds`` before ``now``."""
+        return self.parked > 0 or now - self.unparked_at < seconds

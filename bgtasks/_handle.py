@@ -72,6 +72,9 @@ class TaskHandle:
         return self._manager._stop_for_handle(self.uid)
 
     def _wait(self, timeout: float | None) -> None:
+        if not self._done.is_set():
+            # a UI thread blocked here beats no more: workers must not wait for it
+            self._manager._scheduler.gate.blocking()
         if not self._done.wait(timeout):
             raise TimeoutError(f"task {self.uid} did not end within {timeout} s")
 

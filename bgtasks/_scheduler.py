@@ -672,6 +672,15 @@ class Scheduler:
             self._flush_wake()
             return task
 
+    def claim_next(self) -> Task | None:
+        """A worker's next task after ``finish(claim_next=False)``, or None (it retires)."""
+        with self._lock:
+            task = self._claim() if self._active <= self._target and not self._closed else None
+            if task is None:
+                self._active -= 1
+            self._flush_wake()
+            return task
+
     def finish(
         self,
         task: Task,
@@ -679,16 +688,20 @@ class Scheduler:
         value: Any,
         error: BaseException | None = None,
         tb: str = "",
+        claim_next: bool = True,
     ) -> Task | None:
         """Record the outcome of a task a worker ran, and claim the worker's next one.
 
         ``ok``: it returned ``value``.  Otherwise it raised ``error`` (a
         ``TaskCancelled`` means it honoured a stop, or cancelled itself).
-        Returns the worker's next task, or None if it should retire.
+        Returns the worker's next task, or None if it should retire.  With
+        ``claim_next=False`` it claims nothing and the worker stays: it calls
+        :meth:`claim_next` later.
         """
         with self._lock:
             if self._closed:
-                self._active -= 1
+                if claim_next:
+                    self._active -= 1
                 return None
             if task.opts.resources:
                 self._release_resources(task)
@@ -718,8 +731,10 @@ class Scheduler:
                 self._add_timer(delay, "retry", task)
             else:
                 self._fail(task, error, tb)  # type: ignore[arg-type]
-            nxt = self._claim() if self._active <= self._target else None
-            if nxt is None:
+            if not claim_next:
+                nxt = None
+                spawn = self._spawn_count() if self._n_ready > self._n_parked else 0
+            elif (nxt := self._claim() if self._active <= self._target else None) is None:
                 self._active -= 1
                 spawn = self._spawn_count()
             else:
@@ -755,8 +770,12 @@ class Scheduler:
             while timers and timers[0][0] <= now:
                 _, _, kind, task, attempt = heapq.heappop(timers)
                 if kind == "widen":
-                    if self._finish_count == self._widen_mark and self._n_ready > self._n_parked:
-                        self._target = self._max_workers  # workers are blocked: widen
+                    if (
+                        self._finish_count == self._widen_mark
+                        and self._n_ready > self._n_parked
+                        and not self.gate.parked_within(now, WIDEN_AFTER)
+                    ):  # workers are blocked (not waiting for the UI thread): widen
+                        self._target = self._max_workers
                     self._widen_mark = -1
                     continue
                 if task.attempts != attempt:
@@ -1380,17 +1399,18 @@ def run_worker(scheduler: Scheduler) -> None:
     local.scheduler = scheduler
     monotonic, sleep = time.monotonic, time.sleep
     gate = scheduler.gate
+    # If the UI thread has not had the GIL for a while, wait (without it) until
+    # it has: before claiming a task, so the wait is not counted as the task's
+    # run time, and a waiting task is not shown running.
+    if gate.starved(monotonic()):
+        gate.give_way()
     yielded = monotonic()
     task = scheduler.claim()
     while task is not None:
-        # Between tasks: if the UI thread has not had the GIL for a while, wait
-        # (without it) until it has; otherwise every half millisecond let other
-        # threads have it: a flood of short tasks must not starve the UI thread.
+        # Every half millisecond let other threads have the GIL: a flood of
+        # short tasks must not starve the UI thread.
         now = monotonic()
-        if now - gate.beat_at > gate.stale_after and gate.starved(now):
-            gate.give_way()
-            yielded = monotonic()
-        elif now - yielded > YIELD_EVERY:
+        if now - yielded > YIELD_EVERY:
             yielded = now
             sleep(0)
         local.task = task
@@ -1399,9 +1419,18 @@ def run_worker(scheduler: Scheduler) -> None:
         except BaseException as exc:  # noqa: BLE001 - a task must never kill its worker
             tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
             exc.__traceback__ = None
-            task = scheduler.finish(task, False, None, exc, tb)
+            ok, value, error = False, None, exc
             del exc
         else:
-            task = scheduler.finish(task, True, value)
-            del value
+            ok, error, tb = True, None, ""
+        now = monotonic()
+        if now - gate.beat_at > gate.stale_after and gate.starved(now):
+            scheduler.finish(task, ok, value, error, tb, claim_next=False)
+            del value, error
+            gate.give_way()
+            yielded = monotonic()
+            task = scheduler.claim_next()
+        else:
+            task = scheduler.finish(task, ok, value, error, tb)
+            del value, error
     local.task = None

@@ -439,3 +439,18 @@ def test_shut_down_stops_the_beat(qtbot, make_manager):
     manager.shut_down(timeout=5)
     assert not manager._beat.isActive()
     assert manager._scheduler.gate.beat_at == math.inf
+
+
+def test_a_ui_thread_blocked_on_a_result_does_not_hold_the_workers(qtbot, make_manager):
+    # The UI thread stopped beating long ago (workers would wait a minute for
+    # it), then blocks in result(): the workers must not wait for it.
+    manager = make_manager(max_threads=2)
+    gate = manager._scheduler.gate
+    gate.park_for = 60.0
+    gate.beat()  # from this (the UI) thread
+    gate.beat_at -= 10.0
+    assert gate.starved(time.monotonic())
+    handles = [manager.submit(lambda i=i: i * 2) for i in range(20)]
+    manager.start_processing()
+    assert [h.result(timeout=20) for h in handles] == [i * 2 for i in range(20)]
+    assert gate.beat_at == math.inf

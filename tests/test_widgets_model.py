@@ -54,7 +54,12 @@ def manager_rows(manager) -> dict[int, tuple]:
 
 
 def matches(model: TaskModel, manager) -> bool:
-    return not model.has_pending() and model_rows(model) == manager_rows(manager)
+    # the rows, and the per-state counts the model keeps as rows change
+    return (
+        not model.has_pending()
+        and model_rows(model) == manager_rows(manager)
+        and model.state_counts() == manager.state_counts()
+    )
 
 
 @pytest.fixture
@@ -103,6 +108,13 @@ def test_model_follows_the_manager(qtbot, model_failures, make_manager, grouped)
     qtbot.waitUntil(lambda: all(h.running() for h in blocking), timeout=5000)
     qtbot.waitUntil(lambda: matches(model, manager), timeout=5000)
 
+    counts = model.state_counts()
+    assert (counts[TaskState.FAILED], counts[TaskState.RUNNING], counts[TaskState.PENDING]) == (
+        3,
+        2,
+        1,
+    )
+    assert counts[TaskState.COMPLETED] == 33
     # the cells
     for h in failing:
         index = model.index_of(h.uid, ERROR)

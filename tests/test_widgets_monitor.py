@@ -145,6 +145,7 @@ def test_filters_hide_rows(qtbot, monitor):
     every = [h.uid for h in a + b + [bad]]
     assert visible_uids(monitor) == every
 
+    assert not monitor.proxy.isRecursiveFilteringEnabled()  # a flat list has no group rows
     combo = monitor.group_combo
     assert [combo.itemText(i) for i in range(combo.count())] == ["All groups", "A", "B"]
     combo.setCurrentIndex(combo.findData("B"))
@@ -273,6 +274,16 @@ def test_grouped_monitor(qtbot, make_manager):
     assert widget.selected_uids() == [b.uid]
     assert "ValueError: it broke" in widget.error_panel.toPlainText()
     assert widget.retry_button.isEnabled() and not widget.cancel_button.isEnabled()
+    assert proxy.isRecursiveFilteringEnabled()
+    widget.state_combo.setCurrentIndex(0)
+    widget.text_edit.setText("A1")  # a task's name, in a group that stays shown
+    assert proxy.rowCount() == 1
+    group_a = proxy.index(0, 0)
+    assert group_a.data(TaskModel.GroupRole) == "A"
+    assert [proxy.index(r, 0, group_a).data(TaskModel.UidRole) for r in range(2)] == [
+        a[1].uid,
+        None,
+    ]
 
 
 def test_actions_from_the_keyboard(qtbot, monitor):

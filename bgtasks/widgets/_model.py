@@ -166,6 +166,7 @@ class TaskModel(QAbstractItemModel):
         self._nodes: dict[int, _Task] = {}
         self._group_sizes: dict[Any, int] = {}  # group -> rows, in order of appearance
         self._active: set[int] = set()  # uids shown running: elapsed ticks
+        self._counts: dict[TaskState, int] = dict.fromkeys(TaskState, 0)  # rows per state
 
         self._to_add: dict[int, None] = {}  # insertion-ordered set of uids
         self._to_remove: set[int] = set()
@@ -212,6 +213,10 @@ class TaskModel(QAbstractItemModel):
     def groups(self) -> list[Any]:
         """The groups of the tasks in the model, in the order they first appeared."""
         return list(self._group_sizes)
+
+    def state_counts(self) -> dict[TaskState, int]:
+        """How many task rows the model shows in each state (kept as rows change)."""
+        return dict(self._counts)
 
     def task_count(self) -> int:
         """How many task rows the model has (group rows not counted)."""
@@ -323,8 +328,10 @@ class TaskModel(QAbstractItemModel):
             del rows[first : last + 1]
             for row in range(first, len(rows)):
                 rows[row].row = row
+            counts = self._counts
             for node in block:
                 uid = node.uid
+                counts[node.info.state] -= 1
                 del self._nodes[uid]
                 to_remove.discard(uid)
                 active.discard(uid)
@@ -389,9 +396,10 @@ class TaskModel(QAbstractItemModel):
         if signal:
             parent = QModelIndex() if group is None else self.createIndex(group.row, 0, 0)
             self.beginInsertRows(parent, first, first + len(infos) - 1)
-        nodes, active, sizes = self._nodes, self._active, self._group_sizes
+        nodes, active, sizes, counts = self._nodes, self._active, self._group_sizes, self._counts
         for row, inf in enumerate(infos, first):
             sizes[inf.group] = sizes.get(inf.group, 0) + 1
+            counts[inf.state] += 1
             node = _Task(inf, group, row)
             rows.append(node)
             nodes[inf.uid] = node
@@ -421,13 +429,15 @@ class TaskModel(QAbstractItemModel):
         snaps = self._manager.infos([*adds, *updates])
         get = snaps.get
         self._insert_infos([inf for uid in adds if (inf := get(uid)) is not None], signal=True)
-        active = self._active
+        active, counts = self._active, self._counts
         changed: list[_Task] = []
         for uid in updates:
             node = nodes.get(uid)
             inf = get(uid)
             if node is None or inf is None:
                 continue
+            counts[node.info.state] -= 1
+            counts[inf.state] += 1
             node.info = inf
             if inf.state in _ACTIVE:
                 active.add(uid)
@@ -480,6 +490,23 @@ class TaskModel(QAbstractItemModel):
                 return self._groups[row]
             return self._group_of_gid[gid].children[row]
         except (IndexError, KeyError):
+            return None
+
+    def _info_at(
+        self, row: int, parent: QModelIndex | QPersistentModelIndex = _ROOT
+    ) -> TaskInfo | None:
+        """The snapshot of the task in ``row`` under ``parent``; None for a group
+        row or no row.  For a filter proxy: no call through Qt, so no wait for
+        the GIL."""
+        try:
+            if not parent.isValid():
+                if self._grouped:
+                    return None
+                return self._top[row].info if row >= 0 else None
+            if not self._grouped or parent.internalId() != 0 or row < 0:
+                return None
+            return self._groups[parent.row()].children[row].info
+        except IndexError:
             return None
 
     def index(

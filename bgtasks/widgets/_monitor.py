@@ -111,11 +111,18 @@ class TaskFilterProxy(QSortFilterProxyModel):
     def filterAcceptsRow(  # noqa: N802 - Qt override
         self, source_row: int, source_parent: QModelIndex | QPersistentModelIndex
     ) -> bool:
+        # Called for every row the model inserts or changes: with no filter set,
+        # answered without a single call into Qt (each would wait for the GIL).
+        if self._group is ANY_GROUP and self._state is None and not self._text:
+            return True
         model = self.sourceModel()
-        index = model.index(source_row, 0, source_parent)
-        info = index.data(TaskModel.InfoRole)
+        info = (
+            model._info_at(source_row, source_parent)
+            if isinstance(model, TaskModel)
+            else model.index(source_row, 0, source_parent).data(TaskModel.InfoRole)
+        )
         if info is None:  # a group row: shown while a child is (recursive filtering)
-            return self._group is ANY_GROUP and self._state is None and not self._text
+            return False
         if self._group is not ANY_GROUP and info.group != self._group:
             return False
         if self._state is not None and info.state is not self._state:
@@ -146,7 +153,7 @@ class TaskMonitor(QWidget):
     ``QShortcut`` objects (Delete on the table only; the others with
     ``Qt.WidgetWithChildrenShortcut``, active while the focus is anywhere in
     the monitor); each clicks its button, so a disabled action stays inert.
-    * A summary line of ``state_counts()``, refreshed with each model pass.
+    * A summary line of the model's ``state_counts()``, refreshed with each model pass.
 
     GUI thread only.
     """
@@ -160,6 +167,10 @@ class TaskMonitor(QWidget):
         self.setAccessibleName("Task monitor")
         self.model = TaskModel(manager, self, grouped=grouped)
         self.proxy = TaskFilterProxy(self)
+        # group rows show while a task of theirs does; a flat list has none
+        self.proxy.setRecursiveFilteringEnabled(grouped)
+        self._groups_listed: set[Any] = set()  # groups in the group filter
+        self._last_group: list[Any] = []
         self.proxy.setSourceModel(self.model)
 
         # filters
@@ -406,12 +417,15 @@ class TaskMonitor(QWidget):
         self.proxy.set_group(self.group_combo.currentData())
 
     def _refresh(self) -> None:
-        self.summary_label.setText(summary_text(self._manager.state_counts()))
-        combo = self.group_combo
-        known = {combo.itemData(i) for i in range(1, combo.count())}
-        for group in self.model.groups():
-            if group not in known:
-                combo.addItem(group_label(group), group)
+        self.summary_label.setText(summary_text(self.model.state_counts()))
+        groups = self.model.groups()
+        if len(groups) != len(self._groups_listed) or groups[-1:] != self._last_group:
+            combo = self.group_combo
+            for group in groups:
+                if group not in self._groups_listed:
+                    self._groups_listed.add(group)
+                    combo.addItem(group_label(group), group)
+            self._last_group = groups[-1:]
         self._update_buttons()
         self._show_traceback(self.view.currentIndex())
 
