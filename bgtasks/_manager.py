@@ -707,9 +707,12 @@ class BackgroundTaskManager(QObject):
         # Events move from the scheduler to self._pending and are emitted from
         # there one at a time, so a slot that spins a nested event loop (a
         # modal dialog) gets a nested drain that continues in order.
-        if not self._beat.isActive() and not self._shut_down:
+        if not self._shut_down:
+            # this thread has the GIL: no worker needs to wait for it.  (A drain
+            # is bounded by drain_budget, however the workers slow it down.)
             self._scheduler.gate.beat()
-            self._beat.start()
+            if not self._beat.isActive():
+                self._beat.start()
         calls = self._calls
         while calls:
             fn, args = calls.popleft()

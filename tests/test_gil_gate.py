@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 
 import pytest
 
@@ -134,6 +135,44 @@ def test_a_worker_waits_for_the_beat_before_its_next_task() -> None:
     gate.beat()
     assert ran.wait(10)
     assert gate.parks_ended_by_beat == 1
+    scheduler.close()
+    for t in threads:
+        t.join(10)
+
+
+@pytest.mark.timeout(30)
+def test_a_task_reporting_progress_gives_way_inside_its_loop() -> None:
+    from bgtasks._scheduler import current
+
+    reported = threading.Event()
+    threads: list[threading.Thread] = []
+
+    def spawn(count: int) -> None:
+        for _ in range(count):
+            t = threading.Thread(target=run_worker, args=(scheduler,), daemon=True)
+            threads.append(t)
+            t.start()
+
+    def task() -> None:
+        sched, me = current()
+        gate.stale_after = 0.003  # the UI thread stops beating now
+        gate.beat_at = time.monotonic() - 10.0
+        sched.report_progress(me, 0.1, "first")  # queued for the UI
+        sched.report_progress(me, 0.2, "second")  # held: the loop's yield point
+        reported.set()
+
+    scheduler = Scheduler(1, spawn, lambda: None)
+    gate = scheduler.gate
+    gate.park_for = 60.0
+    gate.stale_after = 1000.0  # not before the task runs, however slow the machine
+    gate.beat()
+    event = gate._event = SignallingEvent()
+    scheduler.start()
+    scheduler.add(task)
+    assert event.waiting.wait(10)  # parked inside report_progress
+    assert not reported.is_set()
+    gate.beat()
+    assert reported.wait(10)
     scheduler.close()
     for t in threads:
         t.join(10)
