@@ -521,12 +521,14 @@ class ThumbnailModel(QAbstractListModel):
         self, index: QModelIndex | QPersistentModelIndex, role_data_span: QModelRoleDataSpan
     ) -> None:
         # One call per item for a delegate's ~10 roles (as TaskModel.multiData).
+        # Every slot is written (None clears it): a span reused from item to
+        # item must not keep the previous item's icon or text.
         if not index.isValid() or not 0 <= index.row() < len(self._paths):
+            for slot in role_data_span:
+                slot.clearData()
             return
         for slot in role_data_span:
-            value = self.data(index, slot.role())
-            if value is not None:
-                slot.setData(value)
+            slot.setData(self.data(index, slot.role()))
 
     def _arrived(self, path: str, *_: object) -> None:
         for row in self._rows.get(path, ()):

@@ -143,7 +143,9 @@ def test_ten_requests_for_one_path_decode_once(qtbot, make_manager, files, monke
     assert rec.decoded == [files["wide"]]
 
 
-def test_two_loaders_share_one_decode_through_the_manager_key(qtbot, make_manager, files, monkeypatch):
+def test_two_loaders_share_one_decode_through_the_manager_key(
+    qtbot, make_manager, files, monkeypatch
+):
     rec = Recorder(monkeypatch)
     m = make_manager()
     first, second = ThumbnailLoader(m), ThumbnailLoader(m)
@@ -476,6 +478,16 @@ def test_model_gives_a_pixmap_for_decoration_after_loading(qtbot, make_manager, 
                 assert slot.data().cacheKey() == value.cacheKey()
             else:
                 assert slot.data() == value, role
+    # one span reused from item to item, as a delegate may: nothing carries over
+    for role in (Qt.ItemDataRole.ToolTipRole, Qt.ItemDataRole.WhatsThisRole):
+        slot = QModelRoleData(int(role))
+        span = QModelRoleDataSpan(slot)
+        for i in (idx[1], idx[2], idx[0], idx[1]):
+            model.multiData(i, span)
+            assert slot.data() == i.data(role), (i.row(), role)
+    slot.setData("left over")
+    model.multiData(model.index(7, 0), QModelRoleDataSpan(slot))
+    assert slot.data() is None
 
 
 def test_thumbnail_grid_in_a_few_lines(qtbot, make_manager, many):

@@ -594,32 +594,34 @@ class TaskModel(QAbstractItemModel):
         # multiData calls data() once per role, letting go of the GIL around
         # each call: with busy workers every call waits for it again.  One
         # call per cell here halves a paint's time during a flood.
+        # Every slot is written, a role without a value with None: a caller may
+        # pass the same span for cell after cell (a delegate painting rows), and
+        # a slot left alone would keep the previous cell's value (a failed
+        # row's red would colour the rows painted after it).
         node = self._node(index) if index.isValid() else None
         if node is None:
+            for slot in role_data_span:
+                slot.clearData()
             return
         col = index.column()
         if isinstance(node, _Group):
             for slot in role_data_span:
-                value = self._group_data(node, col, slot.role())
-                if value is not None:
-                    slot.setData(value)
+                slot.setData(self._group_data(node, col, slot.role()))
             return
         info = node.info
         for slot in role_data_span:
             role = slot.role()
             # the roles a delegate asks for, answered inline; most have no value
             if role == _DISPLAY:
-                value = _display(info, col)
+                slot.setData(_display(info, col))
             elif role == _FOREGROUND:
-                value = _BRUSHES.get(info.state)
+                slot.setData(_BRUSHES.get(info.state))
             elif role == _ALIGNMENT:
-                value = _RIGHT if col == ELAPSED else None
+                slot.setData(_RIGHT if col == ELAPSED else None)
             elif role == _TOOLTIP or role > _USER:
-                value = self._task_data(info, col, role)
+                slot.setData(self._task_data(info, col, role))
             else:
-                continue
-            if value is not None:
-                slot.setData(value)
+                slot.clearData()
 
     def _task_data(self, info: TaskInfo, col: int, role: int) -> Any:
         if role == Qt.ItemDataRole.DisplayRole:
