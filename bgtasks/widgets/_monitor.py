@@ -314,10 +314,11 @@ class TaskMonitor(QWidget):
         self.view.selectionModel().selectionChanged.connect(self._selection_changed)
         self.view.selectionModel().currentChanged.connect(self._show_traceback)
         #: Grouped: new groups start expanded while the monitor shows fewer tasks
-        #: than this, collapsed beyond.  An expanded tree lays out every visible
-        #: row through Python whenever rows come or go: with 20,000 tasks all
-        #: expanded a flood stalled 200-220 ms, collapsed 80-90 ms.
-        self.auto_expand_limit = 1000
+        #: than this, collapsed beyond.  An expanded tree lays out every expanded
+        #: row through Python whenever rows come or go: in a flood of 20,000
+        #: tasks (groups of 100) the worst stall was 42-48 ms with a limit of
+        #: 1,000, 24-37 ms with 300 (200-220 ms with every group expanded).
+        self.auto_expand_limit = 300
         if isinstance(self.view, QTreeView):
             if self.model.task_count() < self.auto_expand_limit:
                 self.view.expandAll()
