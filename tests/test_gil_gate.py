@@ -111,9 +111,8 @@ def test_parks_that_no_beat_ends_are_spaced_out_until_a_beat() -> None:
     assert gate.starved(clock.now + 0.0031)
 
 
-@pytest.mark.timeout(30)
-def test_a_worker_waits_for_the_beat_before_its_next_task() -> None:
-    ran = threading.Event()
+def scheduler_with_threads() -> tuple[Scheduler, list[threading.Thread]]:
+    """A one-worker scheduler whose workers are plain threads (no Qt), and them."""
     threads: list[threading.Thread] = []
 
     def spawn(count: int) -> None:
@@ -123,6 +122,13 @@ def test_a_worker_waits_for_the_beat_before_its_next_task() -> None:
             t.start()
 
     scheduler = Scheduler(1, spawn, lambda: None)
+    return scheduler, threads
+
+
+@pytest.mark.timeout(30)
+def test_a_worker_waits_for_the_beat_before_its_next_task() -> None:
+    ran = threading.Event()
+    scheduler, threads = scheduler_with_threads()
     gate = scheduler.gate
     gate.park_for = 60.0
     gate.beat()
@@ -145,13 +151,8 @@ def test_a_task_reporting_progress_gives_way_inside_its_loop() -> None:
     from bgtasks._scheduler import current
 
     reported = threading.Event()
-    threads: list[threading.Thread] = []
-
-    def spawn(count: int) -> None:
-        for _ in range(count):
-            t = threading.Thread(target=run_worker, args=(scheduler,), daemon=True)
-            threads.append(t)
-            t.start()
+    scheduler, threads = scheduler_with_threads()
+    gate = scheduler.gate
 
     def task() -> None:
         sched, me = current()
@@ -161,8 +162,6 @@ def test_a_task_reporting_progress_gives_way_inside_its_loop() -> None:
         sched.report_progress(me, 0.2, "second")  # held: the loop's yield point
         reported.set()
 
-    scheduler = Scheduler(1, spawn, lambda: None)
-    gate = scheduler.gate
     gate.park_for = 60.0
     gate.stale_after = 1000.0  # not before the task runs, however slow the machine
     gate.beat()
