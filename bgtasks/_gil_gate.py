@@ -9,9 +9,9 @@ row while the workers swapped the GIL hundreds of times.
 
 The gate makes the starvation visible and lets the workers step aside:
 
-* the UI thread calls :meth:`beat` from a short timer (every few ms) while
-  workers run; a beat is Python code, so it only runs when the UI thread has
-  the GIL;
+* the UI thread calls :meth:`beat` from a short timer (every millisecond)
+  while workers run and send events, and from each pass that delivers them; a
+  beat is Python code, so it only runs when the UI thread has the GIL;
 * between tasks a worker checks :meth:`starved`: no beat for ``stale_after``
   seconds means the UI thread has wanted the GIL (or been busy) that long.  It
   then calls :meth:`give_way` and blocks, without the GIL, until the next beat

@@ -74,6 +74,7 @@ log = logging.getLogger("bgtasks")
 
 _WAKE = QEvent.Type(QEvent.registerEventType())
 _BEAT_MS = 1  # the GIL gate's beat: well under its STALE_AFTER
+_BEAT_QUIET_AFTER = 0.25  # no event from the workers for this long: stop beating
 
 #: Managers not yet shut down, for the interpreter-exit hook.
 _LIVE_MANAGERS: weakref.WeakSet[BackgroundTaskManager] = weakref.WeakSet()
@@ -167,6 +168,7 @@ class BackgroundTaskManager(QObject):
         self._beat.setTimerType(Qt.TimerType.PreciseTimer)
         self._beat.setInterval(_BEAT_MS)
         self._beat.timeout.connect(self._on_beat)
+        self._drained_at = 0.0  # perf_counter() of the last drain
         self._calls: deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()  # any thread
         self._owners: dict[int, set[int]] = {}  # id(owner) -> uids
         self._owner_of: dict[int, int] = {}  # uid -> id(owner)
@@ -697,7 +699,13 @@ class BackgroundTaskManager(QObject):
         return super().event(ev)
 
     def _on_beat(self) -> None:
-        if self._scheduler.workers_running():
+        # Beat while workers run and their events keep coming: tasks that run
+        # long and quietly reach no point where they could give way, and a
+        # 1 ms timer would only keep this thread (and the CPU) awake.
+        if (
+            self._scheduler.workers_running()
+            and perf_counter() - self._drained_at < _BEAT_QUIET_AFTER
+        ):
             self._scheduler.gate.beat()
         else:
             self._beat.stop()
@@ -710,6 +718,7 @@ class BackgroundTaskManager(QObject):
         if not self._shut_down:
             # this thread has the GIL: no worker needs to wait for it.  (A drain
             # is bounded by drain_budget, however the workers slow it down.)
+            self._drained_at = perf_counter()
             self._scheduler.gate.beat()
             if not self._beat.isActive():
                 self._beat.start()

@@ -521,14 +521,16 @@ class ThumbnailModel(QAbstractListModel):
         self, index: QModelIndex | QPersistentModelIndex, role_data_span: QModelRoleDataSpan
     ) -> None:
         # One call per item for a delegate's ~10 roles (as TaskModel.multiData).
-        # Every slot is written (None clears it): a span reused from item to
-        # item must not keep the previous item's icon or text.
-        if not index.isValid() or not 0 <= index.row() < len(self._paths):
-            for slot in role_data_span:
-                slot.clearData()
-            return
+        # Every slot is written: a span reused from item to item must not keep
+        # the previous item's icon or text.  No value: cleared, not set to None
+        # (a valid QVariant holding Python's None, which Qt would convert).
+        valid = index.isValid() and 0 <= index.row() < len(self._paths)
         for slot in role_data_span:
-            slot.setData(self.data(index, slot.role()))
+            value = self.data(index, slot.role()) if valid else None
+            if value is None:
+                slot.clearData()
+            else:
+                slot.setData(value)
 
     def _arrived(self, path: str, *_: object) -> None:
         for row in self._rows.get(path, ()):

@@ -421,11 +421,20 @@ def test_the_ui_thread_beats_the_gil_gate_while_workers_run(qtbot, make_manager)
     first = gate.beat_at
     assert first != math.inf
     qtbot.waitUntil(lambda: gate.beat_at > first, timeout=5000)  # beating on
-    release.set()
+    # the task runs on, quietly (no event for 0.25 s): the beat stops, the gate
+    # never makes a worker wait, and the next event starts it again
+    qtbot.waitUntil(lambda: not manager._beat.isActive(), timeout=5000)
+    assert handle.running()
+    assert gate.beat_at == math.inf
+    assert not gate.starved(time.monotonic() + 1000)
+    beating_at_delivery = []
+    manager.task_completed.connect(lambda *_: beating_at_delivery.append(manager._beat.isActive()))
+    with qtbot.waitSignal(manager.task_completed, timeout=5000):
+        release.set()
+    assert beating_at_delivery == [True]  # the drain that delivered it started the beat
     qtbot.waitUntil(lambda: not manager._beat.isActive(), timeout=5000)
     assert handle.result(5) is True
     assert gate.beat_at == math.inf
-    assert not gate.starved(time.monotonic() + 1000)
 
 
 def test_shut_down_stops_the_beat(qtbot, make_manager):

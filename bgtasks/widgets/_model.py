@@ -594,10 +594,14 @@ class TaskModel(QAbstractItemModel):
         # multiData calls data() once per role, letting go of the GIL around
         # each call: with busy workers every call waits for it again.  One
         # call per cell here halves a paint's time during a flood.
-        # Every slot is written, a role without a value with None: a caller may
-        # pass the same span for cell after cell (a delegate painting rows), and
-        # a slot left alone would keep the previous cell's value (a failed
-        # row's red would colour the rows painted after it).
+        # A caller may pass the same span for cell after cell (Qt's delegate
+        # keeps one), so every role this model can answer is written, a value
+        # or cleared: a slot left alone would keep the previous cell's value (a
+        # failed row's red coloured the rows painted after it).  Roles it never
+        # answers (font, decoration, check state, background) are never set by
+        # it, so they stay empty and are left alone: clearing them too cost a
+        # paint ~2 ms.  No value is cleared, not set to None: a QVariant holding
+        # Python's None is valid, and Qt converting it calls back into Python.
         node = self._node(index) if index.isValid() else None
         if node is None:
             for slot in role_data_span:
@@ -606,22 +610,30 @@ class TaskModel(QAbstractItemModel):
         col = index.column()
         if isinstance(node, _Group):
             for slot in role_data_span:
-                slot.setData(self._group_data(node, col, slot.role()))
+                value = self._group_data(node, col, slot.role())
+                if value is None:
+                    slot.clearData()
+                else:
+                    slot.setData(value)
             return
         info = node.info
         for slot in role_data_span:
             role = slot.role()
             # the roles a delegate asks for, answered inline; most have no value
             if role == _DISPLAY:
-                slot.setData(_display(info, col))
+                value = _display(info, col)
             elif role == _FOREGROUND:
-                slot.setData(_BRUSHES.get(info.state))
+                value = _BRUSHES.get(info.state)
             elif role == _ALIGNMENT:
-                slot.setData(_RIGHT if col == ELAPSED else None)
+                value = _RIGHT if col == ELAPSED else None
             elif role == _TOOLTIP or role > _USER:
-                slot.setData(self._task_data(info, col, role))
+                value = self._task_data(info, col, role)
             else:
+                continue  # a role no cell answers: never set, still empty
+            if value is None:
                 slot.clearData()
+            else:
+                slot.setData(value)
 
     def _task_data(self, info: TaskInfo, col: int, role: int) -> Any:
         if role == Qt.ItemDataRole.DisplayRole:
