@@ -27,6 +27,7 @@ import os
 import pickle
 import queue
 import select
+import signal
 import sys
 import threading
 import time
@@ -302,10 +303,15 @@ def main(conn: Connection) -> None:
     current: list[WorkerContext | None] = [None]
     cancelled: list[int | None] = [None]  # the uid of the last task the parent cancelled
     runs: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
-    # Ctrl+C in a terminal signals the foreground process group; a worker in a
-    # group of its own is stopped by its parent instead, mid-task never.
-    with contextlib.suppress(OSError):
-        os.setpgrp()
+    # A session (and process group) of its own, named by this pid: the parent stops
+    # the worker and every process its tasks started with one killpg, and Ctrl+C in
+    # a terminal (which signals the foreground group) never stops a task midway.
+    try:
+        os.setsid()
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.setpgrp()
+    own_group = os.getpgrp() == os.getpid()
     _context.remote_context = lambda: current[0]
 
     def task_uid() -> int | None:
@@ -325,7 +331,12 @@ def main(conn: Connection) -> None:
             try:
                 message = pickle.loads(conn.recv_bytes())  # plain types only
             except (EOFError, OSError):
-                os._exit(0)  # the parent is gone: so is this worker
+                # The parent is gone (even killed by SIGKILL, when no exit hook of its
+                # ran): so is this worker, with whatever its tasks started.
+                if own_group:
+                    with contextlib.suppress(OSError):
+                        os.killpg(os.getpid(), signal.SIGKILL)
+                os._exit(0)
             kind = message[0]
             ctx = current[0]
             if kind == "run":

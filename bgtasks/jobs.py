@@ -109,7 +109,9 @@ class Job:
 
     ``timetable``: seconds between checks (:meth:`next_check`), the last value
     repeating; default :data:`DEFAULT_TIMETABLE`.  ``grace``: seconds between
-    the terminate (SIGTERM) and the kill (SIGKILL) of a stopped program.
+    the terminate (SIGTERM) and the kill (SIGKILL) of a stopped program.  The
+    program runs in a session of its own and a stop signals its whole process
+    group, so the processes it started stop with it.
     ``check``: a non-zero exit code fails the task with :class:`JobError`
     (as ``subprocess.run(check=True)``); with ``check=False`` it completes
     with the :class:`JobResult`.  Output is decoded with ``encoding``
@@ -189,6 +191,7 @@ class Job:
         self._check_index = 0
         self._failure: str | None = None
         self._pid: int | None = None
+        self._group = False  # the program leads a process group of its own (its session)
         self._exit_code: int | None = None
         self._out = bytearray()
         self._err = bytearray()
@@ -267,14 +270,22 @@ class Job:
             for key, value in self.env.items():
                 environment.insert(key, value)
             process.setProcessEnvironment(environment)
+        # A session of its own: a stop signals the program's whole process group,
+        # so what it started (``sh -c "tool & wait"``) stops with it.
+        process.setUnixProcessParameters(QProcess.UnixProcessFlag.CreateNewSession)
         self._process = process
         process.start()
         if not process.waitForStarted(int(_KILL_WAIT * 1000)):
             raise JobLaunchError(f"cannot run {self.given_program!r}: {process.errorString()}")
         process.closeWriteChannel()
         pid = process.processId()
+        try:
+            group = os.getpgid(pid) == pid
+        except OSError:  # it ended already
+            group = False
         with self._lock:
             self._pid = pid
+            self._group = group
         with _LIVE_LOCK:
             _LIVE.add(self)
         self._set_status(f"running (pid {pid})")
@@ -451,12 +462,38 @@ class Job:
             return
         if process.state() != _NOT_RUNNING:
             self._set_status(f"terminating (pid {self._pid})")
-            process.terminate()
+            self._signal(signal.SIGTERM)
             if not self._wait_finished(self.grace):
-                process.kill()
+                self._signal(signal.SIGKILL)
                 self._wait_finished(_KILL_WAIT)
+            # What the program started and left behind (a child deaf to SIGTERM, or
+            # one the program did not wait for) dies with it.
+            self._signal_group(signal.SIGKILL)
         self._drain()
         self._record_exit()
+
+    def _signal_group(self, signum: int) -> bool:
+        """Send ``signum`` to the program's process group; False if it has none or it is gone."""
+        pid = self._pid
+        if not self._group or pid is None:
+            return False
+        try:
+            os.killpg(pid, signum)
+        except OSError:
+            return False
+        return True
+
+    def _signal(self, signum: int) -> None:
+        """Send ``signum`` to the program and what it started (its process group); to the
+        program alone if a ``launch()`` override gave it no group of its own."""
+        if self._signal_group(signum):
+            return
+        process = self._process
+        if process is not None and process.state() != _NOT_RUNNING:
+            if signum == signal.SIGKILL:
+                process.kill()
+            else:
+                process.terminate()
 
     def _set_status(self, text: str) -> None:
         context = self._context
@@ -529,7 +566,9 @@ def _stop_all_at_exit() -> None:
     for job in jobs:
         pid = job.pid
         if not job._idle.is_set() and pid is not None:
-            try:
-                os.kill(pid, signal.SIGKILL)  # its worker is stuck: do not leave it running
-            except OSError:
-                pass
+            # its worker is stuck: do not leave the program, or what it started, running
+            if not job._signal_group(signal.SIGKILL):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass

@@ -15,6 +15,7 @@ import functools
 import inspect
 import logging
 import multiprocessing
+import multiprocessing.connection
 import os
 import pickle
 import select
@@ -159,17 +160,37 @@ class _Worker:
             return False
         return True
 
+    def signal_group(self, signum: int) -> None:
+        """Send ``signum`` to the worker's session: the worker and every process its tasks
+        started (they inherit its process group), whether or not the worker still lives.
+
+        Falls back to the worker alone while it has not yet made its session (the first
+        instants of its start, before any task could start a process)."""
+        try:
+            os.killpg(self.process.pid, signum)
+        except OSError:
+            if self.process.exitcode is None:
+                with contextlib.suppress(OSError):
+                    os.kill(self.process.pid, signum)
+
+    def wait_exit(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the worker to exit, without reaping it (so
+        its pid, which names its process group, cannot be reused meanwhile)."""
+        with contextlib.suppress(OSError, ValueError):
+            return bool(multiprocessing.connection.wait([self.process.sentinel], timeout))
+        return True
+
     def stop(self, grace: float) -> None:
-        """Terminate (SIGTERM), kill (SIGKILL) after ``grace`` seconds, reap; never hangs."""
+        """Terminate the worker and its descendants (SIGTERM to its process group), kill
+        the group (SIGKILL) once the worker exited or after ``grace`` seconds, reap;
+        never hangs.  Kills whatever its tasks left running in its group, too."""
         process = self.process
-        if process.exitcode is None:
-            with contextlib.suppress(Exception):
-                process.terminate()
-            process.join(grace)
-            if process.exitcode is None:
-                with contextlib.suppress(Exception):
-                    process.kill()
-                process.join(5.0)  # SIGKILL cannot be refused; only a kernel wait delays it
+        if not self.wait_exit(0):
+            self.signal_group(signal.SIGTERM)
+            self.wait_exit(grace)
+        self.signal_group(signal.SIGKILL)  # the worker if still alive, and what it started
+        with contextlib.suppress(Exception):
+            process.join(5.0)  # SIGKILL cannot be refused; only a kernel wait delays it
         with contextlib.suppress(Exception):
             self.conn.close()
 
@@ -345,12 +366,11 @@ class _Pool:
             self.lock.notify_all()
         for worker in workers:
             with contextlib.suppress(Exception):
-                if worker.process.exitcode is None:
-                    worker.process.terminate()
+                if not worker.wait_exit(0):
+                    worker.signal_group(signal.SIGTERM)
         deadline = time.monotonic() + timeout
         for worker in workers:
-            with contextlib.suppress(Exception):
-                worker.process.join(max(deadline - time.monotonic(), 0))
+            worker.wait_exit(max(deadline - time.monotonic(), 0))
         for worker in workers:
             with contextlib.suppress(Exception):
                 worker.stop(0)
@@ -390,7 +410,10 @@ class ProcessExecutor(Executor):
     ``sleep`` wakes); a task that ends within ``cancel_window`` seconds (0.1)
     keeps its worker.  Otherwise the worker is terminated (SIGTERM), killed
     (SIGKILL) if still alive ``grace`` seconds later, and replaced.  Either way
-    the task ends CANCELLED.
+    the task ends CANCELLED.  Each worker leads a session of its own and every
+    signal goes to its whole process group, so processes a task started stop
+    with their worker (on a stop, a crash, shut-down, interpreter exit, or when
+    this process is killed: a worker whose pipe closes kills its group).
 
     A worker that dies while running a task (a crash, ``os._exit``) fails that
     task with :class:`WorkerDied` and is replaced.  Lines the worker writes to

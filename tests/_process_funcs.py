@@ -147,3 +147,49 @@ def exit_the_first_time(marker_path):
         open(marker_path, "w").close()
         os._exit(3)
     return os.getpid()
+
+
+def start_grandchild_and_wait(ignore_sigterm=False):
+    """Start ``sleep 60`` (a grandchild of the parent), publish (own pid, its pid), wait for it."""
+    import subprocess
+
+    child = subprocess.Popen(["sleep", "60"])
+    if ignore_sigterm:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    current_task().status = (os.getpid(), child.pid)
+    child.wait()
+    return "not reached"
+
+
+def start_grandchild_and_crash():
+    """Start ``sleep 60``, publish (own pid, its pid), then crash the worker (SIGSEGV)."""
+    import subprocess
+
+    child = subprocess.Popen(["sleep", "60"])
+    current_task().status = (os.getpid(), child.pid)
+    os.kill(os.getpid(), signal.SIGSEGV)
+    time.sleep(10)
+
+
+def null_pointer_read():
+    """A real segfault: read address 0 (the C code of a broken extension)."""
+    import ctypes
+
+    return ctypes.string_at(0)
+
+
+def publish_pid_then_wait_forever():
+    """Publish the pid, then block in a wait no cancel can end (a stuck C call)."""
+    current_task().status = os.getpid()
+    threading.Event().wait()
+
+
+def write_long_line(n_bytes):
+    """Write ``n_bytes`` to fd 1 without a newline (in 1 MiB writes); return the pid."""
+    chunk = b"x" * (1 << 20)
+    left = n_bytes
+    while left:
+        part = chunk[: min(left, len(chunk))]
+        os.write(1, part)
+        left -= len(part)
+    return os.getpid()
