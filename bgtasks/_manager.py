@@ -56,6 +56,8 @@ from ._scheduler import (
     TASK_STATE,
     TASK_STATUS,
     Scheduler,
+    check_max_threads,
+    _check_seconds,
     run_worker,
 )
 from ._state import TaskInfo, TaskState
@@ -146,8 +148,7 @@ class BackgroundTaskManager(QObject):
 
         Call on the thread whose event loop should receive the signals.
         """
-        if isinstance(max_threads, bool) or not isinstance(max_threads, int) or max_threads < 1:
-            raise ValueError(f"max_threads must be a positive integer, got {max_threads!r}")
+        check_max_threads(max_threads)
         super().__init__(parent)
         #: Seconds the drain may spend emitting signals before it yields to the event loop.
         self.drain_budget = 0.004
@@ -511,10 +512,21 @@ class BackgroundTaskManager(QObject):
         group's k tasks.  Any thread."""
         return self._scheduler.set_group_priority(group, priority)
 
-    def retry(self, uid: int) -> None:
+    def retry(self, uid: int) -> TaskHandle:
         """Run a failed or cancelled task again, and the failed or cancelled
-        tasks upstream of it first.  Any thread."""
-        self._scheduler.retry(uid)
+        tasks upstream of it first; returns a handle on the new run.
+
+        A handle is the outcome of one run: handles taken before keep the
+        outcome they had (a future never changes once done); the returned one
+        (and :meth:`handle` from now on) follows the new run.  Any thread.
+        ``KeyError`` for an unknown uid, ``ValueError`` for a task that is not
+        failed or cancelled (or whose function was released), ``RuntimeError``
+        after ``shut_down()``.
+        """
+        handle = TaskHandle(self)
+        handle.uid = uid
+        self._scheduler.retry(uid, handle)
+        return handle
 
     def set_settings(self, uid: int, value: Any) -> None:
         """Post ``value`` to the task's settings mailbox (latest wins); the task
@@ -645,13 +657,15 @@ class BackgroundTaskManager(QObject):
             owner.destroyed.connect(functools.partial(self._owner_destroyed, key))
 
     def _owner_destroyed(self, key: int, *_: object) -> None:
+        # The owner's own slots went with it (Qt disconnects a destroyed
+        # receiver); the registry's signals and the handles' done-callbacks
+        # still report how its tasks end, so monitors and waiters see it.
         with self._callbacks_lock:
             uids = self._owners.pop(key, set())
             for uid in uids:
                 self._owner_of.pop(uid, None)
-                self._callbacks.pop(uid, None)
         if not self._shut_down:
-            self._scheduler.stop_uids(uids, mute=True)
+            self._scheduler.stop_uids(uids)
 
     def _stop_for_handle(self, uid: int) -> bool:
         return self._scheduler.stop(uid, False, True)
@@ -745,41 +759,28 @@ class BackgroundTaskManager(QObject):
                     return
 
     def _deliver(self, event: tuple[Any, ...]) -> None:
+        # Every field read here was captured in the event under the
+        # scheduler's lock (take_events); the task records are only read for
+        # their uid and group, which never change.
         kind = event[0]
+        task = event[1]
         if kind == TASK_COMPLETED:
-            task = event[1]
-            task.result = None  # delivered: tasks added from now on don't merge it
-            task.pending = False
-            if not task.muted:
-                self.task_completed.emit(task.uid, task.group, event[2])
+            self.task_completed.emit(task.uid, task.group, event[2])
         elif kind == TASK_PROGRESS:
-            source, task = event[1], event[2]
-            source.progress_queued = False  # before reading: a newer value queues again
-            if not task.muted:
-                self.task_progress.emit(
-                    task.uid, task.group, source.progress, source.progress_message
-                )
+            task = event[2]
+            self.task_progress.emit(task.uid, task.group, event[3], event[4])
             return
         elif kind == GROUP_FINISHED:
-            self.task_group_finished.emit(event[1])
+            self.task_group_finished.emit(task)
             return
         elif kind == TASK_FAILED:
-            task = event[1]
-            task.pending = False
-            if not task.muted:
-                self.task_failed.emit(task.uid, task.group, task.message, task.traceback)
+            self.task_failed.emit(task.uid, task.group, event[2], event[3])
         elif kind == TASK_CANCELLED:
-            task = event[1]
-            task.pending = False
-            if not task.muted:
-                self.task_cancelled.emit(task.uid, task.group)
+            self.task_cancelled.emit(task.uid, task.group)
         elif kind == TASK_REMOVED:
-            self.task_removed.emit(event[1], event[2])
+            self.task_removed.emit(task, event[2])
             return
         else:
-            task = event[1]
-            if task.muted:
-                return
             if kind == TASK_STARTED:
                 self.task_started.emit(task.uid, task.group)
             elif kind == TASK_STATE:
@@ -793,10 +794,15 @@ class BackgroundTaskManager(QObject):
         if self._callbacks or self._owner_of:
             with self._callbacks_lock:
                 callbacks = self._callbacks.pop(task.uid, None)
+                if callbacks and not all(handle.done() for handle, _ in callbacks):
+                    # handles of a newer run (retry) wait for that run's end
+                    later = [c for c in callbacks if not c[0].done()]
+                    self._callbacks[task.uid] = later
+                    callbacks = [c for c in callbacks if c[0].done()]
                 key = self._owner_of.pop(task.uid, None)
                 if key is not None:
                     self._owners.get(key, set()).discard(task.uid)
-            if callbacks and not task.muted:
+            if callbacks:
                 for handle, fn in callbacks:
                     _call_logged(fn, handle)
 
@@ -826,12 +832,6 @@ def _default_executor(name: str) -> Executor:
 def _check_count(what: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError(f"{what} must be a non-negative integer, got {value!r}")
-    return value
-
-
-def _check_seconds(what: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-        raise ValueError(f"{what} must be a non-negative number of seconds, got {value!r}")
     return value
 
 

@@ -14,7 +14,14 @@ Design:
 
 * One lock (``Scheduler._lock``) guards every field.  No user code runs under
   it: task functions run in workers between :meth:`Scheduler.finish` calls,
-  and signals are emitted by the owner after ``take_events`` returns.
+  and signals are emitted by the owner after ``take_events`` returns.  No
+  user object dies under it either: references dropped under the lock go to
+  a graveyard emptied after the lock is released (a finalizer may call back
+  into the scheduler).  A call made on the thread that holds the lock (a
+  finalizer run by the garbage collector under it) is deferred until the lock
+  is released; the lock is re-entrant only so that such a call can tell.
+* Propagation (a stop, a failure, a retry) walks the graph with work lists,
+  never recursion: chains of any length work.
 * The ready queue is a heap of ``(-priority, uid, task)``: higher priority
   first, FIFO among equals because uids only grow.  An entry whose task is no
   longer QUEUED, or whose priority changed since, is skipped when popped
@@ -39,6 +46,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import logging
 import math
 import os
 import random
@@ -85,10 +93,16 @@ YIELD_EVERY = 0.0005
 #: How many forgotten failed or cancelled tasks are still remembered as such, for
 #: tasks added later with them upstream; older forgotten ones count as completed.
 ENDED_MEMORY = 100_000
+#: The most worker threads a scheduler accepts (a Qt thread pool's limit is an int).
+MAX_WORKERS = 2**31 - 1
 ANY_GROUP: Any = object()  # infos(): no group filter
 _HIDDEN = object()  # the group of a deduplicated key's shared work: in no group
 
 _local = threading.local()
+log = logging.getLogger("bgtasks")
+#: The longest wait the timer thread makes at once (threading refuses waits
+#: beyond TIMEOUT_MAX, and a due time far away is just re-checked).
+_MAX_WAIT = 3600.0
 
 
 def _pass_through(**kwargs: Any) -> dict[str, Any]:
@@ -137,9 +151,10 @@ class _TaskExtras:
     handles: list[Any] | None = None  # TaskHandles waiting for the outcome
     work: Task | None = None  # a deduplicated request: the shared work
     mirrors: list[Task] | None = None  # shared work: its requests
-    muted = False  # owner gone: deliver nothing more
+    parked = False  # waiting in a resource's parked list (counted in _n_parked)
     timed_out = False
     retry_base = 0  # attempts before the last retry(): automatic retries count from there
+    merge: dict[str, Any] | None = None  # a dict-subclass result as a plain dict, to merge
 
 
 class Task(_TaskExtras):
@@ -172,7 +187,7 @@ class Task(_TaskExtras):
         self.ended: float | None = None
         self.attempts = 0
         self.opts = opts
-        self.pending = False  # its terminal event is not delivered yet: not to be forgotten
+        self.pending = 0  # terminal events not yet delivered: not to be forgotten
 
     def __repr__(self) -> str:
         return f"<Task {self.uid} {self.name!r} {self.state.name} group={self.group!r}>"
@@ -219,6 +234,31 @@ def _check_hashable(value: object, what: str) -> None:
         raise TypeError(f"{what} must be hashable, got {value!r}") from None
 
 
+def _check_seconds(what: str, value: object, positive: bool = False) -> float:
+    """A non-negative (or positive) number of seconds that a timer can wait for."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not (value > 0 if positive else value >= 0)
+    ):
+        kind = "positive" if positive else "non-negative"
+        raise ValueError(f"{what} must be a {kind} number of seconds, got {value!r}")
+    if not value <= threading.TIMEOUT_MAX:  # inf, or beyond what a thread can wait
+        raise ValueError(
+            f"{what} must be a finite number of seconds of at most "
+            f"{threading.TIMEOUT_MAX:.0f}, got {value!r}"
+        )
+    return value
+
+
+def check_max_threads(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"max_threads must be a positive integer, got {value!r}")
+    if value > MAX_WORKERS:
+        raise ValueError(f"max_threads must be at most {MAX_WORKERS}, got {value!r}")
+    return value
+
+
 def _name_of(fn: Any) -> str:
     if fn is _pass_through:
         return "pass-through"
@@ -236,11 +276,16 @@ class Scheduler:
         wake: Callable[[], None],
         keep_finished: int = 10_000,
     ) -> None:
-        if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
-            raise ValueError(f"max_threads must be a positive integer, got {max_workers!r}")
+        check_max_threads(max_workers)
         self._spawn = spawn
         self._wake = wake
-        self._lock = threading.Lock()
+        # Re-entrant only so that a call from a finalizer that the garbage
+        # collector runs under it can be told apart and deferred (_reentered).
+        self._lock = threading.RLock()
+        #: References dropped under the lock, released after it (_bury).
+        self._grave: list[Any] = []
+        #: Calls made under the lock by the thread holding it, run after it (_run_deferred).
+        self._deferred: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
         #: Workers give the GIL to a starving UI thread (the owner beats it).
         self.gate = GilGate()
         # All guarded by _lock:
@@ -266,6 +311,8 @@ class Scheduler:
         self._groups_reported: set[Hashable] = set()  # had a completion/failure this round
         self._group_policy: dict[Hashable, str] = {}
         self._outbox: list[tuple[Any, ...]] = []
+        self._taken: list[tuple[Any, ...]] = []  # handed to the owner by the last take_events
+        self._n_progress = 0  # progress events in the outbox
         self._wake_pending = False
         self._active = 0  # workers started and not yet retired
         self._paused = True
@@ -335,8 +382,7 @@ class Scheduler:
             isinstance(t, type) and issubclass(t, BaseException) for t in retry_on
         ):
             raise TypeError(f"retry_on must be exception types, got {retry_on!r}")
-        if isinstance(backoff, bool) or not isinstance(backoff, (int, float)) or not backoff >= 0:
-            raise ValueError(f"backoff must be a non-negative number of seconds, got {backoff!r}")
+        _check_seconds("backoff", backoff)
         if (
             key is None and not retries and timeout is None and resources is None
             and on_upstream_failure is None
@@ -352,13 +398,7 @@ class Scheduler:
         opts.retry_on = retry_on
         opts.backoff = backoff
         if timeout is not None:
-            if (
-                isinstance(timeout, bool)
-                or not isinstance(timeout, (int, float))
-                or not timeout > 0
-            ):
-                raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
-            opts.timeout = timeout
+            opts.timeout = _check_seconds("timeout", timeout, positive=True)
         if resources is not None:
             if not isinstance(resources, Mapping):
                 raise TypeError(f"resources must map resource names to amounts, got {resources!r}")
@@ -417,6 +457,9 @@ class Scheduler:
         elif not isinstance(name, str):
             raise TypeError(f"name must be a string, got {name!r}")
 
+        # This thread already holds the lock: a finalizer that the garbage
+        # collector runs under it is adding a task.
+        reentrant = self._lock._is_owned()  # type: ignore[attr-defined]
         with self._lock:
             if self._closed:
                 raise RuntimeError("this task manager has been shut down; it accepts no new tasks")
@@ -433,23 +476,85 @@ class Scheduler:
                         raise ValueError(
                             f"resource {res!r} is unknown: set_resource_limit({res!r}, n) first"
                         )
+            if group is not None and group is not _HIDDEN:
+                # Look the group up before anything changes: a group whose
+                # __eq__ raises is refused here, with nothing registered.
+                self._groups.get(group)
+                if self._group_policy:
+                    self._group_policy.get(group)
             uid = next_uid
             self._next_uid = uid + 1
             task = Task(uid, name, fn, args, kwargs, prio, group, upstream, opts)
             if handle is not None:
                 task.handles = [handle]
-            self._register(task)
-            if exclusive:
-                self._cancel_older(task)
-            if opts.key is not None:
-                self._attach_to_key(task)
-            else:
-                self._wire_upstream(task)
+            if reentrant:
+                # A finalizer run under the lock: the uid is reserved, the rest
+                # waits until the lock is released.
+                self._deferred.append((self._add_reserved, (task, exclusive)))
+                return uid
+            self._add_locked(task, exclusive)
             spawn = self._spawn_count()
             self._flush_wake()
         if spawn:
             self._spawn(spawn)
+        if self._grave:
+            self._bury()
+        if self._deferred:
+            self._run_deferred()
         return uid
+
+    def _add_locked(self, task: Task, exclusive: bool) -> None:
+        self._register(task)
+        if exclusive:
+            self._cancel_older(task)
+        if task.opts.key is not None:
+            self._attach_to_key(task)
+        else:
+            self._wire_upstream(task)
+
+    def _add_reserved(self, task: Task, exclusive: bool) -> None:
+        """A deferred add (see add): register a task whose uid was reserved."""
+        with self._lock:
+            if self._closed:
+                log.warning("task %d was not added: the manager shut down first", task.uid)
+                return
+            self._add_locked(task, exclusive)
+            spawn = self._spawn_count()
+            self._flush_wake()
+        if spawn:
+            self._spawn(spawn)
+
+    # ------------------------------------------------------------------ re-entry and the graveyard
+
+    def _defer(self, fn: Callable[..., Any], *args: Any) -> bool:
+        """Not under the lock: if this thread holds it, queue ``fn(*args)`` for
+        when it is released and return True."""
+        if self._lock._is_owned():  # type: ignore[attr-defined]
+            self._deferred.append((fn, args))
+            return True
+        return False
+
+    def _run_deferred(self) -> None:
+        """Run the calls deferred by _defer; the lock is not held here."""
+        if self._lock._is_owned():  # type: ignore[attr-defined]
+            return  # still inside an outer hold: its release runs them
+        deferred = self._deferred
+        while deferred:
+            try:
+                fn, args = deferred.pop(0)
+            except IndexError:  # another thread took the last one
+                return
+            try:
+                fn(*args)
+            except Exception:
+                log.exception("bgtasks: a call deferred from a finalizer failed: %r%r", fn, args)
+
+    def _bury(self) -> None:
+        """Release the references dropped under the lock; the lock is not held here."""
+        if self._lock._is_owned():  # type: ignore[attr-defined]
+            return
+        grave, self._grave = self._grave, []
+        grave.clear()
 
     def next_group_id(self) -> int:
         return next(self._group_ids)
@@ -470,39 +575,51 @@ class Scheduler:
     def stop(
         self, task_id: object, stop_upstream: bool = True, stop_downstream: bool = True
     ) -> bool:
-        """Stop a task; False if it had already ended."""
+        """Stop a task; False if it had already ended (or the call was deferred, see _defer)."""
+        if self._defer(self.stop, task_id, stop_upstream, stop_downstream):
+            return False
         with self._lock:
             task = self._get(task_id, "stop_task")
             if task.state.is_terminal or task.state is CANCELLING:
                 return False
             self._stop_many([task], stop_upstream, stop_downstream)
-            return True
+        self._after()
+        return True
 
     def stop_group(
         self, group: Hashable, stop_upstream: bool = True, stop_downstream: bool = True
     ) -> None:
         _check_hashable(group, "group")
+        if self._defer(self.stop_group, group, stop_upstream, stop_downstream):
+            return
         with self._lock:
             members = self._groups.get(group)
             if members:
                 self._stop_many(list(members.values()), stop_upstream, stop_downstream)
+        self._after()
 
     def stop_all(self) -> None:
+        if self._defer(self.stop_all):
+            return
         with self._lock:
             live = [t for t in self._tasks.values() if not t.state.is_terminal]
             self._stop_many(live, False, False)
+        self._after()
 
-    def stop_uids(self, uids: Iterable[int], mute: bool = False) -> None:
-        """Stop these tasks (those not yet forgotten); ``mute``: deliver nothing more for them."""
+    def stop_uids(self, uids: Iterable[int]) -> None:
+        """Stop these tasks (those not yet forgotten) and their dependents."""
+        uids = list(uids)
+        if self._defer(self.stop_uids, uids):
+            return
         with self._lock:
             tasks = [t for t in map(self._tasks.get, uids) if t is not None]
-            if mute:
-                for t in tasks:
-                    t.muted = True
             self._stop_many([t for t in tasks if not t.state.is_terminal], False, True)
+        self._after()
 
     def set_priority(self, uid: object, priority: object) -> None:
         prio = _check_priority(priority)
+        if self._defer(self.set_priority, uid, priority):
+            return
         with self._lock:
             task = self._get(uid, "set_priority")
             if task.state not in (PENDING, QUEUED):
@@ -510,11 +627,14 @@ class Scheduler:
                     f"task {uid} is {task.state.name}: only pending or queued tasks change priority"
                 )
             self._reprioritise(task, prio)
+        self._after()
 
     def set_group_priority(self, group: Hashable, priority: object) -> int:
         """Give every pending or queued task of ``group`` this priority; returns how many."""
         _check_hashable(group, "group")
         prio = _check_priority(priority)
+        if self._defer(self.set_group_priority, group, priority):
+            return 0
         with self._lock:
             members = self._groups.get(group, {})
             changed = 0
@@ -522,11 +642,14 @@ class Scheduler:
                 if task.state is PENDING or task.state is QUEUED:
                     self._reprioritise(task, prio)
                     changed += 1
-            return changed
+        self._after()
+        return changed
 
-    def retry(self, uid: object) -> None:
+    def retry(self, uid: object, handle: Any = None) -> None:
         """Run a failed or cancelled task again, with the failed or cancelled
-        tasks upstream of it (repair and re-run)."""
+        tasks upstream of it (repair and re-run).  ``handle`` follows the new run."""
+        if self._defer(self.retry, uid, handle):
+            return
         with self._lock:
             if self._closed:
                 raise RuntimeError("this task manager has been shut down; it accepts no new tasks")
@@ -537,11 +660,19 @@ class Scheduler:
                 )
             if task.fn is None:
                 raise ValueError(f"task {uid} can no longer be retried: its function was released")
-            self._revive(task)
+            self._revive(task, handle)
             spawn = self._spawn_count()
             self._flush_wake()
         if spawn:
             self._spawn(spawn)
+        self._after()
+
+    def _after(self) -> None:
+        """After a lock hold: release what died under it, run what was deferred."""
+        if self._grave:
+            self._bury()
+        if self._deferred:
+            self._run_deferred()
 
     def close(self) -> bool:
         """Refuse new tasks, drop every queued task and every undelivered event.
@@ -553,6 +684,7 @@ class Scheduler:
             if self._closed:
                 return False
             self._closed = True
+            grave = self._grave
             # Records stay (task_state, info) without what they would run.
             for task in self._tasks.values():
                 if task.state.is_terminal:
@@ -566,20 +698,29 @@ class Scheduler:
                 if task.handles:  # nobody waits for ever on a task that will not report
                     self._resolve_handles(task)
             for task in self._tasks.values():
+                grave.append((task.fn, task.args, task.kwargs, task.result))
                 task.fn = task.args = task.kwargs = task.result = None
                 task.downstream = ()
             self._finished.clear()
-            self._ready.clear()
+            grave.append(self._ready)
+            self._ready = []
             self._n_ready = 0
             self._groups.clear()
             self._groups_reported.clear()
             self._parked.clear()
+            self._n_parked = 0
             self._keys.clear()
-            self._cache.clear()
-            self._timers.clear()
+            grave.append(self._cache)
+            self._cache = OrderedDict()
+            grave.append(self._timers)
+            self._timers = []
             self._timer_wakeup.notify_all()
-            self._outbox.clear()
-            return True
+            grave.append(self._outbox)
+            grave.append(self._taken)
+            self._outbox = []
+            self._taken = []
+        self._after()
+        return True
 
     @property
     def closed(self) -> bool:
@@ -635,31 +776,38 @@ class Scheduler:
             self._flush_wake()
 
     def set_status(self, task: Task, status: Any) -> None:
+        old = task.status  # read by the task's own thread, its only writer
+        try:  # user code (__ne__, __bool__): never under the lock
+            changed = bool(old != status)
+        except Exception:  # noqa: BLE001 - e.g. an array: compare by identity
+            changed = old is not status
         with self._lock:
-            try:
-                changed = bool(task.status != status)
-            except Exception:  # noqa: BLE001 - e.g. an array: compare by identity
-                changed = task.status is not status
             task.status = status
             if changed and TASK_STATUS in self._watched and task.state is RUNNING:
                 for t in task.mirrors if task.mirrors is not None else (task,):
-                    if not t.muted and t.group is not _HIDDEN:
+                    if t.group is not _HIDDEN:
                         self._outbox.append((TASK_STATUS, t, status))
                 self._flush_wake()
+        del old  # dies here, not under the lock
 
     def set_settings(self, uid: object, value: Any) -> None:
+        if self._defer(self.set_settings, uid, value):
+            return
         with self._lock:
             task = self._get(uid, "set_settings")
             if task.work is not None:
                 task = task.work
-            task.settings_pending = value
+            old, task.settings_pending = task.settings_pending, value
+        del old
 
     def take_settings(self, task: Task) -> bool:
         with self._lock:
             if task.settings_pending is _NOTHING:
                 return False
+            old = task.settings
             task.settings, task.settings_pending = task.settings_pending, _NOTHING
-            return True
+        del old
+        return True
 
     # ------------------------------------------------------------------ workers
 
@@ -670,7 +818,9 @@ class Scheduler:
             if task is None:
                 self._active -= 1
             self._flush_wake()
-            return task
+        if self._grave or self._deferred:
+            self._after()
+        return task
 
     def claim_next(self) -> Task | None:
         """A worker's next task after ``finish(claim_next=False)``, or None (it retires)."""
@@ -679,7 +829,9 @@ class Scheduler:
             if task is None:
                 self._active -= 1
             self._flush_wake()
-            return task
+        if self._grave or self._deferred:
+            self._after()
+        return task
 
     def finish(
         self,
@@ -689,6 +841,7 @@ class Scheduler:
         error: BaseException | None = None,
         tb: str = "",
         claim_next: bool = True,
+        merge: dict[str, Any] | None = None,
     ) -> Task | None:
         """Record the outcome of a task a worker ran, and claim the worker's next one.
 
@@ -696,10 +849,16 @@ class Scheduler:
         ``TaskCancelled`` means it honoured a stop, or cancelled itself).
         Returns the worker's next task, or None if it should retire.  With
         ``claim_next=False`` it claims nothing and the worker stays: it calls
-        :meth:`claim_next` later.
+        :meth:`claim_next` later.  ``merge``: see :func:`_merge_of` (the worker
+        makes it, outside the lock).
         """
         with self._lock:
             if self._closed:
+                # Shut down while it ran: it ends CANCELLED (its handles were
+                # resolved so at close), and nothing is reported.
+                if task.state is CANCELLING:
+                    task.state = CANCELLED
+                    task.ended = time.time()
                 if claim_next:
                     self._active -= 1
                 return None
@@ -722,12 +881,13 @@ class Scheduler:
                 else:
                     self._end_cancelled(task)
             elif ok:
-                self._complete(task, value)
+                self._complete(task, value, merge)
             elif isinstance(error, TaskCancelled):
                 self._end_cancelled(task)
             elif self._should_retry(task, error):
                 self._move(task, PENDING)
-                delay = task.opts.backoff * (2 ** (task.attempts - 1)) * (0.5 + random.random())
+                exponent = min(task.attempts - task.retry_base - 1, 60)  # never overflows
+                delay = task.opts.backoff * (2.0**exponent) * (0.5 + random.random())
                 self._add_timer(delay, "retry", task)
             else:
                 self._fail(task, error, tb)  # type: ignore[arg-type]
@@ -744,6 +904,8 @@ class Scheduler:
                 self._wake()
         if spawn:
             self._spawn(spawn)
+        if self._grave or self._deferred:
+            self._after()
         return nxt
 
     # ------------------------------------------------------------------ owner
@@ -751,16 +913,58 @@ class Scheduler:
     def take_events(self) -> list[tuple[Any, ...]]:
         """Take every undelivered event, oldest first; called on the owner's thread.
 
-        An empty list means the outbox was empty, and the next event will call
-        ``wake()`` again.
+        The owner delivers each batch before it takes the next: taking marks
+        the previous batch delivered (its results are released, its tasks may
+        be forgotten).  Progress events carry the value current at the take:
+        ``(TASK_PROGRESS, source, task, fraction, message)``; a progress event
+        of a run that retry() reset is dropped.  An empty list means the outbox
+        was empty, and the next event will call ``wake()`` again.
         """
         with self._lock:
+            delivered = self._taken
+            if delivered:
+                self._taken = []
+                grave = self._grave
+                for event in delivered:
+                    kind = event[0]
+                    if kind <= TASK_FAILED or kind == TASK_CANCELLED:  # an end
+                        task = event[1]
+                        task.pending -= 1
+                        if kind == TASK_COMPLETED and task.result is not None:
+                            grave.append(task.result)
+                            task.result = None  # delivered: later tasks don't merge it
+                            if task.merge is not None:
+                                task.merge = None
+                grave.append(delivered)
+            if len(self._finished) > self.keep_finished:
+                self._trim_finished()  # delivery caught up: keep_finished holds again
             events = self._outbox
             if not events:
                 self._wake_pending = False
-                return events
-            self._outbox = []
-            return events
+                events = []  # never the live outbox: a worker may append to it now
+            else:
+                self._outbox = []
+                if self._n_progress:
+                    events = self._snapshot_progress(events)
+                self._taken = events
+        if self._grave or self._deferred:
+            self._after()
+        return events
+
+    def _snapshot_progress(self, events: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        """Progress events get the values to deliver (lock held)."""
+        self._n_progress = 0
+        out = []
+        append = out.append
+        for event in events:
+            if event[0] == TASK_PROGRESS:
+                source = event[1]
+                source.progress_queued = False  # a newer value queues a new event
+                if source.progress is None:
+                    continue  # retried since: the new run has reported nothing yet
+                event = (TASK_PROGRESS, source, event[2], source.progress, source.progress_message)
+            append(event)
+        return out
 
     def tick(self) -> None:
         """Start retries whose backoff is over, and stop tasks past their timeout."""
@@ -793,6 +997,7 @@ class Scheduler:
             self._flush_wake()
         if spawn:
             self._spawn(spawn)
+        self._after()
 
     # ------------------------------------------------------------------ registry
 
@@ -815,6 +1020,13 @@ class Scheduler:
             }
 
     def infos(self, group: object = ANY_GROUP, state: TaskState | None = None) -> list[TaskInfo]:
+        if state is not None and not isinstance(state, TaskState):
+            raise TypeError(
+                f"state must be a TaskState or None, got {state!r}"
+                + (f" (use TaskState.{state})" if state in TaskState.__members__ else "")
+            )
+        if group is not ANY_GROUP:
+            _check_hashable(group, "group")
         with self._lock:
             return [
                 self._info(t)
@@ -839,7 +1051,8 @@ class Scheduler:
             while self._finished:
                 self._forget_oldest()
             self._flush_wake()
-            return n
+        self._after()
+        return n
 
     def add_handle(self, uid: object, handle: Any) -> TaskState:
         with self._lock:
@@ -873,7 +1086,9 @@ class Scheduler:
     # ------------------------------------------------------------------ internals (lock held)
 
     def _get(self, uid: object, what: str) -> Task:
-        task = self._tasks.get(uid)  # type: ignore[arg-type]
+        if not isinstance(uid, int) or isinstance(uid, bool):
+            raise TypeError(f"{what} takes a task uid (an int), got {uid!r}")
+        task = self._tasks.get(uid)
         if task is None:
             if type(uid) is int and 0 < uid < self._next_uid:
                 raise KeyError(
@@ -928,8 +1143,11 @@ class Scheduler:
                 continue
             state = parent.state
             if state is COMPLETED:
-                if type(parent.result) is dict:
-                    kwargs.update(parent.result)  # type: ignore[union-attr]
+                result = parent.result
+                if type(result) is dict:
+                    kwargs.update(result)  # type: ignore[union-attr]
+                elif result is not None and parent.merge is not None:
+                    kwargs.update(parent.merge)  # type: ignore[union-attr]
             elif state is FAILED:
                 failed_by = failed_by or (parent.uid, parent.message, parent.traceback)
             elif state is CANCELLED or state is CANCELLING:
@@ -942,7 +1160,11 @@ class Scheduler:
                 waiting += 1
         task.waiting = waiting
         if failed_by is not None:
-            self._upstream_failed(task, *failed_by)
+            up, message, tb = failed_by
+            if self._policy(task) == "cancel":
+                self._cancel(task)
+            else:
+                self._fail(task, UpstreamFailed(task.uid, up, message), tb, message)
         elif cancelled_by:
             self._cancel(task)
         elif waiting == 0:
@@ -954,12 +1176,14 @@ class Scheduler:
         if key in self._cache:
             self._cache.move_to_end(key)
             request.fn = request.args = request.kwargs = None
-            self._complete(request, self._cache[key])
+            value, merge = self._cache[key]
+            self._complete(request, value, merge)
             return
         work = self._keys.get(key)
-        if work is None:
+        if work is None or work.state is CANCELLING:
             # The work is a hidden task that runs the function; every request
-            # (this one included) mirrors its outcome.
+            # (this one included) mirrors its outcome.  Work that is being
+            # cancelled is not joined: it stays the key's until it ends.
             work = Task(self._next_uid, request.name, request.fn, request.args, request.kwargs,
                         request.priority, _HIDDEN, request.upstream, request.opts)  # fmt: skip
             self._next_uid += 1
@@ -978,27 +1202,40 @@ class Scheduler:
             work.mirrors.append(request)  # type: ignore[union-attr]
 
     def _mirror(self, request: Task, work: Task) -> None:
-        if work.state is COMPLETED:
-            self._complete(request, work.result)
-        elif work.state is FAILED:
+        if work.state is FAILED:
             self._fail(request, work.error, work.traceback, work.message)  # type: ignore[arg-type]
         else:
             self._end_cancelled(request)
 
     def _cancel_older(self, task: Task) -> None:
-        """Exclusive: the group's older tasks that have not started are cancelled."""
+        """Exclusive: the group's older tasks that have not started are cancelled,
+        except those the new task waits for (directly or not)."""
         members = self._groups.get(task.group)
-        if members:
-            older = [t for t in members.values() if t is not task and t.state in (PENDING, QUEUED)]
-            for t in older:
-                if t.state in (PENDING, QUEUED):
-                    self._cancel(t)
+        if not members:
+            return
+        older = [t for t in members.values() if t is not task and t.state in (PENDING, QUEUED)]
+        if not older:
+            return
+        ancestors: set[int] = set()
+        todo = list(task.upstream)
+        tasks = self._tasks
+        while todo:
+            up = todo.pop()
+            if up in ancestors:
+                continue
+            ancestors.add(up)
+            parent = tasks.get(up)
+            if parent is not None and not parent.state.is_terminal:
+                todo.extend(parent.upstream)
+        for t in older:
+            if t.uid not in ancestors and t.state in (PENDING, QUEUED):
+                self._cancel(t)
 
     def _move(self, task: Task, new: TaskState) -> None:
         if new not in TRANSITIONS[task.state]:
             raise IllegalTransition(task.uid, task.state, new)
         task.state = new
-        if self._watch_states and task.group is not _HIDDEN and not task.muted:
+        if self._watch_states and task.group is not _HIDDEN:
             self._outbox.append((TASK_STATE, task, new))
 
     def _queue(self, task: Task) -> None:
@@ -1007,9 +1244,14 @@ class Scheduler:
         self._n_ready += 1
 
     def _reprioritise(self, task: Task, priority: float) -> None:
+        if priority == task.priority:
+            return  # nothing changes: no new heap entry
         task.priority = priority
-        if task.state is QUEUED:  # the old heap entry goes stale
-            heapq.heappush(self._ready, (-priority, task.uid, task))
+        if task.state is QUEUED and not task.parked:  # the old heap entry goes stale
+            ready = self._ready
+            heapq.heappush(ready, (-priority, task.uid, task))
+            if len(ready) > 2 * self._n_ready + 1024:
+                self._compact_ready()
         work = task.work
         if work is not None and work.mirrors and work.state in (PENDING, QUEUED):
             # a keyed request: its shared work runs at its requesters' highest priority
@@ -1017,13 +1259,27 @@ class Scheduler:
             if top != work.priority:
                 self._reprioritise(work, top)
 
+    def _compact_ready(self) -> None:
+        """Drop the ready heap's stale entries (priority changes leave them)."""
+        seen: set[int] = set()
+        live = []
+        for entry in self._ready:
+            prio, uid, task = entry
+            if task.state is QUEUED and -prio == task.priority and not task.parked:
+                if uid not in seen:
+                    seen.add(uid)
+                    live.append(entry)
+        heapq.heapify(live)
+        self._grave.append(self._ready)
+        self._ready = live
+
     def _claim(self) -> Task | None:
         if self._paused or self._closed:
             return None
         ready = self._ready
         while ready:
             prio, _, task = heapq.heappop(ready)
-            if task.state is not QUEUED or -prio != task.priority:
+            if task.state is not QUEUED or -prio != task.priority or task.parked:
                 continue  # stale entry
             res = task.opts.resources
             if res and not self._acquire(task, res):
@@ -1032,7 +1288,7 @@ class Scheduler:
             task.attempts += 1
             task.started = time.time()
             task.state = RUNNING  # QUEUED -> RUNNING, always allowed
-            if self._watched and not task.muted:
+            if self._watched:
                 self._announce_start(task)
             timeout = task.opts.timeout
             if timeout is not None:
@@ -1058,6 +1314,7 @@ class Scheduler:
         for name, amount in res.items():
             if in_use.get(name, 0) + amount > limits[name]:
                 self._parked.setdefault(name, []).append(task)
+                task.parked = True
                 self._n_parked += 1
                 return False
         for name, amount in res.items():
@@ -1074,10 +1331,12 @@ class Scheduler:
     def _unpark(self, name: str) -> None:
         parked = self._parked.pop(name, None)
         if parked:
-            self._n_parked -= len(parked)
             for t in parked:
-                if t.state is QUEUED:
-                    heapq.heappush(self._ready, (-t.priority, t.uid, t))
+                if t.parked:  # not cancelled (or claimed) since
+                    t.parked = False
+                    self._n_parked -= 1
+                    if t.state is QUEUED:
+                        heapq.heappush(self._ready, (-t.priority, t.uid, t))
 
     def _spawn_count(self) -> int:
         if self._paused or self._closed:
@@ -1118,19 +1377,24 @@ class Scheduler:
             self._timer_wakeup.notify()
 
     def _run_timers(self) -> None:
+        # Nothing may end this thread but close(): every later timeout and
+        # retry of the scheduler depends on it.
         while True:
-            with self._lock:
-                while True:
-                    if self._closed:
-                        return
-                    if self._timers:
-                        wait = self._timers[0][0] - time.monotonic()
-                        if wait <= 0:
-                            break
-                        self._timer_wakeup.wait(wait)
-                    else:
-                        self._timer_wakeup.wait()
-            self.tick()
+            try:
+                with self._lock:
+                    while True:
+                        if self._closed:
+                            return
+                        if self._timers:
+                            wait = self._timers[0][0] - time.monotonic()
+                            if wait <= 0:
+                                break
+                            self._timer_wakeup.wait(min(wait, _MAX_WAIT))
+                        else:
+                            self._timer_wakeup.wait()
+                self.tick()
+            except Exception:  # noqa: BLE001 - logged, and the timers go on
+                log.exception("bgtasks: the timer thread caught an error; it goes on")
 
     def _should_retry(self, task: Task, error: BaseException | None) -> bool:
         opts = task.opts
@@ -1145,19 +1409,21 @@ class Scheduler:
         if state not in TRANSITIONS[task.state]:
             raise IllegalTransition(task.uid, task.state, state)
         task.state = state
-        if self._watch_states and task.group is not _HIDDEN and not task.muted:
+        group = task.group
+        if self._watch_states and group is not _HIDDEN:
             self._outbox.append((TASK_STATE, task, state))
         task.ended = time.time()
         if state is COMPLETED or task.work is not None:
-            task.fn = task.args = task.kwargs = None  # failed/cancelled keep them for retry
+            # failed/cancelled keep them for retry.  A worker that ran the task
+            # still holds them: they never die here, under the lock.
+            task.fn = task.args = task.kwargs = None
         if task.progress_dirty:  # the final progress goes out before the end
             task.progress_dirty = False
             if not task.progress_queued:
                 self._queue_progress(task, time.monotonic())
-        group = task.group
-        if event is not None and group is not _HIDDEN and not task.muted:
+        if event is not None and group is not _HIDDEN:
             self._outbox.append(event)
-            task.pending = True
+            task.pending += 1
         if task.mirrors is not None:
             if self._keys.get(task.opts.key) is task:
                 del self._keys[task.opts.key]
@@ -1188,12 +1454,20 @@ class Scheduler:
     def _forget_oldest(self) -> None:
         uid = self._finished.popleft()
         task = self._tasks.pop(uid)
+        grave = self._grave
+        # The record may live on (a stale heap entry, an undelivered event):
+        # what it holds of the user's goes now, and dies after the lock.
+        grave.append((task, task.fn, task.args, task.kwargs, task.result))
         task.fn = task.args = task.kwargs = task.result = None
         if task.state is not COMPLETED:
             ended = self._ended
             ended[uid] = (task.state, task.message, task.traceback)
             if len(ended) > ENDED_MEMORY:
                 del ended[next(iter(ended))]
+        extras = task.__dict__
+        if extras:
+            grave.append(extras.copy())
+            extras.clear()
         if TASK_REMOVED in self._watched and task.group is not _HIDDEN:
             self._outbox.append((TASK_REMOVED, uid, task.group))
 
@@ -1201,96 +1475,114 @@ class Scheduler:
         source.progress_queued = True
         source.progress_at = now
         for t in source.mirrors if source.mirrors is not None else (source,):
-            if not t.muted and t.group is not _HIDDEN:
+            if t.group is not _HIDDEN:
                 self._outbox.append((TASK_PROGRESS, source, t))
+                self._n_progress += 1
 
-    def _complete(self, task: Task, value: Any) -> None:
+    def _complete(self, task: Task, value: Any, merge: dict[str, Any] | None = None) -> None:
+        """Complete a task with ``value``; ``merge`` is the dict its dependents
+        merge when ``value`` is a dict subclass (made outside the lock)."""
         task.result = value
+        if type(value) is dict:
+            merge = value
+        elif merge is not None:
+            task.merge = merge
         self._end(task, COMPLETED, (TASK_COMPLETED, task, value))
         if task.handles:
             self._resolve_handles(task)
-        merge = type(value) is dict and value
         for child in task.downstream:
             if child.state is PENDING:
                 if merge:
-                    child.kwargs.update(value)  # type: ignore[union-attr]
+                    child.kwargs.update(merge)  # type: ignore[union-attr]
                 child.waiting -= 1
                 if child.waiting == 0:
                     self._queue(child)
         task.downstream = ()
-        if task.mirrors is not None:
+        mirrors = task.mirrors
+        if mirrors is not None:
             if self.cache_size > 0:
-                self._cache[task.opts.key] = value
-                self._cache.move_to_end(task.opts.key)
-                while len(self._cache) > self.cache_size:
-                    self._cache.popitem(last=False)
-            for m in task.mirrors:
-                if m.state is PENDING:
-                    self._complete(m, value)
+                cache = self._cache
+                cache[task.opts.key] = (value, merge if type(value) is not dict else None)
+                cache.move_to_end(task.opts.key)
+                while len(cache) > self.cache_size:
+                    self._grave.append(cache.popitem(last=False))
             task.mirrors = []
+            for m in mirrors:
+                if m.state is PENDING:
+                    self._complete(m, value, merge)
+            # The shared work's result is the requests' now: not kept here.
+            task.result = None
+            if merge is not None and task.merge is not None:
+                task.merge = None
+            self._grave.append(value)
 
     def _fail(self, task: Task, error: BaseException, tb: str, message: str | None = None) -> None:
-        """Fail a task; every task downstream of it fails (or is cancelled, by policy)."""
-        task.error = error
-        task.message = message if message is not None else (str(error) or type(error).__name__)
-        task.traceback = tb
-        self._end_failed(task)
-        todo = deque(task.downstream)
-        task.downstream = ()
-        self._fail_mirrors(task)
+        """Fail a task; every task downstream of it fails (or is cancelled, by
+        policy), and so do the requests mirroring a failed shared work.  A work
+        list, not recursion: chains of any length."""
+        if message is None:
+            message = str(error) or type(error).__name__
+        # (task, its error, the uid its dependents name as the failed upstream)
+        todo: deque[tuple[Task, BaseException | None, int]] = deque([(task, error, task.uid)])
+        first = True
         while todo:
-            t = todo.popleft()
-            if t.state is not PENDING:  # ended already, e.g. reached twice through a diamond
-                continue
-            if self._policy(t) == "cancel":
-                self._cancel(t)
-                continue
-            t.error = UpstreamFailed(t.uid, task.uid, task.message)
-            t.message = task.message
+            t, err, origin = todo.popleft()
+            if first:
+                first = False
+            elif t.state is not PENDING:
+                continue  # ended already, e.g. reached twice through a diamond
+            if err is None:  # downstream of a failed task
+                if self._policy(t) == "cancel":
+                    self._cancel(t)
+                    continue
+                err = UpstreamFailed(t.uid, origin, message)
+            else:
+                origin = t.uid
+            t.error = err
+            t.message = message
             t.traceback = tb
-            self._end_failed(t)
-            todo.extend(t.downstream)
-            t.downstream = ()
-            self._fail_mirrors(t)
-
-    def _upstream_failed(self, task: Task, upstream: int, message: str, tb: str) -> None:
-        if self._policy(task) == "cancel":
-            self._cancel(task)
-            return
-        task.error = UpstreamFailed(task.uid, upstream, message)
-        task.message = message
-        task.traceback = tb
-        self._end_failed(task)
-        self._fail_mirrors(task)
+            self._end(t, FAILED, (TASK_FAILED, t, message, tb))
+            if t.handles:
+                self._resolve_handles(t)
+            children, t.downstream = t.downstream, ()
+            for child in children:
+                todo.append((child, None, origin))
+            mirrors = t.mirrors
+            if mirrors:
+                t.mirrors = []
+                for m in mirrors:
+                    todo.append((m, err, origin))
 
     def _policy(self, task: Task) -> str:
         if task.opts is not _NO_OPTIONS and task.opts.policy != "fail":
             return task.opts.policy
         return self._group_policy.get(task.group, "fail") if self._group_policy else "fail"
 
-    def _end_failed(self, t: Task) -> None:
-        self._end(t, FAILED, (TASK_FAILED, t))
-        self._resolve_handles(t)
-
-    def _fail_mirrors(self, work: Task) -> None:
-        if work.mirrors:
-            mirrors, work.mirrors = work.mirrors, []
-            for m in mirrors:
-                if m.state is PENDING:
-                    self._fail(m, work.error, work.traceback, work.message)  # type: ignore[arg-type]
-
-    def _end_cancelled(self, task: Task) -> None:
+    def _end_cancelled(self, task: Task, todo: list[Task] | None = None) -> None:
+        """End a task CANCELLED; what depends on it is stopped too: pushed onto
+        ``todo`` (for _cancel_all's loop), or stopped here."""
         self._end(task, CANCELLED, (TASK_CANCELLED, task))
-        self._resolve_handles(task)
+        if task.handles:
+            self._resolve_handles(task)
         children, task.downstream = task.downstream, ()
-        for child in children:  # they can never get its result
-            if child.state is PENDING:
-                self._cancel(child)
-        if task.mirrors:  # the shared work was cancelled: so are its requests
-            for m in task.mirrors:
-                if m.state is PENDING:
-                    self._end_cancelled(m)
+        mirrors = task.mirrors
+        if mirrors:  # the shared work was cancelled: so are its requests
             task.mirrors = []
+        if todo is None:
+            todo = []
+            self._push_dependents(todo, children, mirrors)
+            if todo:
+                self._cancel_loop(todo)
+        else:
+            self._push_dependents(todo, children, mirrors)
+
+    @staticmethod
+    def _push_dependents(todo: list[Task], children: Any, mirrors: list[Task] | None) -> None:
+        # reversed: the stack pops them in their own order (depth first)
+        if mirrors:
+            todo.extend(m for m in reversed(mirrors) if m.state is PENDING)
+        if children:
+            todo.extend(c for c in reversed(children) if c.state is PENDING)
 
     def _request_stop(self, task: Task) -> None:
         self._move(task, CANCELLING)
@@ -1299,26 +1591,31 @@ class Scheduler:
 
     def _cancel(self, task: Task) -> None:
         """Stop a task; its dependents can never run, so stop them too."""
-        todo = [task]
+        self._cancel_loop([task])
+
+    def _cancel_loop(self, todo: list[Task]) -> None:
         while todo:
             t = todo.pop()
             state = t.state
             if state is RUNNING:
                 self._request_stop(t)  # the worker ends it in finish()
+                children, t.downstream = t.downstream, ()
+                self._push_dependents(todo, children, None)
             elif state is PENDING or state is QUEUED:
                 if state is QUEUED:
                     self._n_ready -= 1
-                self._end_cancelled(t)
+                    if t.parked:
+                        t.parked = False
+                        self._n_parked -= 1
+                self._end_cancelled(t, todo)
                 work = t.work
-                if work is not None and work.mirrors is not None:
-                    if t in work.mirrors:
+                if work is not None and work.mirrors:
+                    try:
                         work.mirrors.remove(t)
+                    except ValueError:
+                        pass
                     if not work.mirrors and not work.state.is_terminal:
                         todo.append(work)  # the last requester gave up
-            else:
-                continue
-            todo.extend(c for c in t.downstream if c.state is PENDING)
-            t.downstream = ()
 
     def _stop_many(self, tasks: list[Task], stop_upstream: bool, stop_downstream: bool) -> None:
         targets: dict[int, Task] = {}
@@ -1339,34 +1636,64 @@ class Scheduler:
             self._cancel(t)
         self._flush_wake()
 
-    def _revive(self, task: Task) -> None:
-        """retry(): back to PENDING, upstream failures first."""
-        for up in task.upstream:
-            parent = self._tasks.get(up)
-            if parent is not None and parent.state in (FAILED, CANCELLED) and parent.fn is not None:
-                self._revive(parent)
-        if task.uid in self._finished:
-            self._finished.remove(task.uid)
-        self._move(task, PENDING)
-        task.error = None
-        task.cancel_event = None  # a stop of the last run is not a stop of this one
-        task.retry_base = task.attempts
-        task.message = task.traceback = ""
-        task.ended = None
-        task.timed_out = False
-        task.progress = None
-        task.progress_message = ""
-        members = self._groups.get(task.group)
-        if members is None:
-            members = self._groups[task.group] = {}
-        members[task.uid] = task
-        self._wire_upstream(task)
+    def _revive(self, task: Task, handle: Any = None) -> None:
+        """retry(): back to PENDING, the failed or cancelled tasks upstream first
+        (an iterative post-order walk: chains of any length)."""
+        tasks = self._tasks
+        order: list[Task] = []
+        seen = {task.uid}
+        stack = [(task, iter(task.upstream))]
+        while stack:
+            t, ups = stack[-1]
+            for up in ups:
+                parent = tasks.get(up)
+                if (
+                    parent is not None
+                    and parent.uid not in seen
+                    and parent.state in (FAILED, CANCELLED)
+                    and parent.fn is not None
+                ):
+                    seen.add(parent.uid)
+                    stack.append((parent, iter(parent.upstream)))
+                    break
+            else:
+                stack.pop()
+                order.append(t)
+        revived = {t.uid for t in order}
+        self._finished = deque(u for u in self._finished if u not in revived)
+        grave = self._grave
+        for t in order:
+            grave.append((t.error, t.handles))
+            self._move(t, PENDING)
+            t.error = None
+            t.handles = [handle] if handle is not None and t is task else None
+            t.cancel_event = None  # a stop of the last run is not a stop of this one
+            t.retry_base = t.attempts
+            t.message = t.traceback = ""
+            t.ended = None
+            t.timed_out = False
+            t.progress = None
+            t.progress_message = ""
+            members = self._groups.get(t.group)
+            if members is None:
+                members = self._groups[t.group] = {}
+            members[t.uid] = t
+            # It may still be listed downstream of a live upstream task (it was
+            # stopped while that one ran): wired once, counted once.
+            for up in t.upstream:
+                parent = tasks.get(up)
+                if parent is not None and parent.downstream and t in parent.downstream:
+                    parent.downstream = [c for c in parent.downstream if c is not t]
+            self._wire_upstream(t)
 
     def _resolve_handles(self, task: Task) -> None:
         handles = task.handles
         if handles:
             for h in handles:
                 self._resolve_one(h, task)
+            # resolved once: the task keeps no handle (nor its result) alive
+            task.handles = None
+            self._grave.append(handles)
 
     def _resolve_one(self, handle: Any, task: Task) -> None:
         state = task.state
@@ -1378,6 +1705,16 @@ class Scheduler:
             handle._resolve(state, None, task.error)
         else:  # CANCELLED, or CANCELLING after close(): its outcome will not be reported
             handle._resolve(CANCELLED, None, TaskCancelled(f"task {task.uid} was cancelled"))
+
+
+def _merge_of(value: Any) -> dict[str, Any] | None:
+    """The dict that dependents merge for a result: a plain copy of a dict
+    subclass (OrderedDict, defaultdict...); None for anything else.  Call it
+    outside the scheduler's lock (a subclass may run Python code)."""
+    if isinstance(value, dict) and type(value) is not dict and value:
+        return dict(value)
+    return None
+
 
 
 # ---------------------------------------------------------------------- workers
@@ -1414,8 +1751,12 @@ def run_worker(scheduler: Scheduler) -> None:
             yielded = now
             sleep(0)
         local.task = task
+        # Held here until finish() returns: what the scheduler drops when the
+        # task ends must not die under its lock (a finalizer may call it).
+        fn, args, kwargs = task.fn, task.args, task.kwargs
+        merge = None
         try:
-            value = task.fn(*task.args, **task.kwargs)  # the task runs here
+            value = fn(*args, **kwargs)  # the task runs here
         except BaseException as exc:  # noqa: BLE001 - a task must never kill its worker
             tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
             exc.__traceback__ = None
@@ -1423,14 +1764,23 @@ def run_worker(scheduler: Scheduler) -> None:
             del exc
         else:
             ok, error, tb = True, None, ""
+            if value.__class__ is not dict and isinstance(value, dict):
+                try:
+                    merge = _merge_of(value)
+                except BaseException as exc:  # noqa: BLE001 - a broken dict subclass
+                    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+                    exc.__traceback__ = None
+                    ok, value, error = False, None, exc
+                    del exc
         now = monotonic()
         if now - gate.beat_at > gate.stale_after and gate.starved(now):
-            scheduler.finish(task, ok, value, error, tb, claim_next=False)
-            del value, error
+            scheduler.finish(task, ok, value, error, tb, claim_next=False, merge=merge)
+            del value, error, fn, args, kwargs, merge
             gate.give_way()
             yielded = monotonic()
             task = scheduler.claim_next()
         else:
-            task = scheduler.finish(task, ok, value, error, tb)
-            del value, error
+            nxt = scheduler.finish(task, ok, value, error, tb, merge=merge)
+            del value, error, fn, args, kwargs, merge
+            task = nxt
     local.task = None

@@ -552,18 +552,21 @@ def test_exclusive_group_latest_wins(qtbot, make_manager):
     assert ran == ["abc"]
 
 
-def test_owner_destroyed_cancels_its_tasks_and_mutes_them(qtbot, make_manager):
+def test_owner_destroyed_cancels_its_tasks_and_watchers_still_see_them_end(qtbot, make_manager):
+    # Regression (issue 11, #16 and #10): a dead owner's tasks were muted, so a
+    # monitor kept them RUNNING/QUEUED for ever and a running task's handle
+    # never called its done-callbacks.
     m = make_manager(start_processing=True, max_threads=1)
     owner = QObject()
     started, release = threading.Event(), threading.Event()
     delivered = []
-    for sig in (m.task_completed, m.task_failed, m.task_cancelled, m.task_progress):
-        sig.connect(lambda *a: delivered.append(a))
+    m.task_completed.connect(lambda u, g, r: delivered.append(("completed", u)))
+    m.task_failed.connect(lambda u, g, msg, tb: delivered.append(("failed", u)))
+    m.task_cancelled.connect(lambda u, g: delivered.append(("cancelled", u)))
 
     def running():
         started.set()
         release.wait(10)
-        current_task().report_progress(1.0)
         return "for a dead widget"
 
     h1 = m.submit(running, owner=owner)
@@ -572,13 +575,12 @@ def test_owner_destroyed_cancels_its_tasks_and_mutes_them(qtbot, make_manager):
     h1.add_done_callback(called.append)
     assert started.wait(10)
     owner.deleteLater()
-    qtbot.waitUntil(lambda: m.task_state(h2.uid) is TaskState.CANCELLED, timeout=10000)
+    qtbot.waitUntil(lambda: ("cancelled", h2.uid) in delivered, timeout=10000)
+    assert m.task_state(h1.uid) is TaskState.CANCELLING
     release.set()
-    qtbot.waitUntil(lambda: m.task_state(h1.uid) is TaskState.CANCELLED, timeout=10000)
-    with qtbot.waitSignal(m.task_completed, timeout=10000):
-        m.add_task(lambda: "marker")
-    assert delivered == [(h2.uid + 1, None, "marker")]
-    assert called == []
+    qtbot.waitUntil(lambda: called == [h1], timeout=10000)
+    assert delivered == [("cancelled", h2.uid), ("cancelled", h1.uid)]
+    assert h1.cancelled() and h2.cancelled()
 
 
 # ---------------------------------------------------------------- graph export

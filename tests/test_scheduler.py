@@ -43,11 +43,13 @@ class Harness:
     def events(self, cancelled: bool = False) -> list[tuple]:
         """The seed's view of the outbox (stops are silent), or with ``cancelled`` too."""
         out = []
-        for event in self.s.take_events():
+        events = []
+        # As the manager's drain: take until empty (a take marks the batch
+        # before it delivered).
+        while batch := self.s.take_events():
+            events.extend(batch)
+        for event in events:
             kind, item = event[0], event[1] if len(event) > 1 else None
-            if kind in (TASK_COMPLETED, TASK_FAILED, TASK_CANCELLED):  # as the manager's drain does
-                item.pending = False
-                item.result = None
             if kind == TASK_COMPLETED:
                 out.append(("completed", item.uid, event[2]))
             elif kind == TASK_FAILED:
