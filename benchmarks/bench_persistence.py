@@ -45,7 +45,9 @@ from _markdown import write_block  # noqa: E402
 from PySide6.QtCore import QCoreApplication, QEventLoop  # noqa: E402
 
 from bgtasks import BackgroundTaskManager  # noqa: E402
-from bgtasks.persistence import TaskJournal  # noqa: E402
+from bgtasks.persistence import TaskJournal, persistable  # noqa: E402
+
+persistable(operator.add)  # persistent tasks run only registered functions
 
 VARIANTS = ("plain", "journal normal", "journal full")
 BEGIN = "<!-- bench_persistence:begin (written by benchmarks/bench_persistence.py --out) -->"

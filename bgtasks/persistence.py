@@ -1,10 +1,12 @@
 """Saved and restored task queues: ``TaskJournal`` journals persistent tasks to SQLite.
 
 A persistent task is submitted through a :class:`TaskJournal` instead of the
-manager.  Its function must be importable by name (``module:qualname``) and
-its arguments JSON data (``None``, bools, numbers, strings, lists and dicts
-with string keys, nested), so that the journal can be read by any tool and a
-foreign file can never run code by unpickling.  The journal writes each task's
+manager.  Its function must be registered with :func:`persistable` (the
+journal stores its name, ``module:qualname`` or an explicit one) and its
+arguments JSON data (``None``, bools, numbers, strings, lists and dicts with
+string keys, nested), so that the journal can be read by any tool and a
+foreign or tampered file can never run code: restore runs only functions the
+application registered, and never imports a module a file names.  The journal writes each task's
 life (submitted, started, finished, failed, cancelled) to an embedded SQLite
 database, and :meth:`TaskJournal.restore` re-submits on the next start the
 tasks that did not end, with their priorities, groups and dependencies.
@@ -18,7 +20,6 @@ journal file (exclusive locking mode); another one gets ``JournalError``.
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import math
@@ -46,6 +47,8 @@ __all__ = [
     "RestoreReport",
     "TaskJournal",
     "default_journal_path",
+    "persistable",
+    "persistable_functions",
 ]
 
 APPLICATION_ID = 0x62677461  # "bgta"
@@ -158,35 +161,104 @@ def default_journal_path() -> Path:
 # ---------------------------------------------------------------- validation helpers
 
 
-def _function_name(fn: Any) -> str:
-    """``module:qualname`` of an importable function that resolves back to ``fn``."""
+_registry: dict[str, Callable[..., Any]] = {}  # name -> function
+_names: dict[int, tuple[Callable[..., Any], str]] = {}  # id(function) -> (function, name)
+_registry_lock = threading.Lock()
+
+
+def _label(fn: Any) -> str:
     module = getattr(fn, "__module__", None)
     qualname = getattr(fn, "__qualname__", None)
-    if not callable(fn) or not isinstance(module, str) or not isinstance(qualname, str):
-        raise TypeError(f"a persistent task needs an importable function, got {fn!r}")
-    if "<lambda>" in qualname or "<locals>" in qualname or module == "__main__":
-        raise TypeError(
-            f"a persistent task needs a function importable by name, got {fn!r} "
-            f"({module}:{qualname} cannot be imported by another process)"
-        )
-    try:
-        found = _resolve(f"{module}:{qualname}")
-    except (ImportError, AttributeError):
-        found = None
-    if found is not fn:
-        raise TypeError(
-            f"a persistent task needs a function importable by name, got {fn!r} "
-            f"({module}:{qualname} does not resolve to it)"
-        )
-    return f"{module}:{qualname}"
+    if isinstance(module, str) and isinstance(qualname, str):
+        return f"{module}:{qualname}"
+    return repr(fn)
 
 
-def _resolve(name: str) -> Any:
-    module_name, _, qualname = name.partition(":")
-    obj: Any = importlib.import_module(module_name)
-    for part in qualname.split("."):
-        obj = getattr(obj, part)
-    return obj
+def persistable(
+    fn: Callable[..., Any] | None = None, /, *, name: str | None = None
+) -> Any:
+    """Register ``fn`` as a function persistent tasks may run; return it unchanged.
+
+    ``@persistable`` registers a module-level function under
+    ``module:qualname``; ``@persistable(name="app.render")`` under an explicit
+    name that stays valid if the function moves.  :meth:`TaskJournal.submit`
+    (and ``manager.submit(persist=True)``) accept only registered functions,
+    and :meth:`TaskJournal.restore` / :meth:`TaskJournal.restore_snapshot`
+    run only the functions registered under the names the journal holds:
+    a name nobody registered is reported and skipped, never imported.  So
+    register (import the modules that define) your task functions before
+    calling ``restore()``.  A name can belong to one function only
+    (``ValueError``), except that reloading a module re-registers its
+    functions.  Any thread.
+    """
+    if name is not None and (not isinstance(name, str) or not name):
+        raise TypeError(f"a persistable name must be a non-empty string, got {name!r}")
+    if fn is None:
+        return lambda fn: _register(fn, name)
+    return _register(fn, name)
+
+
+def _register(fn: Any, name: str | None) -> Any:
+    if not callable(fn):
+        raise TypeError(f"@persistable needs a function, got {fn!r}")
+    label = _label(fn)
+    if name is None:
+        if not label.partition(":")[2] or "<lambda>" in label or "<locals>" in label:
+            raise TypeError(
+                "@persistable needs a module-level function or an explicit name=, "
+                f"got {fn!r} ({label} is not a stable name)"
+            )
+        name = label
+    with _registry_lock:
+        known = _names.get(id(fn))
+        if known is not None and known[0] is fn:
+            if known[1] != name:
+                raise ValueError(f"{fn!r} is already persistable as {known[1]!r}")
+            return fn
+        existing = _registry.get(name)
+        if existing is not None and existing is not fn:
+            if name != label or _label(existing) != label:  # not a reload of the same module
+                raise ValueError(
+                    f"persistable name {name!r} is already registered for {existing!r}"
+                )
+            _names.pop(id(existing), None)
+        _registry[name] = fn
+        _names[id(fn)] = (fn, name)
+    return fn
+
+
+def _unregister(name: str) -> None:
+    """Forget a registration (for tests)."""
+    with _registry_lock:
+        fn = _registry.pop(name, None)
+        if fn is not None:
+            _names.pop(id(fn), None)
+
+
+def persistable_functions() -> dict[str, Callable[..., Any]]:
+    """A copy of the registry: persistable name -> function.  Any thread."""
+    with _registry_lock:
+        return dict(_registry)
+
+
+def _function_name(fn: Any) -> str:
+    """The persistable name of ``fn``; ``TypeError`` if it was not registered."""
+    if not callable(fn):
+        raise TypeError(f"a persistent task needs a function, got {fn!r}")
+    with _registry_lock:
+        known = _names.get(id(fn))
+    if known is None or known[0] is not fn:
+        raise TypeError(
+            f"{_label(fn)} is not a persistable function: decorate it with @persistable "
+            "(from bgtasks.persistence) to submit it as a persistent task"
+        )
+    return known[1]
+
+
+def _lookup(name: str) -> Callable[..., Any] | None:
+    """The function registered under ``name``, or None.  Never imports anything."""
+    with _registry_lock:
+        return _registry.get(name)
 
 
 def _to_json(what: str, value: Any) -> str:
@@ -437,8 +509,8 @@ class TaskJournal:
         """Queue ``fn(*args, **kwargs)`` on the manager as a persistent task.
 
         The journal has committed the task's "submitted" row when this
-        returns.  ``fn`` must be importable as ``module:qualname`` (no lambda,
-        no local function, nothing from ``__main__``) and ``args``/``kwargs``
+        returns.  ``fn`` must be registered with :func:`persistable`
+        (``TypeError`` otherwise; nothing is recorded nor run) and ``args``/``kwargs``
         JSON data; ``group`` None, a str or an int; ``upstream_task_ids``
         uids of persistent tasks this journal submitted in this run
         (``ValueError`` otherwise).  ``enduring`` tasks survive :meth:`reset`.
@@ -599,8 +671,10 @@ class TaskJournal:
         died are listed in ``report.interrupted``: they run again if
         ``rerun_interrupted`` is True (or returns True for their record),
         else they and the tasks downstream of them are skipped (state
-        ``skipped``).  Nothing is done a second time: a second call finds
-        nothing to restore.  Any thread.
+        ``skipped``).  A task whose function name is not registered with
+        :func:`persistable` is skipped too, reported and logged: the journal
+        never imports a module by a name it holds.  Nothing is done a second
+        time: a second call finds nothing to restore.  Any thread.
         """
         if not isinstance(rerun_interrupted, bool) and not callable(rerun_interrupted):
             raise TypeError(
@@ -692,13 +766,13 @@ class TaskJournal:
                         reason = f"upstream task {up}: {upstream.error}"
                     elif isinstance(upstream.result, dict):
                         merged.update(upstream.result)
-            if reason is None:
-                try:
-                    fn = _resolve(rec.function)
-                    if not callable(fn):
-                        raise TypeError(f"{rec.function} is not callable")
-                except Exception as exc:  # noqa: BLE001 - reported, not raised
-                    reason = f"cannot import {rec.function}: {exc}"
+            fn = _lookup(rec.function) if reason is None else None
+            if reason is None and fn is None:
+                reason = (
+                    f"function {rec.function!r} is not registered as persistable: "
+                    "not imported, not run"
+                )
+                log.warning("%s: task %s: %s", self.path, old, reason)
             if reason is not None:
                 given_up[rec.jid] = reason
                 report.skipped.append(old)

@@ -6,6 +6,7 @@ import os
 import threading
 
 from bgtasks import current_task
+from bgtasks.persistence import persistable
 
 #: Calls seen in this process: (function name, args) in call order.
 calls: list[tuple[str, tuple]] = []
@@ -20,26 +21,31 @@ def _seen(name: str, *args: object) -> None:
         calls.append((name, args))
 
 
+@persistable
 def add(a: int, b: int) -> int:
     _seen("add", a, b)
     return a + b
 
 
+@persistable
 def make_dict(key: str, value: object) -> dict:
     _seen("make_dict", key, value)
     return {key: value}
 
 
+@persistable
 def join(**kwargs: object) -> dict:
     _seen("join", tuple(sorted(kwargs.items())))
     return dict(kwargs)
 
 
+@persistable
 def fail(message: str) -> None:
     _seen("fail", message)
     raise ValueError(message)
 
 
+@persistable
 def wait_for(name: str) -> str:
     """Signal ``started[name]``, then wait for ``gates[name]`` (or a stop)."""
     _seen("wait_for", name)
@@ -53,6 +59,7 @@ def wait_for(name: str) -> str:
     return name
 
 
+@persistable
 def not_json() -> object:
     return {"a": {1, 2}}
 
@@ -67,6 +74,7 @@ def append_line(path: str, line: str) -> None:
 
 class Holder:
     @staticmethod
+    @persistable
     def nested(x: int) -> int:
         return x * 2
 
@@ -75,6 +83,7 @@ class Holder:
 hook = None
 
 
+@persistable
 def crash_step(results: str, key: str, after: str | None = None) -> dict:
     """One task of the crash child's queue: append "<key> <after>" (fsync) and return."""
     if hook is not None:
