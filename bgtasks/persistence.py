@@ -383,6 +383,7 @@ class TaskJournal:
             raise ValueError(f"synchronous must be 'normal' or 'full', got {synchronous!r}")
         self.manager = manager
         self.path = Path(default_journal_path() if path is None else path)
+        self._synchronous = synchronous
         self._lock = threading.RLock()
         self._uid_to_jid: dict[int, int] = {}  # this session's live and ended tasks
         self._live: dict[int, int] = {}  # jid -> uid, tasks of this session not ended
@@ -390,7 +391,7 @@ class TaskJournal:
         self._closed = False
         self._db = _open(self.path, synchronous)
         try:
-            with self._transaction():
+            with self._writing():
                 row = self._db.execute("SELECT value FROM meta WHERE key='next_session'").fetchone()
                 self.session = int(row[0])
                 self._db.execute(
@@ -405,11 +406,11 @@ class TaskJournal:
         except sqlite3.DatabaseError as exc:
             self._db.close()
             raise JournalError(f"{self.path}: cannot read the journal: {exc}") from exc
+        except BaseException:
+            self._db.close()
+            raise
 
     # ------------------------------------------------------------------ plumbing
-
-    def _transaction(self) -> _Transaction:
-        return _Transaction(self._db, self._lock)
 
     def close(self) -> None:
         """Close the file.  Later journal writes of running tasks are dropped.  Any thread."""
@@ -566,16 +567,50 @@ class TaskJournal:
                         f"upstream task {uid!r} is not a persistent task of this journal"
                     )
                 jids.append(jid)
-            with self._transaction():
+            if self.manager.is_shut_down:
+                raise RuntimeError("the manager is shut down; it accepts no new tasks")
+            # The row is committed before the manager knows the task: a refused
+            # write (a full disk) leaves nothing to run, and a retry runs it once.
+            with self._writing():
                 jid = self._insert(
                     function, args_text, kwargs_text, name, group, priority, jids,
                     enduring, store_result,
                 )  # fmt: skip
+            try:
                 handle = self._launch(
                     jid, fn, args, kwargs, priority, group, upstream, name, store_result
                 )
+            except BaseException:
+                self._write("DELETE FROM tasks WHERE jid=?", (jid,))
+                raise
+            self._write_uids([(handle.uid, jid)])
         handle.add_done_callback(lambda h, jid=jid: self._on_done(jid, h))
         return handle
+
+    def _writing(self) -> _Transaction:
+        """A transaction whose failure (a full disk...) raises ``JournalError``."""
+        return _Transaction(self._db, self._lock, self.path)
+
+    def _write_uids(self, pairs: list[tuple[int, int]]) -> None:
+        # The manager's uids of launched tasks.  The tasks run whatever
+        # happens here: if this write fails, their rows keep uid NULL and a
+        # restore reports them under -jid.
+        with self._lock:
+            if self._closed or not pairs:
+                return
+            # Not worth an fsync with synchronous="full": the next synced
+            # commit makes it durable, and a power loss before only loses uids.
+            full = self._synchronous == "full"
+            try:
+                if full:
+                    self._db.execute("PRAGMA synchronous=NORMAL")
+                with self._writing():
+                    self._db.executemany("UPDATE tasks SET uid=? WHERE jid=?", pairs)
+            except JournalError:
+                log.exception("journal %s: cannot record the uids of launched tasks", self.path)
+            finally:
+                if full:
+                    self._db.execute("PRAGMA synchronous=FULL")
 
     def _check_open(self) -> None:
         if self._closed:
@@ -616,8 +651,8 @@ class TaskJournal:
         name: str | None,
         store_result: bool,
     ) -> TaskHandle:
-        # Inside the caller's transaction: the worker's "started" write waits
-        # for its commit, so the function never runs before its row exists.
+        # After the row's commit; the caller holds the lock, so the worker's
+        # "started" write waits until the uid is recorded.
         handle = self.manager.submit(
             _Call(self, jid, fn, args, kwargs),
             priority=priority,
@@ -625,7 +660,6 @@ class TaskJournal:
             upstream_task_ids=upstream or None,
             name=name or getattr(fn, "__name__", None),
         )
-        self._db.execute("UPDATE tasks SET uid=? WHERE jid=?", (handle.uid, jid))
         self._uid_to_jid[handle.uid] = jid
         self._live[jid] = handle.uid
         if store_result:
@@ -692,9 +726,7 @@ class TaskJournal:
                 if row is not None:
                     ended[jid] = _record(row)
             report = RestoreReport()
-            with self._transaction():
-                self._restore_records(todo, ended, rerun_interrupted, report, reuse_rows=True)
-                self._needs_restore = False
+            self._restore_records(todo, ended, rerun_interrupted, report, reuse_rows=True)
         self._watch(report)
         return report
 
@@ -715,7 +747,7 @@ class TaskJournal:
         with self._lock:
             self._check_open()
             records = self._unfinished(this_session=False)
-            with self._transaction():
+            with self._writing():
                 self._db.execute(
                     "UPDATE tasks SET state='skipped', error='discarded', ended_at=? "
                     "WHERE state IN ('submitted','started') AND session<>?",
@@ -732,10 +764,14 @@ class TaskJournal:
         report: RestoreReport,
         reuse_rows: bool,
     ) -> None:
-        # Lock held, inside a transaction.  ``todo`` is in dependency order.
-        new_uid: dict[int, int] = {}  # jid -> new uid
+        # Lock held.  ``todo`` is in dependency order.  First decide everything,
+        # then commit the rows, and only then hand the tasks to the manager: a
+        # refused write (JournalError) or a raising rerun_interrupted leaves
+        # nothing running and nothing changed.
+        plan: list[tuple[JournalRecord, Callable[..., Any], dict[str, Any], list[int]]] = []
+        planned: set[int] = set()
         given_up: dict[int, str] = {}  # jid -> why
-        jid_of: dict[int, int] = {}  # new uid -> jid (rows of this run)
+        skipped_rows: list[tuple[str, float, int]] = []
         for rec in todo:
             old = rec.uid if rec.uid is not None else -rec.jid
             reason = None
@@ -748,12 +784,12 @@ class TaskJournal:
                 if not rerun:
                     reason = "interrupted"
             merged: dict[str, Any] = {}
-            upstream_uids = []
+            upstream_jids = []
             for up in rec.upstream:
                 if reason is not None:
                     break
-                if up in new_uid:
-                    upstream_uids.append(new_uid[up])
+                if up in planned:
+                    upstream_jids.append(up)
                 elif up in given_up:
                     reason = f"upstream task {up} was skipped"
                 elif up not in ended:
@@ -777,41 +813,50 @@ class TaskJournal:
                 given_up[rec.jid] = reason
                 report.skipped.append(old)
                 report.reasons[old] = reason
-                if reuse_rows:
-                    self._db.execute(
-                        "UPDATE tasks SET state='skipped', error=?, ended_at=? WHERE jid=?",
-                        (reason, time.time(), rec.jid),
-                    )
+                skipped_rows.append((reason, time.time(), rec.jid))
                 continue
-            kwargs = {**rec.kwargs, **merged}
+            assert fn is not None
+            plan.append((rec, fn, {**rec.kwargs, **merged}, upstream_jids))
+            planned.add(rec.jid)
+        row_of: dict[int, int] = {}  # record's jid -> its row's jid in this journal
+        with self._writing():
             if reuse_rows:
-                jid = rec.jid
-                self._db.execute(
-                    "UPDATE tasks SET state='submitted', session=?, uid=NULL, "
-                    "started_at=NULL, ended_at=NULL, error=NULL WHERE jid=?",
-                    (self.session, jid),
+                self._db.executemany(
+                    "UPDATE tasks SET state='skipped', error=?, ended_at=? WHERE jid=?",
+                    skipped_rows,
                 )
-            else:
-                jid = self._insert(
-                    rec.function, json.dumps(rec.args), json.dumps(rec.kwargs), rec.name,
-                    rec.group, rec.priority, [jid_of[u] for u in upstream_uids],
-                    rec.enduring, rec.store_result,
+            for rec, _, _, upstream_jids in plan:
+                if reuse_rows:
+                    row_of[rec.jid] = rec.jid
+                    self._db.execute(
+                        "UPDATE tasks SET state='submitted', session=?, uid=NULL, "
+                        "started_at=NULL, ended_at=NULL, error=NULL WHERE jid=?",
+                        (self.session, rec.jid),
+                    )
+                else:
+                    row_of[rec.jid] = self._insert(
+                        rec.function, json.dumps(rec.args), json.dumps(rec.kwargs), rec.name,
+                        rec.group, rec.priority, [row_of[u] for u in upstream_jids],
+                        rec.enduring, rec.store_result,
+                    )  # fmt: skip
+        if reuse_rows:
+            self._needs_restore = False
+        new_uid: dict[int, int] = {}  # record's jid -> new uid
+        pairs: list[tuple[int, int]] = []
+        try:
+            for rec, fn, kwargs, upstream_jids in plan:
+                old = rec.uid if rec.uid is not None else -rec.jid
+                jid = row_of[rec.jid]
+                handle = self._launch(
+                    jid, fn, rec.args, kwargs, rec.priority, rec.group,
+                    [new_uid[u] for u in upstream_jids], rec.name, rec.store_result,
                 )  # fmt: skip
-            handle = self._launch(
-                jid,
-                fn,
-                rec.args,
-                kwargs,
-                rec.priority,
-                rec.group,
-                upstream_uids,
-                rec.name,
-                rec.store_result,
-            )
-            new_uid[rec.jid] = handle.uid
-            jid_of[handle.uid] = jid
-            report.handles[old] = handle
-            report.uids[old] = handle.uid
+                new_uid[rec.jid] = handle.uid
+                pairs.append((handle.uid, jid))
+                report.handles[old] = handle
+                report.uids[old] = handle.uid
+        finally:
+            self._write_uids(pairs)
 
     def _watch(self, report: RestoreReport) -> None:
         for handle in report.handles.values():
@@ -870,8 +915,7 @@ class TaskJournal:
         report = RestoreReport()
         with self._lock:
             self._check_open()
-            with self._transaction():
-                self._restore_records(todo, {}, rerun_interrupted, report, reuse_rows=False)
+            self._restore_records(todo, {}, rerun_interrupted, report, reuse_rows=False)
         self._watch(report)
         return report
 
@@ -893,7 +937,7 @@ class TaskJournal:
                 "AND session=? AND enduring=0",
                 (self.session,),
             ).fetchall()
-            with self._transaction():
+            with self._writing():
                 self._db.executemany(
                     "UPDATE tasks SET state='cancelled', error='reset', ended_at=? WHERE jid=?",
                     [(time.time(), jid) for jid, _ in rows],
@@ -925,7 +969,7 @@ class TaskJournal:
                 )
                 if jid not in needed
             ]
-            with self._transaction():
+            with self._writing():
                 self._db.executemany("DELETE FROM tasks WHERE jid=?", [(j,) for j in ended])
         return len(ended)
 
@@ -983,27 +1027,51 @@ def _parse_snapshot(data: Any) -> list[JournalRecord]:
 
 
 class _Transaction:
-    """``with``: take the lock, BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error)."""
+    """``with``: take the lock, BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error).
 
-    __slots__ = ("_db", "_lock")
+    A failed BEGIN or COMMIT (a full disk, an I/O error) is rolled back and
+    raised as :class:`JournalError` naming the file.
+    """
 
-    def __init__(self, db: sqlite3.Connection, lock: threading.RLock) -> None:
+    __slots__ = ("_db", "_lock", "_path")
+
+    def __init__(self, db: sqlite3.Connection, lock: threading.RLock, path: Path) -> None:
         self._db = db
         self._lock = lock
+        self._path = path
 
     def __enter__(self) -> None:
         self._lock.acquire()
         try:
             self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            self._lock.release()
+            raise JournalError(f"{self._path}: cannot write the journal: {exc}") from exc
         except BaseException:
             self._lock.release()
             raise
 
-    def __exit__(self, exc_type: object, *_: object) -> None:
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         try:
-            self._db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+            if exc_type is None:
+                try:
+                    self._db.execute("COMMIT")
+                    return
+                except sqlite3.Error as error:
+                    self._rollback()
+                    raise JournalError(f"{self._path}: cannot write the journal: {error}") from error
+            self._rollback()
+            if isinstance(exc, sqlite3.Error):
+                raise JournalError(f"{self._path}: cannot write the journal: {exc}") from exc
         finally:
             self._lock.release()
+
+    def _rollback(self) -> None:
+        if self._db.in_transaction:
+            try:
+                self._db.execute("ROLLBACK")
+            except sqlite3.Error:
+                log.exception("journal %s: rollback failed", self._path)
 
 
 def _open(path: Path, synchronous: str) -> sqlite3.Connection:
