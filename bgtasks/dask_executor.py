@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 try:
     import cloudpickle
     import distributed
+    import distributed.security
 except ImportError:  # the optional extra is not installed
     cloudpickle = None
     distributed = None
@@ -64,17 +65,22 @@ class DaskExecutor(Executor):
     of ``n_workers`` workers with ``threads_per_worker`` threads each (default:
     one worker, one thread per core; workers are threads of this process
     talking over ``inproc://``, so it starts in milliseconds and the task's
-    own context is used inside the call; Dask's HTTP server, the dashboard if
-    ``bokeh`` is installed, listens on a free port of 127.0.0.1).
-    ``processes=True`` puts the workers in processes (true parallelism for
-    CPU-bound Python; the program must be import-safe: ``if __name__ ==
-    "__main__":``).  Other keywords go to ``LocalCluster``.  Either way Dask
-    pickles the function and arguments, so :meth:`check` refuses what it cannot
-    pickle.
+    own context is used inside the call).  ``processes=True`` puts the workers
+    in processes (true parallelism for CPU-bound Python; the program must be
+    import-safe: ``if __name__ == "__main__":``); they talk TLS on 127.0.0.1
+    with credentials made for the cluster (``Security.temporary()``, which
+    needs ``cryptography``), so no other process can connect and run code in
+    them; ``security=False`` turns TLS off, or give a ``Security`` of your
+    own.  No dashboard is started unless ``dashboard_address`` is given; Dask's
+    HTTP servers (health, metrics) listen on free ports of 127.0.0.1 only.
+    Other keywords go to ``LocalCluster``.  Either way Dask pickles the
+    function and arguments, so :meth:`check` refuses what it cannot pickle.
 
-    ``DaskExecutor("tcp://host:8786")`` connects to a running scheduler (its
-    workers need ``bgtasks[dask]`` and the task functions importable, or
-    defined in ``__main__``/as lambdas, which cloudpickle sends by value).
+    ``DaskExecutor("tls://host:8786", security=Security(...))`` connects to a
+    running scheduler (its workers need ``bgtasks[dask]`` and the task
+    functions importable, or defined in ``__main__``/as lambdas, which
+    cloudpickle sends by value).  A plain ``tcp://`` scheduler runs code for
+    anyone who reaches its port: use TLS with client certificates there.
     ``DaskExecutor(client=client)`` uses the application's own synchronous
     ``distributed.Client``, which :meth:`shut_down` leaves open.
 
@@ -100,6 +106,8 @@ class DaskExecutor(Executor):
         slots: int | None = None,
         poll_interval: float = 0.02,
         connect_timeout: float = 10.0,
+        dashboard_address: str | None = None,
+        security: Any = None,
         **cluster_kwargs: Any,
     ) -> None:
         if distributed is None:
@@ -114,11 +122,31 @@ class DaskExecutor(Executor):
             if address is not None:
                 raise ValueError(f"give address or client, not both (address={address!r})")
         local = address is None and client is None
-        if not local and cluster_kwargs:
+        if not local and (cluster_kwargs or dashboard_address is not None):
+            names = sorted(cluster_kwargs) + (["dashboard_address"] if dashboard_address else [])
             raise TypeError(
-                f"cluster options {sorted(cluster_kwargs)!r} need the local cluster "
-                "(no address, no client)"
+                f"cluster options {names!r} need the local cluster (no address, no client)"
             )
+        if client is not None and security is not None:
+            raise ValueError("security goes with an address or the local cluster, not a client")
+        if dashboard_address is not None and not isinstance(dashboard_address, str):
+            raise TypeError(
+                f"dashboard_address must be a string like '127.0.0.1:8787', got {dashboard_address!r}"
+            )
+        if security is not None and not (
+            security is False or isinstance(security, distributed.security.Security)
+        ):
+            raise TypeError(
+                f"security must be a distributed.security.Security or False, got {security!r}"
+            )
+        if local and processes and security is None:
+            try:
+                import cryptography  # noqa: F401 - Security.temporary() needs it
+            except ImportError:
+                raise ImportError(
+                    "DaskExecutor(processes=True) secures its cluster with TLS and needs the "
+                    "cryptography package: pip install 'bgtasks[dask]'"
+                ) from None
         _check_count("n_workers", n_workers, optional=False)
         _check_count("threads_per_worker", threads_per_worker, optional=True)
         _check_count("slots", slots, optional=True)
@@ -133,13 +161,30 @@ class DaskExecutor(Executor):
         if slots is None and local:
             slots = n_workers * (threads_per_worker or os.cpu_count() or 1)
         self.slots = slots
+        self.security = security
+        # Dask always serves HTTP (health, metrics) on the scheduler and each worker:
+        # on loopback, with the dashboard only when asked for.
+        scheduler_kwargs = {
+            "dashboard": dashboard_address is not None,
+            "dashboard_address": dashboard_address or "127.0.0.1:0",
+            **cluster_kwargs.pop("scheduler_kwargs", {}),
+        }
         self._cluster_options: dict[str, Any] = {
             "n_workers": n_workers,
             "threads_per_worker": threads_per_worker or os.cpu_count() or 1,
             "processes": processes,
-            "dashboard_address": "127.0.0.1:0",  # Dask always serves HTTP; 8787 may be taken
-            **cluster_kwargs,
+            "dashboard_address": dashboard_address,
+            "scheduler_kwargs": scheduler_kwargs,
         }
+        if processes:
+            # TCP between processes: loopback only, and TLS with credentials made for
+            # this cluster, so no other process can connect and run code in the workers.
+            self._cluster_options["host"] = "127.0.0.1"
+            if security is not False:
+                self._cluster_options["protocol"] = "tls://"
+        else:
+            self._cluster_options["worker_class"] = _loopback_worker_class()
+        self._cluster_options.update(cluster_kwargs)
         self._local = local
         self._lock = threading.Lock()
         self._connect_lock = threading.Lock()  # one connect at a time (see _ensure_client)
@@ -305,11 +350,19 @@ class DaskExecutor(Executor):
                 made = None
                 try:
                     if self._local:
-                        made = cluster = distributed.LocalCluster(**self._cluster_options)
+                        options = dict(self._cluster_options)
+                        if options["processes"] and self.security is None:
+                            options["security"] = distributed.security.Security.temporary()
+                        elif self.security:  # False: Dask's default, no TLS
+                            options["security"] = self.security
+                        made = cluster = distributed.LocalCluster(**options)
                         client = distributed.Client(cluster, set_as_default=False)
                     else:
                         client = distributed.Client(
-                            self.address, set_as_default=False, timeout=self.connect_timeout
+                            self.address,
+                            set_as_default=False,
+                            timeout=self.connect_timeout,
+                            security=self.security,
                         )
                 except BaseException:
                     if made is not None:  # no client: the cluster would leak
@@ -345,6 +398,25 @@ class DaskExecutor(Executor):
                     context.status = value
             except Exception:  # noqa: S110 - a late event for an ending task
                 pass
+
+
+def _loopback_worker_class() -> Any:
+    """A Worker whose HTTP server listens on 127.0.0.1 (Dask's in-process worker
+    would derive all interfaces from its ``inproc://`` address)."""
+    global _LoopbackWorker
+    if _LoopbackWorker is None:
+
+        class LoopbackWorker(distributed.Worker):
+            def __init__(self, *args: Any, dashboard_address: Any = None, **kwargs: Any):
+                super().__init__(
+                    *args, dashboard_address=dashboard_address or "127.0.0.1:0", **kwargs
+                )
+
+        _LoopbackWorker = LoopbackWorker
+    return _LoopbackWorker
+
+
+_LoopbackWorker: Any = None
 
 
 def _check_count(name: str, value: Any, *, optional: bool) -> None:

@@ -62,6 +62,20 @@ def fresh_events():
         event.set()
 
 
+@pytest.fixture(autouse=True)
+def unpolluted_http_routes():
+    """Without bokeh, a scheduler with a dashboard appends Dask's "install bokeh" page
+    to the routes list of Dask's config, in place, so every later scheduler of the
+    process serves it at /status: each test starts from the routes Dask ships."""
+    import dask
+
+    key = "distributed.scheduler.http.routes"
+    missing = "distributed.http.scheduler.missing_bokeh"
+    routes = [route for route in dask.config.get(key) if route != missing]
+    with dask.config.set({key: routes}):
+        yield
+
+
 def record(value):
     LOG.append(value)
 
@@ -387,7 +401,7 @@ def test_in_worker_processes_progress_errors_and_cancel_still_work(qtbot, make_m
 
     done = manager.submit(remote_work, 5, executor="dask")
     assert done.result(timeout=60) == (15, done.uid, False)
-    assert executor.client.scheduler.address.startswith("tcp://127.0.0.1:")
+    assert executor.client.scheduler.address.startswith("tls://127.0.0.1:")
     qtbot.waitUntil(lambda: (done.uid, 1.0, "three quarters") in progress, timeout=10000)
     assert done.info().status == "remote"
 
@@ -405,6 +419,147 @@ def test_in_worker_processes_progress_errors_and_cancel_still_work(qtbot, make_m
     qtbot.waitUntil(lambda: stopped.read_text() == "stopped True", timeout=10000)
     manager.shut_down(timeout=10)
     assert executor.client.status == "closed"
+
+
+# ----------------------------------------------------------------- security
+
+
+def listening_sockets(pid: int) -> set[str]:
+    """The TCP addresses process ``pid`` listens on, as "host:port" (from /proc)."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    found = set()
+    for table, width in (("tcp", 8), ("tcp6", 32)):
+        with open(f"/proc/{pid}/net/{table}") as lines:
+            next(lines)
+            for line in lines:
+                fields = line.split()
+                local, state, inode = fields[1], fields[3], fields[9]
+                if state != "0A" or inode not in inodes:  # 0A: LISTEN
+                    continue
+                host, port = local.split(":")
+                raw = bytes.fromhex(host)
+                if width == 8:
+                    address = ".".join(str(b) for b in raw[::-1])
+                else:  # four little-endian 32-bit words
+                    words = [raw[i : i + 4][::-1] for i in range(0, 16, 4)]
+                    address = bytes(b for w in words for b in w).hex()
+                    address = "::" if address == "0" * 32 else address
+                    if address == "0" * 31 + "1":
+                        address = "::1"
+                found.add(f"{address}:{int(port, 16)}")
+    return found
+
+
+def http_status(address: str, path: str) -> int:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://{address}{path}", timeout=10) as reply:
+            return reply.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def test_the_default_cluster_listens_on_loopback_only_and_has_no_dashboard(make_manager):
+    before = listening_sockets(os.getpid())
+    manager = make_manager(start_processing=True)
+    executor = DaskExecutor(threads_per_worker=1)
+    manager.set_executor("dask", executor)
+    assert manager.submit(scheduler_address, executor="dask").result(timeout=30).startswith(
+        "inproc://"
+    )
+    opened = listening_sockets(os.getpid()) - before
+    # Dask's HTTP servers (health, metrics) of the scheduler and the worker, nothing else
+    assert len(opened) == 2 and all(a.startswith("127.0.0.1:") for a in opened), opened
+    port = executor.client.scheduler_info()["services"]["dashboard"]
+    assert http_status(f"127.0.0.1:{port}", "/health") == 200
+    assert http_status(f"127.0.0.1:{port}", "/status") == 404  # no dashboard page
+
+
+def test_a_dashboard_is_served_when_asked_for(make_manager):
+    manager = make_manager(start_processing=True)
+    executor = DaskExecutor(threads_per_worker=1, dashboard_address="127.0.0.1:0")
+    manager.set_executor("dask", executor)
+    manager.submit(scheduler_address, executor="dask").result(timeout=30)
+    port = executor.client.scheduler_info()["services"]["dashboard"]
+    # 200: the dashboard, or the page saying bokeh is needed for it
+    assert http_status(f"127.0.0.1:{port}", "/status") == 200
+
+
+def worker_pid():
+    return os.getpid()
+
+
+def test_the_processes_cluster_uses_tls_on_loopback_and_refuses_strangers(make_manager):
+    from distributed.security import Security
+
+    before = listening_sockets(os.getpid())
+    manager = make_manager(start_processing=True)
+    executor = DaskExecutor(n_workers=1, threads_per_worker=1, processes=True)
+    manager.set_executor("dask", executor)
+    pid = manager.submit(worker_pid, executor="dask").result(timeout=60)
+    assert pid != os.getpid()
+    address = executor.client.scheduler.address
+    assert address.startswith("tls://127.0.0.1:")
+    (worker,) = executor.client.scheduler_info()["workers"]
+    assert worker.startswith("tls://127.0.0.1:")
+    sockets = listening_sockets(pid) | (listening_sockets(os.getpid()) - before)
+    assert sockets and all(a.startswith("127.0.0.1:") for a in sockets), sockets
+    port = executor.client.scheduler_info()["services"]["dashboard"]
+    assert http_status(f"127.0.0.1:{port}", "/status") == 404
+    # Another local process: plain TCP, TLS without credentials, TLS with other credentials.
+    host_port = address.removeprefix("tls://")
+    strangers = [
+        dict(address=f"tcp://{host_port}"),
+        dict(address=address, security=Security(require_encryption=True)),
+        dict(address=address, security=Security.temporary()),
+        dict(address=f"tcp://{worker.removeprefix('tls://')}"),
+    ]
+    for stranger in strangers:
+        with pytest.raises((OSError, ValueError, TypeError)):
+            intruder = distributed.Client(**stranger, timeout=2, set_as_default=False)
+            try:  # not reached when the connect is refused, as it must be
+                intruder.run(os.getpid)
+            finally:
+                intruder.close()
+    # the executor's own client still works
+    assert manager.submit(worker_pid, executor="dask").result(timeout=60) == pid
+
+
+def test_processes_true_without_cryptography_says_what_to_install(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_cryptography(name, *args, **kwargs):
+        if name == "cryptography" or name.startswith("cryptography."):
+            raise ImportError("No module named 'cryptography'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_cryptography)
+    with pytest.raises(ImportError) as info:
+        DaskExecutor(processes=True)
+    assert str(info.value) == (
+        "DaskExecutor(processes=True) secures its cluster with TLS and needs the "
+        "cryptography package: pip install 'bgtasks[dask]'"
+    )
+    DaskExecutor(processes=True, security=False)  # an explicit choice: no TLS, no check
+
+
+def test_security_false_gives_a_plain_tcp_cluster_on_loopback(make_manager):
+    manager = make_manager(start_processing=True)
+    executor = DaskExecutor(n_workers=1, threads_per_worker=1, processes=True, security=False)
+    manager.set_executor("dask", executor)
+    assert manager.submit(worker_pid, executor="dask").result(timeout=60) != os.getpid()
+    assert executor.client.scheduler.address.startswith("tcp://127.0.0.1:")
 
 
 # ----------------------------------------------------------------- configuration, lifetime
@@ -440,6 +595,26 @@ def test_constructor_refuses_bad_configuration(client):
             dict(poll_interval=0),
             ValueError,
             "poll_interval must be a positive number of seconds, got 0",
+        ),
+        (
+            dict(address="tls://h:1", dashboard_address="127.0.0.1:0"),
+            TypeError,
+            "cluster options ['dashboard_address'] need the local cluster (no address, no client)",
+        ),
+        (
+            dict(client=client, security=False),
+            ValueError,
+            "security goes with an address or the local cluster, not a client",
+        ),
+        (
+            dict(security="yes"),
+            TypeError,
+            "security must be a distributed.security.Security or False, got 'yes'",
+        ),
+        (
+            dict(dashboard_address=8787),
+            TypeError,
+            "dashboard_address must be a string like '127.0.0.1:8787', got 8787",
         ),
     ]
     for kwargs, error, message in cases:
