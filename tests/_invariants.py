@@ -262,10 +262,13 @@ def make_scenario(
     rest = ui[initial:]
     pos = 0
     budget = len(specs)
+    chunks = []
     while pos < len(rest):
         k = rng.randint(1, 40)
-        ops.append((rng.randint(0, budget // 2), ("add", rest[pos : pos + k])))
+        chunks.append(rest[pos : pos + k])
         pos += k
+    triggers = sorted(rng.randint(0, budget // 2) for _ in chunks)
+    ops.extend((t, ("add", chunk)) for t, chunk in zip(triggers, chunks))  # in order
     n_ops = max(4, len(specs) // 8)
     kinds = {
         "stop": 12, "stop_group": 1, "cancel": 14 if on("handles") else 0, "retry": 10,
@@ -519,6 +522,7 @@ class Driver:
         return self.log.uid_of.get(i)
 
     def _retry(self, uid: int, why: str) -> None:
+        seq = self.log.seq()  # before: the revived tasks may start before the call returns
         try:
             self.level.retry(uid)
         except ValueError:
@@ -526,7 +530,7 @@ class Driver:
         except Exception as exc:  # noqa: BLE001
             self.log.note(f"retry({uid}) {why} raised {exc!r}\n{traceback.format_exc(limit=-8)}")
             return
-        self.log.retries.append((self.log.seq(), uid))
+        self.log.retries.append((seq, uid))
         self.log.ops.append(f"retry({uid}) {why}")
 
     def run_op(self, op: tuple) -> None:
@@ -637,6 +641,8 @@ class CoreLevel:
     def add(self, spec: Spec, thread: str) -> int | None:
         log = self.log
         ups = [log.uid_of[j] for j in spec.ups if j in log.uid_of]
+        if len(ups) != len(spec.ups):
+            log.note(f"scenario error: {spec.describe()} added before its upstream tasks")
         begin = log.seq()
         handle = TaskHandle(self.fake) if spec.handle else None  # type: ignore[arg-type]
         fn = None if spec.kind == "pass" else make_fn(spec, self, log)
@@ -1062,6 +1068,21 @@ def report(run: Run, problems: list[str], limit: int = 12) -> str:
     for u in sorted(uids):
         if u in run.log.spec_of:
             lines.append(f"  {u}: {run.scenario.specs[run.log.spec_of[u]].describe()}")
+    log = run.log
+    lines.append("history of those tasks (seq, what):")
+    reached = _retried(run)
+    for u in sorted(uids)[:8]:
+        hist = [(r[0], r[1], *(r[3:4] if r[1] == "state" else ())) for r in log.stream if r[2] == u]
+        hist += [(st["seq"], f"fn start kwargs={sorted(st['kwargs'])} ups={st['states']}")
+                 for st in log.starts if st["uid"] == u]  # fmt: skip
+        hist += [(q, "fn end") for q in log.ends.get(u, ())]
+        hist += [(q, "retry() call") for q, t in log.retries if t == u]
+        hist += [(q, "retry() of a task downstream") for q in reached.get(u, ()) if (q, u) not in log.retries]
+        add = next((a for a in log.adds.values() if a["uid"] == u), None)
+        if add is not None:
+            hist.append((add["begin"], f"add from {add['thread']} thread, ups={add['ups']}"))
+        hist.sort(key=lambda h: h[0])
+        lines.append(f"  {u}: " + ", ".join(" ".join(map(str, h)) for h in hist[:30]))
     lines.append("last UI ops: " + "; ".join(run.log.ops[-15:]))
     lines.append(f"final: {run.final}")
     return "\n".join(lines)

@@ -119,6 +119,8 @@ class ManagerLevel:
     def add(self, spec: Spec, thread: str) -> int | None:
         log, m = self.log, self.m
         ups = [log.uid_of[j] for j in spec.ups if j in log.uid_of]
+        if len(ups) != len(spec.ups):
+            log.note(f"scenario error: {spec.describe()} added before its upstream tasks")
         begin = log.seq()
         options = task_options(spec)
         if spec.exclusive:
@@ -297,7 +299,8 @@ def test_checker_reports_a_lost_end_and_a_missing_group_finish(monkeypatch):
     run = run_core(_small(specs, ops=[(1, ("stop", 1, False, False))]), timeout=10)
     problems = check_run(run)
     assert any(p.startswith("task 2 never ended") for p in problems), problems
-    assert any("task_group_finished missing" in p for p in problems), problems
+    # the group's finish came while the task it never heard the end of was live
+    assert any("task_group_finished('g') not due: live tasks [2]" in p for p in problems), problems
 
 
 def test_checker_reports_more_functions_running_than_max_threads(monkeypatch):
@@ -316,20 +319,23 @@ def test_checker_reports_more_functions_running_than_max_threads(monkeypatch):
     assert any("ran at once, max_threads=1" in p for p in check_run(run))
 
 
-def test_checker_reports_a_lost_dict_merge_and_an_own_kwarg_winning(monkeypatch):
+def test_checker_reports_an_own_kwarg_winning_over_an_upstream_dict(monkeypatch):
     original = Scheduler._complete
 
-    def complete(self, task, value):
-        if isinstance(value, dict):  # planted: downstream tasks get a copy without "shared"
-            value = {k: v for k, v in value.items() if k != "shared"}
-        original(self, task, value)
+    def complete(self, task, value, *rest):
+        saved = [(c, dict(c.kwargs)) for c in task.downstream
+                 if c.state.name == "PENDING" and c.kwargs is not None]  # fmt: skip
+        original(self, task, value, *rest)
+        for child, before in saved:  # planted: the task's own "shared" wins (lock still held)
+            if child.kwargs is not None and "shared" in before:
+                child.kwargs["shared"] = before["shared"]
 
     monkeypatch.setattr(Scheduler, "_complete", complete)
     specs = [Spec(0, behaviour="slow", slow_steps=5, result="dict"),
              Spec(1, ups=[0], own={"shared": "own"})]  # fmt: skip
     run = run_core(_small(specs), timeout=10)
     problems = check_run(run)
-    assert any("lack key 'shared'" in p for p in problems), problems
+    assert any("shared='own', want the value of upstream task 1's dict" in p for p in problems), problems
 
 
 def test_checker_reports_a_handle_that_disagrees(monkeypatch):
@@ -349,7 +355,7 @@ def test_checker_reports_a_handle_that_disagrees(monkeypatch):
 
 
 def test_checker_reports_a_hang_with_the_threads_stacks(monkeypatch):
-    monkeypatch.setattr(Scheduler, "take_events", lambda self: [])  # planted: nothing delivered
+    monkeypatch.setattr(Scheduler, "finish", lambda self, task, *a, **k: None)  # planted: lost
     run = run_core(_small([Spec(0)]), timeout=0.3)
     problems = check_run(run)
     assert any(p.startswith("hang: not drained within 0.3 s") for p in problems), problems
