@@ -27,6 +27,7 @@ import os
 import sqlite3
 import threading
 import time
+import zlib
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,13 +54,67 @@ __all__ = [
 
 APPLICATION_ID = 0x62677461  # "bgta"
 FORMAT_NAME = "bgtasks-journal"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: row checksums (crc) and the quarantine table
 SNAPSHOT_VERSION = 1
 
 #: States a row can be in.  The first two are live; the others are terminal.
 SUBMITTED, STARTED = "submitted", "started"
 FINISHED, FAILED, CANCELLED, SKIPPED = "finished", "failed", "cancelled", "skipped"
 LIVE_STATES = (SUBMITTED, STARTED)
+STATES = (SUBMITTED, STARTED, FINISHED, FAILED, CANCELLED, SKIPPED)
+
+#: The columns a row's checksum covers, in order.
+_CRC_COLUMNS = (
+    "jid", "session", "uid", "state", "function", "args", "kwargs", "name", "grp", "priority",
+    "upstream", "enduring", "store_result", "runs", "result", "error", "submitted_at",
+    "started_at", "ended_at",
+)  # fmt: skip
+_QUARANTINE = (
+    "CREATE TABLE IF NOT EXISTS quarantine (reason TEXT NOT NULL, quarantined_at REAL NOT NULL, "
+    + ", ".join(_CRC_COLUMNS) + ", crc)"
+)
+_DAMAGED_ROW = "checksum mismatch (damaged, or edited outside bgtasks)"
+
+
+def _crc(*values: Any) -> int:
+    """A row's checksum: CRC-32 of the repr of its values (SQLite function ``bgtasks_crc``)."""
+    return zlib.crc32(repr(values).encode("utf-8", "surrogatepass"))
+
+
+def _update(sets: dict[str, str], where: str) -> str:
+    """``UPDATE tasks SET ... WHERE ...`` that also recomputes the row's checksum."""
+    assigns = ", ".join(f"{column}={expr}" for column, expr in sets.items())
+    values = ", ".join(f"({sets[c]})" if c in sets else c for c in _CRC_COLUMNS)
+    return f"UPDATE tasks SET {assigns}, crc=bgtasks_crc({values}) WHERE {where}"
+
+
+_LIVE = "state IN ('submitted','started')"
+_SQL_STARTED = _update(
+    {"state": "'started'", "runs": "runs+1", "started_at": ":t"}, "jid=:jid AND state='submitted'"
+)
+_SQL_ENDED = _update(
+    {"state": ":state", "error": ":error", "ended_at": ":t"}, f"jid=:jid AND {_LIVE}"
+)
+_SQL_FINISHED = _update(
+    {"state": "'finished'", "result": ":result", "error": ":error", "ended_at": ":t"},
+    f"jid=:jid AND {_LIVE}",
+)
+_SQL_UID = _update({"uid": ":uid"}, "jid=:jid")
+_SQL_SKIP = _update({"state": "'skipped'", "error": ":error", "ended_at": ":t"}, "jid=:jid")
+_SQL_RESUBMIT = _update(
+    {"state": "'submitted'", "session": ":session", "uid": "NULL", "started_at": "NULL",
+     "ended_at": "NULL", "error": "NULL"},
+    "jid=:jid",
+)  # fmt: skip
+_SQL_RESET = _update({"state": "'cancelled'", "error": "'reset'", "ended_at": ":t"}, "jid=:jid")
+_SQL_INSERT = (
+    "INSERT INTO tasks (" + ", ".join(_CRC_COLUMNS) + ", crc) SELECT " + ", ".join(
+        v := ["n", ":session", "NULL", "'submitted'", ":function", ":args", ":kwargs", ":name",
+              ":grp", ":priority", ":upstream", ":enduring", ":store_result", "0", "NULL",
+              "NULL", ":t", "NULL", "NULL"]
+    ) + f", bgtasks_crc({', '.join(v)}) FROM (SELECT coalesce(max(jid), 0) + 1 AS n FROM tasks)"
+)  # fmt: skip
+_SQL_QUARANTINE = "INSERT INTO quarantine SELECT :reason, :t, * FROM tasks WHERE jid=:jid"
 
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -82,7 +137,8 @@ CREATE TABLE tasks (
     error TEXT,
     submitted_at REAL NOT NULL,
     started_at REAL,
-    ended_at REAL
+    ended_at REAL,
+    crc INTEGER
 );
 CREATE INDEX tasks_live ON tasks (state) WHERE state IN ('submitted', 'started');
 """
@@ -134,7 +190,8 @@ class RestoreReport:
     ``skipped`` lists the tasks not re-submitted, with the reason in
     ``reasons``: an interrupted task the app chose not to rerun, a task whose
     upstream was skipped, failed or cancelled, or whose upstream result could
-    not be stored.
+    not be stored.  ``quarantined`` maps the journal ids (``jid``) of damaged
+    rows, moved to the journal's ``quarantine`` table, to what is wrong.
     """
 
     handles: dict[int, TaskHandle] = field(default_factory=dict)
@@ -142,6 +199,7 @@ class RestoreReport:
     interrupted: list[int] = field(default_factory=list)
     skipped: list[int] = field(default_factory=list)
     reasons: dict[int, str] = field(default_factory=dict)
+    quarantined: dict[int, str] = field(default_factory=dict)
 
 
 def default_journal_path() -> Path:
@@ -389,19 +447,19 @@ class TaskJournal:
         self._live: dict[int, int] = {}  # jid -> uid, tasks of this session not ended
         self._store: set[int] = set()  # jids whose result is kept whatever it is
         self._closed = False
-        self._db = _open(self.path, synchronous)
+        self._db, opened = _open(self.path, synchronous)
+        #: damaged rows found at open (jid -> why), moved aside by restore() or discard()
+        self._damaged: dict[int, str] = dict(opened.damaged)
+        self._quarantined: dict[int, str] = dict(opened.damaged)
         try:
             with self._writing():
-                row = self._db.execute("SELECT value FROM meta WHERE key='next_session'").fetchone()
-                self.session = int(row[0])
+                self.session = opened.session
                 self._db.execute(
                     "UPDATE meta SET value=? WHERE key='next_session'", (str(self.session + 1),)
                 )
-                self._needs_restore = (
-                    self._db.execute(
-                        "SELECT 1 FROM tasks WHERE state IN ('submitted','started') LIMIT 1"
-                    ).fetchone()
-                    is not None
+                live = self._db.execute(f"SELECT jid FROM tasks WHERE {_LIVE}").fetchall()
+                self._needs_restore = bool(self._damaged) or any(
+                    jid not in self._damaged for (jid,) in live
                 )
         except sqlite3.DatabaseError as exc:
             self._db.close()
@@ -409,6 +467,16 @@ class TaskJournal:
         except BaseException:
             self._db.close()
             raise
+
+    @property
+    def quarantined(self) -> dict[int, str]:
+        """Rows found damaged when this journal was opened: ``jid`` -> what is wrong.
+
+        They are never run nor returned by :meth:`records`;
+        :meth:`restore` and :meth:`discard` move them to the ``quarantine``
+        table of the file (nothing is deleted).
+        """
+        return dict(self._quarantined)
 
     # ------------------------------------------------------------------ plumbing
 
@@ -425,7 +493,7 @@ class TaskJournal:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _write(self, sql: str, params: tuple[Any, ...]) -> None:
+    def _write(self, sql: str, params: Any) -> None:
         # A worker's or a callback's write; never raises into the task.
         with self._lock:
             if self._closed:
@@ -436,20 +504,14 @@ class TaskJournal:
                 log.exception("journal %s: write failed", self.path)
 
     def _mark_started(self, jid: int) -> None:
-        self._write(
-            "UPDATE tasks SET state='started', runs=runs+1, started_at=? "
-            "WHERE jid=? AND state='submitted'",
-            (time.time(), jid),
-        )
+        self._write(_SQL_STARTED, {"t": time.time(), "jid": jid})
 
     def _mark_ended(self, jid: int, state: str, error: str | None = None) -> None:
         with self._lock:
             if self._live.pop(jid, None) is None:
                 return  # already journaled (by the worker, reset() or restore())
             self._write(
-                "UPDATE tasks SET state=?, error=?, ended_at=? "
-                "WHERE jid=? AND state IN ('submitted','started')",
-                (state, error, time.time(), jid),
+                _SQL_ENDED, {"state": state, "error": error, "t": time.time(), "jid": jid}
             )
 
     def _mark_stopped(self, jid: int) -> None:
@@ -475,9 +537,7 @@ class TaskJournal:
             if self._live.pop(jid, None) is None:
                 return
             self._write(
-                "UPDATE tasks SET state='finished', result=?, error=?, ended_at=? "
-                "WHERE jid=? AND state IN ('submitted','started')",
-                (text, error, time.time(), jid),
+                _SQL_FINISHED, {"result": text, "error": error, "t": time.time(), "jid": jid}
             )
 
     def _on_done(self, jid: int, handle: TaskHandle) -> None:
@@ -605,7 +665,7 @@ class TaskJournal:
                 if full:
                     self._db.execute("PRAGMA synchronous=NORMAL")
                 with self._writing():
-                    self._db.executemany("UPDATE tasks SET uid=? WHERE jid=?", pairs)
+                    self._db.executemany(_SQL_UID, [{"uid": u, "jid": j} for u, j in pairs])
             except JournalError:
                 log.exception("journal %s: cannot record the uids of launched tasks", self.path)
             finally:
@@ -629,13 +689,13 @@ class TaskJournal:
         store_result: bool,
     ) -> int:
         cursor = self._db.execute(
-            "INSERT INTO tasks (session, state, function, args, kwargs, name, grp, priority,"
-            " upstream, enduring, store_result, submitted_at)"
-            " VALUES (?, 'submitted', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                self.session, function, args_text, kwargs_text, name, json.dumps(group),
-                priority, json.dumps(upstream_jids), int(enduring), int(store_result), time.time(),
-            ),
+            _SQL_INSERT,
+            {
+                "session": self.session, "function": function, "args": args_text,
+                "kwargs": kwargs_text, "name": name, "grp": json.dumps(group),
+                "priority": priority, "upstream": json.dumps(upstream_jids),
+                "enduring": int(enduring), "store_result": int(store_result), "t": time.time(),
+            },
         )  # fmt: skip
         return int(cursor.lastrowid)  # type: ignore[arg-type]
 
@@ -669,10 +729,13 @@ class TaskJournal:
     # ------------------------------------------------------------------ reading
 
     def records(self) -> list[JournalRecord]:
-        """Every task in the journal, oldest first.  Any thread."""
+        """Every task in the journal, oldest first, but the damaged rows
+        (:attr:`quarantined`).  Any thread."""
         with self._lock:
             self._check_open()
-            rows = self._db.execute(f"SELECT {_COLUMNS} FROM tasks ORDER BY jid").fetchall()
+            rows = self._db.execute(
+                f"SELECT {_COLUMNS} FROM tasks WHERE {self._sound()} ORDER BY jid"
+            ).fetchall()
         return [_record(row) for row in rows]
 
     def record(self, uid: int) -> JournalRecord:
@@ -684,6 +747,12 @@ class TaskJournal:
                 raise KeyError(uid)
             row = self._db.execute(f"SELECT {_COLUMNS} FROM tasks WHERE jid=?", (jid,)).fetchone()
         return _record(row)
+
+    def _sound(self) -> str:
+        # An SQL condition leaving out the damaged rows (never even decoded).
+        if not self._damaged:
+            return "1"
+        return f"jid NOT IN ({','.join(str(int(j)) for j in self._damaged)})"
 
     @property
     def needs_restore(self) -> bool:
@@ -719,7 +788,7 @@ class TaskJournal:
             todo = self._unfinished(this_session=False)
             needed = {j for r in todo for j in r.upstream} - {r.jid for r in todo}
             ended = {}
-            for jid in needed:
+            for jid in needed - set(self._damaged):
                 row = self._db.execute(
                     f"SELECT {_COLUMNS} FROM tasks WHERE jid=?", (jid,)
                 ).fetchone()
@@ -734,7 +803,7 @@ class TaskJournal:
         # Tasks submitted or started and not ended, of this run or of earlier ones.
         rows = self._db.execute(
             f"SELECT {_COLUMNS} FROM tasks WHERE state IN ('submitted','started') "
-            f"AND session{'=' if this_session else '<>'}? ORDER BY jid",
+            f"AND session{'=' if this_session else '<>'}? AND {self._sound()} ORDER BY jid",
             (self.session,),
         ).fetchall()
         return [_record(row) for row in rows]
@@ -742,19 +811,33 @@ class TaskJournal:
     def discard(self) -> list[JournalRecord]:
         """Give up the tasks of previous runs that did not end: they become ``skipped``.
 
-        Returns their records (as they were).  Any thread.
+        Returns their records (as they were).  Damaged rows are moved to the
+        ``quarantine`` table, as by :meth:`restore`.  Any thread.
         """
         with self._lock:
             self._check_open()
             records = self._unfinished(this_session=False)
             with self._writing():
-                self._db.execute(
-                    "UPDATE tasks SET state='skipped', error='discarded', ended_at=? "
-                    "WHERE state IN ('submitted','started') AND session<>?",
-                    (time.time(), self.session),
+                self._move_damaged_rows()
+                self._db.executemany(
+                    _SQL_SKIP,
+                    [{"error": "discarded", "t": time.time(), "jid": r.jid} for r in records],
                 )
-                self._needs_restore = False
+            self._needs_restore = False
+            self._damaged.clear()
         return records
+
+    def _move_damaged_rows(self) -> dict[int, str]:
+        # Inside a write transaction: damaged rows go to the quarantine table.
+        if not self._damaged:
+            return {}
+        self._db.execute(_QUARANTINE)
+        now = time.time()
+        for jid, reason in self._damaged.items():
+            self._db.execute(_SQL_QUARANTINE, {"reason": reason, "t": now, "jid": jid})
+            self._db.execute("DELETE FROM tasks WHERE jid=?", (jid,))
+            log.warning("%s: %s: moved to the quarantine table, not run", self.path, reason)
+        return dict(self._damaged)
 
     def _restore_records(
         self,
@@ -771,7 +854,7 @@ class TaskJournal:
         plan: list[tuple[JournalRecord, Callable[..., Any], dict[str, Any], list[int]]] = []
         planned: set[int] = set()
         given_up: dict[int, str] = {}  # jid -> why
-        skipped_rows: list[tuple[str, float, int]] = []
+        skipped_rows: list[dict[str, Any]] = []
         for rec in todo:
             old = rec.uid if rec.uid is not None else -rec.jid
             reason = None
@@ -792,6 +875,8 @@ class TaskJournal:
                     upstream_jids.append(up)
                 elif up in given_up:
                     reason = f"upstream task {up} was skipped"
+                elif up in self._damaged:
+                    reason = f"upstream task {up} is damaged (quarantined)"
                 elif up not in ended:
                     reason = f"upstream task {up} is missing from the journal"
                 else:
@@ -813,7 +898,7 @@ class TaskJournal:
                 given_up[rec.jid] = reason
                 report.skipped.append(old)
                 report.reasons[old] = reason
-                skipped_rows.append((reason, time.time(), rec.jid))
+                skipped_rows.append({"error": reason, "t": time.time(), "jid": rec.jid})
                 continue
             assert fn is not None
             plan.append((rec, fn, {**rec.kwargs, **merged}, upstream_jids))
@@ -821,18 +906,12 @@ class TaskJournal:
         row_of: dict[int, int] = {}  # record's jid -> its row's jid in this journal
         with self._writing():
             if reuse_rows:
-                self._db.executemany(
-                    "UPDATE tasks SET state='skipped', error=?, ended_at=? WHERE jid=?",
-                    skipped_rows,
-                )
+                report.quarantined.update(self._move_damaged_rows())
+                self._db.executemany(_SQL_SKIP, skipped_rows)
             for rec, _, _, upstream_jids in plan:
                 if reuse_rows:
                     row_of[rec.jid] = rec.jid
-                    self._db.execute(
-                        "UPDATE tasks SET state='submitted', session=?, uid=NULL, "
-                        "started_at=NULL, ended_at=NULL, error=NULL WHERE jid=?",
-                        (self.session, rec.jid),
-                    )
+                    self._db.execute(_SQL_RESUBMIT, {"session": self.session, "jid": rec.jid})
                 else:
                     row_of[rec.jid] = self._insert(
                         rec.function, json.dumps(rec.args), json.dumps(rec.kwargs), rec.name,
@@ -841,6 +920,7 @@ class TaskJournal:
                     )  # fmt: skip
         if reuse_rows:
             self._needs_restore = False
+            self._damaged.clear()
         new_uid: dict[int, int] = {}  # record's jid -> new uid
         pairs: list[tuple[int, int]] = []
         try:
@@ -939,8 +1019,7 @@ class TaskJournal:
             ).fetchall()
             with self._writing():
                 self._db.executemany(
-                    "UPDATE tasks SET state='cancelled', error='reset', ended_at=? WHERE jid=?",
-                    [(time.time(), jid) for jid, _ in rows],
+                    _SQL_RESET, [{"t": time.time(), "jid": jid} for jid, _ in rows]
                 )
             for jid, _ in rows:
                 self._live.pop(jid, None)
@@ -955,10 +1034,11 @@ class TaskJournal:
         """Delete ended tasks no live task depends on; returns how many.  Any thread."""
         with self._lock:
             self._check_open()
+            damaged = set(self._damaged)
             needed = {
                 j
                 for (text,) in self._db.execute(
-                    "SELECT upstream FROM tasks WHERE state IN ('submitted','started')"
+                    f"SELECT upstream FROM tasks WHERE {_LIVE} AND {self._sound()}"
                 )
                 for j in json.loads(text)
             }
@@ -967,7 +1047,7 @@ class TaskJournal:
                 for (jid,) in self._db.execute(
                     "SELECT jid FROM tasks WHERE state NOT IN ('submitted','started')"
                 )
-                if jid not in needed
+                if jid not in needed and jid not in damaged
             ]
             with self._writing():
                 self._db.executemany("DELETE FROM tasks WHERE jid=?", [(j,) for j in ended])
@@ -1074,54 +1154,106 @@ class _Transaction:
                 log.exception("journal %s: rollback failed", self._path)
 
 
-def _open(path: Path, synchronous: str) -> sqlite3.Connection:
-    """Connect to a bgtasks journal, creating it if the file is absent or empty."""
-    fresh = not path.exists() or path.stat().st_size == 0
-    if fresh:
-        path.parent.mkdir(parents=True, exist_ok=True)
+@dataclass
+class _Opened:
+    session: int  # this run's session number
+    damaged: dict[int, str]  # jid -> why
+
+
+def _open(path: Path, synchronous: str) -> tuple[sqlite3.Connection, _Opened]:
+    """Connect to a bgtasks journal, creating it if the file is absent or empty.
+
+    An existing file is checked first on a read-only connection (format,
+    ``PRAGMA integrity_check``, metadata, every row's checksum and values), so
+    a damaged or foreign file raises :class:`JournalError` before anything
+    writes to it.  Damaged rows of a sound file are returned, not refused.
+    """
+    for _ in range(3):
+        fresh = not path.exists() or path.stat().st_size == 0
+        if fresh:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            opened = _Opened(session=1, damaged={})
+            version = FORMAT_VERSION
+        else:
+            opened, version = _probe(path)
+        try:
+            db = sqlite3.connect(path, timeout=0.0, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise JournalError(f"{path}: cannot open the journal: {exc}") from exc
+        try:
+            db.create_function("bgtasks_crc", -1, _crc, deterministic=True)
+            db.execute("PRAGMA locking_mode=EXCLUSIVE")
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute(f"PRAGMA synchronous={synchronous.upper()}")
+            db.execute("BEGIN IMMEDIATE")  # takes the exclusive lock now: in use -> error
+            if fresh:
+                if db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+                    db.execute("ROLLBACK")  # another process created it meanwhile: check it
+                    db.close()
+                    continue
+                # One transaction: a crash while creating leaves an empty file or a journal.
+                for statement in (*_SCHEMA.split(";"), _QUARANTINE):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute(f"INSERT INTO meta VALUES ('format', '{FORMAT_NAME}')")
+                db.execute("INSERT INTO meta VALUES ('next_session', '1')")
+                db.execute(f"PRAGMA application_id={APPLICATION_ID}")
+                db.execute(f"PRAGMA user_version={FORMAT_VERSION}")
+            elif version < 2:  # format 1 had no checksums: seal the rows as they are
+                db.execute("ALTER TABLE tasks ADD COLUMN crc INTEGER")
+                db.execute(f"UPDATE tasks SET crc=bgtasks_crc({', '.join(_CRC_COLUMNS)})")
+                db.executemany(
+                    "UPDATE tasks SET crc=NULL WHERE jid=?", [(j,) for j in opened.damaged]
+                )
+                db.execute(_QUARANTINE)
+                db.execute(f"PRAGMA user_version={FORMAT_VERSION}")
+            db.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            db.close()
+            if "locked" in str(exc):
+                raise JournalError(f"{path}: the journal is in use by another process") from exc
+            raise JournalError(f"{path}: cannot use the journal: {exc}") from exc
+        except sqlite3.DatabaseError as exc:
+            db.close()
+            raise JournalError(f"{path}: not a bgtasks journal (damaged or foreign): {exc}") from exc
+        except BaseException:
+            db.close()
+            raise
+        return db, opened
+    raise JournalError(f"{path}: the journal is in use by another process")
+
+
+def _probe(path: Path) -> tuple[_Opened, int]:
+    # A read-only connection: closing it never checkpoints or deletes a
+    # foreign database's -wal file, so a refused file is left as it was.
+    # Without a -wal file to read, it is opened immutable: SQLite then
+    # creates no -wal nor -shm file next to it either.
+    wal, shm = Path(f"{path}-wal"), Path(f"{path}-shm")
+    had_shm = shm.exists()
+    has_wal = wal.exists() and wal.stat().st_size > 0
+    mode = "mode=ro" if has_wal else "mode=ro&immutable=1"
     try:
-        db = sqlite3.connect(path, timeout=0.0, isolation_level=None, check_same_thread=False)
+        probe = sqlite3.connect(f"file:{quote(str(path))}?{mode}", uri=True, timeout=0.0)
     except sqlite3.Error as exc:
         raise JournalError(f"{path}: cannot open the journal: {exc}") from exc
     try:
-        if not fresh:
-            # A read-only connection: closing it never checkpoints or deletes a
-            # foreign database's -wal file, so a refused file is left as it was.
-            probe = sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True, timeout=0.0)
-            try:
-                _check_format(probe, path)
-            finally:
-                probe.close()
-        db.execute("PRAGMA locking_mode=EXCLUSIVE")
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute(f"PRAGMA synchronous={synchronous.upper()}")
-        if fresh:
-            # One transaction: a crash while creating leaves an empty file or a journal.
-            db.executescript(
-                f"BEGIN IMMEDIATE; {_SCHEMA}"
-                f"INSERT INTO meta VALUES ('format', '{FORMAT_NAME}');"
-                "INSERT INTO meta VALUES ('next_session', '1');"
-                f"PRAGMA application_id={APPLICATION_ID};"
-                f"PRAGMA user_version={FORMAT_VERSION}; COMMIT;"
-            )
-        else:
-            db.execute("BEGIN IMMEDIATE")  # takes the exclusive lock now: in use -> error
-            db.execute("COMMIT")
+        return _check_format(probe, path)
+    except JournalError:
+        probe.close()
+        if not had_shm:  # one this probe made for a crashed journal's WAL
+            shm.unlink(missing_ok=True)
+        raise
     except sqlite3.OperationalError as exc:
-        db.close()
         if "locked" in str(exc):
             raise JournalError(f"{path}: the journal is in use by another process") from exc
-        raise JournalError(f"{path}: cannot use the journal: {exc}") from exc
+        raise JournalError(f"{path}: damaged bgtasks journal ({exc})") from exc
     except sqlite3.DatabaseError as exc:
-        db.close()
         raise JournalError(f"{path}: not a bgtasks journal (damaged or foreign): {exc}") from exc
-    except BaseException:
-        db.close()
-        raise
-    return db
+    finally:
+        probe.close()
 
 
-def _check_format(db: sqlite3.Connection, path: Path) -> None:
+def _check_format(db: sqlite3.Connection, path: Path) -> tuple[_Opened, int]:
     app_id = db.execute("PRAGMA application_id").fetchone()[0]
     if app_id != APPLICATION_ID:
         raise JournalError(
@@ -1132,10 +1264,109 @@ def _check_format(db: sqlite3.Connection, path: Path) -> None:
         raise JournalError(
             f"{path}: journal format {version} is newer than this bgtasks reads ({FORMAT_VERSION})"
         )
-    try:
-        fmt = db.execute("SELECT value FROM meta WHERE key='format'").fetchone()
-        check = db.execute("PRAGMA quick_check").fetchone()[0]
-    except sqlite3.DatabaseError as exc:
-        raise JournalError(f"{path}: damaged bgtasks journal: {exc}") from exc
-    if fmt is None or fmt[0] != FORMAT_NAME or check != "ok":
-        raise JournalError(f"{path}: damaged bgtasks journal (format {fmt!r}, check {check!r})")
+    problems = [row[0] for row in db.execute("PRAGMA integrity_check(10)")]
+    if problems != ["ok"]:
+        text = "; ".join(str(p) for p in problems).replace("\n", " ")
+        raise JournalError(f"{path}: damaged bgtasks journal (integrity check: {text:.300})")
+    db.text_factory = bytes  # damaged text must not raise while reading
+    meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+    fmt = meta.get(b"format")
+    if fmt != FORMAT_NAME.encode() or version < 1:
+        raise JournalError(
+            f"{path}: damaged bgtasks journal (format {_text(fmt)!r}, version {version})"
+        )
+    damaged, max_session = _check_rows(db, version)
+    raw = meta.get(b"next_session")
+    text = _text(raw)
+    if not isinstance(text, str) or not text.isascii() or not text.isdigit() or int(text) < 1:
+        raise JournalError(f"{path}: damaged bgtasks journal (bad next_session {text!r})")
+    if int(text) <= max_session:
+        raise JournalError(
+            f"{path}: damaged bgtasks journal "
+            f"(bad next_session {text!r} (rows of session {max_session} exist))"
+        )
+    return _Opened(session=int(text), damaged=damaged), version
+
+
+def _text(value: Any) -> Any:
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            return value
+    return value
+
+
+def _check_rows(db: sqlite3.Connection, version: int) -> tuple[dict[int, str], int]:
+    """Damaged rows (jid -> why) and the highest session of the sound ones."""
+    types = "||','||".join(f"typeof({c})" for c in (*_CRC_COLUMNS, "crc"))
+    crc = "crc" if version >= 2 else "NULL"
+    damaged: dict[int, str] = {}
+    max_session = 0
+    query = f"SELECT {', '.join(_CRC_COLUMNS)}, {crc}, {types} FROM tasks ORDER BY jid"
+    for row in db.execute(query):
+        jid, values, stored, kinds = row[0], list(row[: len(_CRC_COLUMNS)]), row[-2], row[-1]
+        why = None
+        for i, kind in enumerate(kinds.decode("ascii").split(",")[: len(_CRC_COLUMNS)]):
+            if kind == "blob":
+                why = f"bad {_CRC_COLUMNS[i]}: a blob"
+            elif kind == "text":
+                try:
+                    values[i] = values[i].decode("utf-8")
+                except UnicodeDecodeError:
+                    why = f"not UTF-8 text in {_CRC_COLUMNS[i]}"
+            if why:
+                break
+        if why is None and version >= 2 and (type(stored) is not int or stored != _crc(*values)):
+            why = _DAMAGED_ROW
+        if why is None:
+            why = _check_values(values)
+        if why is None:
+            max_session = max(max_session, values[1])
+        else:
+            damaged[jid] = f"row {jid}: {why}"
+    return damaged, max_session
+
+
+def _check_values(values: list[Any]) -> str | None:
+    """What is wrong with a row's values, or None."""
+    row = dict(zip(_CRC_COLUMNS, values, strict=True))
+
+    def json_of(column: str) -> Any:
+        return json.loads(row[column])
+
+    def is_int(v: Any) -> bool:
+        return type(v) is int
+
+    def is_number(v: Any) -> bool:
+        return type(v) in (int, float) and math.isfinite(v)
+
+    checks: list[tuple[str, Callable[[], bool]]] = [
+        ("session", lambda: is_int(row["session"]) and row["session"] >= 1),
+        ("uid", lambda: row["uid"] is None or is_int(row["uid"])),
+        ("state", lambda: row["state"] in STATES),
+        ("function", lambda: isinstance(row["function"], str) and bool(row["function"])),
+        ("args", lambda: isinstance(json_of("args"), list)),
+        ("kwargs", lambda: isinstance(json_of("kwargs"), dict)),
+        ("name", lambda: row["name"] is None or isinstance(row["name"], str)),
+        ("grp", lambda: (g := json_of("grp")) is None or (type(g) in (str, int))),
+        ("priority", lambda: row["priority"] is None or is_number(row["priority"])),
+        ("upstream", lambda: isinstance(up := json_of("upstream"), list) and all(
+            is_int(j) and 1 <= j < row["jid"] for j in up)),
+        ("enduring", lambda: row["enduring"] in (0, 1) and is_int(row["enduring"])),
+        ("store_result", lambda: row["store_result"] in (0, 1) and is_int(row["store_result"])),
+        ("runs", lambda: is_int(row["runs"]) and row["runs"] >= 0),
+        ("result", lambda: row["result"] is None or (json_of("result"), True)[1]),
+        ("error", lambda: row["error"] is None or isinstance(row["error"], str)),
+        ("submitted_at", lambda: is_number(row["submitted_at"])),
+        ("started_at", lambda: row["started_at"] is None or is_number(row["started_at"])),
+        ("ended_at", lambda: row["ended_at"] is None or is_number(row["ended_at"])),
+    ]  # fmt: skip
+    for column, check in checks:
+        try:
+            good = check()
+        except (TypeError, ValueError, RecursionError):
+            good = False
+        if not good:
+            return f"bad {column}: {row[column]!r:.80}"
+    return None

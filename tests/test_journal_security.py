@@ -197,6 +197,10 @@ def test_a_row_edited_by_hand_to_name_os_system_never_runs(
     journal = journal_at(path)
     report = journal.restore()
     assert report.handles == {} and report.uids == {}
+    assert report.quarantined == {  # the rows' checksums no longer match
+        1: "row 1: checksum mismatch (damaged, or edited outside bgtasks)",
+        2: "row 2: checksum mismatch (damaged, or edited outside bgtasks)",
+    }
     assert journal.manager.tasks() == []  # nothing was handed to the manager
     assert "_journal_evil" not in sys.modules
     assert not marker.exists() and not shell.exists()

@@ -15,6 +15,7 @@ from pathlib import Path
 import _persist_funcs as f
 import pytest
 
+import bgtasks.persistence as persistence
 from bgtasks import TaskCancelled
 from bgtasks.persistence import (
     JournalError,
@@ -394,7 +395,9 @@ def test_restore_skips_tasks_whose_upstream_failed_or_whose_function_is_gone(
 
     a, b, c, a_jid = previous_run(make_manager, path, build)
     db = sqlite3.connect(path)
+    db.create_function("bgtasks_crc", -1, persistence._crc, deterministic=True)
     db.execute("UPDATE tasks SET function='_persist_funcs:gone' WHERE uid=?", (c,))
+    db.execute(f"UPDATE tasks SET crc=bgtasks_crc({', '.join(persistence._CRC_COLUMNS)})")
     db.commit()
     db.close()
     journal = open_journal(path=path)
@@ -549,11 +552,11 @@ def test_a_newer_journal_and_one_in_use_are_refused(make_manager, open_journal, 
         TaskJournal(make_manager(), path)
     first.close()
     db = sqlite3.connect(path)
-    db.execute("PRAGMA user_version=2")
+    db.execute("PRAGMA user_version=3")
     db.close()
     data = path.read_bytes()
     with pytest.raises(
-        JournalError, match=r"journal format 2 is newer than this bgtasks reads \(1\)$"
+        JournalError, match=r"journal format 3 is newer than this bgtasks reads \(2\)$"
     ):
         TaskJournal(make_manager(), path)
     assert path.read_bytes() == data
