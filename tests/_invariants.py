@@ -853,6 +853,42 @@ def check_run(run: Run) -> list[str]:
         if add["uid"] not in group_of:
             problems.append(f"task {add['uid']} ({specs[i].describe()}) never got task_added")
 
+    # --- exclusive=True cancels the group's older unstarted tasks, never the new task's own
+    # upstream: the cancels its add made follow its task_added in one block (one lock hold)
+    ups_of = {add["uid"]: add["ups"] for add in log.adds.values()}
+    for i, add in log.adds.items():
+        if not specs[i].exclusive:
+            continue
+        uid = add["uid"]
+        pos = next((p for p, r in enumerate(log.stream) if r[1] == "added" and r[2] == uid), None)
+        if pos is None:
+            continue
+        state_then: dict[int, Any] = {}  # each task's state when the exclusive task was added
+        for rec in log.stream[:pos]:
+            if rec[1] == "added":
+                state_then[rec[2]] = TaskState.PENDING
+            elif rec[1] == "state":
+                state_then[rec[2]] = rec[3]
+        closure, todo = set(), list(add["ups"])  # the live tasks it waits for, directly or not
+        while todo:
+            u = todo.pop()
+            st = state_then.get(u)
+            if u not in closure and st is not None and not st.is_terminal:
+                closure.add(u)
+                todo.extend(ups_of.get(u, ()))
+        for rec in log.stream[pos + 1 :]:
+            # the block: the stops _cancel_older made (and their cascades), nothing else
+            if rec[2] == uid or not (
+                rec[1] == "cancelled" or rec[1] == "group"
+                or (rec[1] == "state" and rec[3] is TaskState.CANCELLED)
+            ):  # fmt: skip
+                break
+            if rec[1] == "cancelled" and rec[2] in closure and rec[3] == specs[i].group:
+                problems.append(
+                    f"exclusive task {uid} ({specs[i].describe()}) cancelled its own upstream "
+                    f"task {rec[2]} when it was added"
+                )
+
     # --- upstream: a function starts only once every upstream task completed
     retried_closure = _retried(run)
     for start in log.starts:

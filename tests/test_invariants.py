@@ -359,3 +359,16 @@ def test_checker_reports_a_hang_with_the_threads_stacks(monkeypatch):
     run = run_core(_small([Spec(0)]), timeout=0.3)
     problems = check_run(run)
     assert any(p.startswith("hang: not drained within 0.3 s") for p in problems), problems
+
+
+def test_checker_reports_an_exclusive_task_cancelling_its_own_upstream(monkeypatch):
+    def cancel_older(self, task):  # planted: the seed's behaviour, upstream included
+        members = self._groups.get(task.group, {})
+        for t in [t for t in members.values() if t is not task and t.state.name in ("PENDING", "QUEUED")]:
+            self._cancel(t)
+
+    monkeypatch.setattr(Scheduler, "_cancel_older", cancel_older)
+    specs = [Spec(0, group="g"), Spec(1, group="g", ups=[0], exclusive=True)]
+    scn = Scenario(0, specs, 2, [0, 1], [], 1)
+    run = run_core(scn, timeout=10)
+    assert any("cancelled its own upstream task 1" in p for p in check_run(run))
