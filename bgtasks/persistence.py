@@ -1160,7 +1160,28 @@ class _Opened:
     damaged: dict[int, str]  # jid -> why
 
 
+class _InUse(JournalError):
+    pass
+
+
 def _open(path: Path, synchronous: str) -> tuple[sqlite3.Connection, _Opened]:
+    """:func:`_open_once`, tried again for ~0.2 s while another process holds the file.
+
+    Two processes opening one file at once briefly lock each other out
+    (one probing while the other creates it); a process that keeps the
+    journal open still gets "in use".
+    """
+    for attempt in range(6):
+        try:
+            return _open_once(path, synchronous)
+        except _InUse as exc:
+            if attempt == 5:
+                raise JournalError(str(exc)) from exc.__cause__
+            time.sleep(0.01 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def _open_once(path: Path, synchronous: str) -> tuple[sqlite3.Connection, _Opened]:
     """Connect to a bgtasks journal, creating it if the file is absent or empty.
 
     An existing file is checked first on a read-only connection (format,
@@ -1175,7 +1196,11 @@ def _open(path: Path, synchronous: str) -> tuple[sqlite3.Connection, _Opened]:
             opened = _Opened(session=1, damaged={})
             version = FORMAT_VERSION
         else:
-            opened, version = _probe(path)
+            probed = _probe(path)
+            if probed is None:  # an SQLite file with no table yet (being created?)
+                fresh, opened, version = True, _Opened(session=1, damaged={}), FORMAT_VERSION
+            else:
+                opened, version = probed
         try:
             db = sqlite3.connect(path, timeout=0.0, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
@@ -1211,7 +1236,7 @@ def _open(path: Path, synchronous: str) -> tuple[sqlite3.Connection, _Opened]:
         except sqlite3.OperationalError as exc:
             db.close()
             if "locked" in str(exc):
-                raise JournalError(f"{path}: the journal is in use by another process") from exc
+                raise _InUse(f"{path}: the journal is in use by another process") from exc
             raise JournalError(f"{path}: cannot use the journal: {exc}") from exc
         except sqlite3.DatabaseError as exc:
             db.close()
@@ -1220,10 +1245,10 @@ def _open(path: Path, synchronous: str) -> tuple[sqlite3.Connection, _Opened]:
             db.close()
             raise
         return db, opened
-    raise JournalError(f"{path}: the journal is in use by another process")
+    raise _InUse(f"{path}: the journal is in use by another process")
 
 
-def _probe(path: Path) -> tuple[_Opened, int]:
+def _probe(path: Path) -> tuple[_Opened, int] | None:
     # A read-only connection: closing it never checkpoints or deletes a
     # foreign database's -wal file, so a refused file is left as it was.
     # Without a -wal file to read, it is opened immutable: SQLite then
@@ -1245,16 +1270,20 @@ def _probe(path: Path) -> tuple[_Opened, int]:
         raise
     except sqlite3.OperationalError as exc:
         if "locked" in str(exc):
-            raise JournalError(f"{path}: the journal is in use by another process") from exc
+            raise _InUse(f"{path}: the journal is in use by another process") from exc
         raise JournalError(f"{path}: damaged bgtasks journal ({exc})") from exc
     except sqlite3.DatabaseError as exc:
         raise JournalError(f"{path}: not a bgtasks journal (damaged or foreign): {exc}") from exc
+    except (ValueError, TypeError, OverflowError) as exc:  # UnicodeDecodeError included
+        raise JournalError(f"{path}: damaged bgtasks journal ({exc})") from exc
     finally:
         probe.close()
 
 
-def _check_format(db: sqlite3.Connection, path: Path) -> tuple[_Opened, int]:
+def _check_format(db: sqlite3.Connection, path: Path) -> tuple[_Opened, int] | None:
     app_id = db.execute("PRAGMA application_id").fetchone()[0]
+    if app_id == 0 and db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0:
+        return None  # another process creating the journal, or an empty database
     if app_id != APPLICATION_ID:
         raise JournalError(
             f"{path}: not a bgtasks journal (application_id {app_id:#x}); it was left untouched"
@@ -1264,11 +1293,14 @@ def _check_format(db: sqlite3.Connection, path: Path) -> tuple[_Opened, int]:
         raise JournalError(
             f"{path}: journal format {version} is newer than this bgtasks reads ({FORMAT_VERSION})"
         )
-    problems = [row[0] for row in db.execute("PRAGMA integrity_check(10)")]
-    if problems != ["ok"]:
-        text = "; ".join(str(p) for p in problems).replace("\n", " ")
-        raise JournalError(f"{path}: damaged bgtasks journal (integrity check: {text:.300})")
     db.text_factory = bytes  # damaged text must not raise while reading
+    problems = [
+        row[0].decode("utf-8", "replace") if isinstance(row[0], bytes) else str(row[0])
+        for row in db.execute("PRAGMA integrity_check(10)")
+    ]
+    if problems != ["ok"]:
+        text = "; ".join(problems).replace("\n", " ")
+        raise JournalError(f"{path}: damaged bgtasks journal (integrity check: {text:.300})")
     meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
     fmt = meta.get(b"format")
     if fmt != FORMAT_NAME.encode() or version < 1:

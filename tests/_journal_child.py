@@ -8,8 +8,8 @@ Usage: python tests/_journal_child.py MODE DB [ARGS...]
 * ``prepare DB``: leaves two submitted tasks ("p1", "p2") in the journal.
 * ``diskfull-restore DB``: opens the journal, restores with the limit at the
   journal's size, then again without the limit, and runs the queue.
-* ``hold DB READY``: opens the journal, submits "held", writes READY, and
-  waits for a line on stdin before it closes.
+* ``hold DB``: opens the journal, submits "held", prints READY, and waits
+  for a line on stdin before it closes (without running "held").
 * ``race DB KEY``: opens the journal (restoring what is there), submits KEY
   and runs it.
 
@@ -85,8 +85,7 @@ def main() -> None:
     elif mode == "hold":
         journal = TaskJournal(manager, db)
         journal.submit(jf.record, "held")
-        with open(sys.argv[3], "w", encoding="utf-8") as ready:
-            ready.write("ready\n")
+        print("READY", flush=True)
         sys.stdin.readline()
     elif mode == "race":
         journal, out["error"] = attempt(TaskJournal, manager, db)
