@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -49,7 +50,7 @@ class TaskContext:
 
     def sleep(self, seconds: float) -> None:
         """Wait ``seconds``; raise :class:`TaskCancelled` as soon as a stop is requested."""
-        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds >= 0:
             raise ValueError(f"seconds must be a non-negative number, got {seconds!r}")
         if self._scheduler.wait_cancelled(self._task, seconds):
             raise TaskCancelled(f"task {self._task.uid} was asked to stop")
@@ -91,8 +92,12 @@ class TaskContext:
 def progress_fraction(done: float, total: float | None, message: str | None) -> float:
     """Check the arguments of ``report_progress`` (every context's) and give the fraction."""
     if total is not None:
-        if isinstance(total, bool) or not isinstance(total, (int, float)) or total <= 0:
-            raise ValueError(f"total must be a positive number, got {total!r}")
+        if (
+            isinstance(total, bool)
+            or not isinstance(total, (int, float))
+            or not 0 < total < math.inf
+        ):
+            raise ValueError(f"total must be a positive finite number, got {total!r}")
         fraction = done / total
     else:
         fraction = done

@@ -743,7 +743,14 @@ class Scheduler:
             event = task.cancel_event
             if event is None:
                 event = task.cancel_event = threading.Event()
-        return event.wait(seconds)
+        # A thread cannot wait beyond TIMEOUT_MAX at once (inf: until a stop).
+        deadline = time.monotonic() + seconds
+        while True:
+            if event.wait(min(seconds, _MAX_WAIT)):
+                return True
+            seconds = deadline - time.monotonic()
+            if seconds <= 0:
+                return False
 
     def report_progress(self, task: Task, fraction: float, message: str | None) -> None:
         # Called in a tight loop by the task: while an event or a timer will
@@ -1227,6 +1234,8 @@ class Scheduler:
             parent = tasks.get(up)
             if parent is not None and not parent.state.is_terminal:
                 todo.extend(parent.upstream)
+                if parent.work is not None:  # a keyed request waits through its shared work
+                    todo.append(parent.work.uid)
         for t in older:
             if t.uid not in ancestors and t.state in (PENDING, QUEUED):
                 self._cancel(t)

@@ -137,7 +137,7 @@ def test_progress_fraction_and_validation(qtbot, make_manager):
         "progress must be a fraction between 0 and 1, got 1.5",
         "progress must be a fraction between 0 and 1, got -0.1",
         "progress must be a fraction between 0 and 1, got 'x'",
-        "total must be a positive number, got 0",
+        "total must be a positive finite number, got 0",
     ]
     info = h.info()
     assert (info.progress, info.message) == (0.25, "a quarter")

@@ -377,12 +377,6 @@ def test_checker_reports_an_exclusive_task_cancelling_its_own_upstream(monkeypat
 # ---------------------------------------------------------------- minimal reproducers the fuzzer found
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="found by the soak seeds: _cancel_older's ancestor walk stops at a keyed request "
-    "(its upstream is () once attached), so exclusive=True still cancels its own upstream "
-    "reached through the key's shared work",
-)
 def test_exclusive_does_not_cancel_its_upstream_reached_through_a_keyed_request():
     specs = [
         Spec(0, group="g", result="dict"),  # uid 1

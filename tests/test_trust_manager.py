@@ -1,0 +1,270 @@
+"""Issue 11: the manager's promises in their corners (Qt layer).
+
+Each test failed on the code before its fix (checked against ece5d39).
+"""
+
+from __future__ import annotations
+
+import ast
+import gc
+import pathlib
+import threading
+import weakref
+
+import pytest
+
+from bgtasks import BackgroundTaskManager, TaskCancelled, TaskState, current_task
+
+WAIT = 10  # seconds: a bound for waits that end at once when all is well
+
+
+class Blob:
+    """A result whose death can be watched."""
+
+
+def make_blob():
+    return Blob()
+
+
+# ---------------------------------------------------------------- 7. nothing kept after delivery
+
+
+@pytest.mark.parametrize("how", ["submit", "key", "add_task"])
+def test_a_delivered_result_is_not_kept(qtbot, make_manager, how):
+    # Through handles and keyed work every result stayed alive until 10,000
+    # later tasks finished, even with cache_size=0.
+    m = make_manager(start_processing=True)
+    refs = []
+    m.task_completed.connect(lambda uid, group, result: refs.append(weakref.ref(result)))
+    with qtbot.waitSignal(m.task_completed, timeout=WAIT * 1000):
+        if how == "submit":
+            m.submit(make_blob)  # the handle is dropped at once
+        elif how == "key":
+            m.submit(make_blob, key="blob")
+        else:
+            m.add_task(make_blob)
+    qtbot.waitUntil(lambda: refs[0]() is None, timeout=WAIT * 1000)
+
+
+def test_a_kept_handle_still_has_its_result(qtbot, make_manager):
+    m = make_manager(start_processing=True)
+    handle = m.submit(make_blob)
+    result = handle.result(timeout=WAIT)
+    with qtbot.waitSignal(m.task_group_finished, timeout=WAIT * 1000):
+        m.add_task(print, group="marker")
+    assert handle.result() is result
+
+
+# ---------------------------------------------------------------- 9. delivery after retry
+
+
+def test_a_failure_delivered_after_retry_keeps_its_message_and_progress(qtbot, make_manager):
+    m = make_manager(start_processing=True)
+    release = threading.Event()
+    runs = []
+
+    def flaky():
+        runs.append(1)
+        if len(runs) == 1:
+            current_task().report_progress(0.5, message="half")
+            raise ValueError("first run failed")
+        release.wait(WAIT)
+        return "second run"
+
+    failures, progress = [], []
+    m.task_failed.connect(lambda uid, group, message, tb: failures.append((uid, message)))
+    m.task_progress.connect(lambda uid, group, fraction, message: progress.append(fraction))
+    first = m.submit(flaky)
+    with pytest.raises(ValueError, match="first run failed"):
+        first.result(timeout=WAIT)  # failed, not delivered yet: no event loop ran
+    second = m.retry(first.uid)  # resets the task's message and progress
+    with qtbot.waitSignal(m.task_failed, timeout=WAIT * 1000):
+        pass
+    assert failures == [(first.uid, "first run failed")]  # was ""
+    assert all(isinstance(f, float) for f in progress)
+    release.set()
+    assert second.result(timeout=WAIT) == "second run"
+
+
+# ---------------------------------------------------------------- 10. handles and retry
+
+
+def test_retry_returns_a_handle_on_the_new_run(qtbot, make_manager):
+    m = make_manager(start_processing=True)
+    runs = []
+
+    def flaky():
+        runs.append(1)
+        if len(runs) == 1:
+            raise OSError("flaky disk")
+        return "read"
+
+    first = m.submit(flaky)
+    with pytest.raises(OSError, match="flaky disk"):
+        first.result(timeout=WAIT)
+    later = []
+    second = m.retry(first.uid)
+    second.add_done_callback(later.append)
+    assert second.result(timeout=WAIT) == "read"
+    with pytest.raises(OSError, match="flaky disk"):
+        first.result()  # a done future never changes
+    assert m.handle(first.uid).result(timeout=WAIT) == "read"
+    qtbot.waitUntil(lambda: later == [second], timeout=WAIT * 1000)
+
+
+def test_done_callbacks_of_a_retried_run_wait_for_that_run(qtbot, make_manager):
+    m = make_manager(start_processing=True)
+    release = threading.Event()
+    runs = []
+
+    def flaky():
+        runs.append(1)
+        if len(runs) == 1:
+            raise OSError("first")
+        release.wait(WAIT)
+        return "second"
+
+    first = m.submit(flaky)
+    with pytest.raises(OSError):
+        first.result(timeout=WAIT)
+    calls = []
+    first.add_done_callback(lambda h: calls.append(("first", h.done())))
+    second = m.retry(first.uid)  # before the failure is delivered
+    second.add_done_callback(lambda h: calls.append(("second", h.result())))
+    with qtbot.waitSignal(m.task_failed, timeout=WAIT * 1000):
+        pass
+    qtbot.waitUntil(lambda: calls == [("first", True)], timeout=WAIT * 1000)
+    release.set()
+    qtbot.waitUntil(lambda: calls == [("first", True), ("second", "second")], timeout=WAIT * 1000)
+
+
+# ---------------------------------------------------------------- 13. one lock guards every field
+
+
+def test_the_qt_layer_writes_no_task_field():
+    # The drain wrote task.result, task.pending and progress_queued without the
+    # scheduler's lock; now take_events does that under it.
+    source = (pathlib.Path(__file__).parents[1] / "bgtasks" / "_manager.py").read_text()
+    writes = [
+        f"{node.value.id}.{node.attr} (line {node.lineno})"
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Attribute)
+        and isinstance(node.ctx, ast.Store)
+        and isinstance(node.value, ast.Name)
+        and node.value.id in ("task", "source", "t", "event")
+    ]
+    assert writes == []
+
+
+# ---------------------------------------------------------------- 14. shut down
+
+
+def test_a_task_running_at_shut_down_ends_cancelled(qtbot, make_manager):
+    m = make_manager(start_processing=True)
+    started, release = threading.Event(), threading.Event()
+    handle = m.submit(lambda: (started.set(), release.wait(WAIT)))
+    assert started.wait(WAIT)
+    m.shut_down(timeout=0)
+    assert m.task_state(handle.uid) is TaskState.CANCELLING
+    assert handle.cancelled()
+    release.set()
+    qtbot.waitUntil(lambda: m.task_state(handle.uid) is TaskState.CANCELLED, timeout=WAIT * 1000)
+    with pytest.raises(TaskCancelled):
+        handle.result()
+
+
+# ---------------------------------------------------------------- 4. finalizers, through the manager
+
+
+def test_finalizers_calling_the_manager_under_gc_pressure_never_deadlock(qtbot, make_manager):
+    m = make_manager(start_processing=True, max_threads=4)
+    victims = [m.add_task(print, priority=-1) for _ in range(50)]
+    m.pause_processing()
+
+    class Cycle:
+        def __init__(self, victim):
+            self.me = self
+            self.victim = victim
+
+        def __del__(self):
+            m.stop_task(self.victim)
+
+    def make_garbage(victim):
+        Cycle(victim)
+        return [object() for _ in range(50)]  # allocations: collections happen anywhere
+
+    old = gc.get_threshold()
+    gc.set_threshold(5, 1, 1)
+    try:
+        handles = [m.submit(make_garbage, v) for v in victims]
+        m.start_processing()
+        for h in handles:
+            h.result(timeout=WAIT)
+    finally:
+        gc.set_threshold(*old)
+    gc.collect()
+    qtbot.waitUntil(
+        lambda: all(m.task_state(v).is_terminal for v in victims), timeout=WAIT * 1000
+    )
+
+
+# ---------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize("uid", [True, 1.0])
+def test_stop_task_and_info_refuse_a_uid_that_is_not_an_int(make_manager, uid):
+    m = make_manager()
+    first = m.add_task(print)
+    with pytest.raises(TypeError, match="^stop_task takes a task uid \\(an int\\), got "):
+        m.stop_task(uid)
+    with pytest.raises(TypeError, match="^info takes a task uid \\(an int\\), got "):
+        m.info(uid)
+    assert m.task_state(first) is TaskState.QUEUED
+
+
+def test_tasks_refuses_a_state_name(make_manager):
+    m = make_manager()
+    m.add_task(print)
+    with pytest.raises(TypeError, match=r"\(use TaskState.QUEUED\)$"):
+        m.tasks(state="QUEUED")
+
+
+def test_max_threads_too_large_is_a_clear_error(qtbot):
+    with pytest.raises(ValueError, match="^max_threads must be at most 2147483647, got 1099511627776$"):
+        BackgroundTaskManager(max_threads=2**40)
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda m: m.shut_down(timeout=float("inf")), "timeout must be a finite number of seconds"),
+        (
+            lambda m: setattr(m, "progress_interval", float("inf")),
+            "progress_interval must be a finite number of seconds",
+        ),
+        (lambda m: m.submit(print, timeout=1e10), "timeout must be a finite number of seconds"),
+        (lambda m: m.submit(print, retries=1, backoff=float("inf")), "backoff must be a finite"),
+    ],
+)
+def test_seconds_no_timer_can_wait_for_are_refused(make_manager, call, message):
+    m = make_manager()
+    with pytest.raises(ValueError, match=message):
+        call(m)
+    assert m.tasks() == []
+    assert not m.is_shut_down
+
+
+def test_sleep_accepts_inf_and_refuses_nan(qtbot, make_manager):
+    m = make_manager(start_processing=True)
+    started = threading.Event()
+
+    def sleeper():
+        with pytest.raises(ValueError, match="seconds must be a non-negative number, got nan"):
+            current_task().sleep(float("nan"))
+        started.set()
+        current_task().sleep(float("inf"))  # until stopped
+
+    handle = m.submit(sleeper)
+    assert started.wait(WAIT)
+    handle.cancel()
+    qtbot.waitUntil(lambda: m.task_state(handle.uid) is TaskState.CANCELLED, timeout=WAIT * 1000)
