@@ -56,8 +56,8 @@ from ._scheduler import (
     TASK_STATE,
     TASK_STATUS,
     Scheduler,
-    check_max_threads,
     _check_seconds,
+    check_max_threads,
     run_worker,
 )
 from ._state import TaskInfo, TaskState

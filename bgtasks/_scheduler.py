@@ -1725,7 +1725,6 @@ def _merge_of(value: Any) -> dict[str, Any] | None:
     return None
 
 
-
 # ---------------------------------------------------------------------- workers
 
 

@@ -195,9 +195,7 @@ def test_a_long_chain_of_keyed_tasks_fails_without_recursion():
     h.s.start()
     uids = [h.s.add(boom, opts=h.s.make_options(key="k0"))]
     for i in range(1, 1_500):
-        uids.append(
-            h.s.add(noop, upstream_task_ids=[uids[-1]], opts=h.s.make_options(key=f"k{i}"))
-        )
+        uids.append(h.s.add(noop, upstream_task_ids=[uids[-1]], opts=h.s.make_options(key=f"k{i}")))
     h.run()
     assert {h.s.state(u) for u in uids} == {FAILED}
     assert {h.s.info(u).error for u in uids} == {"boom"}
@@ -499,7 +497,8 @@ def test_uids_of_the_wrong_type_are_refused(uid):
 def test_a_state_filter_that_is_not_a_state_is_refused():
     s = Scheduler(1, lambda n: None, lambda: None)
     with pytest.raises(
-        TypeError, match=r"^state must be a TaskState or None, got 'RUNNING' \(use TaskState.RUNNING\)$"
+        TypeError,
+        match=r"^state must be a TaskState or None, got 'RUNNING' \(use TaskState.RUNNING\)$",
     ):
         s.infos(state="RUNNING")
 
@@ -521,7 +520,9 @@ def test_a_group_whose_eq_raises_registers_nothing():
 
 
 def test_max_threads_out_of_range():
-    with pytest.raises(ValueError, match=r"^max_threads must be at most 2147483647, got 1099511627776$"):
+    with pytest.raises(
+        ValueError, match=r"^max_threads must be at most 2147483647, got 1099511627776$"
+    ):
         Scheduler(2**40, lambda n: None, lambda: None)
 
 

@@ -203,9 +203,7 @@ def test_finalizers_calling_the_manager_under_gc_pressure_never_deadlock(qtbot, 
     finally:
         gc.set_threshold(*old)
     gc.collect()
-    qtbot.waitUntil(
-        lambda: all(m.task_state(v).is_terminal for v in victims), timeout=WAIT * 1000
-    )
+    qtbot.waitUntil(lambda: all(m.task_state(v).is_terminal for v in victims), timeout=WAIT * 1000)
 
 
 # ---------------------------------------------------------------- bad input
@@ -230,7 +228,9 @@ def test_tasks_refuses_a_state_name(make_manager):
 
 
 def test_max_threads_too_large_is_a_clear_error(qtbot):
-    with pytest.raises(ValueError, match="^max_threads must be at most 2147483647, got 1099511627776$"):
+    with pytest.raises(
+        ValueError, match="^max_threads must be at most 2147483647, got 1099511627776$"
+    ):
         BackgroundTaskManager(max_threads=2**40)
 
 
