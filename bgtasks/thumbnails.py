@@ -224,6 +224,8 @@ class ThumbnailLoader(QObject):
         return self._request(path, float(priority), evictable=False)
 
     def _request(self, path: str, priority: float, evictable: bool) -> int:
+        if self._drop_if_shut_down():
+            raise RuntimeError("the task manager was shut down: no thumbnail can be loaded")
         entry = self._inflight.get(path)
         if entry is not None:
             entry.evictable = entry.evictable and evictable
@@ -277,14 +279,29 @@ class ThumbnailLoader(QObject):
         return len(paths)
 
     def pending(self) -> list[str]:
-        """The paths requested and not yet delivered."""
+        """The paths requested and not yet delivered (none once the manager is shut down)."""
+        self._drop_if_shut_down()
         return list(self._inflight)
 
     def is_pending(self, path: str) -> bool:
+        self._drop_if_shut_down()
         return path in self._inflight
+
+    def _drop_if_shut_down(self) -> bool:
+        """True if the manager was shut down; then forget the requests in flight.
+
+        A shut-down manager emits nothing more, so they would stay "in flight"
+        for ever (and a new request for the same path would share them)."""
+        if not self._manager.is_shut_down:
+            return False
+        if self._inflight:
+            self._inflight.clear()
+            self._uid_path.clear()
+        return True
 
     def pending_priority(self, path: str) -> float | None:
         """The priority of the request in flight for ``path``, or None."""
+        self._drop_if_shut_down()
         entry = self._inflight.get(path)
         return None if entry is None else entry.priority
 

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QMessageBox, QProgressDialog, QWidget
 
 from .._manager import BackgroundTaskManager
 from .._state import TaskInfo, TaskState
+from ._model import manager_is_shut_down
 
 _LIVE = (TaskState.PENDING, TaskState.QUEUED, TaskState.RUNNING, TaskState.CANCELLING)
 
@@ -78,6 +79,12 @@ class CloseGuard(QObject):
 
     With no important live task the window closes without a question.
 
+    **A shut-down manager** (``manager.is_shut_down``, or its QObject
+    deleted) has no live task that could still deliver anything: the
+    window closes without a question, and a wait in progress ends as if the
+    tasks had finished (the wait's 100 ms poll notices it, since the manager
+    emits nothing more).
+
     **Unimportant tasks** never hold a window open: tasks of a group given
     to :meth:`ignore_group`, tasks whose name was given to
     :meth:`ignore_name`, and tasks for which ``is_important(info)`` (a
@@ -141,8 +148,15 @@ class CloseGuard(QObject):
     def is_waiting(self) -> bool:
         return self._dialog is not None
 
+    def manager_is_shut_down(self) -> bool:
+        """Whether the manager was shut down (or deleted): then nothing holds the window."""
+        return manager_is_shut_down(self._manager)
+
     def important_tasks(self) -> list[TaskInfo]:
-        """The live tasks that hold the window open, by uid."""
+        """The live tasks that hold the window open, by uid (none once the
+        manager is shut down: they can deliver nothing more)."""
+        if self.manager_is_shut_down():
+            return []
         infos: list[TaskInfo] = []
         for state in _LIVE:
             infos.extend(self._manager.tasks(state=state))

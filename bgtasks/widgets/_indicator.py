@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from time import perf_counter
 from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
@@ -19,9 +20,12 @@ from PySide6.QtWidgets import (
 
 from .._manager import BackgroundTaskManager
 from .._state import TaskState
+from ._model import manager_is_shut_down
 
 _LIVE = (TaskState.PENDING, TaskState.QUEUED, TaskState.RUNNING, TaskState.CANCELLING)
 _BAR_MAX = 1000
+SHUT_DOWN_TEXT = "Shut down"
+SHUT_DOWN_TIP = "The task manager has shut down"
 
 
 class TaskStatusIndicator(QWidget):
@@ -46,11 +50,18 @@ class TaskStatusIndicator(QWidget):
     * **Activation**: a left click, or Space/Enter/Return while it has focus,
       emits ``clicked`` and shows and raises the widget given to
       :meth:`set_monitor`, if any.
+    * **Shut down**: the manager emits nothing after ``shut_down()``; each
+      refresh looks at ``manager.is_shut_down`` (or whether the manager's
+      QObject was deleted).  Then the label reads ``"Shut down · 2
+      stopping"`` while tasks that were running have not returned (re-read
+      at the refresh rate for ``shutdown_poll_limit`` seconds at most), and
+      finally ``"Shut down"``, greyed, with the timer stopped for good.
     """
 
     clicked = Signal()
 
     IDLE_TEXT = "Idle"
+    SHUT_DOWN_TEXT = SHUT_DOWN_TEXT
 
     def __init__(self, manager: BackgroundTaskManager, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -64,6 +75,10 @@ class TaskStatusIndicator(QWidget):
         self._tip_details = ""
         self._idle = True
         self._pressed = False
+        #: Seconds the indicator keeps re-reading tasks still stopping after a shut-down.
+        self.shutdown_poll_limit = 30.0
+        self._shut_down = False
+        self._shutdown_deadline = 0.0
 
         self._bar = QProgressBar(self)
         self._bar.setRange(0, _BAR_MAX)
@@ -131,11 +146,15 @@ class TaskStatusIndicator(QWidget):
         return self._label.text()
 
     def progress(self) -> float | None:
-        """The bar's fraction (0..1), ``None`` while idle."""
-        return None if self._idle else self._bar.value() / _BAR_MAX
+        """The bar's fraction (0..1), ``None`` while idle or once the manager is shut down."""
+        return None if self._idle or self._shut_down else self._bar.value() / _BAR_MAX
 
     def is_idle(self) -> bool:
         return self._idle
+
+    def is_shut_down(self) -> bool:
+        """Whether the indicator noticed that its manager was shut down (or deleted)."""
+        return self._shut_down
 
     def activate(self) -> None:
         """What a click does: emit ``clicked``, show and raise the monitor."""
@@ -156,6 +175,9 @@ class TaskStatusIndicator(QWidget):
 
     def refresh(self) -> None:
         """Re-read the manager now and update the bar, label and tool tip."""
+        if self._check_shut_down():
+            self._refresh_shut_down()
+            return
         infos = self._live_infos()
         counts = {state: 0 for state in _LIVE}
         for info in infos:
@@ -187,6 +209,45 @@ class TaskStatusIndicator(QWidget):
         self._set_idle(False)
 
     # ------------------------------------------------------------------ internals
+
+    def _check_shut_down(self) -> bool:
+        if self._shut_down:
+            return True
+        if not manager_is_shut_down(self._manager):
+            return False
+        self._shut_down = True
+        self._shutdown_deadline = perf_counter() + self.shutdown_poll_limit
+        return True
+
+    def _refresh_shut_down(self) -> None:
+        # The registry still answers: tasks that were running are CANCELLING
+        # until their function returns (queued ones were dropped at once).
+        infos = self._live_infos()
+        self._batch.clear()
+        self._finished = 0
+        if infos and perf_counter() < self._shutdown_deadline:
+            self._set_idle(False)
+            self._bar.setVisible(False)
+            self._show_stopping(infos)
+            self._poke()
+            return
+        # Done: every task ended, or the rest never will as far as we wait.
+        self._set_idle(True)  # stops the timer for good: nothing will start it again
+        if infos:  # the last word on them: still stopping
+            self._show_stopping(infos)
+        else:
+            self._label.setText(SHUT_DOWN_TEXT)
+            self._set_details(SHUT_DOWN_TIP)
+            self.setAccessibleDescription(SHUT_DOWN_TIP)
+
+    def _show_stopping(self, infos: list[Any]) -> None:
+        counts = {state: 0 for state in _LIVE}
+        for info in infos:
+            counts[info.state] += 1
+        self._label.setText(f"{SHUT_DOWN_TEXT} · {len(infos)} stopping")
+        details = [SHUT_DOWN_TIP] + [f"{counts[s]} {s.value}" for s in _LIVE if counts[s]]
+        self._set_details("\n".join(details))
+        self.setAccessibleDescription(f"{SHUT_DOWN_TIP}, {len(infos)} tasks stopping")
 
     def _set_details(self, details: str) -> None:
         self._tip_details = details
@@ -222,6 +283,8 @@ class TaskStatusIndicator(QWidget):
         self._poke()
 
     def _poke(self, *_: Any) -> None:
+        if self._shut_down and not self._batch and self._idle:
+            return  # finished with a shut-down manager
         if not self._timer.isActive():
             self._timer.start()
 

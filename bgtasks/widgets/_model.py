@@ -11,6 +11,14 @@ are one ``beginInsertRows``; changed rows are one ``dataChanged`` per
 contiguous range.  So a flood of short tasks costs the UI thread a bounded
 slice of time per tick, whatever the number of tasks.
 
+After ``manager.shut_down()`` the manager emits nothing more.  The model
+notices it (each pass looks at ``manager.is_shut_down``, and whether the
+manager's QObject was deleted; while only queued tasks are shown a slow
+watch timer does), reads every live row from the registry once (queued tasks
+were dropped: CANCELLED; running ones are CANCELLING), then re-reads the
+rows still stopping a few times a second until the registry says they
+ended, for ``shutdown_poll_limit`` seconds at most, and stops for good.
+
 Thread: the model belongs to the manager's thread (the GUI thread); every
 method must be called there.
 """
@@ -23,6 +31,7 @@ from itertools import islice
 from time import perf_counter
 from typing import Any
 
+import shiboken6
 from PySide6.QtCore import (
     QAbstractItemModel,
     QModelIndex,
@@ -47,6 +56,12 @@ _COLUMNS = len(_HEADERS)
 _MIN_CHUNK = 64  # fewest tasks a pass fetches, however slow the last one was
 
 _ACTIVE = frozenset({TaskState.RUNNING, TaskState.CANCELLING})
+_LIVE = (TaskState.PENDING, TaskState.QUEUED, TaskState.RUNNING, TaskState.CANCELLING)
+#: Milliseconds between two looks at ``manager.is_shut_down`` while live rows
+#: are shown and no pass runs (only queued or pending tasks: nothing ticks).
+WATCH_INTERVAL = 500
+#: Milliseconds between two reads of the tasks still stopping after a shut-down.
+SHUTDOWN_POLL_INTERVAL = 250
 _COLOURS = {
     TaskState.FAILED: QColor(190, 30, 30),
     TaskState.CANCELLED: QColor(120, 120, 120),
@@ -59,6 +74,15 @@ _FOREGROUND = int(Qt.ItemDataRole.ForegroundRole)
 _ALIGNMENT = int(Qt.ItemDataRole.TextAlignmentRole)
 _TOOLTIP = int(Qt.ItemDataRole.ToolTipRole)
 _USER = int(Qt.ItemDataRole.UserRole)
+
+
+def manager_is_shut_down(manager: BackgroundTaskManager) -> bool:
+    """Whether ``manager`` was shut down, or its QObject deleted: either way it emits nothing more.
+
+    Polled, not signalled: a shut-down manager emits nothing, and a slot on
+    its ``destroyed`` can outlive the widget that connected it (PySide6 6.12
+    crashed calling one after the widget had been deleted)."""
+    return bool(manager.is_shut_down) or not shiboken6.isValid(manager)
 
 
 def group_label(group: Any) -> str:
@@ -175,9 +199,21 @@ class TaskModel(QAbstractItemModel):
         self._remove_order: list[_Task] | None = None
         self._dirty: dict[int, None] = {}
 
+        #: Seconds the model keeps re-reading tasks that are still stopping
+        #: after the manager was shut down (one may never return).
+        self.shutdown_poll_limit = 30.0
+        self._shut_down = False  # noticed that the manager was shut down
+        self._shutdown_deadline = 0.0
+        self._stopping: set[int] = set()  # after a shut-down: rows still live
+
         self._timer = QTimer(self)
         self._timer.setInterval(self.refresh_interval)
         self._timer.timeout.connect(self._apply)
+        # Looks at manager.is_shut_down while live rows are shown and the pass
+        # timer is idle (queued tasks only): the manager will not say it.
+        self._watch = QTimer(self)
+        self._watch.setInterval(WATCH_INTERVAL)
+        self._watch.timeout.connect(self._check_shut_down)
 
         # Connect first, then read what exists: a task added in between is
         # both read and announced, and the duplicate announcement is ignored.
@@ -190,6 +226,8 @@ class TaskModel(QAbstractItemModel):
         self._insert_infos(infos, signal=False)
         if self._active:
             self._timer.start()
+        if not self._check_shut_down():
+            self._update_watch()
 
     # ------------------------------------------------------------------ public
 
@@ -200,6 +238,13 @@ class TaskModel(QAbstractItemModel):
     @property
     def grouped(self) -> bool:
         return self._grouped
+
+    def is_shut_down(self) -> bool:
+        """Whether the model noticed that its manager was shut down (or deleted).
+
+        From then on no signal comes: the model reads the registry itself, as
+        the module docstring says, and finally stops its timers."""
+        return self._shut_down
 
     def has_pending(self) -> bool:
         """Whether signals were received that no pass has applied yet."""
@@ -243,6 +288,8 @@ class TaskModel(QAbstractItemModel):
     # ------------------------------------------------------------------ signal slots
 
     def _wake(self) -> None:
+        if self._shut_down:
+            return  # the registry is read on the shut-down schedule
         if not self._timer.isActive():
             self._timer.start(self.refresh_interval)
 
@@ -271,6 +318,13 @@ class TaskModel(QAbstractItemModel):
     # ------------------------------------------------------------------ passes
 
     def _apply(self, limit: bool = True) -> None:
+        noticed = not self._shut_down and self._check_shut_down()
+        if self._shut_down and self._stopping and not self.has_pending():
+            # the registry says when a stopping task ends; no signal will
+            nodes, dirty = self._nodes, self._dirty
+            for uid in self._stopping:
+                if uid in nodes:
+                    dirty[uid] = None
         start = perf_counter()
         deadline = start + self.pass_budget if limit else float("inf")
         cap = self.max_items_per_pass if limit else 1 << 62
@@ -284,10 +338,78 @@ class TaskModel(QAbstractItemModel):
         self.pass_count += 1
         self.largest_pass_items = max(self.largest_pass_items, done)
         self.largest_pass_seconds = max(self.largest_pass_seconds, seconds)
+        if self._shut_down:
+            if self._after_shut_down_pass() or noticed or done:
+                self.batch_applied.emit()
+            return
         if not self.has_pending() and not self._active:
             self._timer.stop()
+        self._update_watch()
         if done or self._active:
             self.batch_applied.emit()
+
+    # ------------------------------------------------------------------ shut-down
+
+    def _manager_shut_down(self) -> bool:
+        return manager_is_shut_down(self._manager)
+
+    def _check_shut_down(self) -> bool:
+        """True once the manager is shut down; the first time, read every live row again."""
+        if self._shut_down:
+            return True
+        if not self._manager_shut_down():
+            if not self._live_rows():
+                self._watch.stop()
+            return False
+        self._shut_down = True
+        self._watch.stop()
+        self._shutdown_deadline = perf_counter() + self.shutdown_poll_limit
+        nodes, dirty, to_remove = self._nodes, self._dirty, self._to_remove
+        self._stopping = {
+            uid
+            for uid, node in nodes.items()
+            if not node.info.state.is_terminal and uid not in to_remove
+        }
+        for uid in self._stopping:
+            dirty[uid] = None
+        # a zero timer: this may run inside a signal handler or the constructor
+        self._timer.start(0)
+        return True
+
+    def _after_shut_down_pass(self) -> bool:
+        """Schedule the next pass after a shut-down, or stop for good (then True)."""
+        if self.has_pending():  # a big model: the first read takes several passes
+            self._timer.start(self.refresh_interval)
+            return False
+        nodes = self._nodes
+        self._stopping = {
+            uid
+            for uid in self._stopping
+            if (node := nodes.get(uid)) is not None and not node.info.state.is_terminal
+        }
+        if self._stopping and perf_counter() < self._shutdown_deadline:
+            self._timer.start(max(self.refresh_interval, SHUTDOWN_POLL_INTERVAL))
+            return False
+        # Done: every row ended, or the rest never will as far as we wait.
+        was_active = self._timer.isActive()
+        self._timer.stop()
+        self._watch.stop()
+        self._stopping.clear()
+        self._active.clear()  # nothing ticks any more
+        return was_active
+
+    def _live_rows(self) -> int:
+        counts = self._counts
+        return sum(counts[state] for state in _LIVE)
+
+    def _update_watch(self) -> None:
+        # Only while live rows are shown and no pass runs: then a shut-down
+        # would change rows, and nothing else would look.
+        if self._live_rows() and not self._timer.isActive():
+            if not self._watch.isActive():
+                self._watch.start()
+        elif self._watch.isActive():
+            self._watch.stop()
 
     def _apply_removals(self, deadline: float, cap: int) -> int:
         order = self._remove_order

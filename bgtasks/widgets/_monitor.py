@@ -51,9 +51,18 @@ _SUMMARY_ORDER = (
 )
 
 
-def summary_text(counts: dict[TaskState, int]) -> str:
-    """``"3 running · 120 queued · 1 failed"``: the non-zero counts, or "No tasks"."""
+#: The summary's first part once the manager was shut down.
+SHUT_DOWN_TEXT = "Shut down"
+SHUT_DOWN_TIP = "The task manager has shut down"
+
+
+def summary_text(counts: dict[TaskState, int], shut_down: bool = False) -> str:
+    """``"3 running · 120 queued · 1 failed"``: the non-zero counts, or "No tasks".
+
+    With ``shut_down``: ``"Shut down · 2 cancelling · 5 cancelled"``."""
     parts = [f"{counts.get(s, 0)} {s.value}" for s in _SUMMARY_ORDER if counts.get(s, 0)]
+    if shut_down:
+        return " · ".join([SHUT_DOWN_TEXT, *parts])
     return " · ".join(parts) if parts else "No tasks"
 
 
@@ -154,6 +163,10 @@ class TaskMonitor(QWidget):
     ``Qt.WidgetWithChildrenShortcut``, active while the focus is anywhere in
     the monitor); each clicks its button, so a disabled action stays inert.
     * A summary line of the model's ``state_counts()``, refreshed with each model pass.
+    * Once the manager is shut down (it emits nothing more; the model notices
+      and reads the registry): the summary starts with "Shut down", tasks
+      still stopping show as cancelling until they end, and the actions are
+      disabled.
 
     GUI thread only.
     """
@@ -365,6 +378,8 @@ class TaskMonitor(QWidget):
     def cancel_selected(self) -> int:
         """Stop the selected tasks that have not ended (and the tasks waiting
         for them; not the ones they wait for); returns how many."""
+        if self.model._check_shut_down():  # notices one at once
+            return 0  # a shut-down manager takes no orders
         n = 0
         for uid in self.selected_uids():
             info = self.model.task_info(uid)
@@ -378,6 +393,8 @@ class TaskMonitor(QWidget):
 
     def retry_selected(self) -> int:
         """Run the selected failed or cancelled tasks again; returns how many."""
+        if self.model._check_shut_down():  # notices one at once
+            return 0  # a shut-down manager takes no orders
         n = 0
         for uid in self.selected_uids():
             try:
@@ -391,6 +408,8 @@ class TaskMonitor(QWidget):
 
     def clear_finished(self) -> int:
         """Forget every finished task (the rows go at the next pass); returns how many."""
+        if self.model._check_shut_down():  # notices one at once
+            return 0  # a shut-down manager takes no orders
         return self._manager.clear_finished()
 
     def copy_traceback(self) -> None:
@@ -418,7 +437,11 @@ class TaskMonitor(QWidget):
         self.proxy.set_group(self.group_combo.currentData())
 
     def _refresh(self) -> None:
-        self.summary_label.setText(summary_text(self.model.state_counts()))
+        shut_down = self.model.is_shut_down()
+        self.summary_label.setText(summary_text(self.model.state_counts(), shut_down))
+        tip = SHUT_DOWN_TIP if shut_down else ""
+        if self.summary_label.toolTip() != tip:
+            self.summary_label.setToolTip(tip)
         groups = self.model.groups()
         if len(groups) != len(self._groups_listed) or groups[-1:] != self._last_group:
             combo = self.group_combo
@@ -434,6 +457,10 @@ class TaskMonitor(QWidget):
         self._update_buttons()
 
     def _update_buttons(self) -> None:
+        if self.model.is_shut_down():  # a shut-down manager takes no orders
+            for button in (self.cancel_button, self.retry_button, self.clear_button):
+                button.setEnabled(False)
+            return
         infos = [self.model.task_info(uid) for uid in self.selected_uids()]
         states = [info.state for info in infos if info is not None]
         self.cancel_button.setEnabled(any(not s.is_terminal for s in states))
