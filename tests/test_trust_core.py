@@ -69,7 +69,11 @@ class Threads:
             t.start()
 
     def close(self) -> None:
-        self.s.close()
+        # A regression that deadlocks a worker keeps the lock for ever: the
+        # test has failed already, and closing must not hang the suite.
+        if self.s._lock.acquire(timeout=WAIT):
+            self.s._lock.release()
+            self.s.close()
 
 
 @pytest.fixture
@@ -81,6 +85,19 @@ def threads():
 
 def noop(**kwargs):
     return None
+
+
+def wait_until(predicate, timeout: float = WAIT) -> bool:
+    """Poll ``predicate`` until it holds (as qtbot.waitUntil does, without Qt)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    tick = threading.Event()
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        tick.wait(0.001)
+    return True
 
 
 def boom(**kwargs):
@@ -313,8 +330,7 @@ def test_cancelling_a_parked_task_leaves_no_ready_work_waiting(threads):
     assert started.wait(WAIT)
     parked = [s.add(noop, opts=s.make_options(resources={"disk": 1})) for _ in range(2)]
     # the workers spawned for them parked them and retired
-    for t in threads.threads[1:]:
-        t.join(WAIT)
+    assert wait_until(lambda: s._n_parked == 2 and s.counts()["workers"] == 1)
     s.stop(parked[0])
     ran = threading.Event()
     s.add(ran.set)  # free work: a worker must take it now, not after the disk frees
@@ -331,14 +347,14 @@ def test_set_priority_of_a_parked_task_keeps_the_counts(threads):
     s.add(lambda: (started.set(), release.wait(WAIT)), opts=s.make_options(resources={"disk": 1}))
     assert started.wait(WAIT)
     parked = s.add(noop, opts=s.make_options(resources={"disk": 1}))
-    for t in threads.threads[1:]:
-        t.join(WAIT)
+    assert wait_until(lambda: s._n_parked == 1 and s.counts()["workers"] == 1)
     for p in range(5):
-        s.set_priority(parked, p)
-    ran = threading.Event()
-    s.add(ran.set)
+        s.set_priority(parked, p)  # was a new heap entry each: a worker parked it twice
     try:
-        assert ran.wait(WAIT), "ready work waited for an unrelated resource"
+        for _ in range(3):
+            ran = threading.Event()
+            s.add(ran.set)
+            assert ran.wait(WAIT), "ready work waited for an unrelated resource"
     finally:
         release.set()
     for t in threads.threads:
