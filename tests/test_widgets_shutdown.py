@@ -21,6 +21,7 @@ from bgtasks.thumbnails import ThumbnailLoader
 from bgtasks.widgets import (
     CloseChoice,
     CloseGuard,
+    TaskGraphView,
     TaskModel,
     TaskMonitor,
     TaskStatusIndicator,
@@ -345,3 +346,31 @@ def test_thumbnail_loader_after_shut_down(qtbot, make_manager, tmp_path):
     assert not loader.is_pending(path)
     with pytest.raises(RuntimeError, match="shut down"):
         loader.request(path)
+
+
+# ---------------------------------------------------------------------- TaskGraphView
+
+
+def test_graph_view_shows_the_shut_down_manager_then_stops_polling(qtbot, make_manager, gate):
+    m = make_manager(start_processing=True, max_threads=2)
+    view = TaskGraphView(m)
+    qtbot.addWidget(view)
+    uids = start_four(qtbot, m, gate)
+
+    def node_states():
+        nodes = view.nodes()
+        return [nodes[u].state if u in nodes else None for u in uids]
+
+    qtbot.waitUntil(
+        lambda: node_states() == [TaskState.RUNNING] * 2 + [TaskState.QUEUED] * 2, timeout=5000
+    )
+    m.shut_down(timeout=0)
+    qtbot.waitUntil(
+        lambda: node_states() == [TaskState.CANCELLING] * 2 + [TaskState.CANCELLED] * 2,
+        timeout=5000,
+    )
+    assert view.is_shut_down()
+    gate.set()
+    qtbot.waitUntil(lambda: node_states() == [TaskState.CANCELLED] * 4, timeout=5000)
+    qtbot.waitUntil(lambda: not view._watch.isActive(), timeout=5000)
+    assert not view._timer.isActive()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from time import perf_counter
 from typing import Any
 
 from PySide6.QtCore import QPointF, QRectF, Qt, QTimer
@@ -29,6 +30,7 @@ from PySide6.QtWidgets import (
 
 from .._manager import BackgroundTaskManager
 from .._state import TaskInfo, TaskState
+from ._model import SHUTDOWN_POLL_INTERVAL, WATCH_INTERVAL, manager_is_shut_down
 
 #: Node fill by state: the palette of ``manager.to_dot()`` (pending white,
 #: queued light blue, running yellow, cancelling orange, completed green,
@@ -237,6 +239,12 @@ class TaskGraphView(QGraphicsView):
 
     Zoom: Ctrl+wheel, ``+``/``-`` (``=`` too), ``0`` or ``F`` fits the graph in
     view (:meth:`fit_to_view`).  Until the user zooms, every refresh fits.
+
+    A shut-down manager emits nothing more: while live nodes are shown a slow
+    watch timer looks at ``manager.is_shut_down``; once it is, the live nodes
+    are read from the registry (running ones CANCELLING, queued ones
+    CANCELLED), again a few times a second until they ended or
+    ``shutdown_poll_limit`` seconds passed, and then nothing polls any more.
     """
 
     ZOOM_STEP = 1.2
@@ -265,6 +273,13 @@ class TaskGraphView(QGraphicsView):
         self._timer.setSingleShot(True)
         self._timer.setInterval(100)
         self._timer.timeout.connect(self._update)
+        #: Seconds the view keeps re-reading nodes still stopping after a shut-down.
+        self.shutdown_poll_limit = 30.0
+        self._shut_down = False
+        self._shutdown_deadline = 0.0
+        self._watch = QTimer(self)
+        self._watch.setInterval(WATCH_INTERVAL)
+        self._watch.timeout.connect(self._watch_tick)
         manager.task_added.connect(self._on_structure)
         manager.task_removed.connect(self._on_structure)
         manager.task_state_changed.connect(self._on_changed)
@@ -310,7 +325,41 @@ class TaskGraphView(QGraphicsView):
         self._structure_changed = True
         self._update()
 
+    def is_shut_down(self) -> bool:
+        """Whether the view noticed that its manager was shut down (or deleted)."""
+        return self._shut_down
+
     def _update(self) -> None:
+        self._update_now()
+        self._update_watch()
+
+    def _live_uids(self) -> list[int]:
+        return [uid for uid, node in self._nodes.items() if not node.state.is_terminal]
+
+    def _update_watch(self) -> None:
+        # Live nodes could change without a signal only once the manager is
+        # shut down: look for that, slowly, while there are some.
+        if self._shut_down:
+            return  # _watch_tick decides
+        if self._live_uids():
+            if not self._watch.isActive():
+                self._watch.start()
+        else:
+            self._watch.stop()
+
+    def _watch_tick(self) -> None:
+        if not self._shut_down:
+            if not manager_is_shut_down(self._manager):
+                return
+            self._shut_down = True
+            self._shutdown_deadline = perf_counter() + self.shutdown_poll_limit
+            self._watch.setInterval(SHUTDOWN_POLL_INTERVAL)
+        self._changed.update(self._live_uids())
+        self._update_now()
+        if not self._live_uids() or perf_counter() >= self._shutdown_deadline:
+            self._watch.stop()  # for good: nothing starts it again
+
+    def _update_now(self) -> None:
         # From the timer: new states repaint their nodes only; added or removed
         # tasks lay the graph out again.
         self._timer.stop()
