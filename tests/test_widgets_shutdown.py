@@ -199,10 +199,13 @@ def test_indicator_shows_the_shut_down_manager_then_stops_polling(qtbot, make_ma
 def test_indicator_gives_up_on_a_task_that_never_returns(qtbot, make_manager, gate):
     m = make_manager(start_processing=True)
     uid = m.submit(block, gate).uid
+    qtbot.waitUntil(lambda: m.task_state(uid) is TaskState.RUNNING, timeout=5000)
+    # made while the task runs: no signal will start its timer, it must poll anyway
     ind = TaskStatusIndicator(m)
     ind.shutdown_poll_limit = 0.3
     qtbot.addWidget(ind)
-    qtbot.waitUntil(lambda: ind.text() == "1 running · 0 queued", timeout=5000)
+    assert ind.text() == "1 running · 0 queued"
+    assert ind._timer.isActive()
     m.shut_down(timeout=0)
     qtbot.waitUntil(lambda: ind.text() == "Shut down · 1 stopping", timeout=5000)
     qtbot.waitUntil(lambda: not ind._timer.isActive(), timeout=5000)

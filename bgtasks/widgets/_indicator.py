@@ -207,6 +207,10 @@ class TaskStatusIndicator(QWidget):
         self._set_details("\n".join(tip))
         self.setAccessibleDescription(f"{text}, {round(fraction * 100)} % done")
         self._set_idle(False)
+        # Poll while anything is live, even with no signal to start it: an
+        # indicator made while tasks run, or a manager shut down meanwhile
+        # (it emits nothing more), would otherwise never be read again.
+        self._poke()
 
     # ------------------------------------------------------------------ internals
 
