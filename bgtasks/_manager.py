@@ -548,7 +548,7 @@ class BackgroundTaskManager(QObject):
 
     @cache_size.setter
     def cache_size(self, size: int) -> None:
-        self._scheduler.cache_size = _check_count("cache_size", size)
+        self._scheduler.configure(cache_size=_check_count("cache_size", size))
 
     @property
     def progress_interval(self) -> float:
@@ -557,7 +557,7 @@ class BackgroundTaskManager(QObject):
 
     @progress_interval.setter
     def progress_interval(self, seconds: float) -> None:
-        self._scheduler.progress_interval = _check_seconds("progress_interval", seconds)
+        self._scheduler.configure(progress_interval=_check_seconds("progress_interval", seconds))
 
     @property
     def keep_finished(self) -> int:
@@ -566,7 +566,7 @@ class BackgroundTaskManager(QObject):
 
     @keep_finished.setter
     def keep_finished(self, count: int) -> None:
-        self._scheduler.keep_finished = _check_count("keep_finished", count)
+        self._scheduler.configure(keep_finished=_check_count("keep_finished", count))
 
     # ------------------------------------------------------------------ registry
 

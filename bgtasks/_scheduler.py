@@ -356,6 +356,29 @@ class Scheduler:
         if spawn:
             self._spawn(spawn)
 
+    def configure(
+        self,
+        *,
+        cache_size: int | None = None,
+        keep_finished: int | None = None,
+        progress_interval: float | None = None,
+    ) -> None:
+        """Change settings under the lock (values checked by the caller); a
+        smaller cache or registry limit applies at once."""
+        with self._lock:
+            if progress_interval is not None:
+                self.progress_interval = progress_interval
+            if cache_size is not None:
+                self.cache_size = cache_size
+                while len(self._cache) > cache_size:
+                    self._grave.append(self._cache.popitem(last=False))
+            if keep_finished is not None:
+                self.keep_finished = keep_finished
+                if len(self._finished) > keep_finished:
+                    self._trim_finished()
+                self._flush_wake()
+        self._after()
+
     def set_group_policy(self, group: Hashable, policy: object) -> None:
         _check_hashable(group, "group")
         if policy not in UPSTREAM_POLICIES:

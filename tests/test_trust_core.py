@@ -586,3 +586,17 @@ def test_the_timer_thread_survives_an_error(threads, caplog):
     assert s.state(second) is FAILED  # the timer still fired after the error
     assert s.state(first) is FAILED
     assert "timed out" in s.info(second).error
+
+
+def test_a_smaller_cache_or_registry_limit_applies_at_once():
+    h = Inline()
+    h.s.start()
+    h.s.configure(cache_size=10)
+    for i in range(10):
+        h.s.add(noop, opts=h.s.make_options(key=i))
+    h.run()
+    h.drain()
+    assert h.s.counts()["cached"] == 10
+    h.s.configure(cache_size=2, keep_finished=3)
+    assert h.s.counts()["cached"] == 2
+    assert len(h.s._tasks) == 3  # shared works count too
