@@ -92,7 +92,12 @@ def test_indicator_counts_and_progress_are_exact(qtbot, make_manager, gate):
     wait_states(qtbot, m, [first], TaskState.COMPLETED)
     wait_states(qtbot, m, running, TaskState.RUNNING)
     qtbot.waitUntil(lambda: all(m.info(u).progress == 0.5 for u in running), timeout=10000)
-    ind.refresh()
+
+    def caught_up():  # the registry runs ahead of delivery: wait for the signals too
+        ind.refresh()
+        return ind.progress() == pytest.approx(2 / 7, abs=1e-3)
+
+    qtbot.waitUntil(caught_up, timeout=10000)
     assert ind.text() == "2 running · 4 queued"
     # batch of 7: one finished, two running at 50 %
     assert ind.progress() == pytest.approx(2 / 7, abs=1e-3)
