@@ -322,15 +322,22 @@ def test_a_keyed_request_never_joins_work_that_is_being_cancelled(threads):
 # ---------------------------------------------------------------- 6. parked counts
 
 
-def test_cancelling_a_parked_task_leaves_no_ready_work_waiting(threads):
-    s = threads.s
+def park(s: Scheduler, n: int) -> tuple[threading.Event, list[int]]:
+    """A task holds the only "disk"; ``n`` more wait for it, parked.  Set the
+    returned event to free the disk."""
     s.set_resource_limit("disk", 1)
     started, release = threading.Event(), threading.Event()
     s.add(lambda: (started.set(), release.wait(WAIT)), opts=s.make_options(resources={"disk": 1}))
     assert started.wait(WAIT)
-    parked = [s.add(noop, opts=s.make_options(resources={"disk": 1})) for _ in range(2)]
+    parked = [s.add(noop, opts=s.make_options(resources={"disk": 1})) for _ in range(n)]
     # the workers spawned for them parked them and retired
-    assert wait_until(lambda: s._n_parked == 2 and s.counts()["workers"] == 1)
+    assert wait_until(lambda: s._n_parked == n and s.counts()["workers"] == 1)
+    return release, parked
+
+
+def test_cancelling_a_parked_task_leaves_no_ready_work_waiting(threads):
+    s = threads.s
+    release, parked = park(s, 2)
     s.stop(parked[0])
     ran = threading.Event()
     s.add(ran.set)  # free work: a worker must take it now, not after the disk frees
@@ -342,12 +349,7 @@ def test_cancelling_a_parked_task_leaves_no_ready_work_waiting(threads):
 
 def test_set_priority_of_a_parked_task_keeps_the_counts(threads):
     s = threads.s
-    s.set_resource_limit("disk", 1)
-    started, release = threading.Event(), threading.Event()
-    s.add(lambda: (started.set(), release.wait(WAIT)), opts=s.make_options(resources={"disk": 1}))
-    assert started.wait(WAIT)
-    parked = s.add(noop, opts=s.make_options(resources={"disk": 1}))
-    assert wait_until(lambda: s._n_parked == 1 and s.counts()["workers"] == 1)
+    release, (parked,) = park(s, 1)
     for p in range(5):
         s.set_priority(parked, p)  # was a new heap entry each: a worker parked it twice
     try:

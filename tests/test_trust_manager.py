@@ -26,6 +26,23 @@ def make_blob():
     return Blob()
 
 
+def fails_then_waits(release, error, result, progress=None):
+    """A function whose first run raises ``error`` (after reporting ``progress``)
+    and whose later runs wait for ``release`` and return ``result``."""
+    runs = []
+
+    def flaky():
+        runs.append(1)
+        if len(runs) == 1:
+            if progress is not None:
+                current_task().report_progress(progress, message="half")
+            raise error
+        release.wait(WAIT)
+        return result
+
+    return flaky
+
+
 # ---------------------------------------------------------------- 7. nothing kept after delivery
 
 
@@ -61,16 +78,7 @@ def test_a_kept_handle_still_has_its_result(qtbot, make_manager):
 def test_a_failure_delivered_after_retry_keeps_its_message_and_progress(qtbot, make_manager):
     m = make_manager(start_processing=True)
     release = threading.Event()
-    runs = []
-
-    def flaky():
-        runs.append(1)
-        if len(runs) == 1:
-            current_task().report_progress(0.5, message="half")
-            raise ValueError("first run failed")
-        release.wait(WAIT)
-        return "second run"
-
+    flaky = fails_then_waits(release, ValueError("first run failed"), "second run", progress=0.5)
     failures, progress = [], []
     m.task_failed.connect(lambda uid, group, message, tb: failures.append((uid, message)))
     m.task_progress.connect(lambda uid, group, fraction, message: progress.append(fraction))
@@ -115,16 +123,7 @@ def test_retry_returns_a_handle_on_the_new_run(qtbot, make_manager):
 def test_done_callbacks_of_a_retried_run_wait_for_that_run(qtbot, make_manager):
     m = make_manager(start_processing=True)
     release = threading.Event()
-    runs = []
-
-    def flaky():
-        runs.append(1)
-        if len(runs) == 1:
-            raise OSError("first")
-        release.wait(WAIT)
-        return "second"
-
-    first = m.submit(flaky)
+    first = m.submit(fails_then_waits(release, OSError("first"), "second"))
     with pytest.raises(OSError):
         first.result(timeout=WAIT)
     calls = []
