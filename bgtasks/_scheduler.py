@@ -207,11 +207,11 @@ def _check_args(task_args: object) -> tuple[Any, ...]:
     if task_args is None:
         return ()
     if type(task_args) is tuple:
-        return task_args  # type: ignore[return-value]
+        return task_args
     if type(task_args) is list or (
         isinstance(task_args, Sequence) and not isinstance(task_args, (str, bytes))
     ):
-        return tuple(task_args)  # type: ignore[arg-type]
+        return tuple(task_args)
     raise TypeError(f"task_args must be a list or tuple of arguments, got {task_args!r}")
 
 
@@ -384,7 +384,7 @@ class Scheduler:
         if policy not in UPSTREAM_POLICIES:
             raise ValueError(f"on_upstream_failure must be 'fail' or 'cancel', got {policy!r}")
         with self._lock:
-            self._group_policy[group] = policy  # type: ignore[assignment]
+            self._group_policy[group] = policy
 
     # ------------------------------------------------------------------ submit
 
@@ -419,7 +419,7 @@ class Scheduler:
             raise ValueError(f"retries must be a non-negative integer, got {retries!r}")
         opts.retries = retries
         opts.retry_on = retry_on
-        opts.backoff = backoff
+        opts.backoff = backoff  # type: ignore[assignment]  # checked above
         if timeout is not None:
             opts.timeout = _check_seconds("timeout", timeout, positive=True)
         if resources is not None:
@@ -436,7 +436,7 @@ class Scheduler:
                 raise ValueError(
                     f"on_upstream_failure must be 'fail' or 'cancel', got {on_upstream_failure!r}"
                 )
-            opts.policy = on_upstream_failure  # type: ignore[assignment]
+            opts.policy = on_upstream_failure
         return opts
 
     def add(
@@ -984,7 +984,7 @@ class Scheduler:
     def _snapshot_progress(self, events: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         """Progress events get the values to deliver (lock held)."""
         self._n_progress = 0
-        out = []
+        out: list[tuple[Any, ...]] = []
         append = out.append
         for event in events:
             if event[0] == TASK_PROGRESS:
@@ -1184,7 +1184,7 @@ class Scheduler:
                 cancelled_by = True
             else:
                 if parent.downstream:
-                    parent.downstream.append(task)  # type: ignore[union-attr]
+                    parent.downstream.append(task)
                 else:
                     parent.downstream = [task]
                 waiting += 1
@@ -1786,8 +1786,9 @@ def run_worker(scheduler: Scheduler) -> None:
         # task ends must not die under its lock (a finalizer may call it).
         fn, args, kwargs = task.fn, task.args, task.kwargs
         merge = None
+        error: BaseException | None
         try:
-            value = fn(*args, **kwargs)  # the task runs here
+            value = fn(*args, **kwargs)  # type: ignore[misc, arg-type]  # the task runs here
         except BaseException as exc:  # noqa: BLE001 - a task must never kill its worker
             tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
             exc.__traceback__ = None
