@@ -1,0 +1,629 @@
+"""The journal: :class:`TaskJournal`, the API of persistent tasks.
+
+It is typed against :class:`~.protocol.JournalManager` and never imports
+the manager: the SQL lives in :mod:`.store` and :mod:`.schema`, restore
+planning in :mod:`.restore`, snapshots in :mod:`.snapshot`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .._context import current_task
+from .._errors import TaskCancelled
+from .._state import TaskState
+from .codec import RECORD_COLUMNS, check_group, check_priority, decode_record, to_json
+from .paths import default_journal_path
+from .protocol import JournalManager
+from .records import CANCELLED, FAILED, FINISHED, JournalError, JournalRecord, RestoreReport
+from .registry import function_name
+from .restore import (
+    RerunInterrupted,
+    RestorePlan,
+    check_rerun_interrupted,
+    old_uid,
+    plan_restore,
+)
+from .schema import (
+    LIVE,
+    SQL_ENDED,
+    SQL_FINISHED,
+    SQL_RESET,
+    SQL_RESUBMIT,
+    SQL_SKIP,
+    SQL_STARTED,
+    SQL_UID,
+)
+from .snapshot import build_snapshot, parse_snapshot
+from .store import Transaction, insert_task, open_journal, quarantine_rows
+
+if TYPE_CHECKING:
+    from .._handle import TaskHandle
+
+log = logging.getLogger("bgtasks.persistence")
+
+
+class _Call:
+    """The function the manager runs for a persistent task: journals around ``fn``."""
+
+    __slots__ = ("__name__", "journal", "jid", "fn", "args", "kwargs")
+
+    def __init__(
+        self,
+        journal: TaskJournal,
+        jid: int,
+        fn: Callable[..., Any],
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+    ) -> None:
+        # The call's own arguments travel here, not as submit() keywords, where
+        # a name such as "key" or "retries" would be taken as a task option.
+        self.journal = journal
+        self.jid = jid
+        self.fn = fn
+        self.args = tuple(args)
+        self.kwargs = dict(kwargs)
+        self.__name__ = getattr(fn, "__name__", "task")
+
+    def __call__(self, **upstream: Any) -> Any:
+        journal, jid = self.journal, self.jid
+        journal._mark_started(jid)
+        try:
+            # dict results of upstream tasks win over the task's own keywords
+            result = self.fn(*self.args, **{**self.kwargs, **upstream})
+        except TaskCancelled:
+            journal._mark_stopped(jid)
+            raise
+        except BaseException as exc:  # noqa: BLE001 - journal it, the manager reports it
+            journal._mark_ended(jid, FAILED, error=f"{type(exc).__name__}: {exc}")
+            raise
+        if current_task().cancelled:  # the manager drops the result: it ends CANCELLED
+            journal._mark_stopped(jid)
+        else:
+            journal._mark_finished(jid, result)
+        return result
+
+    def __repr__(self) -> str:
+        return f"<persistent call of {self.fn!r}>"
+
+
+class TaskJournal:
+    """Persistent tasks of one manager, journaled to an SQLite file.
+
+    ``TaskJournal(manager, path=None, synchronous="normal")`` opens (or
+    creates) the journal at ``path`` (default :func:`default_journal_path`).
+    ``manager`` is a ``BackgroundTaskManager``, or anything with the journal
+    protocol (:class:`bgtasks.persistence.protocol.JournalManager`).
+    ``synchronous="normal"`` survives any crash of the process (SIGKILL
+    included) and keeps commits cheap; ``"full"`` also survives a power loss
+    or an OS crash, at the price of an fsync per commit.  Raises
+    :class:`JournalError` naming the path for a file that is not a bgtasks
+    journal (never overwriting it), one written by a newer format, a damaged
+    one, or one another process has open.
+
+    Every method may be called from any thread (a running task included);
+    the journal's own bookkeeping of tasks that end without running (stopped
+    while queued, upstream failed) happens in done callbacks on the manager's
+    thread.  If the journal holds tasks that did not end in a previous run,
+    call :meth:`restore` (or :meth:`discard`) before submitting new ones.
+    Closing the journal (or the manager's ``shut_down``) while tasks run
+    leaves them "started": the next run reports them as interrupted.
+    """
+
+    def __init__(
+        self,
+        manager: JournalManager,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        synchronous: str = "normal",
+    ) -> None:
+        if not isinstance(manager, JournalManager):
+            raise TypeError(f"manager must be a BackgroundTaskManager, got {manager!r}")
+        if synchronous not in ("normal", "full"):
+            raise ValueError(f"synchronous must be 'normal' or 'full', got {synchronous!r}")
+        self.manager = manager
+        self.path = Path(default_journal_path() if path is None else path)
+        self._synchronous = synchronous
+        self._lock = threading.RLock()
+        self._uid_to_jid: dict[int, int] = {}  # this session's live and ended tasks
+        self._live: dict[int, int] = {}  # jid -> uid, tasks of this session not ended
+        self._store: set[int] = set()  # jids whose result is kept whatever it is
+        self._closed = False
+        self._db, opened = open_journal(self.path, synchronous)
+        #: damaged rows found at open (jid -> why), moved aside by restore() or discard()
+        self._damaged: dict[int, str] = dict(opened.damaged)
+        self._quarantined: dict[int, str] = dict(opened.damaged)
+        try:
+            self._start_session(opened.session)
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise JournalError(f"{self.path}: cannot read the journal: {exc}") from exc
+        except BaseException:
+            self._db.close()
+            raise
+
+    def _start_session(self, session: int) -> None:
+        with self._writing():
+            self.session = session
+            self._db.execute(
+                "UPDATE meta SET value=? WHERE key='next_session'", (str(self.session + 1),)
+            )
+            live = self._db.execute(f"SELECT jid FROM tasks WHERE {LIVE}").fetchall()
+            self._needs_restore = bool(self._damaged) or any(
+                jid not in self._damaged for (jid,) in live
+            )
+
+    @property
+    def quarantined(self) -> dict[int, str]:
+        """Rows found damaged when this journal was opened: ``jid`` -> what is wrong.
+
+        They are never run nor returned by :meth:`records`;
+        :meth:`restore` and :meth:`discard` move them to the ``quarantine``
+        table of the file (nothing is deleted).
+        """
+        return dict(self._quarantined)
+
+    # ------------------------------------------------------------------ plumbing
+
+    def close(self) -> None:
+        """Close the file.  Later journal writes of running tasks are dropped.  Any thread."""
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._db.close()
+
+    def __enter__(self) -> TaskJournal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _writing(self) -> Transaction:
+        """A transaction whose failure (a full disk...) raises ``JournalError``."""
+        return Transaction(self._db, self._lock, self.path)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError(f"the journal {self.path} is closed")
+
+    def _write(self, sql: str, params: Any) -> None:
+        # A worker's or a callback's write; never raises into the task.
+        with self._lock:
+            if self._closed:
+                return
+            try:
+                self._db.execute(sql, params)
+            except sqlite3.Error:
+                log.exception("journal %s: write failed", self.path)
+
+    def _mark_started(self, jid: int) -> None:
+        self._write(SQL_STARTED, {"t": time.time(), "jid": jid})
+
+    def _mark_ended(self, jid: int, state: str, error: str | None = None) -> None:
+        with self._lock:
+            if self._live.pop(jid, None) is None:
+                return  # already journaled (by the worker, reset() or restore())
+            self._write(SQL_ENDED, {"state": state, "error": error, "t": time.time(), "jid": jid})
+
+    def _mark_stopped(self, jid: int) -> None:
+        # A task stopped by the manager's shut_down stays "started": the next
+        # run's restore() reports it as interrupted, like after a crash.
+        if self.manager.is_shut_down:
+            with self._lock:
+                self._live.pop(jid, None)
+        else:
+            self._mark_ended(jid, CANCELLED)
+
+    def _mark_finished(self, jid: int, result: Any) -> None:
+        store = jid in self._store
+        text = error = None
+        # A non-empty dict is merged into downstream kwargs: it is always kept,
+        # so that a downstream task restored after a crash gets it too.
+        if store or (isinstance(result, dict) and result):
+            try:
+                text = to_json("the result", result)
+            except TypeError as exc:
+                error = f"result not stored: {exc}"
+        with self._lock:
+            if self._live.pop(jid, None) is None:
+                return
+            self._write(
+                SQL_FINISHED, {"result": text, "error": error, "t": time.time(), "jid": jid}
+            )
+
+    def _on_done(self, jid: int, handle: TaskHandle) -> None:
+        # Manager's thread: journal an end the worker did not see (stopped
+        # while queued, failed or cancelled upstream).
+        if jid not in self._live:
+            return
+        if handle.cancelled():
+            self._mark_ended(jid, CANCELLED)
+        elif handle._state is TaskState.FAILED:
+            self._mark_ended(jid, FAILED, error=str(handle._error))
+        else:
+            self._mark_ended(jid, FINISHED)
+
+    def _watch(self, handle: TaskHandle, jid: int) -> None:
+        handle.add_done_callback(lambda h, jid=jid: self._on_done(jid, h))
+
+    # ------------------------------------------------------------------ submitting
+
+    def submit(
+        self,
+        fn: Callable[..., Any],
+        /,
+        *args: Any,
+        priority: float | None = None,
+        group: Hashable = None,
+        upstream_task_ids: Sequence[int] | None = None,
+        name: str | None = None,
+        enduring: bool = False,
+        store_result: bool = False,
+        **kwargs: Any,
+    ) -> TaskHandle:
+        """Queue ``fn(*args, **kwargs)`` on the manager as a persistent task.
+
+        The journal has committed the task's "submitted" row when this
+        returns.  ``fn`` must be registered with :func:`persistable`
+        (``TypeError`` otherwise; nothing is recorded nor run) and ``args``/``kwargs``
+        JSON data; ``group`` None, a str or an int; ``upstream_task_ids``
+        uids of persistent tasks this journal submitted in this run
+        (``ValueError`` otherwise).  ``enduring`` tasks survive :meth:`reset`.
+        ``store_result`` keeps the result in the journal (if it is JSON data);
+        non-empty dict results are always kept, since they are merged into
+        downstream tasks' kwargs, restored ones included.
+
+        Any thread may call this.  Returns the manager's :class:`TaskHandle`.
+        """
+        function = function_name(fn)
+        args_text = to_json("the arguments", list(args))
+        kwargs_text = to_json("the keyword arguments", kwargs)
+        _check_options(priority, group, name, enduring, store_result)
+        upstream = list(upstream_task_ids or ())
+        with self._lock:
+            jids = self._check_submittable(upstream)
+            # The row is committed before the manager knows the task: a refused
+            # write (a full disk) leaves nothing to run, and a retry runs it once.
+            with self._writing():
+                jid = insert_task(
+                    self._db, self.session, function, args_text, kwargs_text, name, group,
+                    priority, jids, enduring, store_result,
+                )  # fmt: skip
+            try:
+                handle = self._launch(
+                    jid, fn, args, kwargs, priority, group, upstream, name, store_result
+                )
+            except BaseException:
+                self._write("DELETE FROM tasks WHERE jid=?", (jid,))
+                raise
+            self._write_uids([(handle.uid, jid)])
+        self._watch(handle, jid)
+        return handle
+
+    def _check_submittable(self, upstream: list[int]) -> list[int]:
+        """Lock held: the jids of the ``upstream`` uids; raise if no task can be submitted."""
+        self._check_open()
+        if self._needs_restore:
+            raise RuntimeError(
+                f"{self.path} holds tasks that did not end in a previous run: "
+                "call restore() or discard() before submitting new ones"
+            )
+        jids = []
+        for uid in upstream:
+            jid = self._uid_to_jid.get(uid) if isinstance(uid, int) else None
+            if jid is None:
+                raise ValueError(f"upstream task {uid!r} is not a persistent task of this journal")
+            jids.append(jid)
+        if self.manager.is_shut_down:
+            raise RuntimeError("the manager is shut down; it accepts no new tasks")
+        return jids
+
+    def _write_uids(self, pairs: list[tuple[int, int]]) -> None:
+        # The manager's uids of launched tasks.  The tasks run whatever
+        # happens here: if this write fails, their rows keep uid NULL and a
+        # restore reports them under -jid.
+        with self._lock:
+            if self._closed or not pairs:
+                return
+            # Not worth an fsync with synchronous="full": the next synced
+            # commit makes it durable, and a power loss before only loses uids.
+            full = self._synchronous == "full"
+            try:
+                if full:
+                    self._db.execute("PRAGMA synchronous=NORMAL")
+                with self._writing():
+                    self._db.executemany(SQL_UID, [{"uid": u, "jid": j} for u, j in pairs])
+            except JournalError:
+                log.exception("journal %s: cannot record the uids of launched tasks", self.path)
+            finally:
+                if full:
+                    self._db.execute("PRAGMA synchronous=FULL")
+
+    def _launch(
+        self,
+        jid: int,
+        fn: Callable[..., Any],
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+        priority: Any,
+        group: Any,
+        upstream: list[int],
+        name: str | None,
+        store_result: bool,
+    ) -> TaskHandle:
+        # After the row's commit; the caller holds the lock, so the worker's
+        # "started" write waits until the uid is recorded.
+        handle = self.manager.submit(
+            _Call(self, jid, fn, args, kwargs),
+            priority=priority,
+            group=group,
+            upstream_task_ids=upstream or None,
+            name=name or getattr(fn, "__name__", None),
+        )
+        self._uid_to_jid[handle.uid] = jid
+        self._live[jid] = handle.uid
+        if store_result:
+            self._store.add(jid)
+        return handle
+
+    # ------------------------------------------------------------------ reading
+
+    def records(self) -> list[JournalRecord]:
+        """Every task in the journal, oldest first, but the damaged rows
+        (:attr:`quarantined`).  Any thread."""
+        with self._lock:
+            self._check_open()
+            rows = self._db.execute(
+                f"SELECT {RECORD_COLUMNS} FROM tasks WHERE {self._sound()} ORDER BY jid"
+            ).fetchall()
+        return [decode_record(row) for row in rows]
+
+    def record(self, uid: int) -> JournalRecord:
+        """The record of the task with manager uid ``uid`` (this run).  ``KeyError`` if none."""
+        with self._lock:
+            self._check_open()
+            jid = self._uid_to_jid.get(uid)
+            if jid is None:
+                raise KeyError(uid)
+            row = self._row(jid)
+        return decode_record(row)
+
+    def _row(self, jid: int) -> Any:
+        # The row of ``jid`` as RECORD_COLUMNS, or None.
+        return self._db.execute(
+            f"SELECT {RECORD_COLUMNS} FROM tasks WHERE jid=?", (jid,)
+        ).fetchone()
+
+    def _sound(self) -> str:
+        # An SQL condition leaving out the damaged rows (never even decoded).
+        if not self._damaged:
+            return "1"
+        return f"jid NOT IN ({','.join(str(int(j)) for j in self._damaged)})"
+
+    def _unfinished(self, this_session: bool) -> list[JournalRecord]:
+        # Tasks submitted or started and not ended, of this run or of earlier ones.
+        rows = self._db.execute(
+            f"SELECT {RECORD_COLUMNS} FROM tasks WHERE state IN ('submitted','started') "
+            f"AND session{'=' if this_session else '<>'}? AND {self._sound()} ORDER BY jid",
+            (self.session,),
+        ).fetchall()
+        return [decode_record(row) for row in rows]
+
+    @property
+    def needs_restore(self) -> bool:
+        """True while tasks of a previous run wait for :meth:`restore` or :meth:`discard`."""
+        return self._needs_restore
+
+    # ------------------------------------------------------------------ restoring
+
+    def restore(self, rerun_interrupted: RerunInterrupted = True) -> RestoreReport:
+        """Re-submit the tasks of previous runs that did not end.
+
+        In dependency order, with their priorities, groups, names and
+        upstream links; each gets a new uid (``report.uids``: old -> new).
+        Finished tasks never run again; a finished upstream's stored dict
+        result is merged into its restored downstream tasks' kwargs, as the
+        manager would have done.  Tasks that were running when the process
+        died are listed in ``report.interrupted``: they run again if
+        ``rerun_interrupted`` is True (or returns True for their record),
+        else they and the tasks downstream of them are skipped (state
+        ``skipped``).  A task whose function name is not registered with
+        :func:`persistable` is skipped too, reported and logged: the journal
+        never imports a module by a name it holds.  Nothing is done a second
+        time: a second call finds nothing to restore.  Any thread.
+        """
+        check_rerun_interrupted(rerun_interrupted)
+        with self._lock:
+            self._check_open()
+            todo = self._unfinished(this_session=False)
+            needed = {j for r in todo for j in r.upstream} - {r.jid for r in todo}
+            ended = {}
+            for jid in needed - set(self._damaged):
+                row = self._row(jid)
+                if row is not None:
+                    ended[jid] = decode_record(row)
+            report = RestoreReport()
+            plan = plan_restore(todo, ended, self._damaged, rerun_interrupted, report, self.path)
+            row_of = self._commit_restore(plan, report, reuse_rows=True)
+            self._launch_restored(plan, row_of, report)
+        self._watch_restored(report)
+        return report
+
+    def restore_snapshot(
+        self, data: Mapping[str, Any], rerun_interrupted: RerunInterrupted = True
+    ) -> RestoreReport:
+        """Submit the tasks of a :meth:`snapshot` again, as new persistent tasks.
+
+        Same rules and report as :meth:`restore` (tasks running when the
+        snapshot was taken count as interrupted).  ``ValueError`` for data
+        that is not a snapshot or has a version this bgtasks cannot read;
+        nothing is submitted then.  Any thread.
+        """
+        todo = parse_snapshot(data)
+        report = RestoreReport()
+        with self._lock:
+            self._check_open()
+            plan = plan_restore(todo, {}, self._damaged, rerun_interrupted, report, self.path)
+            row_of = self._commit_restore(plan, report, reuse_rows=False)
+            self._launch_restored(plan, row_of, report)
+        self._watch_restored(report)
+        return report
+
+    def _commit_restore(
+        self, plan: RestorePlan, report: RestoreReport, reuse_rows: bool
+    ) -> dict[int, int]:
+        """Lock held: commit the planned rows; returns record jid -> its row's jid.
+
+        ``reuse_rows`` (restore): the rows are resubmitted in place, the
+        skipped ones marked, the damaged ones quarantined.  Else (snapshot)
+        new rows are inserted.  Nothing runs yet: a refused write changes nothing.
+        """
+        row_of: dict[int, int] = {}
+        with self._writing():
+            if reuse_rows:
+                report.quarantined.update(quarantine_rows(self._db, self._damaged, self.path))
+                self._db.executemany(SQL_SKIP, plan.skipped_rows)
+            for rec, _, _, upstream_jids in plan.launches:
+                if reuse_rows:
+                    row_of[rec.jid] = rec.jid
+                    self._db.execute(SQL_RESUBMIT, {"session": self.session, "jid": rec.jid})
+                else:
+                    row_of[rec.jid] = insert_task(
+                        self._db, self.session, rec.function, json.dumps(rec.args),
+                        json.dumps(rec.kwargs), rec.name, rec.group, rec.priority,
+                        [row_of[u] for u in upstream_jids], rec.enduring, rec.store_result,
+                    )  # fmt: skip
+        if reuse_rows:
+            self._needs_restore = False
+            self._damaged.clear()
+        return row_of
+
+    def _launch_restored(
+        self, plan: RestorePlan, row_of: dict[int, int], report: RestoreReport
+    ) -> None:
+        # Lock held, rows committed: hand the planned tasks to the manager.
+        new_uid: dict[int, int] = {}  # record's jid -> new uid
+        pairs: list[tuple[int, int]] = []
+        try:
+            for rec, fn, kwargs, upstream_jids in plan.launches:
+                old = old_uid(rec)
+                jid = row_of[rec.jid]
+                handle = self._launch(
+                    jid, fn, rec.args, kwargs, rec.priority, rec.group,
+                    [new_uid[u] for u in upstream_jids], rec.name, rec.store_result,
+                )  # fmt: skip
+                new_uid[rec.jid] = handle.uid
+                pairs.append((handle.uid, jid))
+                report.handles[old] = handle
+                report.uids[old] = handle.uid
+        finally:
+            self._write_uids(pairs)
+
+    def _watch_restored(self, report: RestoreReport) -> None:
+        for handle in report.handles.values():
+            self._watch(handle, self._uid_to_jid[handle.uid])
+
+    def discard(self) -> list[JournalRecord]:
+        """Give up the tasks of previous runs that did not end: they become ``skipped``.
+
+        Returns their records (as they were).  Damaged rows are moved to the
+        ``quarantine`` table, as by :meth:`restore`.  Any thread.
+        """
+        with self._lock:
+            self._check_open()
+            records = self._unfinished(this_session=False)
+            with self._writing():
+                quarantine_rows(self._db, self._damaged, self.path)
+                self._db.executemany(
+                    SQL_SKIP,
+                    [{"error": "discarded", "t": time.time(), "jid": r.jid} for r in records],
+                )
+            self._needs_restore = False
+            self._damaged.clear()
+        return records
+
+    # ------------------------------------------------------------------ snapshots
+
+    def snapshot(self) -> dict[str, Any]:
+        """The live persistent tasks of this run as plain (JSON) data, with a ``version``.
+
+        For applications that keep their own session files (ChimeraX's
+        ``take_snapshot``).  Each task: its uid, function, args, kwargs, name,
+        group, priority, upstream uids, enduring flag, whether it was running,
+        and the stored dict results of its finished upstream tasks.  Any thread.
+        """
+        with self._lock:
+            self._check_open()
+            live = self._unfinished(this_session=True)
+            return build_snapshot(live, lambda jid: decode_record(self._row(jid)))
+
+    # ------------------------------------------------------------------ reset
+
+    def reset(self) -> list[int]:
+        """Cancel the live session tasks (not ``enduring``) of this run; keep enduring ones.
+
+        Like ChimeraX's session reset with ``SESSION_ENDURING``.  The
+        cancellation is journaled first, so a crash right after never brings
+        them back.  Queued ones never run; running ones are asked to stop.
+        Tasks downstream of a cancelled one are cancelled by the manager, enduring
+        or not.  Returns the uids cancelled.  Any thread.
+        """
+        with self._lock:
+            self._check_open()
+            rows = self._db.execute(
+                "SELECT jid, uid FROM tasks WHERE state IN ('submitted','started') "
+                "AND session=? AND enduring=0",
+                (self.session,),
+            ).fetchall()
+            with self._writing():
+                self._db.executemany(SQL_RESET, [{"t": time.time(), "jid": jid} for jid, _ in rows])
+            for jid, _ in rows:
+                self._live.pop(jid, None)
+        uids = [uid for _, uid in rows]
+        for uid in uids:
+            self.manager.stop_task(uid, stop_upstream=False, stop_downstream=True)
+        return uids
+
+    # ------------------------------------------------------------------ housekeeping
+
+    def clear_finished(self) -> int:
+        """Delete ended tasks no live task depends on; returns how many.  Any thread."""
+        with self._lock:
+            self._check_open()
+            damaged = set(self._damaged)
+            needed = {
+                j
+                for (text,) in self._db.execute(
+                    f"SELECT upstream FROM tasks WHERE {LIVE} AND {self._sound()}"
+                )
+                for j in json.loads(text)
+            }
+            ended = [
+                jid
+                for (jid,) in self._db.execute(
+                    "SELECT jid FROM tasks WHERE state NOT IN ('submitted','started')"
+                )
+                if jid not in needed and jid not in damaged
+            ]
+            with self._writing():
+                self._db.executemany("DELETE FROM tasks WHERE jid=?", [(j,) for j in ended])
+        return len(ended)
+
+
+def _check_options(priority: Any, group: Any, name: Any, enduring: Any, store_result: Any) -> None:
+    """``TypeError`` for a task option the journal cannot hold."""
+    check_priority(priority)
+    check_group(group)
+    if name is not None and not isinstance(name, str):
+        raise TypeError(f"name must be a string, got {name!r}")
+    for flag, value in (("enduring", enduring), ("store_result", store_result)):
+        if not isinstance(value, bool):
+            raise TypeError(f"{flag} must be True or False, got {value!r}")
