@@ -1,16 +1,37 @@
 """Exceptions raised by bgtasks.
 
-    BgTasksError
-     ├── TaskCancelled   (also concurrent.futures.CancelledError)
-     └── UpstreamFailed  (also RuntimeError)
+Every exception class of the package derives from ``BgTasksError``; those that
+also derive from a builtin keep it, so ``except RuntimeError`` still works::
 
-Bad arguments raise the builtin ``TypeError``, ``ValueError`` or ``KeyError``;
-a task that overruns its ``timeout`` fails with the builtin ``TimeoutError``.
+    BgTasksError
+     ├── TaskCancelled       (also concurrent.futures.CancelledError)
+     ├── UpstreamFailed      (also RuntimeError)
+     ├── IllegalTransition   (also RuntimeError)     bgtasks._state
+     ├── WorkerDied          (also RuntimeError)     bgtasks.processes
+     ├── RemoteTraceback                             bgtasks._process_worker
+     ├── UnpicklableError                            bgtasks._process_worker
+     ├── JobError            (also RuntimeError)     bgtasks.jobs
+     │    ├── JobLaunchError
+     │    └── JobMonitorError
+     ├── JournalError                                bgtasks.persistence
+     │    └── InUse          (internal: the journal is open in another process)
+     └── ThumbnailError      (also OSError)          bgtasks.thumbnails
+
+``RemoteTraceback`` is the ``__cause__`` of an exception raised in a worker
+process, ``UnpicklableError`` stands in for one that could not be sent back.
+Every one pickles (a worker process sends them to its parent).
+
+Bad arguments raise the builtin ``TypeError``, ``ValueError`` or ``KeyError``
+(the checks are in ``bgtasks._validate``); a task that overruns its
+``timeout`` fails with the builtin ``TimeoutError``.
+
+Qt-free: a process worker imports this module.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+from typing import Any
 
 
 class BgTasksError(Exception):
@@ -25,11 +46,16 @@ class TaskCancelled(BgTasksError, concurrent.futures.CancelledError):
 class UpstreamFailed(BgTasksError, RuntimeError):
     """A task did not run because a task upstream of it failed.
 
-    ``TaskHandle.exception()`` of such a task; ``upstream`` is the uid of the
-    task that failed first and ``message`` its message.
+    ``TaskHandle.exception()`` of such a task; ``uid`` is that task,
+    ``upstream`` the uid of the task that failed first and ``message`` its
+    message.
     """
 
     def __init__(self, uid: int, upstream: int, message: str) -> None:
         super().__init__(f"task {uid} did not run: upstream task {upstream} failed: {message}")
+        self.uid = uid
         self.upstream = upstream
         self.message = message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.uid, self.upstream, self.message), self.__dict__)

@@ -38,12 +38,13 @@ from typing import Any
 
 from . import _context
 from ._context import progress_fraction
-from ._errors import TaskCancelled
+from ._errors import BgTasksError, TaskCancelled
+from ._validate import TIMEOUT_MAX, callable_name, check_count, check_seconds
 
 PROGRESS_INTERVAL = 0.02  # at most ~50 progress messages a second per task
 
 
-class RemoteTraceback(Exception):
+class RemoteTraceback(BgTasksError):
     """The traceback of an exception raised in a worker process (the ``__cause__``)."""
 
     def __init__(self, text: str) -> None:
@@ -54,7 +55,7 @@ class RemoteTraceback(Exception):
         return f'\n"""\n{self.text}"""'
 
 
-class UnpicklableError(Exception):
+class UnpicklableError(BgTasksError):
     """Stands in for an exception raised in a worker process that could not be pickled.
 
     ``type_name`` is the original exception's qualified type name, ``repr`` its repr;
@@ -137,10 +138,14 @@ class WorkerContext:
 
     def sleep(self, seconds: float) -> None:
         """Wait ``seconds``; raise :class:`bgtasks.TaskCancelled` as soon as a stop is requested."""
-        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
-            raise ValueError(f"seconds must be a non-negative number, got {seconds!r}")
-        if self._stop.wait(seconds):
-            raise TaskCancelled(f"task {self._uid} was asked to stop")
+        check_seconds("seconds", seconds, infinite=True)
+        # A thread cannot wait beyond TIMEOUT_MAX at once (inf: until a stop).
+        deadline = time.monotonic() + seconds
+        while not self._stop.wait(min(seconds, TIMEOUT_MAX)):
+            seconds = deadline - time.monotonic()
+            if seconds <= 0:
+                return
+        raise TaskCancelled(f"task {self._uid} was asked to stop")
 
     def report_progress(
         self, done: float, total: float | None = None, message: str | None = None
@@ -214,9 +219,7 @@ class LineSplitter:
     """
 
     def __init__(self, limit: int = MAX_LINE) -> None:
-        if limit < 4:
-            raise ValueError(f"limit must be >= 4 bytes, got {limit!r}")
-        self.limit = limit
+        self.limit = check_count("limit", limit, minimum=4)  # bytes: one UTF-8 sequence at least
         self.pending = bytearray()
 
     def feed(self, data: bytes) -> list[bytes]:
@@ -456,9 +459,8 @@ def main(conn: Connection) -> None:
             try:
                 result = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
             except Exception as exc:
-                name = getattr(fn, "__qualname__", repr(fn))
                 raise TypeError(
-                    f"the result of {name} cannot be sent back from the worker process: "
+                    f"the result of {callable_name(fn)} cannot be sent back from the worker process: "
                     f"{value!r:.200} cannot be pickled ({type(exc).__name__}: {exc})"
                 ) from None
             del value

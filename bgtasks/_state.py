@@ -13,6 +13,8 @@ import enum
 from dataclasses import dataclass
 from typing import Any
 
+from ._errors import BgTasksError
+
 
 class TaskState(enum.Enum):
     """Where a task is in its life."""
@@ -60,7 +62,7 @@ TRANSITIONS: dict[TaskState, frozenset[TaskState]] = {
 del P, Q, R, CG, D, F, C
 
 
-class IllegalTransition(RuntimeError):
+class IllegalTransition(BgTasksError, RuntimeError):
     """A state change the transition table does not allow."""
 
     def __init__(self, uid: int, old: TaskState, new: TaskState) -> None:
@@ -68,6 +70,9 @@ class IllegalTransition(RuntimeError):
         self.uid = uid
         self.old = old
         self.new = new
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.uid, self.old, self.new), self.__dict__)
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 from . import _context
 from ._errors import TaskCancelled
 from ._executor import Executor
+from ._validate import check_bool, check_count, check_seconds
 
 if TYPE_CHECKING:
     from ._context import TaskContext
@@ -147,14 +148,12 @@ class DaskExecutor(Executor):
                     "DaskExecutor(processes=True) secures its cluster with TLS and needs the "
                     "cryptography package: pip install 'bgtasks[dask]'"
                 ) from None
-        _check_count("n_workers", n_workers, optional=False)
-        _check_count("threads_per_worker", threads_per_worker, optional=True)
-        _check_count("slots", slots, optional=True)
-        if not isinstance(processes, bool):
-            raise TypeError(f"processes must be True or False, got {processes!r}")
-        for name, value in (("poll_interval", poll_interval), ("connect_timeout", connect_timeout)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-                raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+        check_count("n_workers", n_workers, minimum=1)
+        check_count("threads_per_worker", threads_per_worker, minimum=1, optional=True)
+        check_count("slots", slots, minimum=1, optional=True)
+        check_bool("processes", processes)
+        check_seconds("poll_interval", poll_interval, positive=True)
+        check_seconds("connect_timeout", connect_timeout, positive=True)
         self.address = address
         self.poll_interval = float(poll_interval)
         self.connect_timeout = float(connect_timeout)
@@ -419,13 +418,6 @@ def _loopback_worker_class() -> Any:
 _LoopbackWorker: Any = None
 
 
-def _check_count(name: str, value: Any, *, optional: bool) -> None:
-    if value is None and optional:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-
-
 def _short_repr(value: Any, limit: int = 120) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -548,8 +540,7 @@ class _RemoteContext:
             raise TaskCancelled(f"task {self.uid} was asked to stop")
 
     def sleep(self, seconds: float) -> None:
-        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
-            raise ValueError(f"seconds must be a non-negative number, got {seconds!r}")
+        check_seconds("seconds", seconds, infinite=True)  # inf: until stopped
         deadline = time.monotonic() + seconds
         while True:
             self.raise_if_cancelled()

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import atexit
 import codecs
-import math
 import os
 import shutil
 import signal
@@ -43,6 +42,7 @@ from PySide6.QtCore import QProcess, QProcessEnvironment
 
 from ._context import TaskContext, current_task
 from ._errors import BgTasksError, TaskCancelled
+from ._validate import check_bool, check_seconds
 
 __all__ = [
     "DEFAULT_TIMETABLE",
@@ -157,10 +157,8 @@ class Job:
             for key, value in env.items():
                 if not isinstance(key, str) or not isinstance(value, str):
                     raise TypeError(f"env must map strings to strings, got {key!r}: {value!r}")
-        if not _is_seconds(grace):
-            raise ValueError(f"grace must be a non-negative number of seconds, got {grace!r}")
-        if not isinstance(check, bool):
-            raise TypeError(f"check must be a bool, got {check!r}")
+        check_seconds("grace", grace)
+        check_bool("check", check)
         if not isinstance(encoding, str):
             raise TypeError(f"encoding must be a string, got {encoding!r}")
         codecs.lookup(encoding)  # LookupError for an unknown codec: here, not at the end
@@ -504,24 +502,15 @@ class Job:
 # ---------------------------------------------------------------------- helpers
 
 
-def _is_seconds(value: object) -> bool:
-    return (
-        not isinstance(value, bool)
-        and isinstance(value, (int, float))
-        and math.isfinite(value)
-        and value >= 0
-    )
-
-
 def _check_timetable(timetable: object) -> tuple[float, ...]:
     if isinstance(timetable, (str, bytes)) or not isinstance(timetable, Sequence):
         raise TypeError(f"timetable must be a sequence of seconds, got {timetable!r}")
     if not timetable:
         raise ValueError("timetable must not be empty")
-    for value in timetable:
-        if not _is_seconds(value) or value == 0:
-            raise ValueError(f"timetable values must be positive numbers of seconds, got {value!r}")
-    return tuple(float(value) for value in timetable)
+    return tuple(
+        float(check_seconds(f"timetable[{i}]", value, positive=True))
+        for i, value in enumerate(timetable)
+    )
 
 
 def _resolve(program: str, cwd: str | None, env: Mapping[str, str] | None) -> str:

@@ -74,6 +74,8 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from ._validate import check_callable, check_count, check_seconds
+
 __all__ = ["LoopContext", "LoopPolicy", "LoopSchedule", "LoopTask"]
 
 log = logging.getLogger(__name__)
@@ -102,11 +104,7 @@ class LoopPolicy(enum.Enum):
 
 
 def _check_period(period: object) -> float:
-    if isinstance(period, bool) or not isinstance(period, (int, float)):
-        raise TypeError(f"period must be a number of seconds, got {period!r}")
-    if not (math.isfinite(period) and period > 0):
-        raise ValueError(f"period must be a positive finite number of seconds, got {period!r}")
-    return float(period)
+    return float(check_seconds("period", period, positive=True))
 
 
 def _check_policy(policy: object) -> LoopPolicy:
@@ -215,17 +213,10 @@ class LoopTask:
     ) -> None:
         self.period = _check_period(period)
         self.policy = _check_policy(policy)
-        if max_iterations is not None and (
-            isinstance(max_iterations, bool)
-            or not isinstance(max_iterations, int)
-            or max_iterations < 1
-        ):
-            raise ValueError(
-                f"max_iterations must be a positive int or None, got {max_iterations!r}"
-            )
-        if not callable(clock):
-            raise TypeError(f"clock must be callable, got {clock!r}")
-        self.max_iterations = max_iterations
+        self.max_iterations = check_count(
+            "max_iterations", max_iterations, minimum=1, optional=True
+        )
+        check_callable("clock", clock)
         self._clock = clock
         #: The settings in effect; replaced by each value ``set_settings`` posts.
         self.settings: Any = settings

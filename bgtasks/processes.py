@@ -29,9 +29,10 @@ from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
 from . import _process_worker
-from ._errors import TaskCancelled
+from ._errors import BgTasksError, TaskCancelled
 from ._executor import Executor
 from ._process_worker import RemoteTraceback, UnpicklableError
+from ._validate import callable_name, check_callable, check_count, check_seconds
 
 if TYPE_CHECKING:
     from ._context import TaskContext
@@ -44,7 +45,7 @@ _EOF = ("eof",)
 POLL = 0.02  # how often a waiting run() looks at context.cancelled, in seconds
 
 
-class WorkerDied(RuntimeError):
+class WorkerDied(BgTasksError, RuntimeError):
     """The worker process running a task died (a crash, ``os._exit``, killed from outside).
 
     ``exitcode`` is the process's exit code, negative for a signal (``-11``: SIGSEGV).
@@ -53,6 +54,9 @@ class WorkerDied(RuntimeError):
     def __init__(self, message: str, exitcode: int | None) -> None:
         super().__init__(message)
         self.exitcode = exitcode
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.args[0], self.exitcode), self.__dict__)
 
 
 def _describe_exit(exitcode: int | None) -> str:
@@ -65,11 +69,6 @@ def _describe_exit(exitcode: int | None) -> str:
             name = str(-exitcode)
         return f"was killed by signal {name}"
     return f"died with exit code {exitcode}"
-
-
-def _name(fn: Any) -> str:
-    name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None)
-    return name if isinstance(name, str) else repr(fn)
 
 
 def _pickles(value: Any) -> str | None:
@@ -86,7 +85,7 @@ def _check_callable(fn: Callable[..., Any]) -> None:
     if isinstance(fn, functools.partial):
         _check_callable(fn.func)
         _check_arguments(fn.func, fn.args, fn.keywords)
-    name = _name(fn)
+    name = callable_name(fn)
     prefix = f"cannot run {name} in a worker process"
     if not callable(fn):
         raise TypeError(f"{prefix}: {fn!r} is not callable")
@@ -129,7 +128,7 @@ def _check_arguments(fn: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) 
             except Exception:
                 text = f"<{type(value).__qualname__}>"
             raise TypeError(
-                f"cannot send {label} of {_name(fn)} to a worker process: "
+                f"cannot send {label} of {callable_name(fn)} to a worker process: "
                 f"{text} cannot be pickled ({why})"
             )
 
@@ -387,15 +386,6 @@ def _stop_all_at_exit() -> None:
         pool.shut_down(1.0)
 
 
-def _check_number(name: str, value: Any, minimum: float, integer: bool = False) -> None:
-    kinds: tuple[type, ...] = (int,) if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kinds):
-        kind = "an integer" if integer else "a number"
-        raise TypeError(f"{name} must be {kind}, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
-
-
 class ProcessExecutor(Executor):
     """Runs tasks in a pool of spawned worker processes, with hard cancel.
 
@@ -448,17 +438,16 @@ class ProcessExecutor(Executor):
             raise RuntimeError("ProcessExecutor runs on POSIX systems (Linux, macOS) only")
         if max_workers is None:
             max_workers = os.cpu_count() or 1
-        _check_number("max_workers", max_workers, 1, integer=True)
-        _check_number("min_workers", min_workers, 0, integer=True)
+        check_count("max_workers", max_workers, minimum=1)
+        check_count("min_workers", min_workers)
         if min_workers > max_workers:
             raise ValueError(
                 f"min_workers ({min_workers}) must not exceed max_workers ({max_workers})"
             )
-        _check_number("idle_timeout", idle_timeout, 0)
-        _check_number("grace", grace, 0)
-        _check_number("cancel_window", cancel_window, 0)
-        if not callable(clock):
-            raise TypeError(f"clock must be callable, got {clock!r}")
+        check_seconds("idle_timeout", idle_timeout, infinite=True)  # inf: never stopped
+        check_seconds("grace", grace)
+        check_seconds("cancel_window", cancel_window)
+        check_callable("clock", clock)
         self.slots = max_workers
         self.grace = float(grace)
         self.cancel_window = float(cancel_window)
@@ -502,7 +491,7 @@ class ProcessExecutor(Executor):
         """
         if n is None:
             n = self._pool.max_workers
-        _check_number("n", n, 0, integer=True)
+        check_count("n", n)
         started = 0
         while self._pool.prestart(min(n, self._pool.max_workers)):
             started += 1

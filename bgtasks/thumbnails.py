@@ -46,6 +46,7 @@ from ._context import current_task
 from ._errors import BgTasksError
 from ._handle import TaskHandle
 from ._thumbnail_view import ViewTracker
+from ._validate import check_count, check_priority
 
 __all__ = ["ThumbnailError", "ThumbnailLoader", "ThumbnailModel", "decode_thumbnail"]
 
@@ -147,8 +148,7 @@ class ThumbnailLoader(QObject):
         size = QSize(128, 128) if size is None else QSize(size)
         if size.width() < 1 or size.height() < 1:
             raise ValueError(f"size must be at least 1x1, got {size.width()}x{size.height()}")
-        if isinstance(cache_bytes, bool) or not isinstance(cache_bytes, int) or cache_bytes < 0:
-            raise ValueError(f"cache_bytes must be a non-negative integer, got {cache_bytes!r}")
+        check_count("cache_bytes", cache_bytes)
         self._manager = manager
         self._size = size
         self.cache_bytes = cache_bytes
@@ -211,8 +211,9 @@ class ThumbnailLoader(QObject):
         higher).
         """
         path = os.fspath(path)
-        if priority is None:
-            priority = self.default_priority
+        priority = (
+            self.default_priority if priority is None else check_priority("priority", priority)
+        )
         pixmap = self.cached(path)
         if pixmap is not None:
             self.thumbnail_ready.emit(path, pixmap)
@@ -471,8 +472,7 @@ class ThumbnailModel(QAbstractListModel):
         size_hint_margin: int = 4,
     ) -> None:
         super().__init__(parent)
-        if size_hint_margin < 0:
-            raise ValueError(f"size_hint_margin must be at least 0, got {size_hint_margin}")
+        check_count("size_hint_margin", size_hint_margin)
         self._loader = loader
         self._path_role = int(path_role)
         self._margin = int(size_hint_margin)

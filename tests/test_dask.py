@@ -474,8 +474,10 @@ def test_the_default_cluster_listens_on_loopback_only_and_has_no_dashboard(make_
     manager = make_manager(start_processing=True)
     executor = DaskExecutor(threads_per_worker=1)
     manager.set_executor("dask", executor)
-    assert manager.submit(scheduler_address, executor="dask").result(timeout=30).startswith(
-        "inproc://"
+    assert (
+        manager.submit(scheduler_address, executor="dask")
+        .result(timeout=30)
+        .startswith("inproc://")
     )
     opened = listening_sockets(os.getpid()) - before
     # Dask's HTTP servers (health, metrics) of the scheduler and the worker, nothing else
@@ -604,9 +606,9 @@ def test_constructor_refuses_bad_configuration(client):
         (
             dict(threads_per_worker=1.5),
             ValueError,
-            "threads_per_worker must be a positive integer, got 1.5",
+            "threads_per_worker must be a positive integer or None, got 1.5",
         ),
-        (dict(slots=True), ValueError, "slots must be a positive integer, got True"),
+        (dict(slots=True), ValueError, "slots must be a positive integer or None, got True"),
         (dict(processes="yes"), TypeError, "processes must be True or False, got 'yes'"),
         (
             dict(poll_interval=0),

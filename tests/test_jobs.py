@@ -183,9 +183,22 @@ def test_unrunnable_paths_are_refused_with_the_reason(tmp_path):
         (dict(program=PY, arguments=["-c", 1]), TypeError, "got 1"),
         (dict(program=PY, env={"A": 1}), TypeError, "env must map strings to strings, got 'A': 1"),
         (dict(program=PY, timetable=[]), ValueError, "timetable must not be empty"),
-        (dict(program=PY, timetable=[5, 0]), ValueError, "got 0"),
-        (dict(program=PY, grace=-1), ValueError, "got -1"),
-        (dict(program=PY, check="yes"), TypeError, "check must be a bool, got 'yes'"),
+        (
+            dict(program=PY, timetable=[5, 0]),
+            ValueError,
+            "timetable[1] must be a positive number of seconds, got 0",
+        ),
+        (
+            dict(program=PY, grace=-1),
+            ValueError,
+            "grace must be a non-negative number of seconds, got -1",
+        ),
+        (
+            dict(program=PY, grace=float("inf")),
+            ValueError,
+            "grace must be a finite number of seconds of at most",
+        ),
+        (dict(program=PY, check="yes"), TypeError, "check must be True or False, got 'yes'"),
     ],
 )
 def test_bad_arguments_raise_naming_the_value(kwargs, error, message):

@@ -80,12 +80,17 @@ def test_terminate_ends_at_the_first_missed_start():
 @pytest.mark.parametrize(
     ("period", "error", "message"),
     [
-        (0, ValueError, "period must be a positive finite number of seconds, got 0"),
-        (-1.5, ValueError, "period must be a positive finite number of seconds, got -1.5"),
-        (float("nan"), ValueError, "period must be a positive finite number of seconds, got nan"),
-        (float("inf"), ValueError, "period must be a positive finite number of seconds, got inf"),
-        ("0.1", TypeError, "period must be a number of seconds, got '0.1'"),
-        (True, TypeError, "period must be a number of seconds, got True"),
+        (0, ValueError, "period must be a positive number of seconds, got 0"),
+        (-1.5, ValueError, "period must be a positive number of seconds, got -1.5"),
+        (float("nan"), ValueError, "period must be a positive number of seconds, got nan"),
+        (
+            float("inf"),
+            ValueError,
+            f"period must be a finite number of seconds of at most {threading.TIMEOUT_MAX:.0f}, "
+            "got inf",
+        ),
+        ("0.1", ValueError, "period must be a positive number of seconds, got '0.1'"),
+        (True, ValueError, "period must be a positive number of seconds, got True"),
     ],
 )
 def test_bad_period_is_refused_naming_it(period, error, message):
@@ -104,7 +109,7 @@ def test_bad_policy_max_iterations_and_clock_are_refused_naming_them():
     for bad in (0, -1, 1.5, True):
         with pytest.raises(ValueError) as info:
             LoopTask(0.1, max_iterations=bad)
-        assert str(info.value) == f"max_iterations must be a positive int or None, got {bad!r}"
+        assert str(info.value) == f"max_iterations must be a positive integer or None, got {bad!r}"
     with pytest.raises(TypeError, match=r"^clock must be callable, got 3$"):
         LoopTask(0.1, clock=3)  # type: ignore[arg-type]
 

@@ -51,7 +51,7 @@ def test_pieces_are_cut_before_a_utf8_sequence_not_inside_it():
 
 
 def test_the_limit_is_checked():
-    with pytest.raises(ValueError, match=r"^limit must be >= 4 bytes, got 3$"):
+    with pytest.raises(ValueError, match=r"^limit must be an integer of at least 4, got 3$"):
         LineSplitter(3)
 
 

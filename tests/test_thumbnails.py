@@ -519,7 +519,9 @@ def test_size_hint_is_the_thumbnail_size_plus_a_margin_before_loading(qtbot, mak
     assert ThumbnailModel(many[:1], loader, size_hint_margin=0).index(0, 0).data(
         Qt.ItemDataRole.SizeHintRole
     ) == QSize(48, 40)
-    with pytest.raises(ValueError, match="size_hint_margin"):
+    with pytest.raises(
+        ValueError, match=r"^size_hint_margin must be a non-negative integer, got -1$"
+    ):
         ThumbnailModel(many[:1], loader, size_hint_margin=-1)
 
     view = QListView()
