@@ -40,11 +40,9 @@ os.environ["QT_QPA_PLATFORM"] = "offscreen"  # before any Qt import
 
 import argparse  # noqa: E402
 import collections  # noqa: E402
-import datetime  # noqa: E402
 import gc  # noqa: E402
 import importlib  # noqa: E402
 import itertools  # noqa: E402
-import platform  # noqa: E402
 import re  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
@@ -55,19 +53,28 @@ import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 from time import perf_counter  # noqa: E402
-from types import ModuleType  # noqa: E402
+from types import ModuleType, SimpleNamespace  # noqa: E402
 from typing import Any  # noqa: E402
 
-import PySide6  # noqa: E402
-from _markdown import write_block  # noqa: E402
-from bench_core import Ticker  # noqa: E402
-from PySide6.QtCore import QCoreApplication, QEvent, QEventLoop, QObject, QTimer  # noqa: E402
+import _common  # noqa: E402
+from _common import (  # noqa: E402
+    HERE,
+    REPO,
+    Clock,
+    Doc,
+    StallMeter,
+    Waiter,
+    arguments,
+    dispose,
+    finish,
+    machine,
+    spin,
+    trivial,
+)
+from PySide6.QtCore import QCoreApplication, QEvent, QObject  # noqa: E402
 
 import bgtasks  # noqa: E402
 from bgtasks import BackgroundTaskManager, TaskCancelled, TaskState, current_task  # noqa: E402
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
 
 # Targets (from the task-control issue).
 TARGET_STALL_MS = 16.0
@@ -104,48 +111,8 @@ class WakeCounter(QObject):
         return False
 
 
-class Waiter:
-    """Run the event loop until ``done()`` is called or ``timeout`` seconds pass."""
-
-    def __init__(self) -> None:
-        self.loop = QEventLoop()
-        self.finished = False
-        self.timed_out = False
-
-    def done(self) -> None:
-        self.finished = True
-        self.loop.quit()
-
-    def wait(self, timeout: float = TIMEOUT_S) -> bool:
-        if self.finished:
-            return True
-        watchdog = QTimer()
-        watchdog.setSingleShot(True)
-
-        def give_up() -> None:
-            self.timed_out = True
-            self.loop.quit()
-
-        watchdog.timeout.connect(give_up)
-        watchdog.start(int(timeout * 1000))
-        self.loop.exec()
-        watchdog.stop()
-        return self.finished
-
-
-def dispose(m: Any) -> None:
-    m.shut_down(timeout=5)
-    m.deleteLater()
-    QCoreApplication.processEvents()
-    gc.collect()
-
-
 def median(xs: list[float]) -> float:
     return statistics.median(xs) if xs else float("nan")
-
-
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "FAIL"
 
 
 # --------------------------------------------------------------------------- task functions
@@ -161,17 +128,6 @@ def plain_loop(n: int) -> int:
     for i in range(1, n + 1):  # noqa: B007 - the same loop, without reporting
         pass
     return n
-
-
-def spin(seconds: float) -> float:
-    end = perf_counter() + seconds
-    while perf_counter() < end:
-        pass
-    return seconds
-
-
-def trivial(i: int) -> dict[str, int]:
-    return {"x": i}
 
 
 # --------------------------------------------------------------------------- 1. progress flood
@@ -231,7 +187,7 @@ class Batch:
 
 
 def run_batch(
-    label: str, fn: Callable[..., Any], arg: Any, k: int, ticker: Ticker, progress: bool
+    label: str, fn: Callable[..., Any], arg: Any, k: int, ticker: StallMeter, progress: bool
 ) -> Batch:
     b = Batch(label)
     m = BackgroundTaskManager(max_threads=THREADS)
@@ -270,7 +226,7 @@ def run_batch(
     uids = [m.add_task(fn, task_args=(arg,)) for _ in range(k)]
     t_sub = perf_counter()
     ticker.start()
-    waiter.wait()
+    waiter.wait(TIMEOUT_S)
     t_end = max((c[1] for c in b.completed.values()), default=perf_counter())
     cpu1 = os.times()
     ticker.stop()
@@ -279,7 +235,7 @@ def run_batch(
     b.user_s, b.sys_s = cpu1.user - cpu0.user, cpu1.system - cpu0.system
     b.seconds = t_end - t0
     b.stall_ms = ticker.stall_ms(t_sub, t_end)
-    dispose(m)
+    dispose(m, collect=True)
     # correctness
     if waiter.timed_out:
         b.why = f"timed out with {len(b.completed)}/{k} tasks completed"
@@ -317,7 +273,7 @@ def run_batch(
     return b
 
 
-def measure_flood(n: int, repeats: int, ticker: Ticker) -> dict[str, Any]:
+def measure_flood(n: int, repeats: int, ticker: StallMeter) -> dict[str, Any]:
     out: dict[str, Any] = {"n": n, "reports": [], "plain": []}
     for r in range(repeats):
         out["reports"].append(run_batch("report", report_loop, n, FLOOD_TASKS, ticker, True))
@@ -425,7 +381,7 @@ def measure_cancel_once() -> CancelRun:
         run.ok = True
         return run
     finally:
-        dispose(m)
+        dispose(m, collect=True)
 
 
 def measure_cancel(repeats: int) -> list[CancelRun]:
@@ -519,7 +475,7 @@ class DedupeManager:
             k = i % keys
             expect[add(fn, task_args=(k,), key=k)] = k
         w.submit_s = perf_counter() - t0
-        self.waiter.wait()
+        self.waiter.wait(TIMEOUT_S)
         w.seconds = perf_counter() - t0
         QCoreApplication.processEvents()  # anything stray arrives now
         w.runs = self.work.total() - runs_before
@@ -560,14 +516,14 @@ def measure_dedupe() -> dict[str, Wave]:
         out["T1"] = d.wave(f"cache_size={DEDUPE_KEYS} before the first wave, wave 1")
         out["T2"] = d.wave(f"cache_size={DEDUPE_KEYS} before the first wave, wave 2")
     finally:
-        dispose(d.m)
+        dispose(d.m, collect=True)
     d = DedupeManager()
     try:
         out["I1"] = d.wave("cache_size=0 (default), information")
         d.m.cache_size = DEDUPE_KEYS
         out["I2"] = d.wave(f"cache_size={DEDUPE_KEYS} set after that wave, information")
     finally:
-        dispose(d.m)
+        dispose(d.m, collect=True)
     return out
 
 
@@ -583,7 +539,7 @@ class Flat:
     why: str = ""
 
 
-def run_flat(mod: ModuleType, n: int, ticker: Ticker) -> Flat:
+def run_flat(mod: ModuleType, n: int, ticker: StallMeter) -> Flat:
     """bench_core's method: start_processing() then the add_task loop; until the last signal."""
     f = Flat()
     m = mod.BackgroundTaskManager(max_threads=THREADS)
@@ -612,11 +568,11 @@ def run_flat(mod: ModuleType, n: int, ticker: Ticker) -> Flat:
         uids.append(add(trivial, task_args=(i,)))
     t_sub = perf_counter()
     ticker.start()
-    waiter.wait()
+    waiter.wait(TIMEOUT_S)
     t_end = perf_counter()
     f.cpu_us = (time.process_time() - c0) / n * 1e6
     ticker.stop()
-    dispose(m)
+    dispose(m, collect=True)
     f.stall_ms = ticker.stall_ms(t_sub, t_end)
     index = {uid: i for i, uid in enumerate(uids)}
     if waiter.timed_out:
@@ -682,7 +638,7 @@ def load_bench_core() -> tuple[ModuleType | None, str]:
 
 
 def measure_throughput(
-    n: int, repeats: int, ticker: Ticker, core: ModuleType | None, bench_core: ModuleType | None
+    n: int, repeats: int, ticker: StallMeter, core: ModuleType | None, bench_core: ModuleType | None
 ) -> dict[str, list[Flat]]:
     systems: list[tuple[str, Callable[[], Flat]]] = [
         ("current", lambda: run_flat(bgtasks, n, ticker))
@@ -690,7 +646,7 @@ def measure_throughput(
     if core is not None:
         systems.append(("core", lambda: run_flat(core, n, ticker)))
     if bench_core is not None:
-        bc_ticker = bench_core.Ticker()
+        bc_ticker = StallMeter()
 
         def via_bench_core() -> Flat:
             gc.collect()
@@ -733,335 +689,365 @@ def fmt_ms(x: float) -> str:
     return f"{x:.2f} ms"
 
 
-def build_report(res: dict[str, Any], meta: dict[str, Any]) -> tuple[str, bool, bool]:
-    """(markdown, every result right, every target met)."""
-    lines: list[str] = []
-    w = lines.append
-    nan = float("nan")
-    correct = True
-    targets_ok = True
+class Report:
+    """The markdown of a run, section by section.
 
-    def row(*cells: object) -> None:
-        w("| " + " | ".join(str(c) for c in cells) + " |")
+    ``correct``: every result was right; ``target``: the verdict cells of the targets table
+    (``target.all_pass``: every target met).
+    """
 
-    def target(ok: bool) -> str:
-        nonlocal targets_ok
-        targets_ok &= ok
-        return verdict(ok)
+    def __init__(self, res: dict[str, Any], meta: dict[str, Any]) -> None:
+        self.res, self.meta = res, meta
+        self.lines: list[str] = []
+        self.correct = True
+        self.target = _common.Verdicts()
+        self.flood = flood_figures(res["flood"])
+        self.correct &= self.flood.ok
+        cgood = [r for r in res["cancel"] if r.ok]
+        self.cancel_ok = len(cgood) == len(res["cancel"])
+        self.correct &= self.cancel_ok
+        self.sig = [r.signal_ms for r in cgood]
+        self.correct &= all(x.ok for x in res["dedupe"].values())
+        self.correct &= all(f.ok for runs in res["throughput"].values() for f in runs)
 
-    quick = " (--quick)" if meta["quick"] else ""
-    w(
-        f"Measured {meta['date']} on {meta['machine']}; the run took {meta['elapsed']:.0f} s"
-        f"{quick}; load average {meta['load'][0]:.2f} before, {meta['load'][1]:.2f} after "
-        "(the 2 cores are shared with other work)."
-    )
-    w("")
+    def w(self, text: str) -> None:
+        self.lines.append(text)
 
-    # 1. flood
-    fl = res["flood"]
+    def row(self, *cells: object) -> None:
+        self.w("| " + " | ".join(str(c) for c in cells) + " |")
+
+    def med_rate(self, name: str) -> float:
+        runs = self.res["throughput"].get(name, [])
+        return median([f.rate for f in runs]) if runs and all(f.ok for f in runs) else 0.0
+
+    def med_cpu(self, name: str) -> float:
+        return median([f.cpu_us for f in self.res["throughput"].get(name, [])])
+
+    def text(self) -> str:
+        meta = self.meta
+        quick = " (--quick)" if meta["quick"] else ""
+        self.w(
+            f"Measured {meta['date']} on {meta['machine']}; the run took {meta['elapsed']:.0f} s"
+            f"{quick}; load average {meta['load'][0]:.2f} before, {meta['load'][1]:.2f} after "
+            "(the 2 cores are shared with other work)."
+        )
+        self.w("")
+        self.flood_table()
+        self.flood_deliveries()
+        self.cancel_table()
+        self.dedupe_table()
+        self.throughput_table()
+        self.flood_targets()
+        self.other_targets()
+        return "\n".join(self.lines) + "\n"
+
+    def flood_table(self) -> None:
+        row, f, fl = self.row, self.flood, self.res["flood"]
+        reps = f.reps
+        self.w(
+            f"### 1. Progress flood: {FLOOD_TASKS} tasks x {f.n:,} `report_progress` calls, "
+            f"{THREADS} threads ({len(reps)} runs)"
+        )
+        self.w("")
+        row("measure", "value")
+        row("---", "---:")
+        row(
+            "run time with reporting (median; each run)",
+            f"{f.t_rep:.2f} s; {', '.join(f'{b.seconds:.2f}' for b in reps)}",
+        )
+        row(
+            "process CPU time per run, user + kernel (each run)",
+            ", ".join(f"{b.user_s:.2f} + {b.sys_s:.2f} s" for b in reps),
+        )
+        row(
+            "manager wake-ups (events posted to it) per second on the UI thread (each run)",
+            ", ".join(f"{b.wakes / b.seconds:,.0f}" for b in reps),
+        )
+        row(
+            "`task_progress` signals per second, all 8 tasks together (each run)",
+            ", ".join(f"{sum(map(len, b.progress.values())) / b.seconds:.0f}" for b in reps),
+        )
+        row("run time of the same loop without reporting (median)", f"{f.t_plain * 1000:.0f} ms")
+        row(
+            "overhead per `current_task().report_progress()` call, 8 tasks",
+            f"{f.per_call:.2f} us",
+        )
+        row("overhead per call, 1 task alone", f"{f.one_call:.2f} us")
+        row(
+            "worst UI stall while the tasks run (worst of runs; each run)",
+            f"{f.stall:.1f} ms; {', '.join(f'{b.stall_ms:.1f}' for b in reps)}",
+        )
+        row(
+            f"GIL reference: worst UI stall with the 8 tasks spinning in pure Python for "
+            f"{fl['spin_s']:.2f} s each, no reporting",
+            f"{fl['spin'].stall_ms:.1f} ms",
+        )
+
+    def flood_deliveries(self) -> None:
+        row, f, nan = self.row, self.flood, float("nan")
+        row(
+            "`task_progress` deliveries per second of one task while its progress flows: "
+            "(n - 1) / (last - first), the end-of-task delivery left out (max over tasks and "
+            "runs; median)",
+            f"{max(f.steady, default=nan):.2f}; {median(f.steady):.2f}",
+        )
+        row(
+            "`task_progress` deliveries of one task within any 1 s, the end-of-task delivery "
+            "left out (max over tasks and runs)",
+            max(f.throttled, default=0),
+        )
+        row("the same, the end-of-task delivery counted", max(f.windows, default=0))
+        row(
+            "deliveries per second over a task's life, started to completed (max; median)",
+            f"{max(f.rates, default=nan):.1f}; {median(f.rates):.1f}",
+        )
+        row(
+            "deliveries per task (min-max)",
+            f"{min(f.counts, default=0)}-{max(f.counts, default=0)}",
+        )
+        row(
+            "shortest gap between two deliveries of a task, end-of-task one left out",
+            f"{min(f.gaps, default=nan):.1f} ms",
+        )
+        row(
+            "every task: last delivered progress 1.0, before `task_completed`, never backwards",
+            "yes" if f.ok else "NO: " + f.why,
+        )
+        self.w("")
+
+    def cancel_table(self) -> None:
+        row, w, nan = self.row, self.w, float("nan")
+        cr: list[CancelRun] = self.res["cancel"]
+        cgood = [r for r in cr if r.ok]
+        sig = self.sig
+        st = [r.state_ms for r in cgood]
+        wk = [r.woke_ms for r in cgood]
+        w(
+            "### 2. Cancel latency: a task in `current_task().sleep(60)`, `stop_task(uid)` "
+            f"({len(cr)} runs)"
+        )
+        w("")
+        row("from `stop_task(uid)` to", "median", "max")
+        row("---", "---:", "---:")
+        row(
+            "`sleep()` raising `TaskCancelled` in the task",
+            fmt_ms(median(wk)),
+            fmt_ms(max(wk, default=nan)),
+        )
+        row("`task_state(uid)` is CANCELLED", fmt_ms(median(st)), fmt_ms(max(st, default=nan)))
+        row(
+            "`task_cancelled` on the UI thread",
+            fmt_ms(median(sig)),
+            fmt_ms(max(sig, default=nan)),
+        )
+        w("")
+        cancel_why = "yes" if self.cancel_ok else "NO: " + next(r.why for r in cr if not r.ok)
+        w(
+            "Checked in every run: exactly one signal, `task_cancelled` for that uid, state "
+            f"CANCELLED, the task saw `TaskCancelled`: {cancel_why}."
+        )
+        w("")
+
+    def dedupe_table(self) -> None:
+        row, w = self.row, self.w
+        w(
+            f"### 3. Dedupe: {DEDUPE_REQUESTS:,} `add_task(fn, task_args=(k,), key=k)` requests, "
+            f"k = i % {DEDUPE_KEYS}, while processing; `fn` sleeps 1 ms"
+        )
+        w("")
+        row(
+            "wave",
+            "role",
+            "function runs",
+            "submit",
+            "all results in",
+            "every request its own right result, no key run twice at once",
+        )
+        row("---", "---", "---:", "---:", "---:", "---")
+        names = {
+            "T1": f"1: fresh manager, `cache_size = {DEDUPE_KEYS}` set before this first wave",
+            "T2": f"2: same manager, the same {DEDUPE_REQUESTS:,} requests again",
+            "I1": "1': fresh manager, `cache_size = 0` (the default): in-flight sharing only",
+            "I2": f"2': same manager, `cache_size = {DEDUPE_KEYS}` set only after wave 1'",
+        }
+        roles = {"T1": "target", "T2": "target", "I1": "information", "I2": "information"}
+        for key, wave in self.res["dedupe"].items():
+            ok = "yes" if wave.ok else "NO: " + wave.why
+            row(
+                names[key],
+                roles[key],
+                wave.runs,
+                f"{wave.submit_s * 1e3:.0f} ms",
+                f"{wave.seconds * 1e3:.0f} ms",
+                ok,
+            )
+        w("")
+
+    def throughput_table(self) -> None:
+        row, w, meta = self.row, self.w, self.meta
+        tp: dict[str, list[Flat]] = self.res["throughput"]
+        w(
+            f"### 4. Throughput with the control features idle: {FLAT_N:,} flat trivial tasks, "
+            f"{THREADS} threads ({len(tp['current'])} runs each, interleaved)"
+        )
+        w("")
+        row("system", "tasks/s (median)", "each run", "CPU per task (median)", "worst stall")
+        row("---", "---:", "---", "---:", "---:")
+        descr = {
+            "current": "bgtasks now (this script's loop)",
+            "bench_core": f"bgtasks now, via {meta['bench_core']}",
+            "core": f"core before the control features: {meta['core']}",
+        }
+        for name, runs in tp.items():
+            row(
+                descr[name],
+                f"{self.med_rate(name):,.0f}",
+                ", ".join(f"{f.rate / 1000:.1f}k" for f in runs),
+                f"{self.med_cpu(name):.1f} us",
+                f"{max(f.stall_ms for f in runs):.1f} ms",
+            )
+        if "core" not in tp:
+            row("core before the control features", f"not measured: {meta['core']}", "", "", "")
+        if "bench_core" not in tp:
+            row("bench_core.py", f"not run: {meta['bench_core']}", "", "", "")
+        w("")
+
+    def flood_targets(self) -> None:
+        row, f, target = self.row, self.flood, self.target
+        self.w("### Targets")
+        self.w("")
+        row("target", "measured", "verdict")
+        row("---", "---", "---")
+        row(
+            f"progress flood: worst UI stall <= {TARGET_STALL_MS:g} ms",
+            f"{f.stall:.1f} ms (GIL reference {self.res['flood']['spin'].stall_ms:.1f} ms)",
+            target(f.good == f.reps and f.stall <= TARGET_STALL_MS),
+        )
+        max_steady = max(f.steady, default=float("inf"))
+        row(
+            f"progress flood: <= {TARGET_PROGRESS_RATE:g} `task_progress` per task per second "
+            "(rate while progress flows, end-of-task delivery left out)",
+            f"max {max_steady:.2f}/s (most in any 1 s window: {max(f.throttled, default=0)}, "
+            f"{max(f.windows, default=0)} with the end-of-task delivery)",
+            target(bool(f.steady) and max_steady <= TARGET_PROGRESS_RATE),
+        )
+        row(
+            "progress flood: final progress 1.0 of every task, before its `task_completed`",
+            "all tasks" if f.ok else "NO",
+            target(f.ok),
+        )
+
+    def other_targets(self) -> None:
+        row, target, sig = self.row, self.target, self.sig
+        max_sig = max(sig, default=float("inf"))
+        row(
+            f"cancel: `stop_task` -> `task_cancelled` < {TARGET_CANCEL_MS:g} ms (every run)",
+            f"median {median(sig):.2f} ms, max {max_sig:.2f} ms",
+            target(self.cancel_ok and max_sig < TARGET_CANCEL_MS),
+        )
+        dd: dict[str, Wave] = self.res["dedupe"]
+        t1, t2, i1, i2 = dd["T1"], dd["T2"], dd["I1"], dd["I2"]
+        row(
+            f"dedupe: {DEDUPE_REQUESTS:,} requests over {DEDUPE_KEYS} keys run the function "
+            f"exactly {TARGET_DEDUPE_RUNS} times, each request gets its own right result "
+            f"(`cache_size = {DEDUPE_KEYS}` set before the first wave)",
+            f"{t1.runs} runs" + ("" if t1.ok else "; " + t1.why),
+            target(t1.ok and t1.runs == TARGET_DEDUPE_RUNS),
+        )
+        row(
+            "dedupe: a second wave of the same requests runs 0 functions (served from the cache)",
+            f"{t2.runs} runs" + ("" if t2.ok else "; " + t2.why),
+            target(t2.ok and t2.runs == 0),
+        )
+        row(
+            "dedupe, cache off (`cache_size = 0`, the default): in-flight sharing only",
+            f"{i1.runs} runs; with the cache enabled only after that wave, the next wave: "
+            f"{i2.runs} runs",
+            "information",
+        )
+        self.throughput_targets()
+        row(
+            "every result right (all checks above)",
+            "yes" if self.correct else "NO",
+            target(self.correct),
+        )
+
+    def throughput_targets(self) -> None:
+        row, target, med_rate = self.row, self.target, self.med_rate
+        cur = med_rate("current")
+        if med_rate("core"):
+            ratio = cur / med_rate("core")
+            cpu_cur, cpu_core = self.med_cpu("current"), self.med_cpu("core")
+            row(
+                "throughput within 10 % of the core (flat 20k/8)",
+                f"{cur:,.0f} vs {med_rate('core'):,.0f} tasks/s: {ratio:.2f}x (CPU per task "
+                f"{cpu_cur:.1f} vs {cpu_core:.1f} us, {100 * (cpu_cur / cpu_core - 1):+.0f} %)",
+                target(ratio >= TARGET_THROUGHPUT_RATIO),
+            )
+        if med_rate("bench_core"):
+            # A cross-check of the method (the same code): a verdict only without the core.
+            ratio = cur / med_rate("bench_core")
+            check = "cross-check" if med_rate("core") else target(ratio >= TARGET_THROUGHPUT_RATIO)
+            row(
+                "throughput: this script vs bench_core.py's flat 20k/8 (same code, same process)",
+                f"{cur:,.0f} vs {med_rate('bench_core'):,.0f} tasks/s: {ratio:.2f}x",
+                check,
+            )
+
+
+def flood_figures(fl: dict[str, Any]) -> SimpleNamespace:
+    """The progress-flood figures the report shows, from ``measure_flood``'s runs."""
     reps: list[Batch] = fl["reports"]
     plains: list[Batch] = fl["plain"]
     n = fl["n"]
     good = [b for b in reps if b.ok]
     refs_ok = all(b.ok for b in plains) and all(fl[k].ok for k in ("spin", "one", "one_plain"))
-    flood_ok = len(good) == len(reps) and refs_ok
-    correct &= flood_ok
-    flood_why = next((b.why for b in reps if not b.ok), "a reference run was wrong")
-    stall = max((b.stall_ms for b in reps), default=nan)
     per_task = [(b, u) for b in good for u in b.completed]
-    rates = [b.rate(u) for b, u in per_task]
-    windows = [b.per_second(u) for b, u in per_task]
-    throttled = [b.per_second(u, final=False) for b, u in per_task]
-    steady = [b.steady_rate(u) for b, u in per_task]
-    gaps = [b.min_gap_ms(u) for b, u in per_task]
-    counts = [len(b.progress[u]) for b, u in per_task]
     t_rep = median([b.seconds for b in reps])
     t_plain = median([b.seconds for b in plains])
-    per_call = (t_rep - t_plain) / (FLOOD_TASKS * n) * 1e6
-    one_call = (fl["one"].seconds - fl["one_plain"].seconds) / n * 1e6
-    w(
-        f"### 1. Progress flood: {FLOOD_TASKS} tasks x {n:,} `report_progress` calls, "
-        f"{THREADS} threads ({len(reps)} runs)"
+    return SimpleNamespace(
+        n=n,
+        reps=reps,
+        good=good,
+        ok=len(good) == len(reps) and refs_ok,
+        why=next((b.why for b in reps if not b.ok), "a reference run was wrong"),
+        stall=max((b.stall_ms for b in reps), default=float("nan")),
+        rates=[b.rate(u) for b, u in per_task],
+        windows=[b.per_second(u) for b, u in per_task],
+        throttled=[b.per_second(u, final=False) for b, u in per_task],
+        steady=[b.steady_rate(u) for b, u in per_task],
+        gaps=[b.min_gap_ms(u) for b, u in per_task],
+        counts=[len(b.progress[u]) for b, u in per_task],
+        t_rep=t_rep,
+        t_plain=t_plain,
+        per_call=(t_rep - t_plain) / (FLOOD_TASKS * n) * 1e6,
+        one_call=(fl["one"].seconds - fl["one_plain"].seconds) / n * 1e6,
     )
-    w("")
-    row("measure", "value")
-    row("---", "---:")
-    row(
-        "run time with reporting (median; each run)",
-        f"{t_rep:.2f} s; {', '.join(f'{b.seconds:.2f}' for b in reps)}",
-    )
-    row(
-        "process CPU time per run, user + kernel (each run)",
-        ", ".join(f"{b.user_s:.2f} + {b.sys_s:.2f} s" for b in reps),
-    )
-    row(
-        "manager wake-ups (events posted to it) per second on the UI thread (each run)",
-        ", ".join(f"{b.wakes / b.seconds:,.0f}" for b in reps),
-    )
-    row(
-        "`task_progress` signals per second, all 8 tasks together (each run)",
-        ", ".join(f"{sum(map(len, b.progress.values())) / b.seconds:.0f}" for b in reps),
-    )
-    row("run time of the same loop without reporting (median)", f"{t_plain * 1000:.0f} ms")
-    row("overhead per `current_task().report_progress()` call, 8 tasks", f"{per_call:.2f} us")
-    row("overhead per call, 1 task alone", f"{one_call:.2f} us")
-    row(
-        "worst UI stall while the tasks run (worst of runs; each run)",
-        f"{stall:.1f} ms; {', '.join(f'{b.stall_ms:.1f}' for b in reps)}",
-    )
-    row(
-        f"GIL reference: worst UI stall with the 8 tasks spinning in pure Python for "
-        f"{fl['spin_s']:.2f} s each, no reporting",
-        f"{fl['spin'].stall_ms:.1f} ms",
-    )
-    row(
-        "`task_progress` deliveries per second of one task while its progress flows: "
-        "(n - 1) / (last - first), the end-of-task delivery left out (max over tasks and runs; "
-        "median)",
-        f"{max(steady, default=nan):.2f}; {median(steady):.2f}",
-    )
-    row(
-        "`task_progress` deliveries of one task within any 1 s, the end-of-task delivery "
-        "left out (max over tasks and runs)",
-        max(throttled, default=0),
-    )
-    row("the same, the end-of-task delivery counted", max(windows, default=0))
-    row(
-        "deliveries per second over a task's life, started to completed (max; median)",
-        f"{max(rates, default=nan):.1f}; {median(rates):.1f}",
-    )
-    row("deliveries per task (min-max)", f"{min(counts, default=0)}-{max(counts, default=0)}")
-    row(
-        "shortest gap between two deliveries of a task, end-of-task one left out",
-        f"{min(gaps, default=nan):.1f} ms",
-    )
-    row(
-        "every task: last delivered progress 1.0, before `task_completed`, never backwards",
-        "yes" if flood_ok else "NO: " + flood_why,
-    )
-    w("")
-
-    # 2. cancel
-    cr: list[CancelRun] = res["cancel"]
-    cgood = [r for r in cr if r.ok]
-    cancel_ok = len(cgood) == len(cr)
-    correct &= cancel_ok
-    sig = [r.signal_ms for r in cgood]
-    st = [r.state_ms for r in cgood]
-    wk = [r.woke_ms for r in cgood]
-    w(
-        "### 2. Cancel latency: a task in `current_task().sleep(60)`, `stop_task(uid)` "
-        f"({len(cr)} runs)"
-    )
-    w("")
-    row("from `stop_task(uid)` to", "median", "max")
-    row("---", "---:", "---:")
-    row(
-        "`sleep()` raising `TaskCancelled` in the task",
-        fmt_ms(median(wk)),
-        fmt_ms(max(wk, default=nan)),
-    )
-    row("`task_state(uid)` is CANCELLED", fmt_ms(median(st)), fmt_ms(max(st, default=nan)))
-    row("`task_cancelled` on the UI thread", fmt_ms(median(sig)), fmt_ms(max(sig, default=nan)))
-    w("")
-    cancel_why = "yes" if cancel_ok else "NO: " + next(r.why for r in cr if not r.ok)
-    w(
-        "Checked in every run: exactly one signal, `task_cancelled` for that uid, state "
-        f"CANCELLED, the task saw `TaskCancelled`: {cancel_why}."
-    )
-    w("")
-
-    # 3. dedupe
-    dd: dict[str, Wave] = res["dedupe"]
-    correct &= all(x.ok for x in dd.values())
-    w(
-        f"### 3. Dedupe: {DEDUPE_REQUESTS:,} `add_task(fn, task_args=(k,), key=k)` requests, "
-        f"k = i % {DEDUPE_KEYS}, while processing; `fn` sleeps 1 ms"
-    )
-    w("")
-    row(
-        "wave",
-        "role",
-        "function runs",
-        "submit",
-        "all results in",
-        "every request its own right result, no key run twice at once",
-    )
-    row("---", "---", "---:", "---:", "---:", "---")
-    names = {
-        "T1": f"1: fresh manager, `cache_size = {DEDUPE_KEYS}` set before this first wave",
-        "T2": f"2: same manager, the same {DEDUPE_REQUESTS:,} requests again",
-        "I1": "1': fresh manager, `cache_size = 0` (the default): in-flight sharing only",
-        "I2": f"2': same manager, `cache_size = {DEDUPE_KEYS}` set only after wave 1'",
-    }
-    roles = {"T1": "target", "T2": "target", "I1": "information", "I2": "information"}
-    for key, wave in dd.items():
-        ok = "yes" if wave.ok else "NO: " + wave.why
-        row(
-            names[key],
-            roles[key],
-            wave.runs,
-            f"{wave.submit_s * 1e3:.0f} ms",
-            f"{wave.seconds * 1e3:.0f} ms",
-            ok,
-        )
-    w("")
-
-    # 4. throughput
-    tp: dict[str, list[Flat]] = res["throughput"]
-
-    def med_rate(name: str) -> float:
-        runs = tp.get(name, [])
-        return median([f.rate for f in runs]) if runs and all(f.ok for f in runs) else 0.0
-
-    def med_cpu(name: str) -> float:
-        return median([f.cpu_us for f in tp.get(name, [])])
-
-    correct &= all(f.ok for runs in tp.values() for f in runs)
-    cur = med_rate("current")
-    w(
-        f"### 4. Throughput with the control features idle: {FLAT_N:,} flat trivial tasks, "
-        f"{THREADS} threads ({len(tp['current'])} runs each, interleaved)"
-    )
-    w("")
-    row("system", "tasks/s (median)", "each run", "CPU per task (median)", "worst stall")
-    row("---", "---:", "---", "---:", "---:")
-    descr = {
-        "current": "bgtasks now (this script's loop)",
-        "bench_core": f"bgtasks now, via {meta['bench_core']}",
-        "core": f"core before the control features: {meta['core']}",
-    }
-    for name, runs in tp.items():
-        row(
-            descr[name],
-            f"{med_rate(name):,.0f}",
-            ", ".join(f"{f.rate / 1000:.1f}k" for f in runs),
-            f"{med_cpu(name):.1f} us",
-            f"{max(f.stall_ms for f in runs):.1f} ms",
-        )
-    if "core" not in tp:
-        row("core before the control features", f"not measured: {meta['core']}", "", "", "")
-    if "bench_core" not in tp:
-        row("bench_core.py", f"not run: {meta['bench_core']}", "", "", "")
-    w("")
-
-    # targets
-    w("### Targets")
-    w("")
-    row("target", "measured", "verdict")
-    row("---", "---", "---")
-    row(
-        f"progress flood: worst UI stall <= {TARGET_STALL_MS:g} ms",
-        f"{stall:.1f} ms (GIL reference {fl['spin'].stall_ms:.1f} ms)",
-        target(good == reps and stall <= TARGET_STALL_MS),
-    )
-    max_steady = max(steady, default=float("inf"))
-    row(
-        f"progress flood: <= {TARGET_PROGRESS_RATE:g} `task_progress` per task per second "
-        "(rate while progress flows, end-of-task delivery left out)",
-        f"max {max_steady:.2f}/s (most in any 1 s window: {max(throttled, default=0)}, "
-        f"{max(windows, default=0)} with the end-of-task delivery)",
-        target(bool(steady) and max_steady <= TARGET_PROGRESS_RATE),
-    )
-    row(
-        "progress flood: final progress 1.0 of every task, before its `task_completed`",
-        "all tasks" if flood_ok else "NO",
-        target(flood_ok),
-    )
-    max_sig = max(sig, default=float("inf"))
-    row(
-        f"cancel: `stop_task` -> `task_cancelled` < {TARGET_CANCEL_MS:g} ms (every run)",
-        f"median {median(sig):.2f} ms, max {max_sig:.2f} ms",
-        target(cancel_ok and max_sig < TARGET_CANCEL_MS),
-    )
-    t1, t2, i1, i2 = dd["T1"], dd["T2"], dd["I1"], dd["I2"]
-    row(
-        f"dedupe: {DEDUPE_REQUESTS:,} requests over {DEDUPE_KEYS} keys run the function exactly "
-        f"{TARGET_DEDUPE_RUNS} times, each request gets its own right result "
-        f"(`cache_size = {DEDUPE_KEYS}` set before the first wave)",
-        f"{t1.runs} runs" + ("" if t1.ok else "; " + t1.why),
-        target(t1.ok and t1.runs == TARGET_DEDUPE_RUNS),
-    )
-    row(
-        "dedupe: a second wave of the same requests runs 0 functions (served from the cache)",
-        f"{t2.runs} runs" + ("" if t2.ok else "; " + t2.why),
-        target(t2.ok and t2.runs == 0),
-    )
-    row(
-        "dedupe, cache off (`cache_size = 0`, the default): in-flight sharing only",
-        f"{i1.runs} runs; with the cache enabled only after that wave, the next wave: "
-        f"{i2.runs} runs",
-        "information",
-    )
-    if med_rate("core"):
-        ratio = cur / med_rate("core")
-        cpu_cur, cpu_core = med_cpu("current"), med_cpu("core")
-        row(
-            "throughput within 10 % of the core (flat 20k/8)",
-            f"{cur:,.0f} vs {med_rate('core'):,.0f} tasks/s: {ratio:.2f}x (CPU per task "
-            f"{cpu_cur:.1f} vs {cpu_core:.1f} us, {100 * (cpu_cur / cpu_core - 1):+.0f} %)",
-            target(ratio >= TARGET_THROUGHPUT_RATIO),
-        )
-    if med_rate("bench_core"):
-        # A cross-check of the method (the same code): a verdict only without the core.
-        ratio = cur / med_rate("bench_core")
-        check = "cross-check" if med_rate("core") else target(ratio >= TARGET_THROUGHPUT_RATIO)
-        row(
-            "throughput: this script vs bench_core.py's flat 20k/8 (same code, same process)",
-            f"{cur:,.0f} vs {med_rate('bench_core'):,.0f} tasks/s: {ratio:.2f}x",
-            check,
-        )
-    row("every result right (all checks above)", "yes" if correct else "NO", target(correct))
-    return "\n".join(lines) + "\n", correct, targets_ok
 
 
-BEGIN = (
-    "<!-- bench_control:begin (written by benchmarks/bench_control.py --out: "
-    "edits inside are lost) -->"
-)
-END = "<!-- bench_control:end -->"
+def build_report(res: dict[str, Any], meta: dict[str, Any]) -> tuple[str, bool, bool]:
+    """(markdown, every result right, every target met)."""
+    report = Report(res, meta)
+    text = report.text()
+    return text, report.correct, report.target.all_pass
 
 
-def write_out(path: str, report: str) -> None:
-    write_block(path, BEGIN, END, report, f"# Task-control benchmarks\n\n{BEGIN}\n{END}\n")
+DOC = Doc("bench_control", "Task-control benchmarks")
 
 
 # --------------------------------------------------------------------------- main
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="smaller and fewer runs (smoke run)")
-    parser.add_argument("--out", metavar="FILE", help="write the tables into FILE (markdown)")
-    parser.add_argument(
-        "--core-ref",
-        default=CORE_REF,
-        help=f"git commit of the core to compare throughput with (default {CORE_REF})",
-    )
-    parser.add_argument(
-        "--strict",
-        action="store_true",
-        help="exit 1 when a target fails, not only on a wrong result",
-    )
-    args = parser.parse_args(argv)
-
-    app = QCoreApplication.instance() or QCoreApplication(sys.argv[:1])
-    started = perf_counter()
-    machine = (
-        f"{os.cpu_count()} cores ({platform.machine()} {platform.system()}), "
-        f"Python {platform.python_version()}, PySide6 {PySide6.__version__}, "
-        f"bgtasks {bgtasks.__version__}, QT_QPA_PLATFORM=offscreen"
-    )
-    print(f"# bench_control: {machine}", flush=True)
-    load_before = os.getloadavg()[0]
-    ticker = Ticker()
-    flood_n = 20_000 if args.quick else 100_000
+def measure_all(args: argparse.Namespace, ticker: StallMeter) -> tuple[dict[str, Any], dict]:
+    """The four measurements (printed as they go), and what the report says of the cores."""
     res: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="bench_control_") as tmp:
         core, core_descr = load_core(args.core_ref, tmp)
         bench_core, bench_core_descr = load_bench_core()
         print("1. progress flood", flush=True)
-        res["flood"] = measure_flood(flood_n, 2 if args.quick else 3, ticker)
+        res["flood"] = measure_flood(
+            20_000 if args.quick else 100_000, 2 if args.quick else 3, ticker
+        )
         print("2. cancel latency", flush=True)
         res["cancel"] = measure_cancel(5 if args.quick else 20)
         print("3. dedupe", flush=True)
@@ -1070,27 +1056,27 @@ def main(argv: list[str] | None = None) -> int:
         res["throughput"] = measure_throughput(
             FLAT_N, 3 if args.quick else 9, ticker, core, bench_core
         )
-    meta = {
-        "date": datetime.date.today().isoformat(),
-        "machine": machine,
-        "elapsed": perf_counter() - started,
-        "load": (load_before, os.getloadavg()[0]),
-        "quick": args.quick,
-        "core": core_descr,
-        "bench_core": bench_core_descr,
-    }
+    return res, {"core": core_descr, "bench_core": bench_core_descr}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = arguments(__doc__, quick="smaller and fewer runs (smoke run)")
+    parser.add_argument(
+        "--core-ref",
+        default=CORE_REF,
+        help=f"git commit of the core to compare throughput with (default {CORE_REF})",
+    )
+    args = parser.parse_args(argv)
+    app = QCoreApplication.instance() or QCoreApplication(sys.argv[:1])
+    clock = Clock()
+    description = machine(qpa=True)
+    print(f"# bench_control: {description}", flush=True)
+    res, cores = measure_all(args, StallMeter())
+    meta = clock.meta(machine=description, quick=args.quick, **cores)
     report, correct, targets_ok = build_report(res, meta)
-    print()
-    print(report)
-    if args.out:
-        write_out(args.out, report)
-        print(f"wrote {args.out}")
-    print("all targets PASS" if targets_ok else "some targets FAIL (see the table above)")
     del app
-    if not correct:
-        print("WRONG RESULTS: see the tables above", file=sys.stderr)
-        return 2
-    return 1 if args.strict and not targets_ok else 0
+    wrong = None if correct else "WRONG RESULTS: see the tables above"
+    return finish(args, DOC, report, targets_ok, wrong)
 
 
 if __name__ == "__main__":

@@ -36,10 +36,8 @@ import os
 os.environ["QT_QPA_PLATFORM"] = "offscreen"  # before any Qt import
 
 import argparse  # noqa: E402
-import datetime  # noqa: E402
 import gc  # noqa: E402
 import math  # noqa: E402
-import platform  # noqa: E402
 import random  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
@@ -49,21 +47,27 @@ from dataclasses import dataclass, field  # noqa: E402
 from time import perf_counter  # noqa: E402
 from typing import Any  # noqa: E402
 
-import PySide6  # noqa: E402
-from _markdown import write_block  # noqa: E402
+from _common import (  # noqa: E402
+    Clock,
+    Doc,
+    StallMeter,
+    Verdicts,
+    Waiter,
+    arguments,
+    finish,
+    machine,
+    trivial,
+)
 from PySide6.QtCore import (  # noqa: E402
     QCoreApplication,
-    QEventLoop,
     QObject,
     QRunnable,
     Qt,
     QThreadPool,
-    QTimer,
     Signal,
     Slot,
 )
 
-import bgtasks  # noqa: E402
 from bgtasks import BackgroundTaskManager  # noqa: E402
 
 WORKLOADS = ("flat", "priorities", "chains", "chains_rising", "fan_in")
@@ -79,11 +83,8 @@ TARGET_BYTES = 1536  # 1.5 KiB
 
 
 # --------------------------------------------------------------------------- task functions
-# Module-level and shared by both systems, so both run exactly the same Python code.
-
-
-def trivial(i: int) -> dict[str, int]:
-    return {"x": i}
+# Module-level and shared by both systems, so both run exactly the same Python code
+# (``trivial`` comes from _common).
 
 
 def link(i: int, **kw: Any) -> dict[str, Any]:
@@ -122,11 +123,13 @@ class Run:
     t0: float = 0.0
     t_submitted: float = 0.0
     t_end: float = 0.0
-    ticks: list[float] = field(default_factory=list)
+    # Largest gap between consecutive 1 ms timer ticks, from the moment the
+    # submitting loop returned until the last signal arrived.
+    stall_ms: float = 0.0
     timed_out: bool = False
     ok: bool = False
     why: str = ""
-    loop: QEventLoop | None = None
+    waiter: Waiter | None = None
 
     @property
     def seconds(self) -> float:
@@ -141,52 +144,18 @@ class Run:
     def rate(self) -> float:
         return self.n / self.seconds if self.finished and self.seconds > 0 else 0.0
 
-    @property
-    def stall_ms(self) -> float:
-        # Largest gap between consecutive 1 ms timer ticks, from the moment the
-        # submitting loop returned until the last signal arrived.
-        points = [self.t_submitted, *self.ticks, self.t_end]
-        return 1000.0 * max(b - a for a, b in zip(points, points[1:], strict=False))
-
     def arrived(self, key: Any, result: Any) -> None:
         self.received.append((key, result))
         if len(self.received) >= self.expected and not self.t_end:
             self.t_end = perf_counter()
-            if self.loop is not None:
-                self.loop.quit()
+            if self.waiter is not None:
+                self.waiter.done()
 
     def failed(self, key: Any, message: str) -> None:
         self.failures.append(f"{key}: {message}")
         self.t_end = perf_counter()
-        if self.loop is not None:
-            self.loop.quit()
-
-
-class Ticker(QObject):
-    """A 1 ms precise timer on the UI thread that records when it fires."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.timer = QTimer(self)
-        self.timer.setTimerType(Qt.TimerType.PreciseTimer)
-        self.timer.setInterval(1)
-        self.timer.timeout.connect(self._tick)
-        self.ticks: list[float] = []
-
-    def _tick(self) -> None:
-        self.ticks.append(perf_counter())
-
-    def start(self) -> None:
-        self.ticks = []
-        self.timer.start()
-
-    def stop(self) -> None:
-        self.timer.stop()
-
-    def stall_ms(self, t_from: float, t_to: float) -> float:
-        """Largest gap between ticks (and the window's ends) in [t_from, t_to]."""
-        pts = [t_from, *(t for t in self.ticks if t_from <= t <= t_to), t_to]
-        return 1000.0 * max(b - a for a, b in zip(pts, pts[1:], strict=False))
+        if self.waiter is not None:
+            self.waiter.done()
 
 
 class Agg:
@@ -234,32 +203,19 @@ def pair_ratio(b: Agg, r: Agg) -> float:
     return statistics.median(ratios) if ratios else 0.0
 
 
-def drive(run: Run, submit: Callable[[], None], ticker: Ticker) -> None:
+def drive(run: Run, submit: Callable[[], None], ticker: StallMeter) -> None:
     """Time ``submit()`` plus the event loop until ``run`` has every signal."""
-    loop = QEventLoop()
-    run.loop = loop
-    watchdog = QTimer()
-    watchdog.setSingleShot(True)
-
-    def give_up() -> None:
-        run.timed_out = True
-        loop.quit()
-
-    watchdog.timeout.connect(give_up)
-    ticker.ticks = []
+    run.waiter = Waiter()
     run.t0 = perf_counter()
     submit()
     run.t_submitted = perf_counter()
-    ticker.timer.start()
-    watchdog.start(int(TIMEOUT_S * 1000))
-    if not run.t_end:
-        loop.exec()
-    ticker.timer.stop()
-    watchdog.stop()
-    run.ticks = [t for t in ticker.ticks if t <= run.t_end] if run.t_end else list(ticker.ticks)
+    ticker.start()
+    run.timed_out = not run.waiter.wait(TIMEOUT_S)
+    ticker.stop()
     if run.timed_out:
         run.t_end = perf_counter()
-    run.loop = None
+    run.stall_ms = ticker.stall_ms(run.t_submitted, run.t_end)
+    run.waiter = None
 
 
 # --------------------------------------------------------------------------- workloads
@@ -277,7 +233,7 @@ def priorities_for(n: int) -> list[int]:
 # --------------------------------------------------------------------------- bgtasks
 
 
-def run_bgtasks(workload: str, n: int, threads: int, ticker: Ticker) -> Run:
+def run_bgtasks(workload: str, n: int, threads: int, ticker: StallMeter) -> Run:
     run = Run("bgtasks", workload, n, threads, expected=n)
     m = BackgroundTaskManager(max_threads=threads)
     uids: list[int] = []
@@ -391,7 +347,7 @@ class Receiver(QObject):
         self.run.failed(key, message)
 
 
-def run_baseline(workload: str, n: int, threads: int, ticker: Ticker) -> Run:
+def run_baseline(workload: str, n: int, threads: int, ticker: StallMeter) -> Run:
     run = Run("baseline", workload, n, threads, expected=n)
     pool = QThreadPool()
     pool.setMaxThreadCount(threads)
@@ -526,7 +482,7 @@ def verify(run: Run, ids: list[int], final_id: int | None) -> None:
     run.ok = True
 
 
-def check_priority_order(ticker: Ticker) -> str:
+def check_priority_order(ticker: StallMeter) -> str:
     """One thread, tasks added while paused: they must run by priority, FIFO among equals."""
     n = 2000
     run = Run("bgtasks", "priority-order", n, 1, expected=n)
@@ -636,43 +592,42 @@ def fmt_rate(r: float) -> str:
     return f"{r:,.0f}" if r else "—"
 
 
-def build_report(results: dict[tuple[str, str, int, int], Agg], extra: dict) -> tuple[str, bool]:
-    """The markdown tables, and whether every target passed."""
-    sizes: list[int] = extra["sizes"]
-    thread_counts: list[int] = extra["threads"]
-    lines: list[str] = []
-    w = lines.append
-    w(
+Results = dict[tuple[str, str, int, int], Agg]
+Key = tuple[str, int]  # (workload, threads)
+Check = Callable[[float], bool]
+
+
+def rate_cell(a: Agg) -> str:
+    if not a.rate:
+        return "—"
+    lo, hi = a.rates[0], a.rates[-1]
+    spread = f" ({lo / 1000:,.0f}–{hi / 1000:,.0f}k)" if len(a.runs) > 1 else ""
+    return f"{a.rate:,.0f}{spread}"
+
+
+def stall_cell(a: Agg) -> str:
+    if len(a.runs) > 1:
+        return f"{a.stall_ms:.1f} ({a.stall_median_ms:.1f})"
+    return f"{a.stall_ms:.1f}"
+
+
+def throughput_table(results: Results, extra: dict) -> list[str]:
+    lines = [
         f"Run on {extra['date']}: {extra['machine']}. "
         f"{extra['repeats']} repeat(s) per measurement, "
         f"the two systems back to back in each; the whole run took {extra['elapsed']:.0f} s"
         f"{' (--quick)' if extra['quick'] else ''}. Load average (1 min) {extra['load'][0]:.2f} "
-        f"before, {extra['load'][1]:.2f} after."
-    )
-    w("")
-    w("### Throughput and UI stall")
-    w("")
-    w(
+        f"before, {extra['load'][1]:.2f} after.",
+        "",
+        "### Throughput and UI stall",
+        "",
         "| workload | N | threads | bgtasks tasks/s | baseline tasks/s | ratio | "
-        "bgtasks stall ms | baseline stall ms | verified |"
-    )
-    w("|---|---:|---:|---:|---:|---:|---:|---:|---|")
-
-    def rate_cell(a: Agg) -> str:
-        if not a.rate:
-            return "—"
-        lo, hi = a.rates[0], a.rates[-1]
-        spread = f" ({lo / 1000:,.0f}–{hi / 1000:,.0f}k)" if len(a.runs) > 1 else ""
-        return f"{a.rate:,.0f}{spread}"
-
-    def stall_cell(a: Agg) -> str:
-        if len(a.runs) > 1:
-            return f"{a.stall_ms:.1f} ({a.stall_median_ms:.1f})"
-        return f"{a.stall_ms:.1f}"
-
+        "bgtasks stall ms | baseline stall ms | verified |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
     for wl in WORKLOADS:
-        for threads in thread_counts:
-            for n in sizes:
+        for threads in extra["threads"]:
+            for n in extra["sizes"]:
                 b = results[("bgtasks", wl, n, threads)]
                 r = results[("baseline", wl, n, threads)]
                 ratio = pair_ratio(b, r)
@@ -685,25 +640,34 @@ def build_report(results: dict[tuple[str, str, int, int], Agg], extra: dict) -> 
                         if not x.ok
                     )
                 )
-                w(
+                lines.append(
                     f"| {wl} | {n:,} | {threads} | {rate_cell(b)} | {rate_cell(r)} | "
                     f"{ratio:.2f} | {stall_cell(b)} | {stall_cell(r)} | {ver} |"
                 )
-    small, big = (5_000, 50_000) if 50_000 in sizes else (sizes[0], sizes[-1])
-    w("")
-    w(f"### Growth of the run time between {small:,} and {big:,} tasks")
-    w("")
-    w(
+    return lines
+
+
+def growth_sizes(sizes: list[int]) -> tuple[int, int]:
+    return (5_000, 50_000) if 50_000 in sizes else (sizes[0], sizes[-1])
+
+
+def growth_table(results: Results, extra: dict) -> tuple[list[str], dict[Key, float], set[Key]]:
+    """The growth table, bgtasks' exponents, and where bgtasks gave a wrong result at either N."""
+    small, big = growth_sizes(extra["sizes"])
+    lines = [
+        "",
+        f"### Growth of the run time between {small:,} and {big:,} tasks",
+        "",
         f"Exponent = log(t{big // 1000}k / t{small // 1000}k) / log({big // small}), "
-        "from the median run times; 1.0 is linear."
-    )
-    w("")
-    w("| workload | threads | bgtasks | baseline |")
-    w("|---|---:|---:|---:|")
-    exps: dict[tuple[str, int], float] = {}
-    wrong_growth: set[tuple[str, int]] = set()  # bgtasks gave a wrong result at either N
+        "from the median run times; 1.0 is linear.",
+        "",
+        "| workload | threads | bgtasks | baseline |",
+        "|---|---:|---:|---:|",
+    ]
+    exps: dict[Key, float] = {}
+    wrong_growth: set[Key] = set()
     for wl in WORKLOADS:
-        for threads in thread_counts:
+        for threads in extra["threads"]:
             row = []
             for system in ("bgtasks", "baseline"):
                 a = results[(system, wl, small, threads)]
@@ -714,137 +678,130 @@ def build_report(results: dict[tuple[str, str, int, int], Agg], extra: dict) -> 
                     exps[(wl, threads)] = e
                     if not (a.ok and z.ok):
                         wrong_growth.add((wl, threads))
-            w(f"| {wl} | {threads} | {row[0]} | {row[1]} |")
-    w("")
-    w(f"### bgtasks while paused ({extra['paused_n']:,} tasks)")
-    w("")
-    w("| measure | value |")
-    w("|---|---:|")
+            lines.append(f"| {wl} | {threads} | {row[0]} | {row[1]} |")
+    return lines, exps, wrong_growth
+
+
+def paused_and_correctness(results: Results, extra: dict) -> list[str]:
+    lines = [
+        "",
+        f"### bgtasks while paused ({extra['paused_n']:,} tasks)",
+        "",
+        "| measure | value |",
+        "|---|---:|",
+    ]
     for name, us in extra["add_us"].items():
-        w(f"| us per `{name}` (best of 3) | {us:.2f} |")
+        lines.append(f"| us per `{name}` (best of 3) | {us:.2f} |")
     for name, b in extra["bytes"].items():
-        w(f"| bytes per pending task, {name} (tracemalloc) | {b:,.0f} |")
-    w("")
-    w("### Correctness")
-    w("")
+        lines.append(f"| bytes per pending task, {name} (tracemalloc) | {b:,.0f} |")
     runs = [r for a in results.values() for r in a.runs]
-    n_ok = sum(1 for r in runs if r.ok)
-    w(
-        f"- {n_ok}/{len(runs)} runs verified: every task reported exactly once with its own "
-        "result; every chain link reported after its upstream link, having received that link's "
-        "result as kwargs; the fan-in result holds all N-1 keys with the right values; no "
-        "task_failed."
-    )
+    lines += [
+        "",
+        "### Correctness",
+        "",
+        f"- {sum(1 for r in runs if r.ok)}/{len(runs)} runs verified: every task reported "
+        "exactly once with its own result; every chain link reported after its upstream link, "
+        "having received that link's result as kwargs; the fan-in result holds all N-1 keys "
+        "with the right values; no task_failed.",
+    ]
     for r in runs:
         if not r.ok:
-            w(f"- FAILED: {r.system} {r.workload} N={r.n} threads={r.threads}: {r.why}")
-    w(f"- Priority order (bgtasks): {extra['prio_check']}")
-    w("")
-    w("### Targets")
-    w("")
+            lines.append(f"- FAILED: {r.system} {r.workload} N={r.n} threads={r.threads}: {r.why}")
+    lines.append(f"- Priority order (bgtasks): {extra['prio_check']}")
+    return lines
+
+
+def worst(d: dict[Key, float], lowest: bool) -> str:
+    k = (min if lowest else max)(d, key=lambda k: d[k])
+    return f"{d[k]:.2f} ({k[0]}, {k[1]} threads)"
+
+
+def passes(d: dict[Key, float], ok: Check, wrong: set[Key]) -> bool:
+    return all(ok(v) and k not in wrong for k, v in d.items())
+
+
+def below(d: dict[Key, float], ok: Check, wrong: set[Key]) -> str:
+    bad = [
+        f"{wl}/{threads}: {v:.2f}{' (wrong result)' if (wl, threads) in wrong else ''}"
+        for (wl, threads), v in d.items()
+        if not ok(v) or (wl, threads) in wrong
+    ]
+    return "; failing: " + ", ".join(bad) if bad else ""
+
+
+def targets_table(
+    results: Results, extra: dict, exps: dict[Key, float], wrong_growth: set[Key]
+) -> tuple[list[str], bool]:
+    """The targets table, and whether every target passed (and every result was right)."""
+    sizes: list[int] = extra["sizes"]
+    small, big = growth_sizes(sizes)
     at = 20_000 if 20_000 in sizes else sizes[-1]
     note = "" if at == 20_000 else " (--quick: at 5k, not 20k)"
-    all_pass = n_ok == len(runs) and extra["prio_check"].startswith("ok")
-
-    def verdict(ok: bool) -> str:
-        nonlocal all_pass
-        all_pass &= ok
-        return "PASS" if ok else "FAIL"
-
-    ratios: dict[tuple[str, int], float] = {}
-    stalls: dict[tuple[str, int], float] = {}
-    wrong: set[tuple[str, int]] = set()  # bgtasks gave a wrong result: no measurement counts
+    runs = [r for a in results.values() for r in a.runs]
+    verdict = Verdicts(all(r.ok for r in runs) and extra["prio_check"].startswith("ok"))
+    ratios: dict[Key, float] = {}
+    stalls: dict[Key, float] = {}
+    wrong: set[Key] = set()  # bgtasks gave a wrong result: no measurement counts
     for wl in WORKLOADS:
-        for threads in thread_counts:
+        for threads in extra["threads"]:
             b = results[("bgtasks", wl, at, threads)]
             r = results[("baseline", wl, at, threads)]
             ratios[(wl, threads)] = pair_ratio(b, r)
             stalls[(wl, threads)] = b.stall_ms if b.rate else math.inf
             if not b.ok:
                 wrong.add((wl, threads))
-
-    def worst(d: dict[tuple[str, int], float], lowest: bool) -> str:
-        k = (min if lowest else max)(d, key=lambda k: d[k])
-        return f"{d[k]:.2f} ({k[0]}, {k[1]} threads)"
-
-    Check = Callable[[float], bool]
-    Keys = set[tuple[str, int]]
-
-    def passes(d: dict[tuple[str, int], float], ok: Check, wrong: Keys) -> bool:
-        return all(ok(v) and k not in wrong for k, v in d.items())
-
-    def below(d: dict[tuple[str, int], float], ok: Check, wrong: Keys) -> str:
-        bad = [
-            f"{wl}/{threads}: {v:.2f}{' (wrong result)' if (wl, threads) in wrong else ''}"
-            for (wl, threads), v in d.items()
-            if not ok(v) or (wl, threads) in wrong
-        ]
-        return "; failing: " + ", ".join(bad) if bad else ""
-
-    w("| target | measured | verdict |")
-    w("|---|---|---|")
-    good = lambda v: v >= TARGET_RATIO  # noqa: E731
-    w(
-        f"| throughput >= {TARGET_RATIO:g}x the baseline on every workload at {at // 1000}k{note}, "
-        f"8 and 2 threads | lowest ratio {worst(ratios, True)}{below(ratios, good, wrong)} | "
-        f"{verdict(passes(ratios, good, wrong))} |"
-    )
-    good = lambda v: v <= TARGET_EXPONENT  # noqa: E731
-    w(
+    ratio_ok: Check = lambda v: v >= TARGET_RATIO  # noqa: E731
+    exp_ok: Check = lambda v: v <= TARGET_EXPONENT  # noqa: E731
+    stall_ok: Check = lambda v: v <= TARGET_STALL_MS  # noqa: E731
+    add_us = next(iter(extra["add_us"].values()))
+    per_task = extra["bytes"]["total"]
+    lines = [
+        "",
+        "### Targets",
+        "",
+        "| target | measured | verdict |",
+        "|---|---|---|",
+        f"| throughput >= {TARGET_RATIO:g}x the baseline on every workload at {at // 1000}k"
+        f"{note}, 8 and 2 threads | lowest ratio {worst(ratios, True)}"
+        f"{below(ratios, ratio_ok, wrong)} | {verdict(passes(ratios, ratio_ok, wrong))} |",
         f"| run time grows no faster than N^{TARGET_EXPONENT} between {small // 1000}k and "
         f"{big // 1000}k | highest exponent {worst(exps, False)}"
-        f"{below(exps, good, wrong_growth)} | "
-        f"{verdict(passes(exps, good, wrong_growth))} |"
-    )
-    good = lambda v: v <= TARGET_STALL_MS  # noqa: E731
-    w(
+        f"{below(exps, exp_ok, wrong_growth)} | "
+        f"{verdict(passes(exps, exp_ok, wrong_growth))} |",
         f"| worst UI stall <= {TARGET_STALL_MS:g} ms at {at // 1000}k{note} | "
-        f"worst {worst(stalls, False)} ms{below(stalls, good, wrong)} | "
-        f"{verdict(passes(stalls, good, wrong))} |"
-    )
-    add_us = next(iter(extra["add_us"].values()))
-    w(
+        f"worst {worst(stalls, False)} ms{below(stalls, stall_ok, wrong)} | "
+        f"{verdict(passes(stalls, stall_ok, wrong))} |",
         f"| add_task <= {TARGET_ADD_US:g} us while paused | {add_us:.2f} us | "
-        f"{verdict(add_us <= TARGET_ADD_US)} |"
-    )
-    per_task = extra["bytes"]["total"]
-    w(
+        f"{verdict(add_us <= TARGET_ADD_US)} |",
         f"| <= 1.5 KiB ({TARGET_BYTES} B) per pending task | {per_task:,.0f} B, caller's args "
-        f"included | {verdict(per_task <= TARGET_BYTES)} |"
-    )
+        f"included | {verdict(per_task <= TARGET_BYTES)} |",
+    ]
+    return lines, verdict.all_pass
+
+
+def build_report(results: Results, extra: dict) -> tuple[str, bool]:
+    """The markdown tables, and whether every target passed."""
+    growth, exps, wrong_growth = growth_table(results, extra)
+    targets, all_pass = targets_table(results, extra, exps, wrong_growth)
+    lines = [
+        *throughput_table(results, extra),
+        *growth,
+        *paused_and_correctness(results, extra),
+        *targets,
+    ]
     return "\n".join(lines) + "\n", all_pass
 
 
-BEGIN = (
-    "<!-- bench_core:begin (written by benchmarks/bench_core.py --out: edits inside are lost) -->"
-)
-END = "<!-- bench_core:end -->"
-
-DOC_TEMPLATE = """# Benchmarks
-
-{begin}
-{end}
-"""
-
-
-def write_out(path: str, report: str) -> None:
-    write_block(path, BEGIN, END, report, DOC_TEMPLATE.format(begin=BEGIN, end=END))
+DOC = Doc("bench_core", "Benchmarks")
 
 
 # --------------------------------------------------------------------------- main
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="1k and 5k tasks only (smoke run)")
-    parser.add_argument("--out", metavar="FILE", help="write the tables into FILE (markdown)")
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = arguments(__doc__, quick="1k and 5k tasks only (smoke run)")
     parser.add_argument(
         "--repeats", type=int, default=3, help="runs per measurement (median time, worst stall)"
-    )
-    parser.add_argument(
-        "--strict",
-        action="store_true",
-        help="exit 1 when a target fails, not only on a wrong result",
     )
     parser.add_argument(
         "--cpus",
@@ -861,30 +818,11 @@ def main(argv: list[str] | None = None) -> int:
         if not 1 <= args.cpus <= len(cpus):
             parser.error(f"--cpus must be between 1 and {len(cpus)}, got {args.cpus}")
         os.sched_setaffinity(0, cpus[: args.cpus])  # before any thread starts: all inherit it
+    return args
 
-    app = QCoreApplication.instance() or QCoreApplication(sys.argv[:1])
-    sizes = [1_000, 5_000] if args.quick else [1_000, 5_000, 20_000, 50_000]
-    thread_counts = [8, 2]
-    started = perf_counter()
-    machine = (
-        f"{os.cpu_count()} cores ({platform.machine()} {platform.system()}), "
-        f"Python {platform.python_version()}, PySide6 {PySide6.__version__}, "
-        f"bgtasks {bgtasks.__version__}, QT_QPA_PLATFORM=offscreen"
-        + (f", pinned to {args.cpus} CPU(s)" if args.cpus else "")
-    )
-    print(f"# bench_core: {machine}", flush=True)
-    extra: dict[str, Any] = {
-        "sizes": sizes,
-        "threads": thread_counts,
-        "machine": machine,
-        "date": datetime.date.today().isoformat(),
-        "repeats": args.repeats,
-        "quick": args.quick,
-        "paused_n": 20_000,
-    }
-    load_before = os.getloadavg()[0]
 
-    ticker = Ticker()
+def measure_paused(extra: dict[str, Any], ticker: StallMeter) -> None:
+    """The priority-order check and the paused measurements, into ``extra`` (and printed)."""
     extra["prio_check"] = check_priority_order(ticker)
     print(f"priority order: {extra['prio_check']}", flush=True)
     extra["add_us"] = measure_add_us(extra["paused_n"])
@@ -894,54 +832,70 @@ def main(argv: list[str] | None = None) -> int:
     for name, b in extra["bytes"].items():
         print(f"bytes per pending task ({name}): {b:,.0f}", flush=True)
 
-    results: dict[tuple[str, str, int, int], Agg] = {}
+
+def print_row(wl: str, n: int, threads: int, b: Agg, r: Agg) -> None:
+    ver = "ok" if b.ok and r.ok else " / ".join(x.why for x in (b, r) if not x.ok)
+    print(
+        f"{wl:<14}{n:>7}{threads:>4}  "
+        f"{' '.join(f'{x / 1000:.0f}k' for x in b.rates):<28}"
+        f"{' '.join(f'{x / 1000:.1f}k' for x in r.rates):<28}"
+        f"{pair_ratio(b, r):>6.2f}{b.stall_ms:>10.1f}{r.stall_ms:>11.1f}  {ver}",
+        flush=True,
+    )
+
+
+def measure_all(extra: dict[str, Any], ticker: StallMeter) -> Results:
+    """Every (workload, threads, N), both systems, ``extra["repeats"]`` times (printed)."""
+    results: Results = {}
     print(
         f"{'workload':<14}{'N':>7}{'thr':>4}  {'bgtasks tasks/s':<28}{'baseline tasks/s':<28}"
         f"{'ratio':>6}{'stall bg':>10}{'stall base':>11}  verified",
         flush=True,
     )
     for wl in WORKLOADS:
-        for threads in thread_counts:
-            for n in sizes:
+        for threads in extra["threads"]:
+            for n in extra["sizes"]:
                 results[("bgtasks", wl, n, threads)] = Agg()
                 results[("baseline", wl, n, threads)] = Agg()
             # Repeats outermost and the two systems back to back, so that a change in the
             # machine's load (it is shared) falls on every N and on both systems alike.
-            for _ in range(args.repeats):
-                for n in sizes:
+            for _ in range(extra["repeats"]):
+                for n in extra["sizes"]:
                     for system, fn in (("baseline", run_baseline), ("bgtasks", run_bgtasks)):
                         gc.collect()
                         results[(system, wl, n, threads)].runs.append(fn(wl, n, threads, ticker))
                         QCoreApplication.processEvents()
-            for n in sizes:
+            for n in extra["sizes"]:
                 b = results[("bgtasks", wl, n, threads)]
-                r = results[("baseline", wl, n, threads)]
-                ratio = pair_ratio(b, r)
-                ver = "ok" if b.ok and r.ok else " / ".join(x.why for x in (b, r) if not x.ok)
-                print(
-                    f"{wl:<14}{n:>7}{threads:>4}  "
-                    f"{' '.join(f'{x / 1000:.0f}k' for x in b.rates):<28}"
-                    f"{' '.join(f'{x / 1000:.1f}k' for x in r.rates):<28}"
-                    f"{ratio:>6.2f}{b.stall_ms:>10.1f}{r.stall_ms:>11.1f}  {ver}",
-                    flush=True,
-                )
-    extra["elapsed"] = perf_counter() - started
-    extra["load"] = (load_before, os.getloadavg()[0])
+                print_row(wl, n, threads, b, results[("baseline", wl, n, threads)])
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    app = QCoreApplication.instance() or QCoreApplication(sys.argv[:1])
+    clock = Clock()
+    pinned = [f"pinned to {args.cpus} CPU(s)"] if args.cpus else []
+    extra: dict[str, Any] = {
+        "sizes": [1_000, 5_000] if args.quick else [1_000, 5_000, 20_000, 50_000],
+        "threads": [8, 2],
+        "machine": machine(*pinned, qpa=True),
+        "repeats": args.repeats,
+        "quick": args.quick,
+        "paused_n": 20_000,
+    }
+    print(f"# bench_core: {extra['machine']}", flush=True)
+    ticker = StallMeter()
+    measure_paused(extra, ticker)
+    results = measure_all(extra, ticker)
+    extra.update(clock.meta())
     report, all_pass = build_report(results, extra)
-    print()
-    print(report)
-    if args.out:
-        write_out(args.out, report)
-        print(f"wrote {args.out}")
-    print("all targets PASS" if all_pass else "some targets FAIL (see the table above)")
     correct = all(r.ok for agg in results.values() for r in agg.runs) and extra[
         "prio_check"
     ].startswith("ok")
+    wrong = None if correct else "WRONG RESULTS: see Correctness above"
     del app
-    if not correct:
-        print("WRONG RESULTS: see Correctness above", file=sys.stderr)
-        return 2
-    return 1 if args.strict and not all_pass else 0
+    return finish(args, DOC, report, all_pass, wrong)
 
 
 if __name__ == "__main__":

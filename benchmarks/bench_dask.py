@@ -33,11 +33,9 @@ import os
 
 os.environ["QT_QPA_PLATFORM"] = "offscreen"  # before any Qt import
 
-import argparse  # noqa: E402
 import datetime  # noqa: E402
 import platform  # noqa: E402
 import statistics  # noqa: E402
-import subprocess  # noqa: E402
 import sys  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from time import perf_counter  # noqa: E402
@@ -47,15 +45,12 @@ sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
 import distributed  # noqa: E402
-from _markdown import write_block  # noqa: E402
-from PySide6.QtCore import QCoreApplication, QEventLoop, QTimer  # noqa: E402
+from _common import Doc, Waiter, arguments, commit  # noqa: E402
+from _common import identity as trivial  # noqa: E402
+from PySide6.QtCore import QCoreApplication  # noqa: E402
 
 from bgtasks import BackgroundTaskManager  # noqa: E402
 from bgtasks.dask_executor import DaskExecutor  # noqa: E402
-
-
-def trivial(i: int) -> int:
-    return i
 
 
 def through_manager(n: int, executor: str | DaskExecutor | None) -> float:
@@ -66,21 +61,20 @@ def through_manager(n: int, executor: str | DaskExecutor | None) -> float:
             manager.set_executor("bench", executor)
             executor = "bench"
         results: list[int] = []
-        loop = QEventLoop()
+        waiter = Waiter()
 
         def completed(uid: int, group: object, result: int) -> None:
             results.append(result)
             if len(results) == n:
-                loop.quit()
+                waiter.done()
 
         failed: list[str] = []
         manager.task_completed.connect(completed)
-        manager.task_failed.connect(lambda uid, g, message, tb: (failed.append(tb), loop.quit()))
-        QTimer.singleShot(120_000, loop.quit)
+        manager.task_failed.connect(lambda uid, g, message, tb: (failed.append(tb), waiter.done()))
         start = perf_counter()
         for i in range(n):
             manager.submit(trivial, i, executor=executor)
-        loop.exec()
+        waiter.wait(120)
         elapsed = perf_counter() - start
         if failed or sorted(results) != list(range(n)):
             raise AssertionError(f"wrong results: {len(results)} of {n}, failures: {failed[:1]}")
@@ -143,17 +137,8 @@ def measure(n: int, runs: int, processes: bool) -> tuple[list[tuple[str, list[fl
 
 def report(n: int, runs: int, results: list[tuple[str, list[float]]], version: str) -> str:
     thread = statistics.median(results[0][1])
-    try:
-        commit = subprocess.run(
-            ["git", "-C", HERE, "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = "unknown"
     lines = [
-        f"{datetime.date.today()}, bgtasks at {commit}, dask/distributed {version}, "
+        f"{datetime.date.today()}, bgtasks at {commit()}, dask/distributed {version}, "
         f"Python {platform.python_version()}, {os.cpu_count()} cores; "
         f"{n} trivial tasks, median (best) of {runs} runs.",
         "",
@@ -168,16 +153,11 @@ def report(n: int, runs: int, results: list[tuple[str, list[float]]], version: s
     return "\n".join(lines) + "\n"
 
 
-BEGIN = (
-    "<!-- bench_dask:begin (written by benchmarks/bench_dask.py --out: "
-    "edits between the markers are overwritten) -->"
-)
-END = "<!-- bench_dask:end -->"
+DOC = Doc("bench_dask", "Dask backend benchmark", ": edits between the markers are overwritten")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="200 tasks, 2 runs")
+    parser = arguments(__doc__, quick="200 tasks, 2 runs", out=None, strict=False)
     parser.add_argument("--tasks", type=int, help="tasks per run (default 1000)")
     parser.add_argument("--runs", type=int, help="runs per row (default 3)")
     parser.add_argument("--processes", action="store_true", help="add a worker-process row")
@@ -194,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     text = report(n, runs, results, version)
     print(text)
     if args.out:
-        write_block(args.out, BEGIN, END, text, f"# Dask backend benchmark\n\n{BEGIN}\n{END}\n")
+        DOC.write(args.out, text)
     return 0
 
 

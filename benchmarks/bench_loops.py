@@ -30,26 +30,19 @@ import os
 
 os.environ["QT_QPA_PLATFORM"] = "offscreen"  # before any Qt import
 
-import argparse  # noqa: E402
-import datetime  # noqa: E402
-import platform  # noqa: E402
 import statistics  # noqa: E402
-import subprocess  # noqa: E402
 import sys  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 from typing import Any  # noqa: E402
 
-import PySide6  # noqa: E402
-from _markdown import write_block  # noqa: E402
-from PySide6.QtCore import QCoreApplication, QEventLoop, QTimer  # noqa: E402
+from _common import Clock, Doc, Waiter, arguments, commit, finish, machine, spin, verdict  # noqa: E402
+from PySide6.QtCore import QCoreApplication, QTimer  # noqa: E402
 
-import bgtasks  # noqa: E402
 from bgtasks import BackgroundTaskManager, current_task  # noqa: E402
 from bgtasks.loops import LoopPolicy, LoopTask  # noqa: E402
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 PERIOD = 0.010
 ITERATIONS = 101  # starts 0 .. 100 periods: the last is due at 1.000 s
 IDEAL = PERIOD * (ITERATIONS - 1)
@@ -106,12 +99,6 @@ def naive_loop(data: Run) -> None:
             ctx.sleep(PERIOD)
 
 
-def spin(seconds: float) -> None:
-    end = time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        pass
-
-
 def cpu_task(stop: threading.Event) -> None:
     while not stop.is_set():
         spin(0.001)
@@ -159,7 +146,7 @@ SCENARIOS = [
 
 def one_run(scenario: Scenario) -> Run:
     manager = BackgroundTaskManager(start_processing=True, max_threads=4)
-    loop = QEventLoop()
+    waiter = Waiter()
     busy = QTimer()
     busy.setInterval(0)
     busy.timeout.connect(lambda: spin(BUSY_CHUNK))
@@ -177,11 +164,10 @@ def one_run(scenario: Scenario) -> Run:
             task = Timed(scenario.policy)
             data = task.run_data
             handle = manager.submit(task)
-        handle.add_done_callback(lambda _h: loop.quit())
+        handle.add_done_callback(lambda _h: waiter.done())
         if scenario.busy_ui:
             busy.start()
-        QTimer.singleShot(20_000, loop.quit)  # a safety net; never reached in a good run
-        loop.exec()
+        waiter.wait(20)  # a safety net; never reached in a good run
         busy.stop()
         handle.result(timeout=5)
         return data
@@ -215,55 +201,28 @@ def build_report(results: dict[str, list[Run]], meta: dict[str, Any]) -> tuple[s
         counts = [len(r.starts) for r in runs]
         p99 = late[min(len(late) - 1, int(0.99 * len(late)))]
         ok = abs(worst) <= TARGET_END_MS / 1000
-        if not sc.target:
-            verdict = "(information)"
-        else:
-            verdict = "PASS" if ok else "FAIL"
-            targets_ok &= ok
+        targets_ok &= ok or not sc.target
         lines.append(
             f"| {sc.label} | {ms(statistics.median(errors))} ({ms(worst)}) "
             f"| {ms(statistics.median(late))} | {ms(p99)} | {ms(late[-1])} "
-            f"| {min(counts)}-{max(counts)} | {sum(r.missed for r in runs)} | {verdict} |"
+            f"| {min(counts)}-{max(counts)} | {sum(r.missed for r in runs)} "
+            f"| {verdict(ok) if sc.target else '(information)'} |"
         )
     return "\n".join(lines) + "\n", targets_ok
 
 
-BEGIN = (
-    "<!-- bench_loops:begin (written by benchmarks/bench_loops.py --out: edits inside are lost) -->"
-)
-END = "<!-- bench_loops:end -->"
-
-
-def commit() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "-C", HERE, "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return out.stdout.strip()
+DOC = Doc("bench_loops", "Loop-task benchmarks")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="2 runs per scenario instead of 5")
-    parser.add_argument("--out", metavar="FILE", help="write the table into FILE (markdown)")
-    parser.add_argument("--strict", action="store_true", help="exit 1 when a target fails")
+    parser = arguments(__doc__, quick="2 runs per scenario instead of 5", out="the table")
     args = parser.parse_args(argv)
 
     app = QCoreApplication.instance() or QCoreApplication(sys.argv[:1])
     repeats = 2 if args.quick else 5
-    machine = (
-        f"{os.cpu_count()} cores ({platform.machine()} {platform.system()}), "
-        f"Python {platform.python_version()}, PySide6 {PySide6.__version__}, "
-        f"bgtasks {bgtasks.__version__}, switch interval {sys.getswitchinterval() * 1000:.0f} ms"
-    )
-    print(f"# bench_loops: {machine}", flush=True)
-    started = time.perf_counter()
-    load_before = os.getloadavg()[0]
+    description = machine(f"switch interval {sys.getswitchinterval() * 1000:.0f} ms")
+    print(f"# bench_loops: {description}", flush=True)
+    clock = Clock()
     results: dict[str, list[Run]] = {sc.key: [] for sc in SCENARIOS}
     complete = True
     for i in range(repeats):  # interleaved, so a burst of load hits every scenario alike
@@ -272,26 +231,11 @@ def main(argv: list[str] | None = None) -> int:
             complete &= bool(data.starts) and data.end_error >= -PERIOD / 2
             results[sc.key].append(data)
             print(f"  run {i + 1} {sc.key}: end error {ms(data.end_error)} ms", flush=True)
-    meta = {
-        "date": datetime.date.today().isoformat(),
-        "commit": commit(),
-        "machine": machine,
-        "repeats": repeats,
-        "load": (load_before, os.getloadavg()[0]),
-        "elapsed": time.perf_counter() - started,
-    }
+    meta = clock.meta(commit=commit(), machine=description, repeats=repeats)
     report, targets_ok = build_report(results, meta)
-    print()
-    print(report)
-    if args.out:
-        write_block(args.out, BEGIN, END, report, f"# Loop-task benchmarks\n\n{BEGIN}\n{END}\n")
-        print(f"wrote {args.out}")
-    print("all targets PASS" if targets_ok else "some targets FAIL (see the table above)")
     del app
-    if not complete:
-        print("WRONG: a loop did not run all its iterations", file=sys.stderr)
-        return 2
-    return 1 if args.strict and not targets_ok else 0
+    wrong = None if complete else "WRONG: a loop did not run all its iterations"
+    return finish(args, DOC, report, targets_ok, wrong)
 
 
 if __name__ == "__main__":

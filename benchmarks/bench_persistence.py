@@ -28,7 +28,6 @@ import os
 
 os.environ["QT_QPA_PLATFORM"] = "offscreen"  # before any Qt import
 
-import argparse  # noqa: E402
 import datetime  # noqa: E402
 import operator  # noqa: E402
 import platform  # noqa: E402
@@ -41,7 +40,7 @@ from time import perf_counter  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from _markdown import write_block  # noqa: E402
+from _common import Doc, arguments  # noqa: E402
 from PySide6.QtCore import QCoreApplication, QEventLoop  # noqa: E402
 
 from bgtasks import BackgroundTaskManager  # noqa: E402
@@ -50,8 +49,7 @@ from bgtasks.persistence import TaskJournal, persistable  # noqa: E402
 persistable(operator.add)  # persistent tasks run only registered functions
 
 VARIANTS = ("plain", "journal normal", "journal full")
-BEGIN = "<!-- bench_persistence:begin (written by benchmarks/bench_persistence.py --out) -->"
-END = "<!-- bench_persistence:end -->"
+DOC = Doc("bench_persistence", "Persistence benchmark", "")
 
 
 def one_round(variant: str, count: int, folder: Path) -> tuple[float, float]:
@@ -92,8 +90,7 @@ def one_round(variant: str, count: int, folder: Path) -> tuple[float, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="500 tasks, 2 rounds")
+    parser = arguments(__doc__, quick="500 tasks, 2 rounds", out=None, strict=False)
     parser.add_argument("--tasks", type=int, default=None, help="tasks per round (2000)")
     parser.add_argument("--rounds", type=int, default=None, help="rounds (5)")
     parser.add_argument("--out", help="rewrite the results block of this markdown file")
@@ -136,7 +133,7 @@ def main() -> None:
     report = "\n".join(lines)
     print(report)
     if args.out:
-        write_block(args.out, BEGIN, END, report, f"# Persistence benchmark\n\n{BEGIN}\n{END}\n")
+        DOC.write(args.out, report)
 
 
 if __name__ == "__main__":

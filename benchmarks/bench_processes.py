@@ -32,21 +32,25 @@ import os
 
 os.environ["QT_QPA_PLATFORM"] = "offscreen"  # before any Qt import
 
-import argparse  # noqa: E402
-import datetime  # noqa: E402
-import platform  # noqa: E402
 import signal  # noqa: E402
 import statistics  # noqa: E402
-import subprocess  # noqa: E402
 import sys  # noqa: E402
 from time import perf_counter, sleep  # noqa: E402
 from typing import Any  # noqa: E402
 
-import PySide6  # noqa: E402
-from _markdown import write_block  # noqa: E402
+from _common import (  # noqa: E402
+    Clock,
+    Doc,
+    arguments,
+    commit,
+    dispose,
+    finish,
+    machine,
+    verdict,
+)
+from _common import identity as trivial  # noqa: E402
 from PySide6.QtCore import QCoreApplication  # noqa: E402
 
-import bgtasks  # noqa: E402
 from bgtasks import BackgroundTaskManager, TaskCancelled, current_task  # noqa: E402
 from bgtasks.processes import ProcessExecutor  # noqa: E402
 
@@ -68,10 +72,6 @@ def spin(n: int) -> int:
     for i in range(n):
         x = (x + i * i) % 1_000_003
     return x
-
-
-def trivial(i: int) -> int:
-    return i
 
 
 def spin_forever(ignore_sigterm: bool = False) -> None:
@@ -131,12 +131,6 @@ def expect_cancelled(handle: Any) -> None:
 
 def new_manager(threads: int) -> BackgroundTaskManager:
     return BackgroundTaskManager(start_processing=True, max_threads=threads)
-
-
-def dispose(manager: BackgroundTaskManager) -> None:
-    manager.shut_down(timeout=5)
-    manager.deleteLater()
-    QCoreApplication.processEvents()
 
 
 def wait_status(manager: BackgroundTaskManager, uid: int) -> int:
@@ -241,10 +235,6 @@ def measure_cancel(n: int) -> dict[str, Any]:
 # ---------------------------------------------------------------------------- report
 
 
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "FAIL"
-
-
 def build_report(res: dict[str, Any], meta: dict[str, Any]) -> tuple[str, bool]:
     cpu, ovh, can = res["cpu"], res["overhead"], res["cancel"]
     lines = [
@@ -301,49 +291,18 @@ def build_report(res: dict[str, Any], meta: dict[str, Any]) -> tuple[str, bool]:
     return "\n".join(lines), ok_speed and ok_cancel
 
 
-BEGIN = (
-    "<!-- bench_processes:begin (written by benchmarks/bench_processes.py --out: "
-    "edits inside are lost) -->"
-)
-END = "<!-- bench_processes:end -->"
-
-
-def commit() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            cwd=os.path.dirname(os.path.abspath(__file__)),
-            timeout=10,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return out.stdout.strip() or "unknown"
+DOC = Doc("bench_processes", "Process-task benchmarks")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="fewer runs (smoke run)")
-    parser.add_argument("--out", metavar="FILE", help="write the table into FILE (markdown)")
-    parser.add_argument(
-        "--strict",
-        action="store_true",
-        help="exit 1 when a target fails, not only on a wrong result",
-    )
-    args = parser.parse_args(argv)
+    args = arguments(__doc__, quick="fewer runs (smoke run)", out="the table").parse_args(argv)
     app = QCoreApplication.instance() or QCoreApplication(sys.argv[:1])
     cores = os.cpu_count() or 1
-    machine = (
-        f"{cores} cores ({platform.machine()} {platform.system()}), "
-        f"Python {platform.python_version()}, PySide6 {PySide6.__version__}, "
-        f"bgtasks {bgtasks.__version__}"
-    )
-    print(f"# bench_processes: {machine}", flush=True)
-    started, load_before = perf_counter(), os.getloadavg()[0]
+    description = machine()
+    print(f"# bench_processes: {description}", flush=True)
+    clock = Clock()
     rounds = calibrate(TASK_MS / 1000)
     res: dict[str, Any] = {}
-    correct = True
     try:
         print("1. CPU-bound", flush=True)
         res["cpu"] = measure_cpu(cores, rounds, 1 if args.quick else 3)
@@ -353,27 +312,11 @@ def main(argv: list[str] | None = None) -> int:
         res["cancel"] = measure_cancel(8 if args.quick else 20)
     except AssertionError as exc:
         print(f"WRONG RESULT: {exc}", file=sys.stderr)
-        correct = False
-    if not correct:
         return 2
-    meta = {
-        "date": datetime.date.today().isoformat(),
-        "commit": commit(),
-        "machine": machine,
-        "load": (load_before, os.getloadavg()[0]),
-        "elapsed": perf_counter() - started,
-        "quick": args.quick,
-        "rounds": rounds,
-    }
+    meta = clock.meta(commit=commit(), machine=description, quick=args.quick, rounds=rounds)
     report, targets_ok = build_report(res, meta)
-    print()
-    print(report)
-    if args.out:
-        write_block(args.out, BEGIN, END, report, f"# Process-task benchmarks\n\n{BEGIN}\n{END}\n")
-        print(f"wrote {args.out}")
-    print("all targets PASS" if targets_ok else "some targets FAIL (see the table above)")
     del app
-    return 1 if args.strict and not targets_ok else 0
+    return finish(args, DOC, report, targets_ok)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -35,8 +34,8 @@ from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from PySide6 import __version__ as pyside_version  # noqa: E402
-from PySide6.QtCore import QEventLoop, QSize, Qt, QTimer  # noqa: E402
+from _common import StallMeter, machine  # noqa: E402
+from PySide6.QtCore import QEventLoop, QSize, QTimer  # noqa: E402
 from PySide6.QtGui import QColor, QImage, QLinearGradient, QPainter  # noqa: E402
 from PySide6.QtWidgets import QApplication, QListView  # noqa: E402
 
@@ -69,35 +68,6 @@ def make_images(count: int) -> tuple[list[str], float]:
             raise OSError(f"cannot write {path}")
     marker.write_text("ok")
     return paths, time.perf_counter() - start
-
-
-class StallMeter:
-    """Gaps between ticks of a 1 ms timer: the worst one is the worst UI stall."""
-
-    def __init__(self) -> None:
-        self.timer = QTimer()
-        self.timer.setInterval(1)
-        self.timer.setTimerType(Qt.TimerType.PreciseTimer)
-        self.timer.timeout.connect(self._tick)
-        self.last = 0.0
-        self.gaps: list[tuple[float, float]] = []  # (tick time, gap before it)
-
-    def start(self) -> None:
-        self.last = time.perf_counter()
-        self.gaps = []
-        self.timer.start()
-
-    def _tick(self) -> None:
-        now = time.perf_counter()
-        self.gaps.append((now, now - self.last))
-        self.last = now
-
-    def stop(self) -> None:
-        self.timer.stop()
-
-    def worst(self, since: float = 0.0) -> float:
-        """The worst gap (ms) among the ticks after ``since``."""
-        return max((gap for t, gap in self.gaps if t - gap >= since), default=0.0) * 1000
 
 
 def run_until(condition, timeout: float) -> bool:
@@ -180,8 +150,8 @@ def run_mode(app, paths, mode: str, threads: int, speed: float) -> dict[str, flo
         result["first_screen_rows"] = len(first)
         result["decodes_at_first_screen"] = len(decoded)
         stall.stop()
-        result["stall_show_ms"] = stall.worst()
-        result["stall_first_screen_ms"] = stall.worst(since=laid_out)
+        result["stall_show_ms"] = stall.worst_since_ms()
+        result["stall_first_screen_ms"] = stall.worst_since_ms(laid_out)
 
         # ---- fast scroll: several screens per 16 ms frame, top to bottom
         run_until(lambda: not loader.pending(), 30)  # settle: nothing in flight
@@ -195,6 +165,7 @@ def run_mode(app, paths, mode: str, threads: int, speed: float) -> dict[str, flo
             rows = visible_rows(view)
             seen.update(rows)
             shown.update(p for p in (paths[r] for r in rows) if p in arrived)
+
         bar = view.verticalScrollBar()
         step = int(view.viewport().height() * speed)
         frames = 0
@@ -227,7 +198,7 @@ def run_mode(app, paths, mode: str, threads: int, speed: float) -> dict[str, flo
         run_until(lambda: not loader.pending(), 60)
         look()
         stall.stop()
-        result["stall_scroll_ms"] = stall.worst()
+        result["stall_scroll_ms"] = stall.worst_since_ms()
         seen_paths = {paths[r] for r in seen}
         result["rows_seen_while_scrolling"] = len(seen_paths)
         result["decodes_while_scrolling"] = len(decoded)
@@ -248,7 +219,9 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=5000)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--screens-per-frame", type=float, default=4.0)
-    parser.add_argument("--repeat", type=int, default=3, help="runs per mode; the table shows the median")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="runs per mode; the table shows the median"
+    )
     args = parser.parse_args()
     app = QApplication.instance() or QApplication(sys.argv[:1])
     start = time.perf_counter()
@@ -257,18 +230,17 @@ def main() -> None:
         with open(path, "rb") as f:
             f.read()
     size = sum(os.path.getsize(p) for p in paths) / 1e6
-    print(f"# bench_thumbnails: {args.count} images of 256x256 ({size:.0f} MB, half PNG, half JPEG)"
-          f"{f', generated in {made:.1f} s' if made else ' (cached)'}")
-    print(f"# Python {platform.python_version()}, PySide6 {pyside_version}, {os.cpu_count()} cores, "
-          f"max_threads={args.threads}, QT_QPA_PLATFORM={os.environ['QT_QPA_PLATFORM']}")
+    print(
+        f"# bench_thumbnails: {args.count} images of 256x256 ({size:.0f} MB, half PNG, half JPEG)"
+        f"{f', generated in {made:.1f} s' if made else ' (cached)'}"
+    )
+    print(f"# {machine(f'max_threads={args.threads}', qpa=True)}")
     modes = ("paint-driven", "visible-first")
     runs: dict[str, list[dict[str, float]]] = {m: [] for m in modes}
     for _ in range(args.repeat):
         for mode in modes:
             runs[mode].append(run_mode(app, paths, mode, args.threads, args.screens_per_frame))
-    results = {
-        m: {k: statistics.median(r[k] for r in runs[m]) for k in runs[m][0]} for m in modes
-    }
+    results = {m: {k: statistics.median(r[k] for r in runs[m]) for k in runs[m][0]} for m in modes}
     worst = {m: {k: max(r[k] for r in runs[m]) for k in runs[m][0]} for m in modes}
     rows = [
         ("first_screen_rows", "rows on the first screen", "{:.0f}"),
@@ -276,13 +248,29 @@ def main() -> None:
         ("first_screen_ms", "time to the first screen (ms)", "{:.0f}"),
         ("decodes_at_first_screen", "decodes started by then", "{:.0f}"),
         ("stall_show_ms", "worst UI stall incl. show() and first layout (ms)", "{:.1f}"),
-        ("stall_first_screen_ms", "worst UI stall, loading the first screen (ms; target <= 16)", "{:.1f}"),
-        ("scroll_frames", f"fast scroll: 16 ms frames ({args.screens_per_frame:g} screens each)", "{:.0f}"),
+        (
+            "stall_first_screen_ms",
+            "worst UI stall, loading the first screen (ms; target <= 16)",
+            "{:.1f}",
+        ),
+        (
+            "scroll_frames",
+            f"fast scroll: 16 ms frames ({args.screens_per_frame:g} screens each)",
+            "{:.0f}",
+        ),
         ("rows_seen_while_scrolling", "rows that were on screen at some frame", "{:.0f}"),
         ("decodes_while_scrolling", "decodes started from the scroll on", "{:.0f}"),
         ("wasted_decodes", "wasted decodes: row never on screen", "{:.0f}"),
-        ("never_shown_decodes", "wasted decodes: thumbnail never on screen (arrived too late)", "{:.0f}"),
-        ("last_screen_after_scroll_ms", "last screen complete after the scroll stopped (ms)", "{:.0f}"),
+        (
+            "never_shown_decodes",
+            "wasted decodes: thumbnail never on screen (arrived too late)",
+            "{:.0f}",
+        ),
+        (
+            "last_screen_after_scroll_ms",
+            "last screen complete after the scroll stopped (ms)",
+            "{:.0f}",
+        ),
         ("stall_scroll_ms", "worst UI stall, scroll and drain (ms; target <= 16)", "{:.1f}"),
     ]
     print()

@@ -23,32 +23,21 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-import argparse  # noqa: E402
-import datetime  # noqa: E402
 import gc  # noqa: E402
-import platform  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 from time import perf_counter  # noqa: E402
 
-import PySide6  # noqa: E402
-from _markdown import write_block  # noqa: E402
-from bench_core import Ticker  # noqa: E402
-from PySide6.QtCore import QEventLoop, QTimer  # noqa: E402
+from _common import Clock, Doc, StallMeter, Waiter, arguments, dispose, machine, trivial  # noqa: E402
 from PySide6.QtWidgets import QApplication, QTableView, QTreeView, QWidget  # noqa: E402
 
-import bgtasks  # noqa: E402
 from bgtasks import BackgroundTaskManager, TaskState  # noqa: E402
 from bgtasks.widgets import TaskModel, TaskMonitor  # noqa: E402
 
 TARGET_STALL_MS = 16.0
 WARM_UP = 300  # tasks of the untimed first run through each view
 TIMEOUT_S = 120.0
-
-
-def trivial(i: int) -> dict[str, int]:
-    return {"x": i}
 
 
 @dataclass
@@ -122,7 +111,9 @@ class TimedTable(QTableView):
         self._spans.spans.append((t, perf_counter(), "paint"))
 
 
-def run_one(mode: str, threads: int, n: int, ticker: Ticker, gc_mode: str = "default") -> Result:
+def run_one(
+    mode: str, threads: int, n: int, ticker: StallMeter, gc_mode: str = "default"
+) -> Result:
     res = Result(mode, threads, n, gc_mode)
     manager = BackgroundTaskManager(max_threads=threads)
     spans = Spans()
@@ -149,7 +140,7 @@ def run_one(mode: str, threads: int, n: int, ticker: Ticker, gc_mode: str = "def
         gc.collect()
         gc.freeze()
 
-    loop = QEventLoop()
+    waiter = Waiter()
     done = {"t": 0.0, "completed": 0}
 
     def completed(*_: object) -> None:
@@ -163,32 +154,24 @@ def run_one(mode: str, threads: int, n: int, ticker: Ticker, gc_mode: str = "def
         # every row shown COMPLETED (the model's counts: O(1), not a scan of 20k rows)
         if model.state_counts()[TaskState.COMPLETED] == model.task_count():
             done["t"] = perf_counter()
-            loop.quit()
+            waiter.done()
 
     manager.task_completed.connect(completed)
     model.batch_applied.connect(check)
-    watchdog = QTimer()
-    watchdog.setSingleShot(True)
-    watchdog.timeout.connect(loop.quit)
-
     t0 = perf_counter()
     manager.start_processing()
     for i in range(n):
         manager.add_task(trivial, group=i // 100, task_args=(i,))
     t_sub = perf_counter()
-    ticker.ticks = []
-    ticker.timer.start()
-    watchdog.start(int(TIMEOUT_S * 1000))
-    loop.exec()
-    ticker.timer.stop()
+    ticker.start()
+    waiter.wait(TIMEOUT_S)
+    ticker.stop()
     t_end = done["t"] or perf_counter()
     if not done["t"]:
         res.why = f"timed out: {done['completed']} of {n} completed"
     else:
         res.ok = True
-    pts = [t_sub, *(t for t in ticker.ticks if t_sub <= t <= t_end), t_end]
-    gaps = [(b - a, a, b) for a, b in zip(pts, pts[1:], strict=False)]
-    worst, a, b = max(gaps)
+    worst, a, b = ticker.worst_gap(t_sub, t_end)
     res.stall_ms = 1000.0 * worst
     res.slices = spans.inside(a, b)
     res.seconds = t_end - t0
@@ -198,9 +181,7 @@ def run_one(mode: str, threads: int, n: int, ticker: Ticker, gc_mode: str = "def
     view.hide()
     view.deleteLater()
     model.deleteLater()
-    manager.shut_down(timeout=5)
-    manager.deleteLater()
-    QApplication.processEvents()
+    dispose(manager)
     if gc_mode == "freeze":
         gc.unfreeze()
     return res
@@ -249,12 +230,11 @@ def report(results: dict[tuple[str, int, str], list[Result]], extra: dict) -> tu
     return "\n".join(lines), all(passed[m] for m in modes)
 
 
-BEGIN = "<!-- bench_widgets:begin (written by benchmarks/bench_widgets.py --out) -->"
-END = "<!-- bench_widgets:end -->"
+DOC = Doc("bench_widgets", "TaskModel benchmark", "")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser = arguments(__doc__, out=None, strict=False)
     parser.add_argument("--count", type=int, default=20_000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", metavar="FILE")
@@ -278,11 +258,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--gc takes default and/or freeze, got {args.gc!r}")
     modes = args.modes.split(",")
     app = QApplication.instance() or QApplication(sys.argv[:1])
-    ticker = Ticker()
+    ticker = StallMeter()
     # a running app has painted task rows before: fonts, glyphs and first layouts
     for mode in modes:
         run_one(mode, 2, WARM_UP, ticker)
-    load = os.getloadavg()[0]
+    clock = Clock()
     results: dict[tuple[str, int, str], list[Result]] = {}
     for _ in range(args.repeats):
         for mode in modes:
@@ -299,21 +279,18 @@ def main(argv: list[str] | None = None) -> int:
                         flush=True,
                     )
     probe = TaskModel(BackgroundTaskManager())
-    extra = {
-        "date": datetime.date.today().isoformat(),
-        "machine": f"{os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"PySide6 {PySide6.__version__}, bgtasks {bgtasks.__version__}, offscreen",
-        "n": args.count,
-        "repeats": args.repeats,
-        "interval": probe.refresh_interval,
-        "budget": probe.pass_budget * 1000,
-        "load": (load, os.getloadavg()[0]),
-    }
+    extra = clock.meta(
+        machine=machine(qpa=True),
+        n=args.count,
+        repeats=args.repeats,
+        interval=probe.refresh_interval,
+        budget=probe.pass_budget * 1000,
+    )
     probe.manager.shut_down(timeout=1)
     text, passed = report(results, extra)
     print(text)
     if args.out:
-        write_block(args.out, BEGIN, END, text, f"# TaskModel benchmark\n\n{BEGIN}\n{END}\n")
+        DOC.write(args.out, text)
         print(f"wrote {args.out}")
     del app
     return 0 if all(r.ok for runs in results.values() for r in runs) else 2
