@@ -1,29 +1,20 @@
 """The journal: :class:`TaskJournal`, the API of persistent tasks.
 
-It is typed against :class:`~.protocol.JournalManager` and never imports
-the manager: the SQL lives in :mod:`.store` and :mod:`.schema`, restore
-planning in :mod:`.restore`, snapshots in :mod:`.snapshot`.
+It never imports the manager: the open file and the writes of each task's
+life are :class:`~.session.JournalSession` (typed against
+:class:`~.protocol.JournalManager`), the SQL lives in :mod:`.store` and
+:mod:`.schema`, restore planning in :mod:`.restore`, snapshots in :mod:`.snapshot`.
 """
 
 from __future__ import annotations
 
 import json
-import logging
-import os
-import sqlite3
-import threading
 import time
 from collections.abc import Callable, Hashable, Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._context import current_task
-from .._errors import TaskCancelled
-from .._state import TaskState
 from .codec import RECORD_COLUMNS, check_group, check_priority, decode_record, to_json
-from .paths import default_journal_path
-from .protocol import JournalManager
-from .records import CANCELLED, FAILED, FINISHED, JournalError, JournalRecord, RestoreReport
+from .records import JournalRecord, RestoreReport
 from .registry import function_name
 from .restore import (
     RerunInterrupted,
@@ -32,70 +23,16 @@ from .restore import (
     old_uid,
     plan_restore,
 )
-from .schema import (
-    LIVE,
-    SQL_ENDED,
-    SQL_FINISHED,
-    SQL_RESET,
-    SQL_RESUBMIT,
-    SQL_SKIP,
-    SQL_STARTED,
-    SQL_UID,
-)
+from .schema import LIVE, SQL_RESET, SQL_RESUBMIT, SQL_SKIP
+from .session import JournalSession
 from .snapshot import build_snapshot, parse_snapshot
-from .store import Transaction, insert_task, open_journal, quarantine_rows
+from .store import insert_task, quarantine_rows
 
 if TYPE_CHECKING:
     from .._handle import TaskHandle
 
-log = logging.getLogger("bgtasks.persistence")
 
-
-class _Call:
-    """The function the manager runs for a persistent task: journals around ``fn``."""
-
-    __slots__ = ("__name__", "journal", "jid", "fn", "args", "kwargs")
-
-    def __init__(
-        self,
-        journal: TaskJournal,
-        jid: int,
-        fn: Callable[..., Any],
-        args: Sequence[Any],
-        kwargs: Mapping[str, Any],
-    ) -> None:
-        # The call's own arguments travel here, not as submit() keywords, where
-        # a name such as "key" or "retries" would be taken as a task option.
-        self.journal = journal
-        self.jid = jid
-        self.fn = fn
-        self.args = tuple(args)
-        self.kwargs = dict(kwargs)
-        self.__name__ = getattr(fn, "__name__", "task")
-
-    def __call__(self, **upstream: Any) -> Any:
-        journal, jid = self.journal, self.jid
-        journal._mark_started(jid)
-        try:
-            # dict results of upstream tasks win over the task's own keywords
-            result = self.fn(*self.args, **{**self.kwargs, **upstream})
-        except TaskCancelled:
-            journal._mark_stopped(jid)
-            raise
-        except BaseException as exc:  # noqa: BLE001 - journal it, the manager reports it
-            journal._mark_ended(jid, FAILED, error=f"{type(exc).__name__}: {exc}")
-            raise
-        if current_task().cancelled:  # the manager drops the result: it ends CANCELLED
-            journal._mark_stopped(jid)
-        else:
-            journal._mark_finished(jid, result)
-        return result
-
-    def __repr__(self) -> str:
-        return f"<persistent call of {self.fn!r}>"
-
-
-class TaskJournal:
+class TaskJournal(JournalSession):
     """Persistent tasks of one manager, journaled to an SQLite file.
 
     ``TaskJournal(manager, path=None, synchronous="normal")`` opens (or
@@ -117,49 +54,6 @@ class TaskJournal:
     Closing the journal (or the manager's ``shut_down``) while tasks run
     leaves them "started": the next run reports them as interrupted.
     """
-
-    def __init__(
-        self,
-        manager: JournalManager,
-        path: str | os.PathLike[str] | None = None,
-        *,
-        synchronous: str = "normal",
-    ) -> None:
-        if not isinstance(manager, JournalManager):
-            raise TypeError(f"manager must be a BackgroundTaskManager, got {manager!r}")
-        if synchronous not in ("normal", "full"):
-            raise ValueError(f"synchronous must be 'normal' or 'full', got {synchronous!r}")
-        self.manager = manager
-        self.path = Path(default_journal_path() if path is None else path)
-        self._synchronous = synchronous
-        self._lock = threading.RLock()
-        self._uid_to_jid: dict[int, int] = {}  # this session's live and ended tasks
-        self._live: dict[int, int] = {}  # jid -> uid, tasks of this session not ended
-        self._store: set[int] = set()  # jids whose result is kept whatever it is
-        self._closed = False
-        self._db, opened = open_journal(self.path, synchronous)
-        #: damaged rows found at open (jid -> why), moved aside by restore() or discard()
-        self._damaged: dict[int, str] = dict(opened.damaged)
-        self._quarantined: dict[int, str] = dict(opened.damaged)
-        try:
-            self._start_session(opened.session)
-        except sqlite3.DatabaseError as exc:
-            self._db.close()
-            raise JournalError(f"{self.path}: cannot read the journal: {exc}") from exc
-        except BaseException:
-            self._db.close()
-            raise
-
-    def _start_session(self, session: int) -> None:
-        with self._writing():
-            self.session = session
-            self._db.execute(
-                "UPDATE meta SET value=? WHERE key='next_session'", (str(self.session + 1),)
-            )
-            live = self._db.execute(f"SELECT jid FROM tasks WHERE {LIVE}").fetchall()
-            self._needs_restore = bool(self._damaged) or any(
-                jid not in self._damaged for (jid,) in live
-            )
 
     @property
     def quarantined(self) -> dict[int, str]:
@@ -185,74 +79,6 @@ class TaskJournal:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    def _writing(self) -> Transaction:
-        """A transaction whose failure (a full disk...) raises ``JournalError``."""
-        return Transaction(self._db, self._lock, self.path)
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise RuntimeError(f"the journal {self.path} is closed")
-
-    def _write(self, sql: str, params: Any) -> None:
-        # A worker's or a callback's write; never raises into the task.
-        with self._lock:
-            if self._closed:
-                return
-            try:
-                self._db.execute(sql, params)
-            except sqlite3.Error:
-                log.exception("journal %s: write failed", self.path)
-
-    def _mark_started(self, jid: int) -> None:
-        self._write(SQL_STARTED, {"t": time.time(), "jid": jid})
-
-    def _mark_ended(self, jid: int, state: str, error: str | None = None) -> None:
-        with self._lock:
-            if self._live.pop(jid, None) is None:
-                return  # already journaled (by the worker, reset() or restore())
-            self._write(SQL_ENDED, {"state": state, "error": error, "t": time.time(), "jid": jid})
-
-    def _mark_stopped(self, jid: int) -> None:
-        # A task stopped by the manager's shut_down stays "started": the next
-        # run's restore() reports it as interrupted, like after a crash.
-        if self.manager.is_shut_down:
-            with self._lock:
-                self._live.pop(jid, None)
-        else:
-            self._mark_ended(jid, CANCELLED)
-
-    def _mark_finished(self, jid: int, result: Any) -> None:
-        store = jid in self._store
-        text = error = None
-        # A non-empty dict is merged into downstream kwargs: it is always kept,
-        # so that a downstream task restored after a crash gets it too.
-        if store or (isinstance(result, dict) and result):
-            try:
-                text = to_json("the result", result)
-            except TypeError as exc:
-                error = f"result not stored: {exc}"
-        with self._lock:
-            if self._live.pop(jid, None) is None:
-                return
-            self._write(
-                SQL_FINISHED, {"result": text, "error": error, "t": time.time(), "jid": jid}
-            )
-
-    def _on_done(self, jid: int, handle: TaskHandle) -> None:
-        # Manager's thread: journal an end the worker did not see (stopped
-        # while queued, failed or cancelled upstream).
-        if jid not in self._live:
-            return
-        if handle.cancelled():
-            self._mark_ended(jid, CANCELLED)
-        elif handle._state is TaskState.FAILED:
-            self._mark_ended(jid, FAILED, error=str(handle._error))
-        else:
-            self._mark_ended(jid, FINISHED)
-
-    def _watch(self, handle: TaskHandle, jid: int) -> None:
-        handle.add_done_callback(lambda h, jid=jid: self._on_done(jid, h))
 
     # ------------------------------------------------------------------ submitting
 
@@ -326,54 +152,6 @@ class TaskJournal:
             raise RuntimeError("the manager is shut down; it accepts no new tasks")
         return jids
 
-    def _write_uids(self, pairs: list[tuple[int, int]]) -> None:
-        # The manager's uids of launched tasks.  The tasks run whatever
-        # happens here: if this write fails, their rows keep uid NULL and a
-        # restore reports them under -jid.
-        with self._lock:
-            if self._closed or not pairs:
-                return
-            # Not worth an fsync with synchronous="full": the next synced
-            # commit makes it durable, and a power loss before only loses uids.
-            full = self._synchronous == "full"
-            try:
-                if full:
-                    self._db.execute("PRAGMA synchronous=NORMAL")
-                with self._writing():
-                    self._db.executemany(SQL_UID, [{"uid": u, "jid": j} for u, j in pairs])
-            except JournalError:
-                log.exception("journal %s: cannot record the uids of launched tasks", self.path)
-            finally:
-                if full:
-                    self._db.execute("PRAGMA synchronous=FULL")
-
-    def _launch(
-        self,
-        jid: int,
-        fn: Callable[..., Any],
-        args: Sequence[Any],
-        kwargs: Mapping[str, Any],
-        priority: Any,
-        group: Any,
-        upstream: list[int],
-        name: str | None,
-        store_result: bool,
-    ) -> TaskHandle:
-        # After the row's commit; the caller holds the lock, so the worker's
-        # "started" write waits until the uid is recorded.
-        handle = self.manager.submit(
-            _Call(self, jid, fn, args, kwargs),
-            priority=priority,
-            group=group,
-            upstream_task_ids=upstream or None,
-            name=name or getattr(fn, "__name__", None),
-        )
-        self._uid_to_jid[handle.uid] = jid
-        self._live[jid] = handle.uid
-        if store_result:
-            self._store.add(jid)
-        return handle
-
     # ------------------------------------------------------------------ reading
 
     def records(self) -> list[JournalRecord]:
@@ -395,27 +173,6 @@ class TaskJournal:
                 raise KeyError(uid)
             row = self._row(jid)
         return decode_record(row)
-
-    def _row(self, jid: int) -> Any:
-        # The row of ``jid`` as RECORD_COLUMNS, or None.
-        return self._db.execute(
-            f"SELECT {RECORD_COLUMNS} FROM tasks WHERE jid=?", (jid,)
-        ).fetchone()
-
-    def _sound(self) -> str:
-        # An SQL condition leaving out the damaged rows (never even decoded).
-        if not self._damaged:
-            return "1"
-        return f"jid NOT IN ({','.join(str(int(j)) for j in self._damaged)})"
-
-    def _unfinished(self, this_session: bool) -> list[JournalRecord]:
-        # Tasks submitted or started and not ended, of this run or of earlier ones.
-        rows = self._db.execute(
-            f"SELECT {RECORD_COLUMNS} FROM tasks WHERE state IN ('submitted','started') "
-            f"AND session{'=' if this_session else '<>'}? AND {self._sound()} ORDER BY jid",
-            (self.session,),
-        ).fetchall()
-        return [decode_record(row) for row in rows]
 
     @property
     def needs_restore(self) -> bool:
