@@ -590,3 +590,18 @@ def test_an_error_never_discards_a_worker_another_call_has_taken():
         assert executor.workers_started == 1  # nobody was replaced
     finally:
         executor.shut_down(2)
+
+
+def test_the_worker_context_sleep_refuses_nan_and_sleeps_until_stopped_on_inf():
+    from bgtasks._process_worker import WorkerContext
+
+    ctx = WorkerContext(None, 5, None, 0)  # type: ignore[arg-type]  # sleep sends nothing
+    for bad in (float("nan"), -1, "1", True):
+        with pytest.raises(ValueError) as info:
+            ctx.sleep(bad)  # type: ignore[arg-type]
+        assert str(info.value) == f"seconds must be a non-negative number, got {bad!r}"
+    ctx.sleep(0)
+    ctx.sleep(0.01)
+    threading.Timer(0.1, ctx._stop.set).start()
+    with pytest.raises(TaskCancelled, match="^task 5 was asked to stop$"):
+        ctx.sleep(float("inf"))  # raised OverflowError before
