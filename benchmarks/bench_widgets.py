@@ -28,7 +28,9 @@ import statistics  # noqa: E402
 import sys  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 from time import perf_counter  # noqa: E402
+from typing import Any  # noqa: E402
 
+import _common  # noqa: E402
 from _common import Clock, Doc, StallMeter, Waiter, arguments, dispose, machine, trivial  # noqa: E402
 from PySide6.QtWidgets import QApplication, QTableView, QTreeView, QWidget  # noqa: E402
 
@@ -111,12 +113,8 @@ class TimedTable(QTableView):
         self._spans.spans.append((t, perf_counter(), "paint"))
 
 
-def run_one(
-    mode: str, threads: int, n: int, ticker: StallMeter, gc_mode: str = "default"
-) -> Result:
-    res = Result(mode, threads, n, gc_mode)
-    manager = BackgroundTaskManager(max_threads=threads)
-    spans = Spans()
+def show_view(mode: str, manager: BackgroundTaskManager, spans: Spans) -> tuple[QWidget, Any]:
+    """The view of ``mode`` over a model of ``manager``, shown; its UI-thread work timed."""
     view: QWidget
     if mode.startswith("monitor"):  # the whole TaskMonitor: proxy, filters, summary
         view = TaskMonitor(manager, grouped=mode == "monitor-grouped")
@@ -135,6 +133,16 @@ def run_one(
     spans.wrap(model, "_apply", "model pass")
     model._timer.timeout.disconnect()
     model._timer.timeout.connect(model._apply)
+    return view, model
+
+
+def run_one(
+    mode: str, threads: int, n: int, ticker: StallMeter, gc_mode: str = "default"
+) -> Result:
+    res = Result(mode, threads, n, gc_mode)
+    manager = BackgroundTaskManager(max_threads=threads)
+    spans = Spans()
+    view, model = show_view(mode, manager, spans)
     QApplication.processEvents()
     if gc_mode == "freeze":  # what an app does once started: gc.freeze() its heap
         gc.collect()
@@ -220,7 +228,7 @@ def report(results: dict[tuple[str, int, str], list[Result]], extra: dict) -> tu
         f"{r.mode}/{r.threads}: {r.why}" for runs in results.values() for r in runs if not r.ok
     ]
     modes = sorted({gc_mode for (_, _, gc_mode) in results})
-    verdicts = ", ".join(f"gc {m}: {'PASS' if passed[m] else 'FAIL'}" for m in modes)
+    verdicts = ", ".join(f"gc {m}: {_common.verdict(passed[m])}" for m in modes)
     lines += [
         "",
         f"Target: worst UI stall <= {TARGET_STALL_MS:g} ms: {verdicts}"
