@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ._errors import TaskCancelled
-from ._scheduler import Scheduler, Task, current
+from .core import Scheduler, Task, current
 
 
 class TaskContext:

@@ -43,7 +43,7 @@ from PySide6.QtCore import (
 from . import _graph, _pool
 from ._executor import Executor, RemoteCall
 from ._handle import TaskHandle
-from ._scheduler import (
+from .core import (
     ANY_GROUP,
     GROUP_FINISHED,
     TASK_ADDED,
@@ -56,8 +56,8 @@ from ._scheduler import (
     TASK_STATE,
     TASK_STATUS,
     Scheduler,
-    _check_seconds,
     check_max_threads,
+    check_seconds,
     run_worker,
 )
 from ._state import TaskInfo, TaskState
@@ -296,7 +296,7 @@ class BackgroundTaskManager(QObject):
         if timeout is None:
             timeout = self.shutdown_timeout
         else:
-            _check_seconds("timeout", timeout)
+            check_seconds("timeout", timeout)
         if self._shut_down:
             return
         self._shut_down = True
@@ -557,7 +557,7 @@ class BackgroundTaskManager(QObject):
 
     @progress_interval.setter
     def progress_interval(self, seconds: float) -> None:
-        self._scheduler.configure(progress_interval=_check_seconds("progress_interval", seconds))
+        self._scheduler.configure(progress_interval=check_seconds("progress_interval", seconds))
 
     @property
     def keep_finished(self) -> int:

@@ -35,7 +35,7 @@ from typing import Any
 from bgtasks._context import TaskContext
 from bgtasks._errors import TaskCancelled
 from bgtasks._handle import TaskHandle
-from bgtasks._scheduler import (
+from bgtasks.core import (
     GROUP_FINISHED,
     TASK_ADDED,
     TASK_CANCELLED,

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from bgtasks._gil_gate import GilGate
-from bgtasks._scheduler import Scheduler, run_worker
+from bgtasks.core._gil_gate import GilGate
+from bgtasks.core import Scheduler, run_worker
 
 
 class Clock:
@@ -148,7 +148,7 @@ def test_a_worker_waits_for_the_beat_before_its_next_task() -> None:
 
 @pytest.mark.timeout(30)
 def test_a_task_reporting_progress_gives_way_inside_its_loop() -> None:
-    from bgtasks._scheduler import current
+    from bgtasks.core import current
 
     reported = threading.Event()
     scheduler, threads = scheduler_with_threads()

@@ -39,7 +39,7 @@ from _invariants import (
     run_core,
     task_options,
 )
-from bgtasks._scheduler import (
+from bgtasks.core import (
     GROUP_FINISHED,
     TASK_CANCELLED,
     TASK_COMPLETED,
@@ -339,7 +339,7 @@ def test_checker_reports_an_own_kwarg_winning_over_an_upstream_dict(monkeypatch)
 
 
 def test_checker_reports_a_handle_that_disagrees(monkeypatch):
-    import bgtasks._scheduler as core
+    import bgtasks.core as core
 
     original = core.Scheduler._resolve_one
 

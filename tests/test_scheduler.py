@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bgtasks import IllegalTransition, TaskState
-from bgtasks._scheduler import (
+from bgtasks.core import (
     GROUP_FINISHED,
     TASK_CANCELLED,
     TASK_COMPLETED,
@@ -83,7 +83,9 @@ def boom(**kwargs):
 
 def test_core_modules_do_not_import_qt():
     pkg = pathlib.Path(__file__).parents[1] / "bgtasks"
-    for name in ("_scheduler.py", "_state.py"):
+    names = [f"core/{p.name}" for p in (pkg / "core").glob("*.py")] + ["_state.py", "_errors.py"]
+    assert "core/_scheduler.py" in names
+    for name in names:
         tree = ast.parse((pkg / name).read_text())
         imported = {
             alias.name
@@ -817,10 +819,11 @@ def test_a_forgotten_completed_upstream_counts_as_satisfied(h):
 
 def test_short_tasks_shrink_the_worker_target_and_blocked_workers_widen_it(monkeypatch):
     """Short tasks need no more threads than cores; blocked ones get every worker."""
-    import bgtasks._scheduler as core
+    from bgtasks.core import _ready, _scheduler, _timers
 
-    monkeypatch.setattr(core, "WIDEN_AFTER", 600)  # the timer thread stays out of this test
-    monkeypatch.setattr(core, "SHORT_TASK", 600)  # every task counts as short, however slow the machine
+    for module in (_ready, _timers):  # the timer thread stays out of this test
+        monkeypatch.setattr(module, "WIDEN_AFTER", 600)
+    monkeypatch.setattr(_scheduler, "SHORT_TASK", 600)  # every task is short, however slow the machine
     spawned = []
     s = Scheduler(8, spawned.append, lambda: None)
     s._floor = 2

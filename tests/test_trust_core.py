@@ -16,7 +16,7 @@ from collections import OrderedDict, defaultdict
 import pytest
 
 from bgtasks import TaskState
-from bgtasks._scheduler import (
+from bgtasks.core import (
     TASK_ADDED,
     TASK_CANCELLED,
     TASK_COMPLETED,

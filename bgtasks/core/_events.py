@@ -1,0 +1,20 @@
+"""The kinds of events in the scheduler's outbox.
+
+An event is a tuple whose first item is its kind; the owner's thread takes
+them in batches (``Scheduler.take_events``) and turns them into signals.
+"""
+
+from __future__ import annotations
+
+TASK_COMPLETED = 0  # (kind, task, result)
+TASK_FAILED = 1  # (kind, task, message, traceback)
+GROUP_FINISHED = 2  # (kind, group)
+TASK_CANCELLED = 3  # (kind, task)
+TASK_STARTED = 4  # (kind, task)
+TASK_PROGRESS = 5  # (kind, source, task); once taken: (..., fraction, message)
+TASK_STATE = 6  # (kind, task, state)
+TASK_ADDED = 7  # (kind, task)
+TASK_REMOVED = 8  # (kind, uid, group)
+TASK_STATUS = 9  # (kind, task, status)
+#: Kinds produced only while someone listens (see Scheduler.watch).
+OPTIONAL_EVENTS = frozenset({TASK_STARTED, TASK_STATE, TASK_ADDED, TASK_REMOVED, TASK_STATUS})

@@ -1,0 +1,92 @@
+"""The scheduler's fields, declared once for the mixins that share them, and its constants.
+
+Every field is guarded by ``_lock`` (see the package docstring); the mixins
+(one module per concern) read and write them only while holding it, except
+where a method says otherwise.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+from collections import OrderedDict, deque
+from collections.abc import Callable, Hashable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .._state import TaskState
+    from ._gil_gate import GilGate
+    from ._task import Task
+
+log = logging.getLogger("bgtasks")
+
+UPSTREAM_POLICIES = ("fail", "cancel")
+#: A task that ran for less than this is short (see Scheduler._target).
+SHORT_TASK = 0.001
+#: Ready tasks and no task finished for this long: use every worker.
+WIDEN_AFTER = 0.002
+#: Workers let other threads have the GIL this often (seconds of running).
+YIELD_EVERY = 0.0005
+#: How many forgotten failed or cancelled tasks are still remembered as such, for
+#: tasks added later with them upstream; older forgotten ones count as completed.
+ENDED_MEMORY = 100_000
+#: The most worker threads a scheduler accepts (a Qt thread pool's limit is an int).
+MAX_WORKERS = 2**31 - 1
+#: The longest wait the timer thread makes at once (threading refuses waits
+#: beyond TIMEOUT_MAX, and a due time far away is just re-checked).
+_MAX_WAIT = 3600.0
+ANY_GROUP: Any = object()  # infos(): no group filter
+
+
+class SchedulerFields:
+    """Annotations only: the state every mixin of the scheduler shares."""
+
+    _spawn: Callable[[int], None]
+    _wake: Callable[[], None]
+    _lock: threading.RLock
+    _grave: list[Any]  # references dropped under the lock, released after it
+    _deferred: list[tuple[Callable[..., Any], tuple[Any, ...]]]  # calls from under the lock
+    gate: GilGate
+    _max_workers: int
+    _target: int  # workers to keep busy: fewer for short tasks (GIL contention)
+    _floor: int
+    _finish_count: int
+    _widen_mark: int
+    keep_finished: int
+    _tasks: dict[int, Task]  # every task not yet forgotten
+    _finished: deque[int]  # ended, oldest first
+    _ended: dict[int, tuple[TaskState, str, str]]  # forgotten, not COMPLETED
+    progress_interval: float
+    _next_uid: int
+    _ready: list[tuple[float, int, Task]]  # (-priority, uid, task), lazy deletion
+    _n_ready: int  # QUEUED tasks, parked ones included
+    _groups: dict[Hashable, dict[int, Task]]  # live tasks of each group
+    _groups_reported: set[Hashable]  # had a completion/failure this round
+    _group_policy: dict[Hashable, str]
+    _outbox: list[tuple[Any, ...]]
+    _taken: list[tuple[Any, ...]]  # handed to the owner by the last take_events
+    _n_progress: int  # progress events in the outbox
+    _wake_pending: bool
+    _active: int  # workers started and not yet retired
+    _paused: bool
+    _closed: bool
+    _group_ids: itertools.count[int]
+    _watched: frozenset[int]
+    _watch_states: bool
+    _limits: dict[str, int]  # resource -> how many at once
+    _in_use: dict[str, int]
+    _parked: dict[str, list[Task]]  # queued tasks waiting for a resource
+    _n_parked: int
+    _keys: dict[Hashable, Task]  # key -> live shared work
+    _cache: OrderedDict[Hashable, Any]  # key -> (result, merge), LRU
+    cache_size: int
+    _timers: list[tuple[float, int, str, Task, int]]  # (due, seq, kind, task, attempt)
+    _timer_seq: itertools.count[int]
+    _timer_wakeup: threading.Condition
+    _timer_thread: threading.Thread | None
+
+    if TYPE_CHECKING:  # implemented by the mixins; declared for each other
+
+        def _after(self) -> None: ...
+        def _defer(self, fn: Callable[..., Any], *args: Any) -> bool: ...

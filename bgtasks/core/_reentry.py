@@ -1,0 +1,52 @@
+"""Calls from finalizers under the lock, and references that must not die under it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ._fields import (
+    SchedulerFields,
+    log,
+)
+
+
+class Reentry(SchedulerFields):
+    """No user object dies under the lock; a call from the thread that holds it waits for its release."""
+
+    def _defer(self, fn: Callable[..., Any], *args: Any) -> bool:
+        """Not under the lock: if this thread holds it, queue ``fn(*args)`` for
+        when it is released and return True."""
+        if self._lock._is_owned():  # type: ignore[attr-defined]
+            self._deferred.append((fn, args))
+            return True
+        return False
+
+    def _run_deferred(self) -> None:
+        """Run the calls deferred by _defer; the lock is not held here."""
+        if self._lock._is_owned():  # type: ignore[attr-defined]
+            return  # still inside an outer hold: its release runs them
+        deferred = self._deferred
+        while deferred:
+            try:
+                fn, args = deferred.pop(0)
+            except IndexError:  # another thread took the last one
+                return
+            try:
+                fn(*args)
+            except Exception:
+                log.exception("bgtasks: a call deferred from a finalizer failed: %r%r", fn, args)
+
+    def _bury(self) -> None:
+        """Release the references dropped under the lock; the lock is not held here."""
+        if self._lock._is_owned():  # type: ignore[attr-defined]
+            return
+        grave, self._grave = self._grave, []
+        grave.clear()
+
+    def _after(self) -> None:
+        """After a lock hold: release what died under it, run what was deferred."""
+        if self._grave:
+            self._bury()
+        if self._deferred:
+            self._run_deferred()
