@@ -12,23 +12,23 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._context import TaskContext, current_task
-    from ._errors import BgTasksError, TaskCancelled, UpstreamFailed
     from ._executor import Executor
     from ._handle import TaskHandle
     from ._manager import BackgroundTaskManager
-    from ._state import IllegalTransition, TaskInfo, TaskState
+    from .core._errors import BgTasksError, TaskCancelled, UpstreamFailed
+    from .core._state import IllegalTransition, TaskInfo, TaskState
 
 _WHERE = {
     "BackgroundTaskManager": "._manager",
-    "BgTasksError": "._errors",
+    "BgTasksError": ".core._errors",
     "Executor": "._executor",
-    "IllegalTransition": "._state",
-    "TaskCancelled": "._errors",
+    "IllegalTransition": ".core._state",
+    "TaskCancelled": ".core._errors",
     "TaskContext": "._context",
     "TaskHandle": "._handle",
-    "TaskInfo": "._state",
-    "TaskState": "._state",
-    "UpstreamFailed": "._errors",
+    "TaskInfo": ".core._state",
+    "TaskState": ".core._state",
+    "UpstreamFailed": ".core._errors",
     "current_task": "._context",
 }
 

@@ -7,8 +7,8 @@ import threading
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
-from ._errors import TaskCancelled
-from ._state import TaskInfo, TaskState
+from .core._errors import TaskCancelled
+from .core._state import TaskInfo, TaskState
 
 if TYPE_CHECKING:
     from ._manager import BackgroundTaskManager

@@ -46,6 +46,7 @@ from ._handle import TaskHandle
 from .core import (
     ANY_GROUP,
     GROUP_FINISHED,
+    MAX_WORKERS,
     TASK_ADDED,
     TASK_CANCELLED,
     TASK_COMPLETED,
@@ -56,11 +57,11 @@ from .core import (
     TASK_STATE,
     TASK_STATUS,
     Scheduler,
-    check_max_threads,
+    check_count,
     check_seconds,
     run_worker,
 )
-from ._state import TaskInfo, TaskState
+from .core._state import TaskInfo, TaskState
 
 if sys.version_info < (3, 12) and PySide6.__version__.startswith("6.12.0"):
     # Each Signal.emit in PySide6 6.12.0 drops a reference to True; before
@@ -148,7 +149,7 @@ class BackgroundTaskManager(QObject):
 
         Call on the thread whose event loop should receive the signals.
         """
-        check_max_threads(max_threads)
+        check_count("max_threads", max_threads, minimum=1, maximum=MAX_WORKERS)
         super().__init__(parent)
         #: Seconds the drain may spend emitting signals before it yields to the event loop.
         self.drain_budget = 0.004
@@ -548,7 +549,7 @@ class BackgroundTaskManager(QObject):
 
     @cache_size.setter
     def cache_size(self, size: int) -> None:
-        self._scheduler.configure(cache_size=_check_count("cache_size", size))
+        self._scheduler.configure(cache_size=check_count("cache_size", size))
 
     @property
     def progress_interval(self) -> float:
@@ -566,7 +567,7 @@ class BackgroundTaskManager(QObject):
 
     @keep_finished.setter
     def keep_finished(self, count: int) -> None:
-        self._scheduler.configure(keep_finished=_check_count("keep_finished", count))
+        self._scheduler.configure(keep_finished=check_count("keep_finished", count))
 
     # ------------------------------------------------------------------ registry
 
@@ -827,12 +828,6 @@ def _default_executor(name: str) -> Executor:
     raise ValueError(
         f"unknown executor {name!r}: use 'thread', 'process', 'dask' or a name given to set_executor"
     )
-
-
-def _check_count(what: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{what} must be a non-negative integer, got {value!r}")
-    return value
 
 
 def _call_logged(fn: Callable[..., Any], *args: Any) -> None:

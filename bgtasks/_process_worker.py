@@ -38,8 +38,8 @@ from typing import Any
 
 from . import _context
 from ._context import progress_fraction
-from ._errors import BgTasksError, TaskCancelled
-from ._validate import TIMEOUT_MAX, callable_name, check_count, check_seconds
+from .core._errors import BgTasksError, TaskCancelled
+from .core._validate import TIMEOUT_MAX, callable_name, check_count, check_seconds
 
 PROGRESS_INTERVAL = 0.02  # at most ~50 progress messages a second per task
 
@@ -68,7 +68,7 @@ class UnpicklableError(BgTasksError):
         self.repr = text
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_make_unpicklable_error, (self.type_name, self.repr, self.args[0]))
+        return (_make_unpicklable_error, (self.type_name, self.repr, self.args[0]), self.__dict__)
 
 
 def _make_unpicklable_error(type_name: str, text: str, message: str) -> UnpicklableError:

@@ -34,9 +34,9 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from . import _context
-from ._errors import TaskCancelled
 from ._executor import Executor
-from ._validate import check_bool, check_count, check_seconds
+from .core._errors import TaskCancelled
+from .core._validate import check_bool, check_count, check_seconds
 
 if TYPE_CHECKING:
     from ._context import TaskContext

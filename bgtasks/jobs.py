@@ -41,8 +41,8 @@ from typing import Any
 from PySide6.QtCore import QProcess, QProcessEnvironment
 
 from ._context import TaskContext, current_task
-from ._errors import BgTasksError, TaskCancelled
-from ._validate import check_bool, check_seconds
+from .core._errors import BgTasksError, TaskCancelled
+from .core._validate import check_bool, check_seconds
 
 __all__ = [
     "DEFAULT_TIMETABLE",

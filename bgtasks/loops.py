@@ -74,7 +74,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from ._validate import check_callable, check_count, check_seconds
+from .core._validate import check_callable, check_count, check_seconds
 
 __all__ = ["LoopContext", "LoopPolicy", "LoopSchedule", "LoopTask"]
 

@@ -29,10 +29,10 @@ from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
 from . import _process_worker
-from ._errors import BgTasksError, TaskCancelled
 from ._executor import Executor
 from ._process_worker import RemoteTraceback, UnpicklableError
-from ._validate import callable_name, check_callable, check_count, check_seconds
+from .core._errors import BgTasksError, TaskCancelled
+from .core._validate import callable_name, check_callable, check_count, check_seconds
 
 if TYPE_CHECKING:
     from ._context import TaskContext

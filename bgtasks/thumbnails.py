@@ -43,10 +43,10 @@ from PySide6.QtGui import QColor, QImage, QImageIOHandler, QImageReader, QPainte
 from PySide6.QtWidgets import QAbstractItemView
 
 from ._context import current_task
-from ._errors import BgTasksError
 from ._handle import TaskHandle
 from ._thumbnail_view import ViewTracker
-from ._validate import check_count, check_priority
+from .core._errors import BgTasksError
+from .core._validate import check_count, check_priority
 
 __all__ = ["ThumbnailError", "ThumbnailLoader", "ThumbnailModel", "decode_thumbnail"]
 

@@ -33,7 +33,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bgtasks._context import TaskContext
-from bgtasks._errors import TaskCancelled
 from bgtasks._handle import TaskHandle
 from bgtasks.core import (
     GROUP_FINISHED,
@@ -46,7 +45,8 @@ from bgtasks.core import (
     current,
     run_worker,
 )
-from bgtasks._state import TaskState
+from bgtasks.core._errors import TaskCancelled
+from bgtasks.core._state import TaskState
 
 TERMINAL = ("completed", "failed", "cancelled")
 LIMITS = {"disk": 2, "gpu": 3}

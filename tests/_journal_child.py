@@ -30,7 +30,7 @@ import _journal_funcs as jf  # noqa: E402
 from PySide6.QtCore import QCoreApplication  # noqa: E402
 
 from bgtasks import BackgroundTaskManager  # noqa: E402
-from bgtasks.persistence import JournalError, TaskJournal  # noqa: E402
+from bgtasks.persistence import TaskJournal  # noqa: E402
 
 
 def limit_to_current_size(db: str) -> None:

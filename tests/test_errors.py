@@ -1,5 +1,5 @@
 """Every exception class bgtasks defines is a BgTasksError, is listed in the
-hierarchy of ``bgtasks._errors``, and pickles (worker processes send them)."""
+hierarchy of ``bgtasks.core._errors``, and pickles (worker processes send them)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import textwrap
 import pytest
 
 import bgtasks
-from bgtasks._errors import BgTasksError
+from bgtasks.core._errors import BgTasksError
 
 
 def _modules() -> list[str]:
@@ -46,7 +46,7 @@ def _exception_classes() -> dict[str, type[BaseException]]:
 
 def test_the_walk_finds_the_modules_and_classes_it_must():
     modules = _modules()
-    for name in ("bgtasks._errors", "bgtasks._process_worker", "bgtasks.jobs", "bgtasks.widgets"):
+    for name in ("bgtasks.core._errors", "bgtasks._process_worker", "bgtasks.jobs", "bgtasks.widgets"):
         assert name in modules
     names = {cls.__name__ for cls in _exception_classes().values()}
     assert {"TaskCancelled", "WorkerDied", "JobLaunchError", "ThumbnailError"} <= names
@@ -62,8 +62,8 @@ def test_every_exception_class_of_the_package_is_a_bgtaskserror():
 def test_builtin_bases_are_kept():
     import concurrent.futures
 
-    from bgtasks._errors import TaskCancelled, UpstreamFailed
-    from bgtasks._state import IllegalTransition
+    from bgtasks.core._errors import TaskCancelled, UpstreamFailed
+    from bgtasks.core._state import IllegalTransition
     from bgtasks.jobs import JobError
     from bgtasks.processes import WorkerDied
     from bgtasks.thumbnails import ThumbnailError
@@ -75,9 +75,9 @@ def test_builtin_bases_are_kept():
 
 
 def test_the_hierarchy_in_the_docstring_lists_every_public_exception_class():
-    import bgtasks._errors
+    import bgtasks.core._errors
 
-    doc = bgtasks._errors.__doc__ or ""
+    doc = bgtasks.core._errors.__doc__ or ""
     missing = sorted(
         cls.__name__
         for cls in _exception_classes().values()
@@ -89,9 +89,9 @@ def test_the_hierarchy_in_the_docstring_lists_every_public_exception_class():
 def _samples() -> list[BaseException]:
     """One instance of every exception class whose ``__init__`` takes other arguments
     than a message."""
-    from bgtasks._errors import UpstreamFailed
     from bgtasks._process_worker import RemoteTraceback, UnpicklableError
-    from bgtasks._state import IllegalTransition, TaskState
+    from bgtasks.core._errors import UpstreamFailed
+    from bgtasks.core._state import IllegalTransition, TaskState
     from bgtasks.jobs import JobError, JobLaunchError, JobMonitorError
     from bgtasks.processes import WorkerDied
 
@@ -130,9 +130,9 @@ def test_every_exception_class_pickles_with_its_attributes():
 _CHILD = textwrap.dedent(
     """
     import pickle, sys
-    from bgtasks._errors import TaskCancelled, UpstreamFailed
+    from bgtasks.core._errors import TaskCancelled, UpstreamFailed
     from bgtasks._process_worker import RemoteTraceback, UnpicklableError
-    from bgtasks._state import IllegalTransition, TaskState
+    from bgtasks.core._state import IllegalTransition, TaskState
     from bgtasks.processes import WorkerDied
     assert not [m for m in sys.modules if m.startswith("PySide6")], "Qt was imported"
     errors = [
@@ -171,7 +171,7 @@ def test_exceptions_made_in_a_process_without_qt_unpickle_in_another():
     assert isinstance(died, RuntimeError)
 
 
-@pytest.mark.parametrize("name", ["bgtasks._errors", "bgtasks._validate"])
+@pytest.mark.parametrize("name", ["bgtasks.core._errors", "bgtasks.core._validate"])
 def test_the_error_and_validation_modules_import_nothing_from_qt(name):
     code = (
         f"import sys, {name}; "

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from bgtasks.core._gil_gate import GilGate
 from bgtasks.core import Scheduler, run_worker
+from bgtasks.core._gil_gate import GilGate
 
 
 class Clock:

@@ -22,7 +22,6 @@ import time
 from typing import Any
 
 import pytest
-
 from _invariants import (
     LIMITS,
     Driver,
@@ -39,6 +38,7 @@ from _invariants import (
     run_core,
     task_options,
 )
+
 from bgtasks.core import (
     GROUP_FINISHED,
     TASK_CANCELLED,

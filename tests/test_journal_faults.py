@@ -242,7 +242,7 @@ def try_damaged(data, path, reference_records, outcome):
         assert files_of(path) == {path.name: data}  # not written, no side files
         outcome["JournalError"] += 1
         return
-    except Exception as exc:  # noqa: BLE001 - the figure that must stay 0
+    except Exception:  # noqa: BLE001 - the figure that must stay 0
         outcome["other"] += 1
         import traceback
 

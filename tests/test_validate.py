@@ -1,4 +1,4 @@
-"""bgtasks._validate: one rule per check, one message format."""
+"""bgtasks.core._validate: one rule per check, one message format."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from bgtasks._validate import (
+from bgtasks.core._validate import (
     callable_name,
     check_bool,
     check_callable,

@@ -55,8 +55,6 @@ task record is in ``_task.py``, argument checks in ``_checks.py``, the worker
 loop in ``_worker.py``.
 """
 
-from ._checks import _check_seconds as check_seconds
-from ._checks import check_max_threads
 from ._events import (
     GROUP_FINISHED,
     OPTIONAL_EVENTS,
@@ -73,6 +71,7 @@ from ._events import (
 from ._fields import ANY_GROUP, MAX_WORKERS
 from ._scheduler import Scheduler
 from ._task import Task
+from ._validate import check_count, check_seconds
 from ._worker import current, run_worker
 
 __all__ = [
@@ -91,7 +90,7 @@ __all__ = [
     "TASK_STATUS",
     "Scheduler",
     "Task",
-    "check_max_threads",
+    "check_count",
     "check_seconds",
     "current",
     "run_worker",

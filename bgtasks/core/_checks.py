@@ -1,23 +1,12 @@
-"""Validation of the scheduler's arguments (on the caller's thread, before the lock)."""
+"""The arguments of a task (on the caller's thread, before the lock).
+
+The other checks are in ``_validate.py``, one place for every module.
+"""
 
 from __future__ import annotations
 
-import math
-import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
-
-from ._fields import MAX_WORKERS
-
-
-def _check_priority(priority: object, what: str = "priority") -> float:
-    if priority is None:
-        return 0
-    if isinstance(priority, (int, float)) and not (
-        isinstance(priority, float) and math.isnan(priority)
-    ):
-        return priority
-    raise TypeError(f"{what} must be a number or None, got {priority!r}")
 
 
 def _check_args(task_args: object) -> tuple[Any, ...]:
@@ -42,35 +31,3 @@ def _check_kwargs(task_kwargs: object) -> dict[str, Any]:
         if type(key) is not str:
             raise TypeError(f"task_kwargs keys must be strings, got {key!r}")
     return kwargs
-
-
-def _check_hashable(value: object, what: str) -> None:
-    try:
-        hash(value)
-    except TypeError:
-        raise TypeError(f"{what} must be hashable, got {value!r}") from None
-
-
-def _check_seconds(what: str, value: object, positive: bool = False) -> float:
-    """A non-negative (or positive) number of seconds that a timer can wait for."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not (value > 0 if positive else value >= 0)
-    ):
-        kind = "positive" if positive else "non-negative"
-        raise ValueError(f"{what} must be a {kind} number of seconds, got {value!r}")
-    if not value <= threading.TIMEOUT_MAX:  # inf, or beyond what a thread can wait
-        raise ValueError(
-            f"{what} must be a finite number of seconds of at most "
-            f"{threading.TIMEOUT_MAX:.0f}, got {value!r}"
-        )
-    return value
-
-
-def check_max_threads(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"max_threads must be a positive integer, got {value!r}")
-    if value > MAX_WORKERS:
-        raise ValueError(f"max_threads must be at most {MAX_WORKERS}, got {value!r}")
-    return value

@@ -6,10 +6,6 @@ from collections import deque
 from collections.abc import Hashable, Iterable
 from typing import Any
 
-from ._checks import (
-    _check_hashable,
-    _check_priority,
-)
 from ._fields import (
     UPSTREAM_POLICIES,
     SchedulerFields,
@@ -23,6 +19,7 @@ from ._task import (
     QUEUED,
     Task,
 )
+from ._validate import check_hashable, check_priority
 
 
 class Control(SchedulerFields):
@@ -45,7 +42,7 @@ class Control(SchedulerFields):
     def stop_group(
         self, group: Hashable, stop_upstream: bool = True, stop_downstream: bool = True
     ) -> None:
-        _check_hashable(group, "group")
+        check_hashable("group", group)
         if self._defer(self.stop_group, group, stop_upstream, stop_downstream):
             return
         with self._lock:
@@ -92,7 +89,7 @@ class Control(SchedulerFields):
         self._flush_wake()
 
     def set_priority(self, uid: object, priority: object) -> None:
-        prio = _check_priority(priority)
+        prio = check_priority("priority", priority)
         if self._defer(self.set_priority, uid, priority):
             return
         with self._lock:
@@ -106,8 +103,8 @@ class Control(SchedulerFields):
 
     def set_group_priority(self, group: Hashable, priority: object) -> int:
         """Give every pending or queued task of ``group`` this priority; returns how many."""
-        _check_hashable(group, "group")
-        prio = _check_priority(priority)
+        check_hashable("group", group)
+        prio = check_priority("priority", priority)
         if self._defer(self.set_group_priority, group, priority):
             return 0
         with self._lock:
@@ -219,7 +216,7 @@ class Control(SchedulerFields):
                 self._cancel(t)
 
     def set_group_policy(self, group: Hashable, policy: object) -> None:
-        _check_hashable(group, "group")
+        check_hashable("group", group)
         if policy not in UPSTREAM_POLICIES:
             raise ValueError(f"on_upstream_failure must be 'fail' or 'cancel', got {policy!r}")
         with self._lock:

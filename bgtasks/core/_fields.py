@@ -15,8 +15,8 @@ from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .._state import TaskState
     from ._gil_gate import GilGate
+    from ._state import TaskState
     from ._task import Task
 
 log = logging.getLogger("bgtasks")

@@ -6,10 +6,6 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from .._state import TaskInfo, TaskState
-from ._checks import (
-    _check_hashable,
-)
 from ._events import (
     TASK_ADDED,
 )
@@ -17,10 +13,12 @@ from ._fields import (
     ANY_GROUP,
     SchedulerFields,
 )
+from ._state import TaskInfo, TaskState
 from ._task import (
     _HIDDEN,
     Task,
 )
+from ._validate import check_hashable
 
 
 class Registry(SchedulerFields):
@@ -89,7 +87,7 @@ class Registry(SchedulerFields):
                 + (f" (use TaskState.{state})" if state in TaskState.__members__ else "")
             )
         if group is not ANY_GROUP:
-            _check_hashable(group, "group")
+            check_hashable("group", group)
         with self._lock:
             return [
                 self._info(t)

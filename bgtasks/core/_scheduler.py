@@ -11,18 +11,14 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import Any
 
-from .._errors import TaskCancelled
-from .._state import TaskState
 from ._checks import (
     _check_args,
-    _check_hashable,
     _check_kwargs,
-    _check_priority,
-    _check_seconds,
-    check_max_threads,
 )
 from ._control import Control
+from ._errors import TaskCancelled
 from ._fields import (
+    MAX_WORKERS,
     SHORT_TASK,
     UPSTREAM_POLICIES,
     log,
@@ -36,6 +32,7 @@ from ._registry import Registry
 from ._resources import Resources
 from ._retention import Retention
 from ._running import Running
+from ._state import TaskState
 from ._task import (
     _HIDDEN,
     _NO_OPTIONS,
@@ -50,6 +47,7 @@ from ._task import (
 )
 from ._timers import Timers
 from ._transitions import Transitions
+from ._validate import check_count, check_hashable, check_priority, check_seconds
 
 
 class Scheduler(
@@ -78,7 +76,7 @@ class Scheduler(
         wake: Callable[[], None],
         keep_finished: int = 10_000,
     ) -> None:
-        check_max_threads(max_workers)
+        check_count("max_threads", max_workers, minimum=1, maximum=MAX_WORKERS)
         self._spawn = spawn
         self._wake = wake
         # Re-entrant only so that a call from a finalizer that the garbage
@@ -178,7 +176,7 @@ class Scheduler(
             isinstance(t, type) and issubclass(t, BaseException) for t in retry_on
         ):
             raise TypeError(f"retry_on must be exception types, got {retry_on!r}")
-        _check_seconds("backoff", backoff)
+        check_seconds("backoff", backoff)
         if (
             key is None and not retries and timeout is None and resources is None
             and on_upstream_failure is None
@@ -186,7 +184,7 @@ class Scheduler(
             return _NO_OPTIONS
         opts = Options()
         if key is not None:
-            _check_hashable(key, "key")
+            check_hashable("key", key)
             opts.key = key
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
             raise ValueError(f"retries must be a non-negative integer, got {retries!r}")
@@ -194,7 +192,7 @@ class Scheduler(
         opts.retry_on = retry_on
         opts.backoff = backoff  # type: ignore[assignment]  # checked above
         if timeout is not None:
-            opts.timeout = _check_seconds("timeout", timeout, positive=True)
+            opts.timeout = check_seconds("timeout", timeout, positive=True)
         if resources is not None:
             if not isinstance(resources, Mapping):
                 raise TypeError(f"resources must map resource names to amounts, got {resources!r}")
@@ -234,10 +232,10 @@ class Scheduler(
             fn = _pass_through
         elif not callable(fn):
             raise TypeError(f"cbl must be callable, got {fn!r}")
-        prio = _check_priority(priority)
+        prio = check_priority("priority", priority)
         args = _check_args(task_args)
         kwargs = _check_kwargs(task_kwargs)
-        _check_hashable(group, "group")
+        check_hashable("group", group)
         if upstream_task_ids is None:
             upstream: tuple[int, ...] = ()
         elif isinstance(upstream_task_ids, Iterable) and not isinstance(

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Hashable
 from typing import Any
 
-from .._state import TaskState
+from ._state import TaskState
 
 PENDING = TaskState.PENDING
 QUEUED = TaskState.QUEUED

@@ -6,8 +6,7 @@ import time
 from collections import deque
 from typing import Any
 
-from .._errors import TaskCancelled, UpstreamFailed
-from .._state import TRANSITIONS, IllegalTransition, TaskState
+from ._errors import TaskCancelled, UpstreamFailed
 from ._events import (
     GROUP_FINISHED,
     TASK_CANCELLED,
@@ -18,6 +17,7 @@ from ._events import (
 from ._fields import (
     SchedulerFields,
 )
+from ._state import TRANSITIONS, IllegalTransition, TaskState
 from ._task import (
     _HIDDEN,
     CANCELLED,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .._errors import BgTasksError
+from ..core._errors import BgTasksError
 
 if TYPE_CHECKING:
     from .._handle import TaskHandle

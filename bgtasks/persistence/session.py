@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._context import current_task
-from .._errors import TaskCancelled
-from .._state import TaskState
+from ..core._errors import TaskCancelled
+from ..core._state import TaskState
 from .codec import RECORD_COLUMNS, decode_record, to_json
 from .paths import default_journal_path
 from .protocol import JournalManager

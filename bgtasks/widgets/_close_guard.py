@@ -10,7 +10,7 @@ from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import QMessageBox, QProgressDialog, QWidget
 
 from .._manager import BackgroundTaskManager
-from .._state import TaskInfo, TaskState
+from ..core._state import TaskInfo, TaskState
 from ._model import manager_is_shut_down
 
 _LIVE = (TaskState.PENDING, TaskState.QUEUED, TaskState.RUNNING, TaskState.CANCELLING)

@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from .._manager import BackgroundTaskManager
-from .._state import TaskInfo, TaskState
+from ..core._state import TaskInfo, TaskState
 from ._model import SHUTDOWN_POLL_INTERVAL, WATCH_INTERVAL, manager_is_shut_down
 
 #: Node fill by state: the palette of ``manager.to_dot()`` (pending white,

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
 )
 
 from .._manager import BackgroundTaskManager
-from .._state import TaskState
+from ..core._state import TaskState
 from ._model import manager_is_shut_down
 
 _LIVE = (TaskState.PENDING, TaskState.QUEUED, TaskState.RUNNING, TaskState.CANCELLING)

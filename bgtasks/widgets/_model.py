@@ -45,7 +45,7 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QBrush, QColor
 
 from .._manager import BackgroundTaskManager
-from .._state import TaskInfo, TaskState
+from ..core._state import TaskInfo, TaskState
 
 #: Column numbers.
 NAME, GROUP, STATE, PROGRESS, MESSAGE, ELAPSED, ERROR = range(7)

@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 from .._manager import BackgroundTaskManager
-from .._state import TaskState
+from ..core._state import TaskState
 from ._delegate import ProgressDelegate
 from ._model import GROUP, MESSAGE, NAME, PROGRESS, TaskModel, group_label
 

@@ -6,7 +6,7 @@ also derive from a builtin keep it, so ``except RuntimeError`` still works::
     BgTasksError
      ├── TaskCancelled       (also concurrent.futures.CancelledError)
      ├── UpstreamFailed      (also RuntimeError)
-     ├── IllegalTransition   (also RuntimeError)     bgtasks._state
+     ├── IllegalTransition   (also RuntimeError)     bgtasks.core._state
      ├── WorkerDied          (also RuntimeError)     bgtasks.processes
      ├── RemoteTraceback                             bgtasks._process_worker
      ├── UnpicklableError                            bgtasks._process_worker
@@ -22,7 +22,7 @@ process, ``UnpicklableError`` stands in for one that could not be sent back.
 Every one pickles (a worker process sends them to its parent).
 
 Bad arguments raise the builtin ``TypeError``, ``ValueError`` or ``KeyError``
-(the checks are in ``bgtasks._validate``); a task that overruns its
+(the checks are in ``bgtasks.core._validate``); a task that overruns its
 ``timeout`` fails with the builtin ``TimeoutError``.
 
 Qt-free: a process worker imports this module.
