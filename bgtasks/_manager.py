@@ -43,6 +43,7 @@ from PySide6.QtCore import (
 from . import _graph, _pool
 from ._executor import Executor, RemoteCall
 from ._handle import TaskHandle
+from ._qt_types import create_loaded_qt_types
 from .core import (
     ANY_GROUP,
     GROUP_FINISHED,
@@ -151,6 +152,8 @@ class BackgroundTaskManager(QObject):
         """
         check_count("max_threads", max_threads, minimum=1, maximum=MAX_WORKERS)
         super().__init__(parent)
+        # Before any worker runs: PySide's lazy type creation is not thread-safe.
+        create_loaded_qt_types()
         #: Seconds the drain may spend emitting signals before it yields to the event loop.
         self.drain_budget = 0.004
         #: Seconds ``shut_down()`` waits for running tasks when no timeout is given;
@@ -250,6 +253,7 @@ class BackgroundTaskManager(QObject):
 
     def start_processing(self) -> None:
         """Start (or resume) dispatching queued tasks.  Manager's thread."""
+        create_loaded_qt_types()  # modules imported since the manager was made
         self._scheduler.start()
 
     def pause_processing(self) -> None:
