@@ -11,25 +11,25 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._context import TaskContext, current_task
-    from ._executor import Executor
-    from ._handle import TaskHandle
-    from ._manager import BackgroundTaskManager
+    from .core._context import TaskContext, current_task
     from .core._errors import BgTasksError, TaskCancelled, UpstreamFailed
+    from .core._handle import TaskHandle
     from .core._state import IllegalTransition, TaskInfo, TaskState
+    from .executors._contract import Executor
+    from .qt._manager import BackgroundTaskManager
 
 _WHERE = {
-    "BackgroundTaskManager": "._manager",
+    "BackgroundTaskManager": ".qt._manager",
     "BgTasksError": ".core._errors",
-    "Executor": "._executor",
+    "Executor": ".executors._contract",
     "IllegalTransition": ".core._state",
     "TaskCancelled": ".core._errors",
-    "TaskContext": "._context",
-    "TaskHandle": "._handle",
+    "TaskContext": ".core._context",
+    "TaskHandle": ".core._handle",
     "TaskInfo": ".core._state",
     "TaskState": ".core._state",
     "UpstreamFailed": ".core._errors",
-    "current_task": "._context",
+    "current_task": ".core._context",
 }
 
 __all__ = [

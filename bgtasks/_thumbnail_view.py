@@ -29,7 +29,9 @@ class ViewTracker(QObject):
     #: Milliseconds of quiet before the viewport is read again.
     debounce_ms = 25
 
-    def __init__(self, loader: ThumbnailLoader, view: QAbstractItemView, path_role: int, column: int) -> None:
+    def __init__(
+        self, loader: ThumbnailLoader, view: QAbstractItemView, path_role: int, column: int
+    ) -> None:
         super().__init__(loader)
         self._loader = loader
         self._view: QAbstractItemView | None = view
@@ -208,4 +210,3 @@ class ViewTracker(QObject):
         margin = int(extent * keep_screens)
         keep = range(first_ending_at_or_after(-margin), last_starting_before(extent + margin) + 1)
         return visible, keep
-

@@ -40,7 +40,7 @@ from typing import Any
 
 from PySide6.QtCore import QProcess, QProcessEnvironment
 
-from ._context import TaskContext, current_task
+from .core._context import TaskContext, current_task
 from .core._errors import BgTasksError, TaskCancelled
 from .core._validate import check_bool, check_seconds
 

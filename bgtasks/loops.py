@@ -296,7 +296,7 @@ class LoopTask:
 
     def __call__(self) -> Any:
         """Run the loop as the current task (what the manager's worker calls)."""
-        from ._context import current_task
+        from .core._context import current_task
 
         return self.run(current_task())
 

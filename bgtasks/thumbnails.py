@@ -42,10 +42,10 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QColor, QImage, QImageIOHandler, QImageReader, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import QAbstractItemView
 
-from ._context import current_task
-from ._handle import TaskHandle
 from ._thumbnail_view import ViewTracker
+from .core._context import current_task
 from .core._errors import BgTasksError
+from .core._handle import TaskHandle
 from .core._validate import check_count, check_priority
 
 __all__ = ["ThumbnailError", "ThumbnailLoader", "ThumbnailModel", "decode_thumbnail"]

@@ -32,8 +32,6 @@ from collections import Counter, OrderedDict, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from bgtasks._context import TaskContext
-from bgtasks._handle import TaskHandle
 from bgtasks.core import (
     GROUP_FINISHED,
     TASK_ADDED,
@@ -45,7 +43,9 @@ from bgtasks.core import (
     current,
     run_worker,
 )
+from bgtasks.core._context import TaskContext
 from bgtasks.core._errors import TaskCancelled
+from bgtasks.core._handle import TaskHandle
 from bgtasks.core._state import TaskState
 
 TERMINAL = ("completed", "failed", "cancelled")
@@ -222,7 +222,13 @@ def make_scenario(
             s.exclusive = True  # latest wins: mostly in groups of few tasks
             if rng.random() < 0.85:
                 s.group = ("x", rng.randrange(2))
-        if on("keys") and child_of is None and s.kind == "fn" and s.behaviour in ("ok", "raise", "slow", "flaky") and rng.random() < 0.07:
+        if (
+            on("keys")
+            and child_of is None
+            and s.kind == "fn"
+            and s.behaviour in ("ok", "raise", "slow", "flaky")
+            and rng.random() < 0.07
+        ):
             s.key = ("k", rng.randrange(4))
             if s.key in key_ups:  # requests of one key wait for the same tasks
                 s.ups = list(key_ups[s.key])
@@ -388,7 +394,9 @@ class Log:
             self._seq += 1
             self.stream.append((self._seq, kind, key, *rest))
 
-    def added(self, spec: Spec, uid: int, ups: list[int], begin: int, handle: Any, thread: str) -> None:
+    def added(
+        self, spec: Spec, uid: int, ups: list[int], begin: int, handle: Any, thread: str
+    ) -> None:
         with self.lock:
             self._seq += 1
             self.adds[spec.i] = {"uid": uid, "ups": ups, "begin": begin, "end": self._seq,
@@ -820,9 +828,7 @@ def check_run(run: Run) -> list[str]:
                 continue
             if not open_run.get(uid):
                 earlier = [r[1] for r in ends[uid]]
-                problems.append(
-                    f"task {uid} ended twice in run {runs[uid]}: signals {earlier}"
-                )
+                problems.append(f"task {uid} ended twice in run {runs[uid]}: signals {earlier}")
                 continue
             open_run[uid] = False
             if kind == "completed" and uid not in completed_at:
@@ -845,7 +851,9 @@ def check_run(run: Run) -> list[str]:
         prev_seq = seq
     for uid, is_open in open_run.items():
         if is_open:
-            problems.append(f"task {uid} never ended (run {runs[uid]}); spec {_spec_text(run, uid)}")
+            problems.append(
+                f"task {uid} never ended (run {runs[uid]}); spec {_spec_text(run, uid)}"
+            )
     for group, n in owed.items():
         if n:
             problems.append(f"group {group!r}: task_group_finished missing ({n} owed)")
@@ -928,7 +936,9 @@ def check_run(run: Run) -> list[str]:
         first_run = not any(s < start["seq"] for s in retried_closure.get(start["uid"], ()))
         if log.adds.get(i, {}).get("uid") not in (start["uid"], None) and specs[i].key is None:
             continue
-        problems.extend(_check_merge(run, i, start["kwargs"], first_run, f"kwargs of task {start['uid']}"))
+        problems.extend(
+            _check_merge(run, i, start["kwargs"], first_run, f"kwargs of task {start['uid']}")
+        )
     for uid, (_, _, result) in completed_at.items():
         i = log.spec_of.get(uid)
         if i is not None and specs[i].kind == "pass":
@@ -936,7 +946,9 @@ def check_run(run: Run) -> list[str]:
             if not isinstance(result, dict):
                 problems.append(f"pass-through task {uid} completed with {result!r}")
             else:
-                problems.extend(_check_merge(run, i, result, first_run, f"result of pass-through {uid}"))
+                problems.extend(
+                    _check_merge(run, i, result, first_run, f"result of pass-through {uid}")
+                )
 
     # --- handles agree with the signals
     for uid, handle in log.handles.items():
@@ -966,7 +978,9 @@ def check_run(run: Run) -> list[str]:
             if counts.get(name):
                 problems.append(f"counts()[{name!r}] is {counts[name]} at the end (want 0)")
         if final.get("parked"):
-            problems.append(f"{final['parked']} tasks still counted parked on a resource at the end")
+            problems.append(
+                f"{final['parked']} tasks still counted parked on a resource at the end"
+            )
         if final.get("ready"):
             problems.append(f"{final['ready']} tasks still counted ready at the end")
         if final.get("in_use"):
@@ -1113,7 +1127,11 @@ def report(run: Run, problems: list[str], limit: int = 12) -> str:
                  for st in log.starts if st["uid"] == u]  # fmt: skip
         hist += [(q, "fn end") for q in log.ends.get(u, ())]
         hist += [(q, "retry() call") for q, t in log.retries if t == u]
-        hist += [(q, "retry() of a task downstream") for q in reached.get(u, ()) if (q, u) not in log.retries]
+        hist += [
+            (q, "retry() of a task downstream")
+            for q in reached.get(u, ())
+            if (q, u) not in log.retries
+        ]
         add = next((a for a in log.adds.values() if a["uid"] == u), None)
         if add is not None:
             hist.append((add["begin"], f"add from {add['thread']} thread, ups={add['ups']}"))

@@ -57,12 +57,16 @@ def only_log(proc, logs):
 
 
 def test_a_segfault_in_a_test_leaves_every_threads_stack(tmp_path):
-    proc, logs = run_session(tmp_path, PARKED_THREAD + textwrap.dedent("""
+    proc, logs = run_session(
+        tmp_path,
+        PARKED_THREAD
+        + textwrap.dedent("""
         import ctypes
 
         def test_boom():
             ctypes.string_at(0)
-    """))
+    """),
+    )
     assert proc.returncode == -signal.SIGSEGV, (proc.stdout, proc.stderr)
     log = only_log(proc, logs)
     assert "running test_case.py::test_boom" in log.splitlines()[0]
@@ -72,7 +76,9 @@ def test_a_segfault_in_a_test_leaves_every_threads_stack(tmp_path):
 
 def test_an_abort_in_a_worker_thread_leaves_its_stack(tmp_path):
     # qFatal ("QThread: Destroyed while thread is still running") aborts like this.
-    proc, logs = run_session(tmp_path, """
+    proc, logs = run_session(
+        tmp_path,
+        """
         import os
         import threading
 
@@ -83,7 +89,8 @@ def test_an_abort_in_a_worker_thread_leaves_its_stack(tmp_path):
             t = threading.Thread(target=aborting_worker)
             t.start()
             t.join()
-    """)
+    """,
+    )
     assert proc.returncode == -signal.SIGABRT, (proc.stdout, proc.stderr)
     log = only_log(proc, logs)
     assert "Fatal Python error: Aborted" in log
@@ -91,7 +98,9 @@ def test_an_abort_in_a_worker_thread_leaves_its_stack(tmp_path):
 
 
 def test_a_crash_during_interpreter_exit_leaves_its_stack(tmp_path):
-    proc, logs = run_session(tmp_path, """
+    proc, logs = run_session(
+        tmp_path,
+        """
         import atexit
         import ctypes
 
@@ -100,7 +109,8 @@ def test_a_crash_during_interpreter_exit_leaves_its_stack(tmp_path):
 
         def test_registers_a_crash_for_exit():
             atexit.register(crash_at_exit)
-    """)
+    """,
+    )
     assert proc.returncode == -signal.SIGSEGV, (proc.stdout, proc.stderr)
     assert "1 passed" in proc.stdout
     log = only_log(proc, logs)
@@ -118,12 +128,19 @@ def test_a_clean_run_leaves_one_note_which_the_next_run_removes(tmp_path):
 
 
 def test_the_timeout_dump_still_goes_to_stderr(tmp_path):
-    proc, logs = run_session(tmp_path, """
+    proc, logs = run_session(
+        tmp_path,
+        """
         import time
 
         def test_stuck_for_a_while():
             time.sleep(3)
-    """, "-o", "faulthandler_timeout=0.5", "-p", "no:timeout")
+    """,
+        "-o",
+        "faulthandler_timeout=0.5",
+        "-p",
+        "no:timeout",
+    )
     assert proc.returncode == 0, (proc.stdout, proc.stderr)
     assert "Timeout (0:00:00.500000)!" in proc.stderr, proc.stderr
     assert "test_stuck_for_a_while" in proc.stderr

@@ -46,7 +46,12 @@ def _exception_classes() -> dict[str, type[BaseException]]:
 
 def test_the_walk_finds_the_modules_and_classes_it_must():
     modules = _modules()
-    for name in ("bgtasks.core._errors", "bgtasks._process_worker", "bgtasks.jobs", "bgtasks.widgets"):
+    for name in (
+        "bgtasks.core._errors",
+        "bgtasks.executors._process_worker",
+        "bgtasks.jobs",
+        "bgtasks.widgets",
+    ):
         assert name in modules
     names = {cls.__name__ for cls in _exception_classes().values()}
     assert {"TaskCancelled", "WorkerDied", "JobLaunchError", "ThumbnailError"} <= names
@@ -89,9 +94,9 @@ def test_the_hierarchy_in_the_docstring_lists_every_public_exception_class():
 def _samples() -> list[BaseException]:
     """One instance of every exception class whose ``__init__`` takes other arguments
     than a message."""
-    from bgtasks._process_worker import RemoteTraceback, UnpicklableError
     from bgtasks.core._errors import UpstreamFailed
     from bgtasks.core._state import IllegalTransition, TaskState
+    from bgtasks.executors._process_worker import RemoteTraceback, UnpicklableError
     from bgtasks.jobs import JobError, JobLaunchError, JobMonitorError
     from bgtasks.processes import WorkerDied
 
@@ -131,7 +136,7 @@ _CHILD = textwrap.dedent(
     """
     import pickle, sys
     from bgtasks.core._errors import TaskCancelled, UpstreamFailed
-    from bgtasks._process_worker import RemoteTraceback, UnpicklableError
+    from bgtasks.executors._process_worker import RemoteTraceback, UnpicklableError
     from bgtasks.core._state import IllegalTransition, TaskState
     from bgtasks.processes import WorkerDied
     assert not [m for m in sys.modules if m.startswith("PySide6")], "Qt was imported"

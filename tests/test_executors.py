@@ -173,7 +173,7 @@ def test_a_process_worker_does_not_load_qt():
     import sys
 
     code = (
-        "import sys, bgtasks, bgtasks._process_worker\n"
+        "import sys, bgtasks, bgtasks.executors._process_worker\n"
         "from bgtasks import current_task, TaskCancelled\n"
         "print('PySide6' in sys.modules)\n"
         "bgtasks.BackgroundTaskManager\n"

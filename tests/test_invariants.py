@@ -335,7 +335,9 @@ def test_checker_reports_an_own_kwarg_winning_over_an_upstream_dict(monkeypatch)
              Spec(1, ups=[0], own={"shared": "own"})]  # fmt: skip
     run = run_core(_small(specs), timeout=10)
     problems = check_run(run)
-    assert any("shared='own', want the value of upstream task 1's dict" in p for p in problems), problems
+    assert any("shared='own', want the value of upstream task 1's dict" in p for p in problems), (
+        problems
+    )
 
 
 def test_checker_reports_a_handle_that_disagrees(monkeypatch):
@@ -364,7 +366,9 @@ def test_checker_reports_a_hang_with_the_threads_stacks(monkeypatch):
 def test_checker_reports_an_exclusive_task_cancelling_its_own_upstream(monkeypatch):
     def cancel_older(self, task):  # planted: the seed's behaviour, upstream included
         members = self._groups.get(task.group, {})
-        for t in [t for t in members.values() if t is not task and t.state.name in ("PENDING", "QUEUED")]:
+        for t in [
+            t for t in members.values() if t is not task and t.state.name in ("PENDING", "QUEUED")
+        ]:
             self._cancel(t)
 
     monkeypatch.setattr(Scheduler, "_cancel_older", cancel_older)

@@ -28,9 +28,7 @@ def child(*args, stdin=None, timeout=60):
 def test_a_submit_refused_by_a_full_disk_runs_nothing_and_a_retry_runs_once(tmp_path):
     db = tmp_path / "j.sqlite3"
     out = child("diskfull", db)
-    assert out["error"] == (
-        f"JournalError: {db}: cannot write the journal: disk I/O error"
-    )
+    assert out["error"] == (f"JournalError: {db}: cannot write the journal: disk I/O error")
     assert out["tasks_after_refusal"] == 1
     assert out["results"] == [["a"], ["c"]]
     assert out["calls"] == [["a"], ["c"]]
@@ -41,9 +39,7 @@ def test_a_restore_refused_by_a_full_disk_runs_nothing_and_can_be_retried(tmp_pa
     db = tmp_path / "j.sqlite3"
     assert child("prepare", db)["records"] == [[["p1"], "submitted"], [["p2"], "submitted"]]
     out = child("diskfull-restore", db)
-    assert out["error"] == (
-        f"JournalError: {db}: cannot write the journal: disk I/O error"
-    )
+    assert out["error"] == (f"JournalError: {db}: cannot write the journal: disk I/O error")
     assert (out["tasks_after_refusal"], out["needs_restore"]) == (0, True)
     assert out["results"] == [["p1"], ["p2"]]
     assert out["calls"] == [["p1"], ["p2"]]
@@ -83,14 +79,21 @@ def make_journal(make_manager, path, rows=(("a",), ("b",), ("c",)), run=0):
 
 
 def files_of(path):
-    return {p.name: p.read_bytes() for p in sorted(path.parent.iterdir()) if p.name.startswith(path.name)}
+    return {
+        p.name: p.read_bytes()
+        for p in sorted(path.parent.iterdir())
+        if p.name.startswith(path.name)
+    }
 
 
 def test_a_damaged_index_is_a_journal_error_and_the_file_is_left_untouched(make_manager, tmp_path):
     path = tmp_path / "j.sqlite3"
     make_journal(make_manager, path)
     db = sqlite3.connect(path)
-    root, page_size = db.execute("SELECT rootpage FROM sqlite_master WHERE name='tasks_live'").fetchone()[0], db.execute("PRAGMA page_size").fetchone()[0]
+    root, page_size = (
+        db.execute("SELECT rootpage FROM sqlite_master WHERE name='tasks_live'").fetchone()[0],
+        db.execute("PRAGMA page_size").fetchone()[0],
+    )
     db.close()
     data = bytearray(path.read_bytes())
     assert data[(root - 1) * page_size] == 0x0A  # a leaf index page
@@ -99,10 +102,14 @@ def test_a_damaged_index_is_a_journal_error_and_the_file_is_left_untouched(make_
     path.write_bytes(bytes(data))
     db = sqlite3.connect(path)
     assert db.execute("PRAGMA quick_check").fetchone() == ("ok",)  # what the old check saw
-    assert db.execute("SELECT count(*) FROM tasks WHERE state IN ('submitted','started')").fetchone() == (0,)
+    assert db.execute(
+        "SELECT count(*) FROM tasks WHERE state IN ('submitted','started')"
+    ).fetchone() == (0,)
     db.close()
     before = files_of(path)
-    with pytest.raises(JournalError, match=f"^{re.escape(str(path))}: damaged bgtasks journal \\(integrity check: "):
+    with pytest.raises(
+        JournalError, match=f"^{re.escape(str(path))}: damaged bgtasks journal \\(integrity check: "
+    ):
         TaskJournal(make_manager(), path)
     assert files_of(path) == before
 
@@ -114,9 +121,7 @@ def edit(path, sql, *params):
     db.close()
 
 
-def test_a_row_edited_outside_bgtasks_is_quarantined_and_the_others_restore(
-    make_manager, tmp_path
-):
+def test_a_row_edited_outside_bgtasks_is_quarantined_and_the_others_restore(make_manager, tmp_path):
     path = tmp_path / "j.sqlite3"
     a, b, c = make_journal(make_manager, path)
     edit(path, "UPDATE tasks SET args='[\"B\"]' WHERE jid=2")
@@ -126,7 +131,9 @@ def test_a_row_edited_outside_bgtasks_is_quarantined_and_the_others_restore(
         assert [r.args for r in journal.records()] == [["a"], ["c"]]
         report = journal.restore()
         assert list(report.uids) == [a, c] and report.skipped == []
-        assert report.quarantined == {2: "row 2: checksum mismatch (damaged, or edited outside bgtasks)"}
+        assert report.quarantined == {
+            2: "row 2: checksum mismatch (damaged, or edited outside bgtasks)"
+        }
         journal.manager.start_processing()
         assert [report.handles[u].result(10) for u in (a, c)] == [["a"], ["c"]]
         assert jf.calls == [("record", ("a",)), ("record", ("c",))]
@@ -151,7 +158,9 @@ def test_rows_with_bad_values_are_quarantined_before_anything_runs(make_manager,
     for jid, (column, value, _) in bad.items():
         db.execute(f"UPDATE tasks SET {column}={value} WHERE jid={jid}")
         if jid != 5:  # a valid checksum: the values themselves are checked
-            db.execute(f"UPDATE tasks SET crc=bgtasks_crc({', '.join(persistence._CRC_COLUMNS)}) WHERE jid={jid}")
+            db.execute(
+                f"UPDATE tasks SET crc=bgtasks_crc({', '.join(persistence._CRC_COLUMNS)}) WHERE jid={jid}"
+            )
     db.commit()
     db.close()
     journal = TaskJournal(make_manager(), path)
@@ -161,7 +170,10 @@ def test_rows_with_bad_values_are_quarantined_before_anything_runs(make_manager,
         assert list(report.uids) == [uids[0], uids[5]]
         journal.manager.start_processing()
         assert [h.result(10) for h in report.handles.values()] == [["0"], ["5"]]
-        assert [(r.args, r.state) for r in journal.records()] == [(["0"], "finished"), (["5"], "finished")]
+        assert [(r.args, r.state) for r in journal.records()] == [
+            (["0"], "finished"),
+            (["5"], "finished"),
+        ]
     finally:
         journal.close()
 
@@ -173,7 +185,9 @@ def test_discard_with_a_damaged_row_quarantines_it(make_manager, tmp_path):
     journal = TaskJournal(make_manager(), path)
     try:
         assert [r.args for r in journal.discard()] == [["b"], ["c"]]
-        assert journal.quarantined == {1: "row 1: checksum mismatch (damaged, or edited outside bgtasks)"}
+        assert journal.quarantined == {
+            1: "row 1: checksum mismatch (damaged, or edited outside bgtasks)"
+        }
         assert [r.state for r in journal.records()] == ["skipped", "skipped"]
     finally:
         journal.close()
@@ -184,16 +198,23 @@ def test_discard_with_a_damaged_row_quarantines_it(make_manager, tmp_path):
     [
         ("UPDATE meta SET value='x' WHERE key='next_session'", "bad next_session 'x'"),
         ("DELETE FROM meta WHERE key='next_session'", "bad next_session None"),
-        ("UPDATE meta SET value='1' WHERE key='next_session'", "bad next_session '1' (rows of session 1 exist)"),
+        (
+            "UPDATE meta SET value='1' WHERE key='next_session'",
+            "bad next_session '1' (rows of session 1 exist)",
+        ),
         ("DROP TABLE tasks", "no such table: tasks"),
     ],
 )
-def test_damaged_metadata_is_a_journal_error_and_nothing_is_written(make_manager, tmp_path, sql, why):
+def test_damaged_metadata_is_a_journal_error_and_nothing_is_written(
+    make_manager, tmp_path, sql, why
+):
     path = tmp_path / "j.sqlite3"
     make_journal(make_manager, path)
     edit(path, sql)
     before = files_of(path)
-    with pytest.raises(JournalError, match=f"^{re.escape(f'{path}: damaged bgtasks journal ({why})')}$"):
+    with pytest.raises(
+        JournalError, match=f"^{re.escape(f'{path}: damaged bgtasks journal ({why})')}$"
+    ):
         TaskJournal(make_manager(), path)
     assert files_of(path) == before
 
@@ -293,7 +314,10 @@ def truncation_cases(reference, tmp_path, count, seed):
 
 
 def report_figures(name, outcome, count):
-    print(f"\n{name}: {count} files, " + ", ".join(f"{k} {v}" for k, v in sorted(outcome.items()) if k != "others"))
+    print(
+        f"\n{name}: {count} files, "
+        + ", ".join(f"{k} {v}" for k, v in sorted(outcome.items()) if k != "others")
+    )
     assert outcome["other"] == 0, outcome.get("others")
     assert sum(v for k, v in outcome.items() if k != "others") == count
 
@@ -349,7 +373,10 @@ def test_two_processes_starting_on_one_new_file_at_once(tmp_path):
         procs = [
             subprocess.Popen(
                 [sys.executable, str(CHILD), "race", str(db), key],
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=CHILD.parent,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                cwd=CHILD.parent,
             )  # fmt: skip
             for key in ("x", "y")
         ]
@@ -366,7 +393,11 @@ def test_two_processes_starting_on_one_new_file_at_once(tmp_path):
         calls = [c for o in ran for c in o["calls"]]
         final = child("race", db, "last")
         assert sorted(map(tuple, calls + final["calls"])) == sorted(
-            [(o_key,) for o_key in ["last"] + [k for k, o in zip("xy", outs, strict=True) if o["error"] is None]]
+            [
+                (o_key,)
+                for o_key in ["last"]
+                + [k for k, o in zip("xy", outs, strict=True) if o["error"] is None]
+            ]
         )
         assert all(state == "finished" for _, state in final["records"])
 
@@ -393,7 +424,9 @@ def test_sigkill_at_random_points_over_many_seeds(tmp_path):
         lost += sum(1 for i in range(30) if f"t{i:02d}" not in counts)
         twice += sum(1 for c in counts.values() if c > 1)
         conn = sqlite3.connect(db)
-        assert conn.execute("SELECT state, COUNT(*) FROM tasks GROUP BY state").fetchall() == [("finished", 30)]
+        assert conn.execute("SELECT state, COUNT(*) FROM tasks GROUP BY state").fetchall() == [
+            ("finished", 30)
+        ]
         conn.close()
     print(f"\nkill -9: 4 queues of 30 tasks, {lost} lost, {twice} ran twice (interrupted reruns)")
     assert lost == 0

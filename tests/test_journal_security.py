@@ -191,7 +191,9 @@ def test_a_row_edited_by_hand_to_name_os_system_never_runs(
     )
     db = sqlite3.connect(path)
     db.execute("UPDATE tasks SET function='os:system', args=? WHERE jid=1", (f'["touch {shell}"]',))
-    db.execute("UPDATE tasks SET function='_journal_evil:boom', args=? WHERE jid=2", (f'["{shell}"]',))
+    db.execute(
+        "UPDATE tasks SET function='_journal_evil:boom', args=? WHERE jid=2", (f'["{shell}"]',)
+    )
     db.commit()
     db.close()
     journal = journal_at(path)

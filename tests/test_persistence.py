@@ -101,7 +101,9 @@ def test_a_function_named_like_a_registered_one_is_refused(open_journal):
         return a
 
     impostor.__module__, impostor.__qualname__ = "_persist_funcs", "add"
-    with pytest.raises(TypeError, match=f"^{re.escape(not_persistable_message('_persist_funcs:add'))}$"):
+    with pytest.raises(
+        TypeError, match=f"^{re.escape(not_persistable_message('_persist_funcs:add'))}$"
+    ):
         journal.submit(impostor, 1, 2)
     assert journal.records() == []
 

@@ -211,8 +211,7 @@ def test_a_null_pointer_read_fails_its_task_and_the_next_task_runs(qtbot, manage
     error = handle.exception(timeout=20)
     assert type(error) is WorkerDied and error.exitcode == -signal.SIGSEGV
     assert str(error) == (
-        f"worker process was killed by signal SIGSEGV while running task {handle.uid} "
-        f"(pid {first})"
+        f"worker process was killed by signal SIGSEGV while running task {handle.uid} (pid {first})"
     )
     after = manager.submit(f.add, 2, 3, executor=ex).result(timeout=20)
     assert after == 5 and first not in ex.worker_pids()

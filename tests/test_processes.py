@@ -593,7 +593,7 @@ def test_an_error_never_discards_a_worker_another_call_has_taken():
 
 
 def test_the_worker_context_sleep_refuses_nan_and_sleeps_until_stopped_on_inf():
-    from bgtasks._process_worker import WorkerContext
+    from bgtasks.executors._process_worker import WorkerContext
 
     ctx = WorkerContext(None, 5, None, 0)  # type: ignore[arg-type]  # sleep sends nothing
     for bad in (float("nan"), -1, "1", True):

@@ -112,9 +112,9 @@ def test_events_come_in_finish_order(h):
     uids = [h.s.add(lambda i=i: i, priority=i) for i in range(5)]
     h.s.start()
     h.run()
-    assert h.events() == [("completed", u, i) for u, i in reversed(list(zip(uids, range(5), strict=True)))] + [
-        ("group", None)
-    ]
+    assert h.events() == [
+        ("completed", u, i) for u, i in reversed(list(zip(uids, range(5), strict=True)))
+    ] + [("group", None)]
 
 
 # ---------------------------------------------------------------- upstream results
@@ -823,7 +823,9 @@ def test_short_tasks_shrink_the_worker_target_and_blocked_workers_widen_it(monke
 
     for module in (_ready, _timers):  # the timer thread stays out of this test
         monkeypatch.setattr(module, "WIDEN_AFTER", 600)
-    monkeypatch.setattr(_scheduler, "SHORT_TASK", 600)  # every task is short, however slow the machine
+    monkeypatch.setattr(
+        _scheduler, "SHORT_TASK", 600
+    )  # every task is short, however slow the machine
     spawned = []
     s = Scheduler(8, spawned.append, lambda: None)
     s._floor = 2

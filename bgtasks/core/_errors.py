@@ -7,9 +7,9 @@ also derive from a builtin keep it, so ``except RuntimeError`` still works::
      ├── TaskCancelled       (also concurrent.futures.CancelledError)
      ├── UpstreamFailed      (also RuntimeError)
      ├── IllegalTransition   (also RuntimeError)     bgtasks.core._state
-     ├── WorkerDied          (also RuntimeError)     bgtasks.processes
-     ├── RemoteTraceback                             bgtasks._process_worker
-     ├── UnpicklableError                            bgtasks._process_worker
+     ├── WorkerDied          (also RuntimeError)     bgtasks.executors.processes
+     ├── RemoteTraceback                             bgtasks.executors._process_worker
+     ├── UnpicklableError                            bgtasks.executors._process_worker
      ├── JobError            (also RuntimeError)     bgtasks.jobs
      │    ├── JobLaunchError
      │    └── JobMonitorError

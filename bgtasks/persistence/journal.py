@@ -29,7 +29,7 @@ from .snapshot import build_snapshot, parse_snapshot
 from .store import insert_task, quarantine_rows
 
 if TYPE_CHECKING:
-    from .._handle import TaskHandle
+    from ..core._handle import TaskHandle
 
 
 class TaskJournal(JournalSession):

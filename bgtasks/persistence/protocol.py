@@ -12,7 +12,7 @@ from collections.abc import Callable, Hashable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from .._handle import TaskHandle
+    from ..core._handle import TaskHandle
 
 
 @runtime_checkable

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from ..core._errors import BgTasksError
 
 if TYPE_CHECKING:
-    from .._handle import TaskHandle
+    from ..core._handle import TaskHandle
 
 #: States a row can be in.  The first two are live; the others are terminal.
 SUBMITTED, STARTED = "submitted", "started"

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._context import current_task
+from ..core._context import current_task
 from ..core._errors import TaskCancelled
 from ..core._state import TaskState
 from .codec import RECORD_COLUMNS, decode_record, to_json
@@ -28,7 +28,7 @@ from .schema import LIVE, SQL_ENDED, SQL_FINISHED, SQL_STARTED, SQL_UID
 from .store import Transaction, open_journal
 
 if TYPE_CHECKING:
-    from .._handle import TaskHandle
+    from ..core._handle import TaskHandle
 
 log = logging.getLogger("bgtasks.persistence")
 

@@ -9,8 +9,8 @@ from typing import Any
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import QMessageBox, QProgressDialog, QWidget
 
-from .._manager import BackgroundTaskManager
 from ..core._state import TaskInfo, TaskState
+from ..qt._manager import BackgroundTaskManager
 from ._model import manager_is_shut_down
 
 _LIVE = (TaskState.PENDING, TaskState.QUEUED, TaskState.RUNNING, TaskState.CANCELLING)

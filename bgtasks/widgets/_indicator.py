@@ -18,8 +18,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from .._manager import BackgroundTaskManager
 from ..core._state import TaskState
+from ..qt._manager import BackgroundTaskManager
 from ._model import manager_is_shut_down
 
 _LIVE = (TaskState.PENDING, TaskState.QUEUED, TaskState.RUNNING, TaskState.CANCELLING)

@@ -44,8 +44,8 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import QBrush, QColor
 
-from .._manager import BackgroundTaskManager
 from ..core._state import TaskInfo, TaskState
+from ..qt._manager import BackgroundTaskManager
 
 #: Column numbers.
 NAME, GROUP, STATE, PROGRESS, MESSAGE, ELAPSED, ERROR = range(7)

@@ -30,8 +30,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from .._manager import BackgroundTaskManager
 from ..core._state import TaskState
+from ..qt._manager import BackgroundTaskManager
 from ._delegate import ProgressDelegate
 from ._model import GROUP, MESSAGE, NAME, PROGRESS, TaskModel, group_label
 

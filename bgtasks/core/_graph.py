@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 
-from .core._state import TaskState
+from ._state import TaskState
 
 #: Fill colour of a node by state (cs.taskqueue's palette, plus the states it lacks).
 COLOURS = {

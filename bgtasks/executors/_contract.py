@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._context import TaskContext
+    from ..core._context import TaskContext
 
 
 class Executor(ABC):
@@ -68,7 +68,7 @@ class RemoteCall:
         self.__name__ = getattr(fn, "__name__", type(fn).__name__)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        from ._context import current_task
+        from ..core._context import current_task
 
         return self.executor.run(self.fn, args, kwargs, current_task())
 

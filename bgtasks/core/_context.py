@@ -6,8 +6,8 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from .core import Scheduler, Task, current
-from .core._errors import TaskCancelled
+from . import Scheduler, Task, current
+from ._errors import TaskCancelled
 
 
 class TaskContext:

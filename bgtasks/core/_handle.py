@@ -7,11 +7,11 @@ import threading
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
-from .core._errors import TaskCancelled
-from .core._state import TaskInfo, TaskState
+from ._errors import TaskCancelled
+from ._state import TaskInfo, TaskState
 
 if TYPE_CHECKING:
-    from ._manager import BackgroundTaskManager
+    from ..qt._manager import BackgroundTaskManager
 
 
 class TaskHandle:

@@ -40,11 +40,7 @@ from PySide6.QtCore import (
     Signal,
 )
 
-from . import _graph, _pool
-from ._executor import Executor, RemoteCall
-from ._handle import TaskHandle
-from ._qt_types import create_loaded_qt_types
-from .core import (
+from ..core import (
     ANY_GROUP,
     GROUP_FINISHED,
     MAX_WORKERS,
@@ -58,11 +54,16 @@ from .core import (
     TASK_STATE,
     TASK_STATUS,
     Scheduler,
+    _graph,
     check_count,
     check_seconds,
     run_worker,
 )
-from .core._state import TaskInfo, TaskState
+from ..core._handle import TaskHandle
+from ..core._state import TaskInfo, TaskState
+from ..executors._contract import Executor, RemoteCall
+from . import _pool
+from ._qt_types import create_loaded_qt_types
 
 if sys.version_info < (3, 12) and PySide6.__version__.startswith("6.12.0"):
     # Each Signal.emit in PySide6 6.12.0 drops a reference to True; before
@@ -375,8 +376,8 @@ class BackgroundTaskManager(QObject):
         * ``owner``: a QObject; when it is destroyed its tasks are cancelled
           and nothing more is delivered for them.
         * ``executor``: where ``fn`` runs: ``None``/``"thread"`` (the pool),
-          ``"process"`` (worker processes, :class:`bgtasks.processes.ProcessExecutor`),
-          ``"dask"`` (:class:`bgtasks.dask_executor.DaskExecutor`), another name
+          ``"process"`` (worker processes, :class:`bgtasks.executors.processes.ProcessExecutor`),
+          ``"dask"`` (:class:`bgtasks.executors.dask.DaskExecutor`), another name
           given to :meth:`set_executor`, or an :class:`Executor`.  Everything
           else (signals, dependencies, cancel, handles) stays the same; the
           executor refuses at this call what it cannot run (``TypeError``).
@@ -441,9 +442,8 @@ class BackgroundTaskManager(QObject):
     def set_journal(self, journal: Any) -> None:
         """Journal tasks submitted with ``persist=True`` in ``journal``, a
         :class:`bgtasks.persistence.TaskJournal` of this manager.  Any thread."""
-        from .persistence import TaskJournal
-
-        if not isinstance(journal, TaskJournal):
+        # Duck-typed: the Qt layer never imports the persistence layer above it.
+        if not callable(getattr(journal, "submit", None)) or not hasattr(journal, "manager"):
             raise TypeError(f"journal must be a bgtasks.persistence.TaskJournal, got {journal!r}")
         if journal.manager is not self:
             raise ValueError(f"{journal!r} journals another manager's tasks")
@@ -822,11 +822,11 @@ _SUBMIT_DEFAULTS: dict[str, Any] = {
 
 def _default_executor(name: str) -> Executor:
     if name == "process":
-        from .processes import ProcessExecutor
+        from ..executors.processes import ProcessExecutor
 
         return ProcessExecutor()
     if name == "dask":
-        from .dask_executor import DaskExecutor
+        from ..executors.dask import DaskExecutor
 
         return DaskExecutor()  # ImportError saying what to install without the dask extra
     raise ValueError(

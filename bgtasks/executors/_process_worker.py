@@ -36,10 +36,10 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
-from . import _context
-from ._context import progress_fraction
-from .core._errors import BgTasksError, TaskCancelled
-from .core._validate import TIMEOUT_MAX, callable_name, check_count, check_seconds
+from ..core import _context
+from ..core._context import progress_fraction
+from ..core._errors import BgTasksError, TaskCancelled
+from ..core._validate import TIMEOUT_MAX, callable_name, check_count, check_seconds
 
 PROGRESS_INTERVAL = 0.02  # at most ~50 progress messages a second per task
 
