@@ -12,7 +12,7 @@ import pytest
 from PySide6.QtCore import QCoreApplication, QObject, QThread, QThreadPool, QTimer
 
 from bgtasks import BackgroundTaskManager, TaskState
-from bgtasks.qt._manager import _WAKE
+from bgtasks.qt._delivery import WAKE as _WAKE
 
 
 class Recorder:

@@ -20,10 +20,8 @@ import atexit
 import functools
 import logging
 import sys
-import threading
 import warnings
 import weakref
-from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from time import perf_counter
 from typing import Any
@@ -32,27 +30,13 @@ import PySide6
 from PySide6.QtCore import (
     QCoreApplication,
     QEvent,
-    QMetaMethod,
     QObject,
-    Qt,
-    QThread,
-    QTimer,
     Signal,
 )
 
 from ..core import (
     ANY_GROUP,
-    GROUP_FINISHED,
     MAX_WORKERS,
-    TASK_ADDED,
-    TASK_CANCELLED,
-    TASK_COMPLETED,
-    TASK_FAILED,
-    TASK_PROGRESS,
-    TASK_REMOVED,
-    TASK_STARTED,
-    TASK_STATE,
-    TASK_STATUS,
     Scheduler,
     _graph,
     check_count,
@@ -61,8 +45,10 @@ from ..core import (
 )
 from ..core._handle import TaskHandle
 from ..core._state import TaskInfo, TaskState
-from ..executors._contract import Executor, RemoteCall
+from ..executors._contract import Executor
 from . import _pool
+from ._delivery import WAKE, Delivery
+from ._executors import Executors
 from ._qt_types import create_loaded_qt_types
 
 if sys.version_info < (3, 12) and PySide6.__version__.startswith("6.12.0"):
@@ -77,24 +63,12 @@ if sys.version_info < (3, 12) and PySide6.__version__.startswith("6.12.0"):
 
 log = logging.getLogger("bgtasks")
 
-_WAKE = QEvent.Type(QEvent.registerEventType())
-_BEAT_MS = 1  # the GIL gate's beat: well under its STALE_AFTER
-_BEAT_QUIET_AFTER = 0.25  # no event from the workers for this long: stop beating
 
 #: Managers not yet shut down, for the interpreter-exit hook.
 _LIVE_MANAGERS: weakref.WeakSet[BackgroundTaskManager] = weakref.WeakSet()
 
-#: Signals whose events the scheduler produces only while they are connected.
-_OPTIONAL_SIGNALS = {
-    "task_started": TASK_STARTED,
-    "task_state_changed": TASK_STATE,
-    "task_added": TASK_ADDED,
-    "task_removed": TASK_REMOVED,
-    "task_status_changed": TASK_STATUS,
-}
 
-
-class BackgroundTaskManager(QObject):
+class BackgroundTaskManager(Delivery, Executors, QObject):
     """Runs tasks in a private thread pool and reports on the manager's thread.
 
     A task is a callable with arguments, a priority (higher first, FIFO among
@@ -160,29 +134,9 @@ class BackgroundTaskManager(QObject):
         #: Seconds ``shut_down()`` waits for running tasks when no timeout is given;
         #: also used when the application quits or the interpreter exits.
         self.shutdown_timeout = 5.0
-        self._pending: deque[tuple[Any, ...]] = deque()  # taken from the scheduler, not yet emitted
         self._shut_down = False
-        self._callbacks: dict[int, list[tuple[TaskHandle, Callable[[TaskHandle], Any]]]] = {}
-        self._callbacks_lock = threading.Lock()
-        self._resume = QTimer(self)  # the drain continues after other timers had their turn
-        self._resume.setSingleShot(True)
-        self._resume.timeout.connect(self._drain)
-        # While workers run, this thread beats the scheduler's GIL gate: a
-        # worker that sees no beat for a few ms waits until this thread has
-        # had the GIL (see _gil_gate.py).  Stopped when no worker runs.
-        self._beat = QTimer(self)
-        self._beat.setTimerType(Qt.TimerType.PreciseTimer)
-        self._beat.setInterval(_BEAT_MS)
-        self._beat.timeout.connect(self._on_beat)
-        self._drained_at = 0.0  # perf_counter() of the last drain
-        self._calls: deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()  # any thread
-        self._owners: dict[int, set[int]] = {}  # id(owner) -> uids
-        self._owner_of: dict[int, int] = {}  # uid -> id(owner)
-        self._receivers: dict[int, int] = {}  # optional event kind -> connections
-        self._executors: dict[str, Executor] = {}  # name -> backend, made on first use
-        self._executors_used: set[str] = set()
-        self._executor_limits: set[str] = set()  # resources named for executors' slots
-        self._executor_lock = threading.Lock()  # the three above
+        self._init_delivery()
+        self._init_executors()
         self._journal: Any = None  # set_journal: where persist=True tasks are recorded
         pool = self._pool = _pool.new_pool(max_threads)
         me = weakref.ref(self)
@@ -190,7 +144,7 @@ class BackgroundTaskManager(QObject):
         def wake() -> None:  # scheduler lock held; never after close()
             manager = me()
             if manager is not None:
-                QCoreApplication.postEvent(manager, QEvent(_WAKE))
+                QCoreApplication.postEvent(manager, QEvent(WAKE))
 
         def spawn(count: int) -> None:  # any thread, scheduler lock not held
             for _ in range(count):
@@ -308,14 +262,9 @@ class BackgroundTaskManager(QObject):
         self._shut_down = True
         deadline = perf_counter() + timeout
         self._scheduler.close()
-        self._pending.clear()
-        self._resume.stop()
-        self._beat.stop()
+        self._stop_delivery()
         self._scheduler.gate.stop()
-        with self._callbacks_lock:
-            self._callbacks.clear()
-        with self._executor_lock:
-            executors = list(self._executors.values())
+        executors = self._executors_to_shut_down()
         _LIVE_MANAGERS.discard(self)
         for executor in executors:  # first: their proxy tasks then end at once
             try:
@@ -413,18 +362,9 @@ class BackgroundTaskManager(QObject):
             )  # fmt: skip
         chosen = None
         if executor is not None and executor != "thread":
-            chosen = self._executor(executor)
-            chosen.check(fn, args, kwargs)
             if name is None:
                 name = getattr(fn, "__name__", None)
-            if chosen.slots is not None:
-                resource = f"executor:{id(chosen)}"
-                with self._executor_lock:  # the limit exists before any task names it
-                    if resource not in self._executor_limits:
-                        self._scheduler.set_resource_limit(resource, chosen.slots)
-                        self._executor_limits.add(resource)
-                resources = {**(resources or {}), resource: 1}
-            fn = RemoteCall(chosen, fn)
+            fn, chosen, resources = self._remote_call(fn, args, kwargs, executor, resources)
         handle = TaskHandle(self)
         options = dict(
             name=name, key=key, retries=retries, retry_on=retry_on, backoff=backoff,
@@ -435,8 +375,7 @@ class BackgroundTaskManager(QObject):
             fn, priority, group, upstream_task_ids, args, kwargs, options, handle
         )
         if isinstance(executor, str) and chosen is not None:
-            with self._executor_lock:
-                self._executors_used.add(executor)  # from now on set_executor refuses it
+            self._mark_used(executor)
         return handle
 
     def set_journal(self, journal: Any) -> None:
@@ -453,46 +392,6 @@ class BackgroundTaskManager(QObject):
     def is_shut_down(self) -> bool:
         """True once :meth:`shut_down` has run (or started).  Any thread."""
         return self._shut_down
-
-    def set_executor(self, name: str, executor: Executor) -> None:
-        """Run tasks submitted with ``executor=name`` on ``executor``.
-
-        Replaces the default of ``"process"`` or ``"dask"`` (e.g. to size the
-        process pool).  The manager shuts the executor down with itself.
-        Manager's thread; ``ValueError`` once a task used the name.
-        """
-        if not isinstance(name, str) or not name or name == "thread":
-            raise ValueError(
-                f"executor name must be a non-empty string other than 'thread', got {name!r}"
-            )
-        if not isinstance(executor, Executor):
-            raise TypeError(f"executor must be a bgtasks.Executor, got {executor!r}")
-        with self._executor_lock:
-            if name in self._executors_used:
-                raise ValueError(f"executor {name!r} is already in use; set it before submitting")
-            replaced = self._executors.get(name)
-            self._executors[name] = executor
-        if replaced is not None:  # a default made for a submit that was refused: never used
-            replaced.shut_down(0.0)
-
-    def _executor(self, which: str | Executor) -> Executor:
-        if isinstance(which, Executor):
-            with self._executor_lock:
-                self._executors.setdefault(f"<{id(which)}>", which)
-            return which
-        if not isinstance(which, str):
-            raise TypeError(f"executor must be a name or a bgtasks.Executor, got {which!r}")
-        if self._shut_down:
-            raise RuntimeError("the manager is shut down; it accepts no new tasks")
-        with self._executor_lock:
-            executor = self._executors.get(which)
-        if executor is None:
-            made = _default_executor(which)  # may import dask: not under a lock
-            with self._executor_lock:
-                executor = self._executors.setdefault(which, made)
-            if executor is not made:  # another thread made one first
-                made.shut_down(0.0)
-        return executor
 
     def handle(self, uid: int) -> TaskHandle:
         """A :class:`TaskHandle` for a task added with ``add_task``.  Any thread.
@@ -649,167 +548,9 @@ class BackgroundTaskManager(QObject):
             self._own(owner, uid)
         return uid
 
-    def _own(self, owner: QObject, uid: int) -> None:
-        key = id(owner)
-        with self._callbacks_lock:
-            uids = self._owners.get(key)
-            first = uids is None
-            if first:
-                uids = self._owners[key] = set()
-            uids.add(uid)
-            self._owner_of[uid] = key
-        if first:
-            owner.destroyed.connect(functools.partial(self._owner_destroyed, key))
-
-    def _owner_destroyed(self, key: int, *_: object) -> None:
-        # The owner's own slots went with it (Qt disconnects a destroyed
-        # receiver); the registry's signals and the handles' done-callbacks
-        # still report how its tasks end, so monitors and waiters see it.
-        with self._callbacks_lock:
-            uids = self._owners.pop(key, set())
-            for uid in uids:
-                self._owner_of.pop(uid, None)
-        if not self._shut_down:
-            self._scheduler.stop_uids(uids)
-
-    def _stop_for_handle(self, uid: int) -> bool:
-        return self._scheduler.stop(uid, False, True)
-
-    def _add_done_callback(self, handle: TaskHandle, fn: Callable[[TaskHandle], Any]) -> None:
-        with self._callbacks_lock:
-            if not handle.done():
-                self._callbacks.setdefault(handle.uid, []).append((handle, fn))
-                return
-        self._call_soon(fn, handle)
-
-    def _call_soon(self, fn: Callable[..., Any], *args: Any) -> None:
-        if self._shut_down:
-            return
-        if QThread.currentThread() is self.thread():
-            _call_logged(fn, *args)
-        else:
-            self._calls.append((fn, args))
-            QCoreApplication.postEvent(self, QEvent(_WAKE))
-
     # Connection counts per optional signal.  Qt may call these two while it
     # holds its own connection lock, so they must not call receivers() or
     # anything else that would take it again.
-    def connectNotify(self, signal: QMetaMethod) -> None:  # noqa: N802 - Qt override
-        self._count_receivers(signal, 1)
-
-    def disconnectNotify(self, signal: QMetaMethod) -> None:  # noqa: N802 - Qt override
-        self._count_receivers(signal, -1)
-
-    def _count_receivers(self, signal: QMetaMethod, delta: int) -> None:
-        kind = _OPTIONAL_SIGNALS.get(bytes(signal.name().data()).decode())
-        scheduler = getattr(self, "_scheduler", None)
-        if kind is None or scheduler is None:
-            return
-        counts = self._receivers
-        counts[kind] = max(0, counts.get(kind, 0) + delta)
-        scheduler.watch(k for k, n in counts.items() if n > 0)
-
-    # ------------------------------------------------------------------ delivery
-
-    def event(self, ev: QEvent) -> bool:
-        if ev.type() == _WAKE:
-            self._drain()
-            return True
-        return super().event(ev)
-
-    def _on_beat(self) -> None:
-        # Beat while workers run and their events keep coming: tasks that run
-        # long and quietly reach no point where they could give way, and a
-        # 1 ms timer would only keep this thread (and the CPU) awake.
-        if (
-            self._scheduler.workers_running()
-            and perf_counter() - self._drained_at < _BEAT_QUIET_AFTER
-        ):
-            self._scheduler.gate.beat()
-        else:
-            self._beat.stop()
-            self._scheduler.gate.stop()
-
-    def _drain(self) -> None:
-        # Events move from the scheduler to self._pending and are emitted from
-        # there one at a time, so a slot that spins a nested event loop (a
-        # modal dialog) gets a nested drain that continues in order.
-        if not self._shut_down:
-            # this thread has the GIL: no worker needs to wait for it.  (A drain
-            # is bounded by drain_budget, however the workers slow it down.)
-            self._drained_at = perf_counter()
-            self._scheduler.gate.beat()
-            if not self._beat.isActive():
-                self._beat.start()
-        calls = self._calls
-        while calls:
-            fn, args = calls.popleft()
-            _call_logged(fn, *args)
-        pending = self._pending
-        take = self._scheduler.take_events
-        deadline = perf_counter() + self.drain_budget
-        while not self._shut_down:
-            if not pending:
-                events = take()
-                if not events:
-                    return
-                pending.extend(events)
-            while pending and not self._shut_down:
-                self._deliver(pending.popleft())
-                if perf_counter() >= deadline:
-                    # Continue from a zero-timer, not a posted event: Qt handles
-                    # posted events before timers, so a posted event would run
-                    # the next pass back to back with this one.
-                    self._resume.start(0)
-                    return
-
-    def _deliver(self, event: tuple[Any, ...]) -> None:
-        # Every field read here was captured in the event under the
-        # scheduler's lock (take_events); the task records are only read for
-        # their uid and group, which never change.
-        kind = event[0]
-        task = event[1]
-        if kind == TASK_COMPLETED:
-            self.task_completed.emit(task.uid, task.group, event[2])
-        elif kind == TASK_PROGRESS:
-            task = event[2]
-            self.task_progress.emit(task.uid, task.group, event[3], event[4])
-            return
-        elif kind == GROUP_FINISHED:
-            self.task_group_finished.emit(task)
-            return
-        elif kind == TASK_FAILED:
-            self.task_failed.emit(task.uid, task.group, event[2], event[3])
-        elif kind == TASK_CANCELLED:
-            self.task_cancelled.emit(task.uid, task.group)
-        elif kind == TASK_REMOVED:
-            self.task_removed.emit(task, event[2])
-            return
-        else:
-            if kind == TASK_STARTED:
-                self.task_started.emit(task.uid, task.group)
-            elif kind == TASK_STATE:
-                self.task_state_changed.emit(task.uid, task.group, event[2])
-            elif kind == TASK_ADDED:
-                self.task_added.emit(task.uid, task.group)
-            elif kind == TASK_STATUS:
-                self.task_status_changed.emit(task.uid, task.group, event[2])
-            return
-        # the task ended: its done-callbacks
-        if self._callbacks or self._owner_of:
-            with self._callbacks_lock:
-                callbacks = self._callbacks.pop(task.uid, None)
-                if callbacks and not all(handle.done() for handle, _ in callbacks):
-                    # handles of a newer run (retry) wait for that run's end
-                    later = [c for c in callbacks if not c[0].done()]
-                    self._callbacks[task.uid] = later
-                    callbacks = [c for c in callbacks if c[0].done()]
-                key = self._owner_of.pop(task.uid, None)
-                if key is not None:
-                    self._owners.get(key, set()).discard(task.uid)
-            if callbacks:
-                for handle, fn in callbacks:
-                    _call_logged(fn, handle)
 
 
 #: submit()'s task options that persist=True cannot journal, with their defaults.
@@ -818,27 +559,6 @@ _SUBMIT_DEFAULTS: dict[str, Any] = {
     "resources": None, "on_upstream_failure": None, "exclusive": False, "owner": None,
     "executor": None,
 }  # fmt: skip
-
-
-def _default_executor(name: str) -> Executor:
-    if name == "process":
-        from ..executors.processes import ProcessExecutor
-
-        return ProcessExecutor()
-    if name == "dask":
-        from ..executors.dask import DaskExecutor
-
-        return DaskExecutor()  # ImportError saying what to install without the dask extra
-    raise ValueError(
-        f"unknown executor {name!r}: use 'thread', 'process', 'dask' or a name given to set_executor"
-    )
-
-
-def _call_logged(fn: Callable[..., Any], *args: Any) -> None:
-    try:
-        fn(*args)
-    except Exception:
-        log.exception("bgtasks: a done-callback raised")
 
 
 def _on_destroyed(scheduler: Scheduler, pool: Any, *_: object) -> None:

@@ -1,0 +1,269 @@
+"""Delivery: the core's events become signals and done-callbacks on the manager's thread.
+
+A worker that records the first undelivered event posts one ``QEvent`` to the
+manager.  The drain then emits signals for every event it finds, oldest first,
+for at most ``drain_budget`` seconds per pass; if more remain it continues from
+a zero-timer, so paint and input events interleave with a flood of results.
+While workers run, the manager's thread beats the GIL gate (see
+``bgtasks/core/_gil_gate.py``).  Owners (QObjects whose destruction cancels
+their tasks) and the handles' done-callbacks live here too.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable
+from time import perf_counter
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import QCoreApplication, QEvent, QMetaMethod, QObject, QThread, QTimer
+
+from ..core import (
+    GROUP_FINISHED,
+    TASK_ADDED,
+    TASK_CANCELLED,
+    TASK_COMPLETED,
+    TASK_FAILED,
+    TASK_PROGRESS,
+    TASK_REMOVED,
+    TASK_STARTED,
+    TASK_STATE,
+    TASK_STATUS,
+    Scheduler,
+)
+from ..core._handle import TaskHandle
+
+if TYPE_CHECKING:
+    from PySide6.QtCore import SignalInstance
+
+log = logging.getLogger("bgtasks")
+
+WAKE = QEvent.Type(QEvent.registerEventType())
+BEAT_MS = 1  # the GIL gate's beat: well under its STALE_AFTER
+_BEAT_QUIET_AFTER = 0.25  # no event from the workers for this long: stop beating
+
+#: Signals whose events the scheduler produces only while they are connected.
+_OPTIONAL_SIGNALS = {
+    "task_started": TASK_STARTED,
+    "task_state_changed": TASK_STATE,
+    "task_added": TASK_ADDED,
+    "task_removed": TASK_REMOVED,
+    "task_status_changed": TASK_STATUS,
+}
+
+
+class Delivery:
+    """The manager's delivery side (a mixin of BackgroundTaskManager, on its thread)."""
+
+    # Set by BackgroundTaskManager.__init__ (see _init_delivery).
+    _scheduler: Scheduler
+    _shut_down: bool
+    drain_budget: float
+    task_completed: SignalInstance
+    task_failed: SignalInstance
+    task_group_finished: SignalInstance
+    task_cancelled: SignalInstance
+    task_started: SignalInstance
+    task_progress: SignalInstance
+    task_state_changed: SignalInstance
+    task_added: SignalInstance
+    task_removed: SignalInstance
+    task_status_changed: SignalInstance
+
+    def _init_delivery(self) -> None:
+        assert isinstance(self, QObject)
+        self._pending: deque[tuple[Any, ...]] = deque()  # taken from the scheduler, not yet emitted
+        self._callbacks: dict[int, list[tuple[TaskHandle, Callable[[TaskHandle], Any]]]] = {}
+        self._callbacks_lock = threading.Lock()
+        self._resume = QTimer(self)  # the drain continues after other timers had their turn
+        self._resume.setSingleShot(True)
+        self._resume.timeout.connect(self._drain)
+        # While workers run, this thread beats the scheduler's GIL gate: a
+        # worker that sees no beat for a few ms waits until this thread has
+        # had the GIL (see core/_gil_gate.py).  Stopped when no worker runs.
+        from PySide6.QtCore import Qt
+
+        self._beat = QTimer(self)
+        self._beat.setTimerType(Qt.TimerType.PreciseTimer)
+        self._beat.setInterval(BEAT_MS)
+        self._beat.timeout.connect(self._on_beat)
+        self._drained_at = 0.0  # perf_counter() of the last drain
+        self._calls: deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()  # any thread
+        self._owners: dict[int, set[int]] = {}  # id(owner) -> uids
+        self._owner_of: dict[int, int] = {}  # uid -> id(owner)
+        self._receivers: dict[int, int] = {}  # optional event kind -> connections
+
+    def _stop_delivery(self) -> None:
+        """shut_down(): nothing more is delivered."""
+        self._pending.clear()
+        self._resume.stop()
+        self._beat.stop()
+        with self._callbacks_lock:
+            self._callbacks.clear()
+
+    def _own(self, owner: QObject, uid: int) -> None:
+        key = id(owner)
+        with self._callbacks_lock:
+            uids = self._owners.get(key)
+            first = uids is None
+            if first:
+                uids = self._owners[key] = set()
+            uids.add(uid)
+            self._owner_of[uid] = key
+        if first:
+            owner.destroyed.connect(functools.partial(self._owner_destroyed, key))
+
+    def _owner_destroyed(self, key: int, *_: object) -> None:
+        # The owner's own slots went with it (Qt disconnects a destroyed
+        # receiver); the registry's signals and the handles' done-callbacks
+        # still report how its tasks end, so monitors and waiters see it.
+        with self._callbacks_lock:
+            uids = self._owners.pop(key, set())
+            for uid in uids:
+                self._owner_of.pop(uid, None)
+        if not self._shut_down:
+            self._scheduler.stop_uids(uids)
+
+    def _stop_for_handle(self, uid: int) -> bool:
+        return self._scheduler.stop(uid, False, True)
+
+    def _add_done_callback(self, handle: TaskHandle, fn: Callable[[TaskHandle], Any]) -> None:
+        with self._callbacks_lock:
+            if not handle.done():
+                self._callbacks.setdefault(handle.uid, []).append((handle, fn))
+                return
+        self._call_soon(fn, handle)
+
+    def _call_soon(self, fn: Callable[..., Any], *args: Any) -> None:
+        if self._shut_down:
+            return
+        if QThread.currentThread() is self.thread():
+            _call_logged(fn, *args)
+        else:
+            self._calls.append((fn, args))
+            QCoreApplication.postEvent(self, QEvent(WAKE))
+
+    def connectNotify(self, signal: QMetaMethod) -> None:  # noqa: N802 - Qt override
+        self._count_receivers(signal, 1)
+
+    def disconnectNotify(self, signal: QMetaMethod) -> None:  # noqa: N802 - Qt override
+        self._count_receivers(signal, -1)
+
+    def _count_receivers(self, signal: QMetaMethod, delta: int) -> None:
+        kind = _OPTIONAL_SIGNALS.get(bytes(signal.name().data()).decode())
+        scheduler = getattr(self, "_scheduler", None)
+        if kind is None or scheduler is None:
+            return
+        counts = self._receivers
+        counts[kind] = max(0, counts.get(kind, 0) + delta)
+        scheduler.watch(k for k, n in counts.items() if n > 0)
+
+    def event(self, ev: QEvent) -> bool:
+        if ev.type() == WAKE:
+            self._drain()
+            return True
+        return super().event(ev)
+
+    def _on_beat(self) -> None:
+        # Beat while workers run and their events keep coming: tasks that run
+        # long and quietly reach no point where they could give way, and a
+        # 1 ms timer would only keep this thread (and the CPU) awake.
+        if (
+            self._scheduler.workers_running()
+            and perf_counter() - self._drained_at < _BEAT_QUIET_AFTER
+        ):
+            self._scheduler.gate.beat()
+        else:
+            self._beat.stop()
+            self._scheduler.gate.stop()
+
+    def _drain(self) -> None:
+        # Events move from the scheduler to self._pending and are emitted from
+        # there one at a time, so a slot that spins a nested event loop (a
+        # modal dialog) gets a nested drain that continues in order.
+        if not self._shut_down:
+            # this thread has the GIL: no worker needs to wait for it.  (A drain
+            # is bounded by drain_budget, however the workers slow it down.)
+            self._drained_at = perf_counter()
+            self._scheduler.gate.beat()
+            if not self._beat.isActive():
+                self._beat.start()
+        calls = self._calls
+        while calls:
+            fn, args = calls.popleft()
+            _call_logged(fn, *args)
+        pending = self._pending
+        take = self._scheduler.take_events
+        deadline = perf_counter() + self.drain_budget
+        while not self._shut_down:
+            if not pending:
+                events = take()
+                if not events:
+                    return
+                pending.extend(events)
+            while pending and not self._shut_down:
+                self._deliver(pending.popleft())
+                if perf_counter() >= deadline:
+                    # Continue from a zero-timer, not a posted event: Qt handles
+                    # posted events before timers, so a posted event would run
+                    # the next pass back to back with this one.
+                    self._resume.start(0)
+                    return
+
+    def _deliver(self, event: tuple[Any, ...]) -> None:
+        # Every field read here was captured in the event under the
+        # scheduler's lock (take_events); the task records are only read for
+        # their uid and group, which never change.
+        kind = event[0]
+        task = event[1]
+        if kind == TASK_COMPLETED:
+            self.task_completed.emit(task.uid, task.group, event[2])
+        elif kind == TASK_PROGRESS:
+            task = event[2]
+            self.task_progress.emit(task.uid, task.group, event[3], event[4])
+            return
+        elif kind == GROUP_FINISHED:
+            self.task_group_finished.emit(task)
+            return
+        elif kind == TASK_FAILED:
+            self.task_failed.emit(task.uid, task.group, event[2], event[3])
+        elif kind == TASK_CANCELLED:
+            self.task_cancelled.emit(task.uid, task.group)
+        elif kind == TASK_REMOVED:
+            self.task_removed.emit(task, event[2])
+            return
+        else:
+            if kind == TASK_STARTED:
+                self.task_started.emit(task.uid, task.group)
+            elif kind == TASK_STATE:
+                self.task_state_changed.emit(task.uid, task.group, event[2])
+            elif kind == TASK_ADDED:
+                self.task_added.emit(task.uid, task.group)
+            elif kind == TASK_STATUS:
+                self.task_status_changed.emit(task.uid, task.group, event[2])
+            return
+        # the task ended: its done-callbacks
+        if self._callbacks or self._owner_of:
+            with self._callbacks_lock:
+                callbacks = self._callbacks.pop(task.uid, None)
+                if callbacks and not all(handle.done() for handle, _ in callbacks):
+                    # handles of a newer run (retry) wait for that run's end
+                    later = [c for c in callbacks if not c[0].done()]
+                    self._callbacks[task.uid] = later
+                    callbacks = [c for c in callbacks if c[0].done()]
+                key = self._owner_of.pop(task.uid, None)
+                if key is not None:
+                    self._owners.get(key, set()).discard(task.uid)
+            if callbacks:
+                for handle, fn in callbacks:
+                    _call_logged(fn, handle)
+
+
+def _call_logged(fn: Callable[..., Any], *args: Any) -> None:
+    try:
+        fn(*args)
+    except Exception:
+        log.exception("bgtasks: a done-callback raised")
