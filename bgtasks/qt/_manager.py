@@ -17,6 +17,7 @@ seconds per task (latest value wins), and always before the task's end.
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import functools
 import logging
 import sys
@@ -49,6 +50,7 @@ from ..executors._contract import Executor
 from . import _pool
 from ._delivery import WAKE, Delivery
 from ._executors import Executors
+from ._options import TaskOptions
 from ._qt_types import create_loaded_qt_types
 
 if sys.version_info < (3, 12) and PySide6.__version__.startswith("6.12.0"):
@@ -340,43 +342,51 @@ class BackgroundTaskManager(Delivery, Executors, QObject):
         """
         if not callable(fn):
             raise TypeError(f"fn must be callable, got {fn!r}")
-        if persist:
-            journal = self._journal
-            if journal is None:
-                raise RuntimeError(
-                    "persist=True needs a journal: call set_journal(TaskJournal(...))"
-                )
-            given = {
-                "key": key, "retries": retries, "retry_on": retry_on, "backoff": backoff,
-                "timeout": timeout, "resources": resources,
-                "on_upstream_failure": on_upstream_failure, "exclusive": exclusive,
-                "owner": owner, "executor": executor,
-            }  # fmt: skip
-            for option, value in given.items():
-                if value != _SUBMIT_DEFAULTS[option]:
-                    raise TypeError(f"option {option!r} cannot be journaled: persist=True takes "
-                                    "priority, group, upstream_task_ids and name")  # fmt: skip
-            return journal.submit(  # type: ignore[no-any-return]
-                fn, *args, priority=priority, group=group,
-                upstream_task_ids=upstream_task_ids, name=name, **kwargs,
-            )  # fmt: skip
-        chosen = None
-        if executor is not None and executor != "thread":
-            if name is None:
-                name = getattr(fn, "__name__", None)
-            fn, chosen, resources = self._remote_call(fn, args, kwargs, executor, resources)
-        handle = TaskHandle(self)
-        options = dict(
+        options = TaskOptions(
             name=name, key=key, retries=retries, retry_on=retry_on, backoff=backoff,
             timeout=timeout, resources=resources, on_upstream_failure=on_upstream_failure,
-            exclusive=exclusive, owner=owner,
+            exclusive=exclusive, owner=owner, executor=executor,
         )  # fmt: skip
+        if persist:
+            return self._submit_persistent(
+                fn, args, kwargs, priority, group, upstream_task_ids, options
+            )
+        chosen = None
+        if executor is not None and executor != "thread":
+            name = name if name is not None else getattr(fn, "__name__", None)
+            fn, chosen, remote = self._remote_call(fn, args, kwargs, executor, resources)
+            options = dataclasses.replace(options, name=name, resources=remote)
+        handle = TaskHandle(self)
         handle.uid = self._add(
             fn, priority, group, upstream_task_ids, args, kwargs, options, handle
         )
         if isinstance(executor, str) and chosen is not None:
             self._mark_used(executor)
         return handle
+
+    def _submit_persistent(
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        priority: float | None,
+        group: Hashable,
+        upstream_task_ids: Sequence[int] | None,
+        options: TaskOptions,
+    ) -> TaskHandle:
+        journal = self._journal
+        if journal is None:
+            raise RuntimeError("persist=True needs a journal: call set_journal(TaskJournal(...))")
+        refused = options.first_not_journaled()
+        if refused is not None:
+            raise TypeError(
+                f"option {refused!r} cannot be journaled: persist=True takes "
+                "priority, group, upstream_task_ids and name"
+            )
+        return journal.submit(  # type: ignore[no-any-return]
+            fn, *args, priority=priority, group=group,
+            upstream_task_ids=upstream_task_ids, name=options.name, **kwargs,
+        )  # fmt: skip
 
     def set_journal(self, journal: Any) -> None:
         """Journal tasks submitted with ``persist=True`` in ``journal``, a
@@ -524,41 +534,25 @@ class BackgroundTaskManager(Delivery, Executors, QObject):
         upstream: Any,
         args: Any,
         kwargs: Any,
-        options: dict[str, Any],
+        options: TaskOptions | Mapping[str, Any] | None,
         handle: TaskHandle | None = None,
     ) -> int:
         scheduler = self._scheduler
         if not options:  # the common case: no task options
             return scheduler.add(fn, priority, group, upstream, args, kwargs, handle=handle)
-        owner = options.pop("owner", None)
-        exclusive = options.pop("exclusive", False)
-        name = options.pop("name", None)
-        unknown = set(options) - {
-            "key", "retries", "retry_on", "backoff", "timeout", "resources", "on_upstream_failure"
-        }  # fmt: skip
-        if unknown:
-            raise TypeError(f"unknown task option {sorted(unknown)[0]!r}")
+        if not isinstance(options, TaskOptions):
+            options = TaskOptions.of(options)
+        owner = options.owner
         if owner is not None and not isinstance(owner, QObject):
             raise TypeError(f"owner must be a QObject, got {owner!r}")
-        opts = scheduler.make_options(**options)
+        opts = scheduler.make_options(**options.scheduler_options())
         uid = scheduler.add(
-            fn, priority, group, upstream, args, kwargs, opts, name, bool(exclusive), handle
-        )
+            fn, priority, group, upstream, args, kwargs, opts, options.name,
+            bool(options.exclusive), handle,
+        )  # fmt: skip
         if owner is not None:
             self._own(owner, uid)
         return uid
-
-    # Connection counts per optional signal.  Qt may call these two while it
-    # holds its own connection lock, so they must not call receivers() or
-    # anything else that would take it again.
-
-
-#: submit()'s task options that persist=True cannot journal, with their defaults.
-_SUBMIT_DEFAULTS: dict[str, Any] = {
-    "key": None, "retries": 0, "retry_on": (Exception,), "backoff": 0.1, "timeout": None,
-    "resources": None, "on_upstream_failure": None, "exclusive": False, "owner": None,
-    "executor": None,
-}  # fmt: skip
 
 
 def _on_destroyed(scheduler: Scheduler, pool: Any, *_: object) -> None:
