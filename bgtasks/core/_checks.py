@@ -5,7 +5,7 @@ The other checks are in ``_validate.py``, one place for every module.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 
@@ -31,3 +31,19 @@ def _check_kwargs(task_kwargs: object) -> dict[str, Any]:
         if type(key) is not str:
             raise TypeError(f"task_kwargs keys must be strings, got {key!r}")
     return kwargs
+
+
+def _check_upstream(upstream_task_ids: object) -> tuple[int, ...]:
+    if upstream_task_ids is None:
+        return ()
+    if isinstance(upstream_task_ids, Iterable) and not isinstance(
+        upstream_task_ids, (str, bytes, Mapping)
+    ):
+        return tuple(upstream_task_ids)
+    raise TypeError(f"upstream_task_ids must be a list of task ids, got {upstream_task_ids!r}")
+
+
+def _check_name(name: object) -> str:
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a string, got {name!r}")
+    return name

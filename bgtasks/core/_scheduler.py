@@ -8,19 +8,16 @@ import random
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Callable, Hashable
 from typing import Any
 
-from ._checks import (
-    _check_args,
-    _check_kwargs,
-)
+from ._checks import _check_args, _check_kwargs, _check_name, _check_upstream
+from ._configure import Configuration
 from ._control import Control
 from ._errors import TaskCancelled
 from ._fields import (
     MAX_WORKERS,
     SHORT_TASK,
-    UPSTREAM_POLICIES,
     log,
 )
 from ._gil_gate import GilGate
@@ -47,10 +44,11 @@ from ._task import (
 )
 from ._timers import Timers
 from ._transitions import Transitions
-from ._validate import check_count, check_hashable, check_priority, check_seconds
+from ._validate import check_count, check_hashable, check_priority
 
 
 class Scheduler(
+    Configuration,
     Control,
     Running,
     Keys,
@@ -136,80 +134,6 @@ class Scheduler(
         self._timer_wakeup = threading.Condition(self._lock)
         self._timer_thread: threading.Thread | None = None
 
-    def configure(
-        self,
-        *,
-        cache_size: int | None = None,
-        keep_finished: int | None = None,
-        progress_interval: float | None = None,
-    ) -> None:
-        """Change settings under the lock (values checked by the caller); a
-        smaller cache or registry limit applies at once."""
-        with self._lock:
-            if progress_interval is not None:
-                self.progress_interval = progress_interval
-            if cache_size is not None:
-                self.cache_size = cache_size
-                while len(self._cache) > cache_size:
-                    self._grave.append(self._cache.popitem(last=False))
-            if keep_finished is not None:
-                self.keep_finished = keep_finished
-                if len(self._finished) > keep_finished:
-                    self._trim_finished()
-                self._flush_wake()
-        self._after()
-
-    def make_options(
-        self,
-        key: object = None,
-        retries: object = 0,
-        retry_on: object = (Exception,),
-        backoff: object = 0.1,
-        timeout: object = None,
-        resources: object = None,
-        on_upstream_failure: object = None,
-    ) -> Options:
-        """Validate per-task options (caller's thread, no lock)."""
-        if isinstance(retry_on, type):
-            retry_on = (retry_on,)
-        if not isinstance(retry_on, tuple) or not all(
-            isinstance(t, type) and issubclass(t, BaseException) for t in retry_on
-        ):
-            raise TypeError(f"retry_on must be exception types, got {retry_on!r}")
-        check_seconds("backoff", backoff)
-        if (
-            key is None and not retries and timeout is None and resources is None
-            and on_upstream_failure is None
-        ):  # fmt: skip
-            return _NO_OPTIONS
-        opts = Options()
-        if key is not None:
-            check_hashable("key", key)
-            opts.key = key
-        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-            raise ValueError(f"retries must be a non-negative integer, got {retries!r}")
-        opts.retries = retries
-        opts.retry_on = retry_on
-        opts.backoff = backoff  # type: ignore[assignment]  # checked above
-        if timeout is not None:
-            opts.timeout = check_seconds("timeout", timeout, positive=True)
-        if resources is not None:
-            if not isinstance(resources, Mapping):
-                raise TypeError(f"resources must map resource names to amounts, got {resources!r}")
-            for name, amount in resources.items():
-                if isinstance(amount, bool) or not isinstance(amount, int) or amount < 1:
-                    raise ValueError(
-                        f"resource {name!r} amount must be a positive integer, got {amount!r}"
-                    )
-            opts.resources = dict(resources)
-        if on_upstream_failure is not None:
-            if on_upstream_failure not in UPSTREAM_POLICIES:
-                raise ValueError(
-                    f"on_upstream_failure must be 'fail' or 'cancel', got {on_upstream_failure!r}"
-                )
-            opts.policy = on_upstream_failure
-        return opts
-
     def add(
         self,
         fn: Callable[..., Any] | None,
@@ -236,20 +160,8 @@ class Scheduler(
         args = _check_args(task_args)
         kwargs = _check_kwargs(task_kwargs)
         check_hashable("group", group)
-        if upstream_task_ids is None:
-            upstream: tuple[int, ...] = ()
-        elif isinstance(upstream_task_ids, Iterable) and not isinstance(
-            upstream_task_ids, (str, bytes, Mapping)
-        ):
-            upstream = tuple(upstream_task_ids)
-        else:
-            raise TypeError(
-                f"upstream_task_ids must be a list of task ids, got {upstream_task_ids!r}"
-            )
-        if name is None:
-            name = _name_of(fn)
-        elif not isinstance(name, str):
-            raise TypeError(f"name must be a string, got {name!r}")
+        upstream = _check_upstream(upstream_task_ids)
+        name = _name_of(fn) if name is None else _check_name(name)
 
         # This thread already holds the lock: a finalizer that the garbage
         # collector runs under it is adding a task.
@@ -257,26 +169,8 @@ class Scheduler(
         with self._lock:
             if self._closed:
                 raise RuntimeError("this task manager has been shut down; it accepts no new tasks")
-            next_uid = self._next_uid
-            for up in upstream:
-                if type(up) is not int or not 0 < up < next_uid:
-                    raise ValueError(
-                        f"upstream task {up!r} is unknown: "
-                        "upstream_task_ids must name tasks of this manager"
-                    )
-            if opts.resources:
-                for res in opts.resources:
-                    if res not in self._limits:
-                        raise ValueError(
-                            f"resource {res!r} is unknown: set_resource_limit({res!r}, n) first"
-                        )
-            if group is not None and group is not _HIDDEN:
-                # Look the group up before anything changes: a group whose
-                # __eq__ raises is refused here, with nothing registered.
-                self._groups.get(group)
-                if self._group_policy:
-                    self._group_policy.get(group)
-            uid = next_uid
+            self._check_refs(upstream, opts, group)
+            uid = self._next_uid
             self._next_uid = uid + 1
             task = Task(uid, name, fn, args, kwargs, prio, group, upstream, opts)
             if handle is not None:
@@ -296,6 +190,28 @@ class Scheduler(
         if self._deferred:
             self._run_deferred()
         return uid
+
+    def _check_refs(self, upstream: tuple[int, ...], opts: Options, group: object) -> None:
+        """What add() can only check under the lock; raises before anything changes."""
+        next_uid = self._next_uid
+        for up in upstream:
+            if type(up) is not int or not 0 < up < next_uid:
+                raise ValueError(
+                    f"upstream task {up!r} is unknown: "
+                    "upstream_task_ids must name tasks of this manager"
+                )
+        if opts.resources:
+            for res in opts.resources:
+                if res not in self._limits:
+                    raise ValueError(
+                        f"resource {res!r} is unknown: set_resource_limit({res!r}, n) first"
+                    )
+        if group is not None and group is not _HIDDEN:
+            # Look the group up before anything changes: a group whose
+            # __eq__ raises is refused here, with nothing registered.
+            self._groups.get(group)
+            if self._group_policy:
+                self._group_policy.get(group)
 
     def _add_locked(self, task: Task, exclusive: bool) -> None:
         self._register(task)
