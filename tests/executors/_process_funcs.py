@@ -1,7 +1,7 @@
 """Module-level functions the process tests send to worker processes.
 
-Spawned workers import this module by name (pytest puts tests/ on sys.path and
-spawn passes sys.path to the child).
+Spawned workers import this module by name (pytest puts tests/executors/ on sys.path,
+the ``pythonpath`` ini option in pyproject.toml, and spawn passes sys.path to the child).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Randomized invariant checking for bgtasks (used by tests/test_invariants.py).
+"""Randomized invariant checking for bgtasks (used by tests/core/test_invariants.py and
+tests/qt/test_invariants_manager.py).
 
 Three parts:
 

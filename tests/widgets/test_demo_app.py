@@ -18,7 +18,7 @@ from demo_app import DemoWindow
 from demo_app.samples import N_SAMPLES
 from demo_app.workload import GROUPS, build_workload, expected_chain_result
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 PLAN = build_workload(seed=0)
 #: Stopping chain step 3 stops steps 3..10 and the fan-in.
 CHAIN_STOPPED = 10 - 2 + 1

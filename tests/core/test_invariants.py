@@ -5,11 +5,10 @@ priorities, groups, failures, stops from the UI and from workers, keys,
 automatic retries, ``retry()``, handle cancels, adds from workers, resources,
 timeouts, ``on_upstream_failure="cancel"``, ``exclusive``, pause/resume,
 priority changes and dict results (plain and subclasses), played on
+the Qt-free ``Scheduler`` with thread workers (no QApplication); the same scenarios
+on the full ``BackgroundTaskManager`` are in ``tests/qt/test_invariants_manager.py``.
 
-1. the Qt-free ``Scheduler`` with thread workers (no QApplication), and
-2. the full ``BackgroundTaskManager`` (pytest-qt; waits with ``waitUntil``).
-
-Each run is recorded and checked by ``tests/_invariants.check_run`` (see its
+Each run is recorded and checked by ``tests/core/_invariants.check_run`` (see its
 docstring for the list).  A failure prints the seed and the tasks involved:
 ``make_scenario(seed, n)`` rebuilds the same scenario (the interleaving of
 threads is not reproducible; the scenario is).  The last tests plant faults
@@ -18,25 +17,15 @@ in the scheduler and show the checker catches them.
 
 from __future__ import annotations
 
-import time
-from typing import Any
-
 import pytest
 from _invariants import (
-    LIMITS,
-    Driver,
-    Log,
     Run,
     Scenario,
     Spec,
     check_run,
-    dump_threads,
-    final_state,
-    make_fn,
     make_scenario,
     report,
     run_core,
-    task_options,
 )
 
 from bgtasks.core import (
@@ -47,9 +36,7 @@ from bgtasks.core import (
 )
 
 FAST_CORE_SEEDS = list(range(1, 9))
-FAST_MANAGER_SEEDS = [101, 102, 103]
 SLOW_CORE_SEEDS = list(range(1000, 1040))
-SLOW_MANAGER_SEEDS = list(range(2000, 2012))
 
 
 def _assert_ok(run: Run) -> None:
@@ -85,144 +72,6 @@ def test_core_random_dag_soak(seed):
 def test_core_long_chain_stop_head_and_retry_tail(seed):
     """A chain of 1500 in the mix (deeper than the recursion limit): head stopped, tail retried."""
     _assert_ok(run_core(make_scenario(seed, n=2500, chain=1500), timeout=120))
-
-
-# ---------------------------------------------------------------- level 2: the manager
-
-
-class ManagerLevel:
-    """The full BackgroundTaskManager; the test's thread (Qt's) is the UI thread."""
-
-    name = "manager"
-
-    def __init__(self, scenario: Scenario, log: Log, manager: Any) -> None:
-        self.scenario = scenario
-        self.log = log
-        self.m = manager
-        manager.keep_finished = 100_000
-        for name, limit in LIMITS.items():
-            manager.set_resource_limit(name, limit)
-
-    def connect(self, driver: Driver) -> None:
-        m = self.m
-        m.task_added.connect(lambda uid, group: driver.on_event("added", uid, group))
-        m.task_state_changed.connect(lambda uid, group, st: driver.on_event("state", uid, st))
-        m.task_completed.connect(
-            lambda uid, group, result: driver.on_event("completed", uid, group, result)
-        )
-        m.task_failed.connect(
-            lambda uid, group, msg, tb: driver.on_event("failed", uid, group, msg)
-        )
-        m.task_cancelled.connect(lambda uid, group: driver.on_event("cancelled", uid, group))
-        m.task_group_finished.connect(lambda group: driver.on_event("group", group))
-
-    def add(self, spec: Spec, thread: str) -> int | None:
-        log, m = self.log, self.m
-        ups = [log.uid_of[j] for j in spec.ups if j in log.uid_of]
-        if len(ups) != len(spec.ups):
-            log.note(f"scenario error: {spec.describe()} added before its upstream tasks")
-        begin = log.seq()
-        options = task_options(spec)
-        if spec.exclusive:
-            options["exclusive"] = True
-        handle = None
-        try:
-            if spec.kind == "pass":
-                uid = m.add_pass_through_task(spec.priority, spec.group, ups, spec.own, **options)
-                if spec.handle and thread == "ui":  # before the UI thread can deliver its end
-                    handle = m.handle(uid)
-            elif spec.handle:
-                handle = m.submit(
-                    make_fn(spec, self, log), priority=spec.priority, group=spec.group,
-                    upstream_task_ids=ups, **options, **spec.own,
-                )  # fmt: skip
-                uid = handle.uid
-            else:
-                uid = m.add_task(make_fn(spec, self, log), spec.priority, spec.group, ups,
-                                 None, spec.own, **options)  # fmt: skip
-        except Exception as exc:  # noqa: BLE001
-            log.note(f"add of {spec.describe()} ({thread}) raised {exc!r}")
-            return None
-        log.added(spec, uid, ups, begin, handle, thread)
-        return uid
-
-    def stop(self, uid: int, up: bool, down: bool) -> None:
-        self.m.stop_task(uid, up, down)
-
-    def stop_group(self, group: Any, up: bool, down: bool) -> None:
-        self.m.stop_task_group(group, up, down)
-
-    def stop_all(self) -> None:
-        self.m.stop_all_tasks()
-
-    def retry(self, uid: int) -> None:
-        self.m.retry(uid)
-
-    def set_priority(self, uid: int, p: float) -> None:
-        self.m.set_priority(uid, p)
-
-    def set_group_priority(self, group: Any, p: float) -> None:
-        self.m.set_group_priority(group, p)
-
-    def pause(self) -> None:
-        self.m.pause_processing()
-
-    def resume(self) -> None:
-        self.m.start_processing()
-
-    def live(self) -> int:
-        counts = self.m.state_counts()
-        return sum(n for state, n in counts.items() if not state.is_terminal)
-
-
-def run_manager(qtbot, make_manager, scenario: Scenario, timeout: float = 30.0) -> Run:
-    """Play ``scenario`` on a BackgroundTaskManager; returns the recorded run."""
-    log = Log(scenario.max_workers, LIMITS)
-    manager = make_manager(max_threads=scenario.max_workers)
-    level = ManagerLevel(scenario, log, manager)
-    driver = Driver(scenario, level, log)
-    level.connect(driver)
-    run = Run(scenario, log, "manager")
-    for i in scenario.ui_order[: scenario.initial]:
-        level.add(scenario.specs[i], thread="ui")
-    manager.start_processing()
-    deadline = time.monotonic() + timeout
-
-    def settled() -> bool:
-        driver.poll()
-        return driver.done() and level.live() == 0
-
-    try:
-        qtbot.waitUntil(settled, timeout=int(timeout * 1000))
-        # A barrier: events are delivered in order, so once this group's end is
-        # delivered every earlier event was.
-        sentinel = ("sentinel", scenario.seed)
-        run.sentinel_group = sentinel
-        manager.add_task(lambda: None, group=sentinel)
-        left = max(1.0, deadline - time.monotonic())
-        qtbot.waitUntil(
-            lambda: any(r[1] == "group" and r[2] == sentinel for r in log.stream),
-            timeout=int(left * 1000),
-        )
-    except TimeoutError:
-        stacks = dump_threads()
-        log.note(
-            f"hang: not drained within {timeout} s; state_counts={manager.state_counts()}, "
-            f"ops left={len(driver.ops)}\n{stacks}"
-        )
-    run.final = final_state(manager._scheduler)
-    return run
-
-
-@pytest.mark.parametrize("seed", FAST_MANAGER_SEEDS)
-def test_manager_random_dag(qtbot, make_manager, seed):
-    _assert_ok(run_manager(qtbot, make_manager, make_scenario(seed, n=300)))
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("seed", SLOW_MANAGER_SEEDS)
-def test_manager_random_dag_soak(qtbot, make_manager, seed):
-    _assert_ok(run_manager(qtbot, make_manager, make_scenario(seed, n=2000), timeout=120))
 
 
 # ---------------------------------------------------------------- the checker catches planted faults

@@ -143,7 +143,7 @@ def test_done_callbacks_of_a_retried_run_wait_for_that_run(qtbot, make_manager):
 def test_the_qt_layer_writes_no_task_field():
     # The drain wrote task.result, task.pending and progress_queued without the
     # scheduler's lock; now take_events does that under it.
-    source = (pathlib.Path(__file__).parents[1] / "bgtasks" / "qt" / "_manager.py").read_text()
+    source = (pathlib.Path(__file__).parents[2] / "bgtasks" / "qt" / "_manager.py").read_text()
     writes = [
         f"{node.value.id}.{node.attr} (line {node.lineno})"
         for node in ast.walk(ast.parse(source))

@@ -1,0 +1,176 @@
+"""TaskStatusIndicator (bgtasks.widgets), headless."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from PySide6.QtCore import QPoint, Qt
+from PySide6.QtWidgets import QLabel
+
+from bgtasks import TaskState, current_task
+from bgtasks.widgets._indicator import TaskStatusIndicator
+
+
+def hold(gate: threading.Event, progress: float | None = None) -> str:
+    """A task that runs until ``gate`` is set (or it is asked to stop)."""
+    ctx = current_task()
+    if progress is not None:
+        ctx.report_progress(progress)
+    while not gate.wait(0.005):
+        ctx.raise_if_cancelled()
+    return "done"
+
+
+def quick() -> int:
+    return 1
+
+
+@pytest.fixture
+def gate():
+    event = threading.Event()
+    yield event
+    event.set()  # whatever the test did, let every held task end
+
+
+def wait_states(qtbot, manager, uids, state, timeout=10000):
+    qtbot.waitUntil(lambda: all(manager.task_state(uid) is state for uid in uids), timeout=timeout)
+
+
+def test_indicator_is_idle_without_tasks(qtbot, make_manager):
+    m = make_manager()
+    ind = TaskStatusIndicator(m)
+    qtbot.addWidget(ind)
+    assert ind.is_idle()
+    assert ind.text() == "Idle"
+    assert ind.progress() is None
+    assert ind.accessibleName() == "Background tasks"
+    assert ind.focusPolicy() & Qt.FocusPolicy.TabFocus
+
+
+def test_indicator_counts_and_progress_are_exact(qtbot, make_manager, gate):
+    m = make_manager(max_threads=2)
+    ind = TaskStatusIndicator(m)
+    qtbot.addWidget(ind)
+    ind.show()
+    done = [m.submit(quick, name=f"q{i}").uid for i in range(2)]
+    m.start_processing()
+    wait_states(qtbot, m, done, TaskState.COMPLETED)
+    ind.refresh()
+    assert ind.is_idle() and ind.text() == "Idle"  # that batch is over
+
+    m.pause_processing()
+    first = m.submit(quick, name="first").uid
+    running = [m.submit(hold, gate, 0.5, name=f"r{i}").uid for i in range(2)]
+    queued = [m.submit(hold, gate, name=f"w{i}").uid for i in range(3)]
+    pending = m.submit(quick, upstream_task_ids=[queued[0]], name="after").uid
+    m.start_processing()
+    wait_states(qtbot, m, [first], TaskState.COMPLETED)
+    wait_states(qtbot, m, running, TaskState.RUNNING)
+    qtbot.waitUntil(lambda: all(m.info(u).progress == 0.5 for u in running), timeout=10000)
+
+    def caught_up():  # the registry runs ahead of delivery: wait for the signals too
+        ind.refresh()
+        return ind.progress() == pytest.approx(2 / 7, abs=1e-3)
+
+    qtbot.waitUntil(caught_up, timeout=10000)
+    assert ind.text() == "2 running · 4 queued"
+    # batch of 7: one finished, two running at 50 %
+    assert ind.progress() == pytest.approx(2 / 7, abs=1e-3)
+    assert not ind.is_idle()
+    assert ind.toolTip().splitlines() == [
+        "1 pending",
+        "3 queued",
+        "2 running",
+        "1 of 7 finished",
+    ]
+    ind.setToolTip("Click for the task monitor")
+    assert ind.toolTip().splitlines()[0] == "Click for the task monitor"
+    assert ind.toolTip().splitlines()[-1] == "1 of 7 finished"
+    assert ind.accessibleDescription() == "2 running · 4 queued, 29 % done"
+
+    gate.set()
+    wait_states(qtbot, m, [*running, *queued, pending], TaskState.COMPLETED)
+    # the timer notices that the work is over by itself
+    qtbot.waitUntil(ind.is_idle, timeout=5000)
+    assert ind.text() == "Idle"
+    assert not ind._timer.isActive()
+
+
+def test_indicator_refreshes_by_itself_at_a_bounded_rate(qtbot, make_manager, gate):
+    m = make_manager(start_processing=True, max_threads=1)
+    ind = TaskStatusIndicator(m)
+    qtbot.addWidget(ind)
+    assert not ind._timer.isActive()  # no work, no timer
+    assert ind.refresh_interval == 100
+    uid = m.submit(hold, gate, name="h").uid
+    qtbot.waitUntil(lambda: ind.text() == "1 running · 0 queued", timeout=5000)
+    assert ind._timer.isActive()
+    assert m.task_state(uid) is TaskState.RUNNING
+
+
+def test_indicator_hides_when_idle_if_asked(qtbot, make_manager, gate):
+    m = make_manager(start_processing=True)
+    ind = TaskStatusIndicator(m)
+    qtbot.addWidget(ind)
+    ind.show()
+    ind.hide_when_idle = True
+    assert not ind.isVisible()
+    uid = m.submit(hold, gate).uid
+    qtbot.waitUntil(ind.isVisible, timeout=5000)
+    gate.set()
+    wait_states(qtbot, m, [uid], TaskState.COMPLETED)
+    qtbot.waitUntil(lambda: not ind.isVisible(), timeout=5000)
+    ind.hide_when_idle = False  # back to idle-looking
+    assert ind.isVisible() and ind.text() == "Idle"
+
+
+def test_indicator_batch_grows_with_work_added_while_busy(qtbot, make_manager, gate):
+    m = make_manager(start_processing=True, max_threads=1)
+    ind = TaskStatusIndicator(m)
+    qtbot.addWidget(ind)
+    first = m.submit(quick).uid
+    wait_states(qtbot, m, [first], TaskState.COMPLETED)
+    # the indicator sees the batch end at its next tick, and stops its timer
+    qtbot.waitUntil(lambda: ind.is_idle() and not ind._timer.isActive(), timeout=5000)
+    held = m.submit(hold, gate, 0.5).uid  # a new batch: the finished task is not in it
+    wait_states(qtbot, m, [held], TaskState.RUNNING)
+    qtbot.waitUntil(lambda: m.info(held).progress == 0.5, timeout=5000)
+    ind.refresh()
+    assert (ind.text(), ind.progress()) == ("1 running · 0 queued", 0.5)
+    later = [m.submit(quick).uid for _ in range(3)]
+    ind.refresh()
+    assert ind.text() == "1 running · 3 queued"
+    assert ind.progress() == pytest.approx(0.5 / 4, abs=1e-3)
+    gate.set()
+    wait_states(qtbot, m, [held, *later], TaskState.COMPLETED)
+    late = m.submit(hold, threading.Event()).uid  # keeps the batch open
+    wait_states(qtbot, m, [late], TaskState.RUNNING)
+    ind.refresh()
+    assert ind.text() == "1 running · 0 queued"
+    assert ind.progress() == pytest.approx(4 / 5, abs=1e-3)
+    assert "4 of 5 finished" in ind.toolTip()
+    m.stop_task(late)
+
+
+def test_indicator_click_and_keys_emit_and_show_the_monitor(qtbot, make_manager):
+    m = make_manager()
+    ind = TaskStatusIndicator(m)
+    qtbot.addWidget(ind)
+    ind.show()
+    monitor = QLabel("monitor")
+    qtbot.addWidget(monitor)
+    ind.set_monitor(monitor)
+    assert ind.monitor() is monitor
+    assert not monitor.isVisible()
+    with qtbot.waitSignal(ind.clicked, timeout=1000):
+        qtbot.mouseClick(ind, Qt.MouseButton.LeftButton, pos=QPoint(5, 5))
+    assert monitor.isVisible()
+    monitor.hide()
+    for key in (Qt.Key.Key_Space, Qt.Key.Key_Return, Qt.Key.Key_Enter):
+        with qtbot.waitSignal(ind.clicked, timeout=1000):
+            qtbot.keyClick(ind, key)
+    assert monitor.isVisible()
+    # a right click does nothing
+    with qtbot.assertNotEmitted(ind.clicked):
+        qtbot.mouseClick(ind, Qt.MouseButton.RightButton, pos=QPoint(5, 5))
