@@ -143,10 +143,12 @@ def test_done_callbacks_of_a_retried_run_wait_for_that_run(qtbot, make_manager):
 def test_the_qt_layer_writes_no_task_field():
     # The drain wrote task.result, task.pending and progress_queued without the
     # scheduler's lock; now take_events does that under it.
-    source = (pathlib.Path(__file__).parents[2] / "bgtasks" / "qt" / "_manager.py").read_text()
+    qt = pathlib.Path(__file__).parents[2] / "bgtasks" / "qt"
+    assert (qt / "_delivery.py").exists()
     writes = [
-        f"{node.value.id}.{node.attr} (line {node.lineno})"
-        for node in ast.walk(ast.parse(source))
+        f"{path.name}: {node.value.id}.{node.attr} (line {node.lineno})"
+        for path in sorted(qt.glob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text()))
         if isinstance(node, ast.Attribute)
         and isinstance(node.ctx, ast.Store)
         and isinstance(node.value, ast.Name)
