@@ -275,7 +275,7 @@ def make_scenario(
         chunks.append(rest[pos : pos + k])
         pos += k
     triggers = sorted(rng.randint(0, budget // 2) for _ in chunks)
-    ops.extend((t, ("add", chunk)) for t, chunk in zip(triggers, chunks))  # in order
+    ops.extend((t, ("add", chunk)) for t, chunk in zip(triggers, chunks, strict=False))  # in order
     n_ops = max(4, len(specs) // 8)
     kinds = {
         "stop": 12, "stop_group": 1, "cancel": 14 if on("handles") else 0, "retry": 10,
