@@ -337,9 +337,12 @@ def test_cooperative_task_stops_in_its_sleep_and_keeps_its_worker(qtbot, manager
 
 
 def test_timeout_terminates_the_worker_and_fails_the_task(qtbot, manager):
+    # The one worker is started first, so its pid is known even if the 0.5 s
+    # run out (under load) before the task itself could publish anything.
     ex = ProcessExecutor(1)
+    assert ex.start_workers() == 1
+    (pid,) = ex.worker_pids()
     handle = manager.submit(f.publish_pid_then_spin, executor=ex, timeout=0.5)
-    pid = wait_status(qtbot, manager, handle.uid)
     assert isinstance(handle.exception(timeout=20), TimeoutError)
     assert manager.task_state(handle.uid) is TaskState.FAILED
     assert is_dead(pid)
