@@ -156,8 +156,8 @@ def test_the_timeout_dump_still_goes_to_stderr(tmp_path):
 # threads first-touching QImage, QPainter, QProcess... did that under load (the demo's
 # sample tasks: QImage.save in 8 workers).  Eight tasks that first-touch every type of
 # QtCore, QtGui and QtWidgets in different orders crash about 6 runs in 10 without a
-# guard; the manager must have created the types of the loaded Qt modules before its
-# workers run.
+# guard; the manager creates the types of the loaded Qt modules before its workers run
+# (bgtasks/qt/_qt_types.py).
 FIRST_TOUCH = """
 import random
 from PySide6 import QtCore, QtGui, QtWidgets
@@ -179,11 +179,6 @@ manager.shut_down()
 """
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="until the manager creates the loaded Qt modules' types on its own thread "
-    "(issue 11 crash report): PySide's lazy type creation is not thread-safe",
-)
 def test_workers_that_first_touch_qt_types_at_once_do_not_crash_the_process():
     env = {k: v for k, v in os.environ.items() if k != "PYSIDE6_OPTION_LAZY"}  # lazy: the default
     env["PYTHONFAULTHANDLER"] = "1"
