@@ -283,6 +283,14 @@ class TaskStatusIndicator(QWidget):
                 self.show()
 
     def _on_added(self, uid: int, group: Any) -> None:
+        if self._idle:
+            # The registry runs ahead of delivery: a task_added that arrives
+            # after its task ended belongs to a batch that is over already.
+            try:
+                if self._manager.task_state(uid) not in _LIVE:
+                    return
+            except KeyError:  # forgotten: long over
+                return
         self._batch.add(uid)
         self._poke()
 

@@ -174,3 +174,26 @@ def test_indicator_click_and_keys_emit_and_show_the_monitor(qtbot, make_manager)
     # a right click does nothing
     with qtbot.assertNotEmitted(ind.clicked):
         qtbot.mouseClick(ind, Qt.MouseButton.RightButton, pos=QPoint(5, 5))
+
+
+def test_late_added_signals_of_an_ended_batch_are_not_counted_in_the_next(qtbot, make_manager):
+    # Regression (crash hunt, issue 11): the registry runs ahead of delivery.
+    # task_added signals of tasks that had already ended reached an idle
+    # indicator and were counted in the next batch ("2 of 3 finished").
+    m = make_manager(max_threads=2)
+    ind = TaskStatusIndicator(m)
+    qtbot.addWidget(ind)
+    done = [m.submit(quick) for _ in range(2)]  # their task_added is not delivered yet
+    m.start_processing()
+    assert [h.result(timeout=10) for h in done] == [1, 1]  # ended; no event loop ran yet
+    ind.refresh()
+    assert ind.is_idle()
+    with qtbot.waitSignal(m.task_group_finished, timeout=10000):
+        pass  # the first batch's signals arrive now, the task_added ones first
+    m.pause_processing()
+    queued = m.submit(quick, group="next")
+    qtbot.waitUntil(lambda: not ind.is_idle(), timeout=10000)
+    ind.refresh()
+    assert ind.toolTip().splitlines()[-1] == "0 of 1 finished"
+    assert ind.progress() == 0.0
+    m.stop_task(queued.uid)
