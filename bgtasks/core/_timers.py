@@ -5,9 +5,9 @@ from __future__ import annotations
 import heapq
 import threading
 import time
-import weakref
 
 from ._fields import (
+    _MAX_WAIT,
     WIDEN_AFTER,
     SchedulerFields,
     log,
@@ -29,14 +29,31 @@ class Timers(SchedulerFields):
         heapq.heappush(self._timers, (due, next(self._timer_seq), kind, task, attempt))
         if self._timer_thread is None:
             self._timer_thread = threading.Thread(
-                target=_run_timers,
-                args=(weakref.ref(self), self._timer_wakeup),
-                name="bgtasks-timers",
-                daemon=True,
+                target=self._run_timers, name="bgtasks-timers", daemon=True
             )
             self._timer_thread.start()
         elif first:
             self._timer_wakeup.notify()
+
+    def _run_timers(self) -> None:
+        # Nothing may end this thread but close(): every later timeout and
+        # retry of the scheduler depends on it.
+        while True:
+            try:
+                with self._lock:
+                    while True:
+                        if self._closed:
+                            return
+                        if self._timers:
+                            wait = self._timers[0][0] - time.monotonic()
+                            if wait <= 0:
+                                break
+                            self._timer_wakeup.wait(min(wait, _MAX_WAIT))
+                        else:
+                            self._timer_wakeup.wait()
+                self.tick()
+            except Exception:  # noqa: BLE001 - logged, and the timers go on
+                log.exception("bgtasks: the timer thread caught an error; it goes on")
 
     def tick(self) -> None:
         """Start retries whose backoff is over, and stop tasks past their timeout."""
@@ -78,34 +95,3 @@ class Timers(SchedulerFields):
             and error is not None
             and isinstance(error, opts.retry_on)
         )
-
-
-#: How long the timer thread waits at most before it checks that its scheduler
-#: still exists (one that was never closed and is gone ends its thread).
-_IDLE_CHECK = 5.0
-
-
-def _run_timers(ref: weakref.ref[Timers], wakeup: threading.Condition) -> None:
-    """The timer thread.  Nothing may end it but close() or the scheduler's
-    death: every later timeout and retry depends on it.  It holds the scheduler
-    only while it looks at it, so a scheduler nobody closed can still be
-    collected (and its thread ends)."""
-    while True:
-        try:
-            with wakeup:  # the scheduler's lock
-                scheduler = ref()
-                if scheduler is None or scheduler._closed:
-                    return
-                timers = scheduler._timers
-                wait = timers[0][0] - time.monotonic() if timers else _IDLE_CHECK
-                del scheduler, timers
-                if wait > 0:
-                    wakeup.wait(min(wait, _IDLE_CHECK))
-                    continue
-            scheduler = ref()
-            if scheduler is None:
-                return
-            scheduler.tick()
-            del scheduler
-        except Exception:  # noqa: BLE001 - logged, and the timers go on
-            log.exception("bgtasks: the timer thread caught an error; it goes on")

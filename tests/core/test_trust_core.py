@@ -602,22 +602,3 @@ def test_a_smaller_cache_or_registry_limit_applies_at_once():
     h.s.configure(cache_size=2, keep_finished=3)
     assert h.s.counts()["cached"] == 2
     assert len(h.s._tasks) == 3  # shared works count too
-
-
-def test_a_scheduler_nobody_closed_does_not_keep_its_timer_thread(monkeypatch):
-    # Each scheduler that ever used a timer kept a thread waiting for ever, even
-    # once nothing referred to it (the suite ended up with ~100 of them).
-    from bgtasks.core import _timers
-
-    monkeypatch.setattr(_timers, "_IDLE_CHECK", 0.01)
-    s = Scheduler(1, lambda n: None, lambda: None)
-    s.start()
-    s.add(noop, opts=s.make_options(timeout=1))
-    task = s.claim()  # its timeout starts the timer thread
-    thread = s._timer_thread
-    assert thread is not None and thread.is_alive()
-    s.finish(task, True, None, claim_next=False)
-    del s, task
-    gc.collect()
-    thread.join(WAIT)
-    assert not thread.is_alive()
