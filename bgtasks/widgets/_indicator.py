@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from time import perf_counter
 from typing import Any
 
@@ -68,6 +69,7 @@ class TaskStatusIndicator(QWidget):
         self._manager = manager
         self._monitor: QWidget | None = None
         self._batch: set[int] = set()  # live (or just added) tasks of the batch
+        self._idle_at = 0.0  # time.time() when refresh() last found nothing live
         self._finished = 0  # tasks of the batch that ended; keeps memory bounded
         self._hide_when_idle = False
         self._hidden_by_me = False
@@ -185,6 +187,7 @@ class TaskStatusIndicator(QWidget):
         if not infos:
             self._batch.clear()
             self._finished = 0
+            self._idle_at = time.time()  # what ended by now belongs to an old batch
             self._set_idle(True)
             return
         live = {info.uid for info in infos}
@@ -285,11 +288,14 @@ class TaskStatusIndicator(QWidget):
     def _on_added(self, uid: int, group: Any) -> None:
         if self._idle:
             # The registry runs ahead of delivery: a task_added that arrives
-            # after its task ended belongs to a batch that is over already.
+            # after its task ended may belong to a batch that was over already
+            # (it ended before the indicator last found nothing live).  One that
+            # ended since belongs to the new batch and counts as finished there.
             try:
-                if self._manager.task_state(uid) not in _LIVE:
-                    return
+                info = self._manager.info(uid)
             except KeyError:  # forgotten: long over
+                return
+            if info.state not in _LIVE and (info.ended is None or info.ended <= self._idle_at):
                 return
         self._batch.add(uid)
         self._poke()
