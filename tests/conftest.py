@@ -9,6 +9,29 @@ import pytest  # noqa: E402
 from bgtasks import BackgroundTaskManager  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def _close_schedulers(monkeypatch):
+    """Close every scheduler a test made and left open (the core's tests drive
+    bare schedulers): an open scheduler that used a timer keeps its timer thread
+    for ever, and a crash dump of a suite with ~100 of them stopped at
+    faulthandler's 100-thread limit before the crashing thread."""
+    import weakref
+
+    from bgtasks.core import Scheduler
+
+    made: weakref.WeakSet[Scheduler] = weakref.WeakSet()
+    init = Scheduler.__init__
+
+    def recording_init(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        made.add(self)
+
+    monkeypatch.setattr(Scheduler, "__init__", recording_init)
+    yield
+    for scheduler in list(made):
+        scheduler.close()
+
+
 @pytest.fixture
 def make_manager(qtbot):
     """Build managers that are shut down (with a short timeout) when the test ends."""
