@@ -46,6 +46,7 @@ class SchedulerFields:
     _wake: Callable[[], None]
     _lock: threading.RLock
     _grave: list[Any]  # references dropped under the lock, released after it
+    _owner_ident: int  # the owner's thread: the only one that empties _grave
     _deferred: list[tuple[Callable[..., Any], tuple[Any, ...]]]  # calls from under the lock
     gate: GilGate
     _max_workers: int

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -38,8 +39,16 @@ class Reentry(SchedulerFields):
                 log.exception("bgtasks: a call deferred from a finalizer failed: %r%r", fn, args)
 
     def _bury(self) -> None:
-        """Release the references dropped under the lock; the lock is not held here."""
-        if self._lock._is_owned():  # type: ignore[attr-defined]
+        """Release the references dropped under the lock, on the owner's thread only.
+
+        What the scheduler drops may hold Qt objects (a handle holds its
+        manager; a result or a task's arguments may hold widgets): releasing
+        them in a worker could destroy a QObject off its thread, which Qt does
+        not survive (a manager destroyed in a worker while its thread delivered
+        a posted event to it crashed the process).  Workers leave the grave to
+        the owner, whose next take_events empties it.
+        """
+        if self._lock._is_owned() or threading.get_ident() != self._owner_ident:  # type: ignore[attr-defined]
             return
         grave, self._grave = self._grave, []
         grave.clear()

@@ -82,6 +82,9 @@ class Scheduler(
         self._lock = threading.RLock()
         #: References dropped under the lock, released after it (_bury).
         self._grave: list[Any] = []
+        #: The thread that owns the scheduler (the manager's): the only one that
+        #: releases the graveyard (see Reentry._bury).
+        self._owner_ident = threading.get_ident()
         #: Calls made under the lock by the thread holding it, run after it (_run_deferred).
         self._deferred: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
         #: Workers give the GIL to a starving UI thread (the owner beats it).

@@ -269,3 +269,18 @@ def test_sleep_accepts_inf_and_refuses_nan(qtbot, make_manager):
     assert started.wait(WAIT)
     handle.cancel()
     qtbot.waitUntil(lambda: m.task_state(handle.uid) is TaskState.CANCELLED, timeout=WAIT * 1000)
+
+
+def test_what_the_scheduler_drops_is_released_on_the_managers_thread(qtbot, make_manager):
+    # A handle holds its manager: released in a worker, it could be the last
+    # reference and destroy the manager there while the UI thread delivered a
+    # posted event to it (a segfault under load, issue 11).  Everything the
+    # scheduler drops is released on the manager's thread.
+    m = make_manager(start_processing=True)
+    died = []
+    handle = m.submit(make_blob)
+    weakref.finalize(handle, lambda: died.append(threading.get_ident()))
+    with qtbot.waitSignal(m.task_completed, timeout=WAIT * 1000):
+        del handle  # only the task holds it now
+    qtbot.waitUntil(lambda: died != [], timeout=WAIT * 1000)
+    assert died == [threading.get_ident()]
