@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import threading
-
 import pytest
+from _held_tasks import hold, quick, wait_states
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import (
     QApplication,
@@ -15,33 +14,8 @@ from PySide6.QtWidgets import (
     QPushButton,
 )
 
-from bgtasks import TaskState, current_task
+from bgtasks import TaskState
 from bgtasks.widgets._close_guard import CloseChoice, CloseGuard
-
-
-def hold(gate: threading.Event, progress: float | None = None) -> str:
-    """A task that runs until ``gate`` is set (or it is asked to stop)."""
-    ctx = current_task()
-    if progress is not None:
-        ctx.report_progress(progress)
-    while not gate.wait(0.005):
-        ctx.raise_if_cancelled()
-    return "done"
-
-
-def quick() -> int:
-    return 1
-
-
-@pytest.fixture
-def gate():
-    event = threading.Event()
-    yield event
-    event.set()  # whatever the test did, let every held task end
-
-
-def wait_states(qtbot, manager, uids, state, timeout=10000):
-    qtbot.waitUntil(lambda: all(manager.task_state(uid) is state for uid in uids), timeout=timeout)
 
 
 class Asker:

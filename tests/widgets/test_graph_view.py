@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import threading
 from types import SimpleNamespace as Info
 
 import pytest
+from _held_tasks import hold, quick, wait_states
 from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QColor, QWheelEvent
 from PySide6.QtWidgets import QApplication
 
-from bgtasks import TaskState, current_task
+from bgtasks import TaskState
 from bgtasks.widgets._graph_view import (
     STATE_COLOURS,
     TaskEdgeItem,
@@ -20,33 +20,8 @@ from bgtasks.widgets._graph_view import (
 )
 
 
-def hold(gate: threading.Event, progress: float | None = None) -> str:
-    """A task that runs until ``gate`` is set (or it is asked to stop)."""
-    ctx = current_task()
-    if progress is not None:
-        ctx.report_progress(progress)
-    while not gate.wait(0.005):
-        ctx.raise_if_cancelled()
-    return "done"
-
-
-def quick() -> int:
-    return 1
-
-
 def boom() -> None:
     raise RuntimeError("boom")
-
-
-@pytest.fixture
-def gate():
-    event = threading.Event()
-    yield event
-    event.set()  # whatever the test did, let every held task end
-
-
-def wait_states(qtbot, manager, uids, state, timeout=10000):
-    qtbot.waitUntil(lambda: all(manager.task_state(uid) is state for uid in uids), timeout=timeout)
 
 
 def ok(**kwargs) -> dict:
