@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bgtasks.executors._process_worker import MAX_LINE, LineSplitter
+from bgtasks.executors._process_output import MAX_LINE, LineSplitter
 from bgtasks.processes import ProcessExecutor
 
 CHUNK = 65536  # what the worker reads at a time

@@ -596,7 +596,7 @@ def test_an_error_never_discards_a_worker_another_call_has_taken():
 
 
 def test_the_worker_context_sleep_refuses_nan_and_sleeps_until_stopped_on_inf():
-    from bgtasks.executors._process_worker import WorkerContext
+    from bgtasks.executors._process_context import WorkerContext
 
     ctx = WorkerContext(None, 5, None, 0)  # type: ignore[arg-type]  # sleep sends nothing
     for bad in (float("nan"), -1, "1", True):
@@ -605,6 +605,6 @@ def test_the_worker_context_sleep_refuses_nan_and_sleeps_until_stopped_on_inf():
         assert str(info.value) == f"seconds must be a non-negative number, got {bad!r}"
     ctx.sleep(0)
     ctx.sleep(0.01)
-    threading.Timer(0.1, ctx._stop.set).start()
+    threading.Timer(0.1, ctx.request_stop).start()
     with pytest.raises(TaskCancelled, match="^task 5 was asked to stop$"):
         ctx.sleep(float("inf"))  # raised OverflowError before
