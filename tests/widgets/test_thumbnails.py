@@ -10,8 +10,14 @@ from PySide6.QtCore import QSize, Qt, QThread
 from PySide6.QtGui import QColor, QIcon, QImage, QPixmap, QStandardItem, QStandardItemModel
 from PySide6.QtWidgets import QListView
 
-import bgtasks.thumbnails as thumbnails
-from bgtasks.thumbnails import ThumbnailError, ThumbnailLoader, ThumbnailModel, decode_thumbnail
+import bgtasks.thumbnails._loader as loading
+from bgtasks.thumbnails import (
+    ThumbnailError,
+    ThumbnailLoader,
+    ThumbnailModel,
+    ViewTracker,
+    decode_thumbnail,
+)
 
 
 def make_image(path, width, height, color="red"):
@@ -39,14 +45,17 @@ def files(tmp_path):
 
 class Recorder:
     """Counts decodes per path (thread-safe).  With ``tickets``, each decode
-    first takes a ticket (``allow(n)``), so the test decides when they run."""
+    first takes a ticket (``allow(n)``), so the test decides when they run.
+
+    The one private name these tests use: the decode a worker runs, replaced
+    to count and hold decodes (no public behaviour shows a decode starting)."""
 
     def __init__(self, monkeypatch, tickets=False):
         self.lock = threading.Lock()
         self.decoded = []
         self.started = threading.Semaphore(0)
         self.tickets = threading.Semaphore(0) if tickets else None
-        real = thumbnails.decode_thumbnail
+        real = loading.decode_thumbnail
 
         def decode(path, size):
             with self.lock:
@@ -56,7 +65,7 @@ class Recorder:
                 assert self.tickets.acquire(timeout=20)
             return real(path, size)
 
-        monkeypatch.setattr(thumbnails, "decode_thumbnail", decode)
+        monkeypatch.setattr(loading, "decode_thumbnail", decode)
 
     def allow(self, n=10_000):
         self.tickets.release(n)
@@ -276,7 +285,7 @@ def test_an_unexpected_exception_still_names_the_path(qtbot, make_manager, files
     def boom(path, size):
         raise MemoryError("out of memory")
 
-    monkeypatch.setattr(thumbnails, "decode_thumbnail", boom)
+    monkeypatch.setattr(loading, "decode_thumbnail", boom)
     m = make_manager(start_processing=True)
     loader = ThumbnailLoader(m)
     with qtbot.waitSignal(loader.thumbnail_failed, timeout=10000) as blocker:
@@ -336,7 +345,7 @@ def test_visible_rows_are_decoded_before_a_queue_of_earlier_requests(
         loader.request(path)
     view = list_view(qtbot, model)
     loader.attach_view(view)
-    tracker = loader._trackers[0]
+    tracker = loader.view_tracker(view)
     qtbot.waitUntil(lambda: len(tracker.visible) > 0)
     top = list(tracker.visible)
     assert top[0] == many[0] and 5 <= len(top) <= 20
@@ -367,7 +376,7 @@ def test_view_requests_are_cancelled_when_scrolled_far_away(qtbot, make_manager,
     model = ThumbnailModel(many, loader)
     view = list_view(qtbot, model)
     loader.attach_view(view)
-    tracker = loader._trackers[0]
+    tracker = loader.view_tracker(view)
     qtbot.waitUntil(lambda: bool(tracker.visible))
     top = list(tracker.visible)
     assert sorted(loader.pending()) == top
@@ -394,7 +403,7 @@ def test_a_fling_only_cancels_and_the_rows_where_it_stops_load(qtbot, make_manag
     loader = ThumbnailLoader(m, QSize(16, 16))
     view = list_view(qtbot, ThumbnailModel(many, loader))
     loader.attach_view(view)
-    tracker = loader._trackers[0]
+    tracker = loader.view_tracker(view)
     qtbot.waitUntil(lambda: bool(tracker.visible) and bool(loader.pending()))
     top = list(tracker.visible)
     tracker.debounce_ms = 500  # "still moving" for half a second, even on a slow machine
@@ -414,7 +423,7 @@ def test_a_view_after_the_manager_shut_down_raises_nothing(qtbot, make_manager, 
     m.shut_down()
     view = list_view(qtbot, model)
     loader.attach_view(view)
-    tracker = loader._trackers[0]
+    tracker = loader.view_tracker(view)
     qtbot.waitUntil(lambda: bool(tracker.visible))
     assert loader.pending() == []
     assert model.index(0, 0).data(Qt.ItemDataRole.DecorationRole) is None
@@ -428,20 +437,26 @@ def test_detach_and_destroyed_views_stop_tracking(qtbot, make_manager, many):
     model = ThumbnailModel(many[:50], loader)
     view = list_view(qtbot, model)
     loader.attach_view(view)
+    tracker = loader.view_tracker(view)
+    assert isinstance(tracker, ViewTracker) and tracker.view is view
     loader.attach_view(view)  # once only
-    assert len(loader._trackers) == 1 and loader.has_views()
+    assert loader.views() == [view] and loader.view_tracker(view) is tracker
+    assert loader.has_views()
     loader.detach_view(view)
-    assert not loader.has_views() and loader._trackers == []
+    assert not loader.has_views() and loader.views() == []
+    assert loader.view_tracker(view) is None and tracker.view is None
     # A view destroyed while attached is simply forgotten.
     other = QListView()
     other.setModel(model)
     loader.attach_view(other)
-    assert loader.has_views()
+    assert loader.has_views() and loader.views() == [other]
+    tracker = loader.view_tracker(other)
     with qtbot.waitSignal(other.destroyed, timeout=5000):
         other.deleteLater()
-    assert not loader.has_views()
-    loader._trackers[0].update_now()  # reads nothing, raises nothing
-    assert loader._trackers[0].visible == []
+    assert not loader.has_views() and loader.views() == []
+    assert tracker.view is None
+    tracker.update_now()  # reads nothing, raises nothing
+    assert tracker.visible == []
 
 
 # ---------------------------------------------------------------- the model
@@ -501,7 +516,7 @@ def test_thumbnail_grid_in_a_few_lines(qtbot, make_manager, many):
     view.resize(300, 200)
     qtbot.addWidget(view)
     view.show()
-    tracker = loader._trackers[0]
+    tracker = loader.view_tracker(view)
     qtbot.waitUntil(lambda: bool(tracker.visible))
     qtbot.waitUntil(lambda: all(loader.cached(p) for p in tracker.visible), timeout=20000)
     assert many[0] in tracker.visible and many[-1] not in tracker.visible

@@ -3,49 +3,67 @@
 A ``ViewTracker`` watches one view (scroll bars, viewport resize and show,
 model changes), and after a short debounce finds the rows in the viewport and
 the rows within ``keep_screens`` screens of it, then hands both path lists to
-its loader.  The search is a binary search over ``visualRect``: list, table
-and icon views lay top-level rows out in reading order, so a row's rectangle
-never ends above (or, in a single horizontal line, left of) the previous one.
+the ``changed`` callback it was given (a :class:`~bgtasks.thumbnails.ThumbnailLoader`
+requests the visible paths and cancels what is no longer near).  The tracker
+knows nothing of the loader: it is given how far to keep (``keep_screens()``)
+and whom to tell (``changed``), so it imports nothing of the package.
+
+The search is a binary search over ``visualRect``: list, table and icon views
+lay top-level rows out in reading order, so a row's rectangle never ends above
+(or, in a single horizontal line, left of) the previous one.
 """
 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 import shiboken6
 from PySide6.QtCore import QEvent, QObject, QRect, QTimer
 from PySide6.QtWidgets import QAbstractItemView
 
-if TYPE_CHECKING:
-    from .thumbnails import ThumbnailLoader
+#: ``changed(visible, keep, request)``: the paths visible (in row order), the
+#: paths near enough to keep, and False while the view is flung (cancel only).
+ViewportChanged = Callable[[list[str], set[str], bool], None]
 
 _MODEL_SIGNALS = ("modelReset", "rowsInserted", "rowsRemoved", "rowsMoved", "layoutChanged")
 
 
 class ViewTracker(QObject):
-    """Follows one view for a loader.  UI thread only."""
+    """Follows one view and reports its visible and nearby paths.  UI thread only.
+
+    Made by :meth:`ThumbnailLoader.attach_view
+    <bgtasks.thumbnails.ThumbnailLoader.attach_view>` and found with its
+    ``view_tracker(view)``.  Read, on the UI thread: :attr:`visible`,
+    :attr:`keep`, :attr:`flings`, :attr:`view`; :attr:`debounce_ms` may be set.
+    """
 
     #: Milliseconds of quiet before the viewport is read again.
     debounce_ms = 25
 
     def __init__(
-        self, loader: ThumbnailLoader, view: QAbstractItemView, path_role: int, column: int
+        self,
+        view: QAbstractItemView,
+        path_role: int,
+        column: int,
+        *,
+        keep_screens: Callable[[], float],
+        changed: ViewportChanged,
+        parent: QObject | None = None,
     ) -> None:
-        super().__init__(loader)
-        self._loader = loader
+        super().__init__(parent)
+        self._keep_screens = keep_screens
+        self._changed = changed
         self._view: QAbstractItemView | None = view
         self._path_role = path_role
         self._column = column
         self._model: Any = None
         self._last_change = 0.0
         self._last_update = 0.0
-        #: Updates that only cancelled, because the view was flung past a screen.
-        self.flings = 0
-        #: Paths within keep_screens of the viewport at the last update.
-        self.keep: set[str] = set()
-        #: Paths visible at the last update, in row order.
-        self.visible: list[str] = []
+        self._flings = 0
+        self._keep: set[str] = set()
+        self._visible: list[str] = []
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.timeout.connect(self.update_now)
@@ -58,7 +76,25 @@ class ViewTracker(QObject):
         self.schedule()
 
     @property
+    def visible(self) -> list[str]:
+        """The paths visible at the last update, in row order (a copy).  UI thread."""
+        return list(self._visible)
+
+    @property
+    def keep(self) -> frozenset[str]:
+        """The paths within ``keep_screens`` screens of the viewport at the last
+        update, the visible ones included.  UI thread."""
+        return frozenset(self._keep)
+
+    @property
+    def flings(self) -> int:
+        """How many updates only cancelled, because the view was flung past a
+        screen (see :meth:`update_now`).  UI thread."""
+        return self._flings
+
+    @property
     def view(self) -> QAbstractItemView | None:
+        """The view followed; None once it is destroyed or the tracker closed.  UI thread."""
         view = self._view
         if view is not None and not shiboken6.isValid(view):
             self._view = None
@@ -66,6 +102,7 @@ class ViewTracker(QObject):
         return view
 
     def close(self) -> None:
+        """Stop following the view (``changed`` is not called again).  UI thread."""
         self._timer.stop()
         view = self.view
         if view is not None:
@@ -75,13 +112,13 @@ class ViewTracker(QObject):
             view.viewport().removeEventFilter(self)
         self._unhook_model()
         self._view = None
-        self.keep = set()
-        self.visible = []
+        self._keep = set()
+        self._visible = []
 
     def _view_gone(self, *_: object) -> None:
         self._view = None
         self._model = None
-        self.keep = set()
+        self._keep = set()
         self._timer.stop()
 
     def _hook_model(self) -> None:
@@ -125,7 +162,7 @@ class ViewTracker(QObject):
             self._timer.start(self.debounce_ms)
 
     def update_now(self) -> None:
-        """Read the viewport and tell the loader what is visible and what is near.
+        """Read the viewport and tell ``changed`` what is visible and what is near.
 
         During a fling (the view is still moving and shows none of the rows
         it showed at the last update) only the cancellation happens: rows
@@ -139,9 +176,9 @@ class ViewTracker(QObject):
         self._hook_model()
         view, model = self.view, self._model
         if view is None or model is None:
-            self.keep, self.visible = set(), []
+            self._keep, self._visible = set(), []
             return
-        visible_rows, keep_rows = self.rows(self._loader.keep_screens)
+        visible_rows, keep_rows = self.rows(self._keep_screens())
         role, column, root = self._path_role, self._column, view.rootIndex()
         visible: list[str] = []
         keep: set[str] = set()
@@ -156,11 +193,11 @@ class ViewTracker(QObject):
         keep.update(visible)
         if not visible:
             self._last_update = 0.0  # not laid out yet: the next change is read at once
-        fling = still_moving and bool(self.visible) and not set(visible) & set(self.visible)
-        self.keep, self.visible = keep, visible
-        self._loader._viewport_changed(visible, keep, request=not fling)
+        fling = still_moving and bool(self._visible) and not set(visible) & set(self._visible)
+        self._keep, self._visible = keep, visible
+        self._changed(visible, keep, not fling)
         if fling:
-            self.flings += 1
+            self._flings += 1
             self._timer.start(self.debounce_ms)  # read again once it stops
 
     def rows(self, keep_screens: float) -> tuple[list[int], range]:

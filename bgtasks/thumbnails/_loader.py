@@ -1,21 +1,19 @@
-"""Thumbnails: decode images in the background, visible rows first.
+"""The thumbnail loader: decode images in workers, deliver pixmaps on the UI thread.
 
 ``ThumbnailLoader`` decodes an image file to a small ``QImage`` in a worker of
-a :class:`~bgtasks.BackgroundTaskManager` (``QImageReader`` with a scaled
-size, so JPEGs decode at a fraction of their resolution) and converts it to a
-``QPixmap`` on the UI thread, where pixmaps must be made.  Repeats are answered
-from a byte-bounded LRU cache of pixmaps without any task; a request for a
-path already in flight attaches to it (the manager's ``key=``), so ten
-requests mean one decode.
+a :class:`~bgtasks.BackgroundTaskManager` (:func:`decode_thumbnail`:
+``QImageReader`` with a scaled size, so JPEGs decode at a fraction of their
+resolution) and converts it to a ``QPixmap`` on the UI thread, where pixmaps
+must be made.  Repeats are answered from a byte-bounded LRU cache of pixmaps
+without any task; a request for a path already in flight attaches to it (the
+manager's ``key=``), so ten requests mean one decode.
 
-``attach_view(view)`` makes the loader follow an item view: after a scroll,
-resize or model change (debounced) it requests the rows in the viewport with a
-priority above everything requested before, and cancels the queued requests
-that lie more than ``keep_screens`` screens away, so the first screen loads
-first and a fast scroll does not decode what is never shown.
-
-``ThumbnailModel`` is a list model over paths whose ``DecorationRole`` is the
-thumbnail: ``view.setModel(ThumbnailModel(paths, loader))``.
+``attach_view(view)`` gives the view a :class:`ViewTracker`, which reports
+the rows in the viewport after each scroll, resize or model change; the loader
+requests them with a priority above everything requested before, and cancels
+the queued requests the view asked for that lie more than ``keep_screens``
+screens away, so the first screen loads first and a fast scroll does not
+decode what is never shown.
 
 Threads: every method belongs to the thread the loader lives in (the UI
 thread), and every signal is emitted there.  Only :func:`decode_thumbnail`
@@ -29,26 +27,15 @@ from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from PySide6.QtCore import (
-    QAbstractListModel,
-    QModelIndex,
-    QModelRoleDataSpan,
-    QObject,
-    QPersistentModelIndex,
-    QSize,
-    Qt,
-    Signal,
-)
+from PySide6.QtCore import QObject, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QImageIOHandler, QImageReader, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import QAbstractItemView
 
-from ._thumbnail_view import ViewTracker
-from .core._context import current_task
-from .core._errors import BgTasksError
-from .core._handle import TaskHandle
-from .core._validate import check_count, check_priority
-
-__all__ = ["ThumbnailError", "ThumbnailLoader", "ThumbnailModel", "decode_thumbnail"]
+from ..core._context import current_task
+from ..core._errors import BgTasksError
+from ..core._handle import TaskHandle
+from ..core._validate import check_count, check_priority
+from ._view_tracker import ViewTracker
 
 #: Priority of the rows in a viewport: above any ordinary request.  Each
 #: viewport update adds one, so the newest screen always comes first.
@@ -107,7 +94,9 @@ def _decode_task(path: str, width: int, height: int) -> QImage:
     # Runs in a worker.  A request cancelled while queued never gets here; one
     # cancelled just before it starts is skipped (a decode cannot be interrupted).
     current_task().raise_if_cancelled()
-    return decode_thumbnail(path, QSize(width, height))  # module global: tests patch it
+    # Looked up as this module's global when the task runs, so a test can
+    # replace it (to count or hold decodes) for every loader at once.
+    return decode_thumbnail(path, QSize(width, height))
 
 
 class _Request:
@@ -412,16 +401,35 @@ class ThumbnailLoader(QObject):
             raise TypeError(f"view must be a QAbstractItemView, got {view!r}")
         if any(t.view is view for t in self._trackers):
             return
-        self._trackers.append(ViewTracker(self, view, int(path_role), column))
+        tracker = ViewTracker(
+            view, int(path_role), column,
+            keep_screens=lambda: self.keep_screens, changed=self._viewport_changed, parent=self,
+        )  # fmt: skip
+        self._trackers.append(tracker)
 
     def detach_view(self, view: QAbstractItemView) -> None:
+        """Stop following ``view`` (and forget trackers whose view was destroyed).  UI thread."""
         for tracker in list(self._trackers):
             if tracker.view is view or tracker.view is None:
                 tracker.close()
                 self._trackers.remove(tracker)
 
     def has_views(self) -> bool:
+        """True if the loader follows a view that still exists.  UI thread."""
         return any(t.view is not None for t in self._trackers)
+
+    def views(self) -> list[QAbstractItemView]:
+        """The views the loader follows, in the order attached; destroyed ones
+        are left out.  UI thread."""
+        return [view for view in (t.view for t in self._trackers) if view is not None]
+
+    def view_tracker(self, view: QAbstractItemView) -> ViewTracker | None:
+        """The :class:`ViewTracker` following ``view`` (what it found visible
+        and near at its last update), or None if ``view`` is not attached.
+        UI thread; the tracker's attributes are for reading."""
+        if view is None:  # a destroyed view's tracker has view None: never found
+            return None
+        return next((t for t in self._trackers if t.view is view), None)
 
     def _viewport_changed(
         self, visible: Sequence[str], keep: Iterable[str], request: bool = True
@@ -446,110 +454,3 @@ class ThumbnailLoader(QObject):
         for path, entry in list(self._inflight.items()):
             if entry.evictable and path not in near:
                 self.cancel(path)
-
-
-class ThumbnailModel(QAbstractListModel):
-    """A list model over image paths whose ``DecorationRole`` is the thumbnail.
-
-    ``DisplayRole`` is the file name, ``ToolTipRole`` the path (or the error),
-    ``path_role`` (``Qt.UserRole``) the path.  ``DecorationRole`` is the
-    pixmap once loaded, the loader's placeholder for a failed file, and None
-    while loading; ``dataChanged`` announces each arrival.  ``SizeHintRole``
-    is the loader's thumbnail size plus ``size_hint_margin`` pixels on each
-    side, before and after loading, so a view with ``setUniformItemSizes(True)``
-    sizes its items for the thumbnails instead of for the first empty row.
-
-    When the loader follows a view (``attach_view``), the view decides what
-    to load; otherwise asking for a row's decoration requests it.
-    """
-
-    def __init__(
-        self,
-        paths: Iterable[str | os.PathLike[str]],
-        loader: ThumbnailLoader,
-        parent: QObject | None = None,
-        path_role: int = Qt.ItemDataRole.UserRole,
-        size_hint_margin: int = 4,
-    ) -> None:
-        super().__init__(parent)
-        check_count("size_hint_margin", size_hint_margin)
-        self._loader = loader
-        self._path_role = int(path_role)
-        self._margin = int(size_hint_margin)
-        self._paths: list[str] = []
-        self._rows: dict[str, list[int]] = {}
-        self._set(paths)
-        loader.thumbnail_ready.connect(self._arrived)
-        loader.thumbnail_failed.connect(self._arrived)
-
-    @property
-    def loader(self) -> ThumbnailLoader:
-        return self._loader
-
-    def paths(self) -> list[str]:
-        return list(self._paths)
-
-    def set_paths(self, paths: Iterable[str | os.PathLike[str]]) -> None:
-        self.beginResetModel()
-        self._set(paths)
-        self.endResetModel()
-
-    def _set(self, paths: Iterable[str | os.PathLike[str]]) -> None:
-        self._paths = [os.fspath(p) for p in paths]
-        rows: dict[str, list[int]] = {}
-        for row, path in enumerate(self._paths):
-            rows.setdefault(path, []).append(row)
-        self._rows = rows
-
-    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008, N802
-        return 0 if parent.isValid() else len(self._paths)
-
-    def data(
-        self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> Any:
-        if not index.isValid() or not 0 <= index.row() < len(self._paths):
-            return None
-        path = self._paths[index.row()]
-        if role == Qt.ItemDataRole.DecorationRole:
-            loader = self._loader
-            pixmap = loader.cached(path)
-            if pixmap is not None:
-                return pixmap
-            if loader.error(path) is not None:
-                return loader.placeholder()
-            if not loader.has_views() and not loader.is_pending(path):
-                try:
-                    loader._request(path, loader.default_priority, evictable=True)
-                except RuntimeError:  # the manager was shut down
-                    pass
-            return None
-        if role == self._path_role:
-            return path
-        if role == Qt.ItemDataRole.SizeHintRole:
-            size, grow = self._loader.size, 2 * self._margin
-            return QSize(size.width() + grow, size.height() + grow)
-        if role == Qt.ItemDataRole.DisplayRole:
-            return os.path.basename(path) or path
-        if role == Qt.ItemDataRole.ToolTipRole:
-            return self._loader.error(path) or path
-        return None
-
-    def multiData(  # noqa: N802 - Qt override
-        self, index: QModelIndex | QPersistentModelIndex, role_data_span: QModelRoleDataSpan
-    ) -> None:
-        # One call per item for a delegate's ~10 roles (as TaskModel.multiData).
-        # Every slot is written: a span reused from item to item must not keep
-        # the previous item's icon or text.  No value: cleared, not set to None
-        # (a valid QVariant holding Python's None, which Qt would convert).
-        valid = index.isValid() and 0 <= index.row() < len(self._paths)
-        for slot in role_data_span:
-            value = self.data(index, slot.role()) if valid else None
-            if value is None:
-                slot.clearData()
-            else:
-                slot.setData(value)
-
-    def _arrived(self, path: str, *_: object) -> None:
-        for row in self._rows.get(path, ()):
-            index = self.index(row, 0)
-            self.dataChanged.emit(index, index, [Qt.ItemDataRole.DecorationRole])

@@ -1,0 +1,134 @@
+"""The thumbnail model: a list model over image paths whose decoration is the thumbnail.
+
+It answers from its :class:`~bgtasks.thumbnails.ThumbnailLoader`'s cache and
+announces each arrival with ``dataChanged``; it loads nothing itself except,
+when no view is attached to the loader, the rows a view asks to paint.
+
+Threads: the model belongs to the UI thread, like its loader.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from typing import Any
+
+from PySide6.QtCore import (
+    QAbstractListModel,
+    QModelIndex,
+    QModelRoleDataSpan,
+    QObject,
+    QPersistentModelIndex,
+    QSize,
+    Qt,
+)
+
+from ..core._validate import check_count
+from ._loader import ThumbnailLoader
+
+
+class ThumbnailModel(QAbstractListModel):
+    """A list model over image paths whose ``DecorationRole`` is the thumbnail.
+
+    ``DisplayRole`` is the file name, ``ToolTipRole`` the path (or the error),
+    ``path_role`` (``Qt.UserRole``) the path.  ``DecorationRole`` is the
+    pixmap once loaded, the loader's placeholder for a failed file, and None
+    while loading; ``dataChanged`` announces each arrival.  ``SizeHintRole``
+    is the loader's thumbnail size plus ``size_hint_margin`` pixels on each
+    side, before and after loading, so a view with ``setUniformItemSizes(True)``
+    sizes its items for the thumbnails instead of for the first empty row.
+
+    When the loader follows a view (``attach_view``), the view decides what
+    to load; otherwise asking for a row's decoration requests it.
+    """
+
+    def __init__(
+        self,
+        paths: Iterable[str | os.PathLike[str]],
+        loader: ThumbnailLoader,
+        parent: QObject | None = None,
+        path_role: int = Qt.ItemDataRole.UserRole,
+        size_hint_margin: int = 4,
+    ) -> None:
+        super().__init__(parent)
+        check_count("size_hint_margin", size_hint_margin)
+        self._loader = loader
+        self._path_role = int(path_role)
+        self._margin = int(size_hint_margin)
+        self._paths: list[str] = []
+        self._rows: dict[str, list[int]] = {}
+        self._set(paths)
+        loader.thumbnail_ready.connect(self._arrived)
+        loader.thumbnail_failed.connect(self._arrived)
+
+    @property
+    def loader(self) -> ThumbnailLoader:
+        return self._loader
+
+    def paths(self) -> list[str]:
+        return list(self._paths)
+
+    def set_paths(self, paths: Iterable[str | os.PathLike[str]]) -> None:
+        self.beginResetModel()
+        self._set(paths)
+        self.endResetModel()
+
+    def _set(self, paths: Iterable[str | os.PathLike[str]]) -> None:
+        self._paths = [os.fspath(p) for p in paths]
+        rows: dict[str, list[int]] = {}
+        for row, path in enumerate(self._paths):
+            rows.setdefault(path, []).append(row)
+        self._rows = rows
+
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008, N802
+        return 0 if parent.isValid() else len(self._paths)
+
+    def data(
+        self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> Any:
+        if not index.isValid() or not 0 <= index.row() < len(self._paths):
+            return None
+        path = self._paths[index.row()]
+        if role == Qt.ItemDataRole.DecorationRole:
+            loader = self._loader
+            pixmap = loader.cached(path)
+            if pixmap is not None:
+                return pixmap
+            if loader.error(path) is not None:
+                return loader.placeholder()
+            if not loader.has_views() and not loader.is_pending(path):
+                try:
+                    loader._request(path, loader.default_priority, evictable=True)
+                except RuntimeError:  # the manager was shut down
+                    pass
+            return None
+        if role == self._path_role:
+            return path
+        if role == Qt.ItemDataRole.SizeHintRole:
+            size, grow = self._loader.size, 2 * self._margin
+            return QSize(size.width() + grow, size.height() + grow)
+        if role == Qt.ItemDataRole.DisplayRole:
+            return os.path.basename(path) or path
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return self._loader.error(path) or path
+        return None
+
+    def multiData(  # noqa: N802 - Qt override
+        self, index: QModelIndex | QPersistentModelIndex, role_data_span: QModelRoleDataSpan
+    ) -> None:
+        # One call per item for a delegate's ~10 roles (as TaskModel.multiData).
+        # Every slot is written: a span reused from item to item must not keep
+        # the previous item's icon or text.  No value: cleared, not set to None
+        # (a valid QVariant holding Python's None, which Qt would convert).
+        valid = index.isValid() and 0 <= index.row() < len(self._paths)
+        for slot in role_data_span:
+            value = self.data(index, slot.role()) if valid else None
+            if value is None:
+                slot.clearData()
+            else:
+                slot.setData(value)
+
+    def _arrived(self, path: str, *_: object) -> None:
+        for row in self._rows.get(path, ()):
+            index = self.index(row, 0)
+            self.dataChanged.emit(index, index, [Qt.ItemDataRole.DecorationRole])
