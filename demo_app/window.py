@@ -50,13 +50,9 @@ from PySide6.QtWidgets import (
 
 from bgtasks import BackgroundTaskManager, TaskState
 from bgtasks.thumbnails import ThumbnailLoader, ThumbnailModel
-from bgtasks.widgets import TaskMonitor
-from bgtasks.widgets._close_guard import CloseGuard
-from bgtasks.widgets._graph_view import TaskGraphView
-from bgtasks.widgets._indicator import TaskStatusIndicator
+from bgtasks.widgets import CloseGuard, TaskGraphView, TaskMonitor, TaskStatusIndicator
 
 from .samples import BATCH, N_SAMPLES, generate_samples, list_images, sample_path
-
 from .workload import CHAIN_LENGTH, GROUPS, TaskSpec, build_workload, expected_chain_result
 
 MAX_LOG_ROWS = 400
@@ -221,8 +217,8 @@ class DemoWindow(QMainWindow):
         scroll.setWidget(self.pipeline_tab)
         self.tabs.addTab(scroll, "Pipeline")
         self.graph_view: TaskGraphView | None = None  # built when its tab is first shown
-        self._graph_tab = QWidget()
-        graph_layout = QVBoxLayout(self._graph_tab)
+        self.graph_tab = QWidget()  # the Graph tab's page; graph_view goes in when first shown
+        graph_layout = QVBoxLayout(self.graph_tab)
         graph_bar = QHBoxLayout()
         hint = QLabel("All the manager's tasks by layer. Ctrl+wheel or +/− zoom, F fits.")
         hint.setWordWrap(True)
@@ -232,7 +228,7 @@ class DemoWindow(QMainWindow):
             button.clicked.connect(slot)
             graph_bar.addWidget(button)
         graph_layout.addLayout(graph_bar)
-        self.tabs.addTab(self._graph_tab, "Graph")
+        self.tabs.addTab(self.graph_tab, "Graph")
         self.tabs.currentChanged.connect(self._tab_changed)
         self.setCentralWidget(self.tabs)
 
@@ -524,9 +520,9 @@ class DemoWindow(QMainWindow):
             self._tmpdir = None
 
     def _tab_changed(self, index: int) -> None:
-        if self.tabs.widget(index) is self._graph_tab and self.graph_view is None:
+        if self.tabs.widget(index) is self.graph_tab and self.graph_view is None:
             self.graph_view = TaskGraphView(self.manager)
-            self._graph_tab.layout().addWidget(self.graph_view, 1)
+            self.graph_tab.layout().addWidget(self.graph_view, 1)
             # The whole graph is hundreds of nodes high: start readable, on the chain.
             QTimer.singleShot(0, self.show_chain_in_graph)
 

@@ -13,7 +13,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QPixmap
 
 from bgtasks import TaskState
-from bgtasks.widgets._close_guard import CloseChoice
+from bgtasks.widgets import CloseChoice
 from demo_app import DemoWindow
 from demo_app.samples import N_SAMPLES
 from demo_app.workload import GROUPS, build_workload, expected_chain_result
@@ -221,7 +221,7 @@ def test_monitor_dock_and_status_indicator(qtbot, window):
 
 def test_graph_tab_draws_the_chain(qtbot, window):
     assert window.graph_view is None  # built on demand
-    window.tabs.setCurrentIndex(window.tabs.indexOf(window._graph_tab))
+    window.tabs.setCurrentIndex(window.tabs.indexOf(window.graph_tab))
     graph = window.graph_view
     assert graph is not None and graph.isVisibleTo(window)
     run = window.run
