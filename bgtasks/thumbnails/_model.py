@@ -63,12 +63,15 @@ class ThumbnailModel(QAbstractListModel):
 
     @property
     def loader(self) -> ThumbnailLoader:
+        """The loader whose thumbnails the model shows.  UI thread."""
         return self._loader
 
     def paths(self) -> list[str]:
+        """The paths, one per row (a copy).  UI thread."""
         return list(self._paths)
 
     def set_paths(self, paths: Iterable[str | os.PathLike[str]]) -> None:
+        """Show ``paths`` instead (a model reset).  UI thread."""
         self.beginResetModel()
         self._set(paths)
         self.endResetModel()
