@@ -6,19 +6,28 @@ Everything here belongs to the GUI thread (which must be the manager's thread).
 
 from __future__ import annotations
 
-from ._close_guard import CloseChoice, CloseGuard
+from ._close_guard import CloseChoice, CloseGuard, ask_with_message_box
+from ._columns import format_elapsed
 from ._delegate import ProgressDelegate
-from ._graph_view import TaskGraphView
+from ._graph_view import STATE_COLOURS, TaskEdgeItem, TaskGraphView, TaskNodeItem, layers
 from ._indicator import TaskStatusIndicator
 from ._model import TaskModel
-from ._monitor import TaskMonitor
+from ._monitor import TaskFilterProxy, TaskMonitor, summary_text
 
 __all__ = [
+    "STATE_COLOURS",
     "CloseChoice",
     "CloseGuard",
     "ProgressDelegate",
+    "TaskEdgeItem",
+    "TaskFilterProxy",
     "TaskGraphView",
     "TaskModel",
     "TaskMonitor",
+    "TaskNodeItem",
     "TaskStatusIndicator",
+    "ask_with_message_box",
+    "format_elapsed",
+    "layers",
+    "summary_text",
 ]

@@ -11,7 +11,7 @@ from PySide6.QtWidgets import QMessageBox, QProgressDialog, QWidget
 
 from ..core._state import TaskInfo, TaskState
 from ..qt._manager import BackgroundTaskManager
-from ._model import manager_is_shut_down
+from ._shutdown import manager_is_shut_down
 
 _LIVE = (TaskState.PENDING, TaskState.QUEUED, TaskState.RUNNING, TaskState.CANCELLING)
 

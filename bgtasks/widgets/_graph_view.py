@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
 
 from ..core._state import TaskInfo, TaskState
 from ..qt._manager import BackgroundTaskManager
-from ._model import SHUTDOWN_POLL_INTERVAL, WATCH_INTERVAL, manager_is_shut_down
+from ._shutdown import SHUTDOWN_POLL_INTERVAL, WATCH_INTERVAL, manager_is_shut_down
 
 #: Node fill by state: the palette of ``manager.to_dot()`` (pending white,
 #: queued light blue, running yellow, cancelling orange, completed green,

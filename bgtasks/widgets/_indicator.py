@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
 
 from ..core._state import TaskState
 from ..qt._manager import BackgroundTaskManager
-from ._model import manager_is_shut_down
+from ._shutdown import manager_is_shut_down
 
 _LIVE = (TaskState.PENDING, TaskState.QUEUED, TaskState.RUNNING, TaskState.CANCELLING)
 _BAR_MAX = 1000

@@ -32,8 +32,9 @@ from PySide6.QtWidgets import (
 
 from ..core._state import TaskState
 from ..qt._manager import BackgroundTaskManager
+from ._columns import GROUP, MESSAGE, NAME, PROGRESS, group_label
 from ._delegate import ProgressDelegate
-from ._model import GROUP, MESSAGE, NAME, PROGRESS, TaskModel, group_label
+from ._model import TaskModel
 
 #: The group filter's value that shows every group.
 ANY_GROUP: Any = object()

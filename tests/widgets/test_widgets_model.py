@@ -10,8 +10,10 @@ from PySide6.QtCore import QModelIndex, Qt, QTimer, qInstallMessageHandler
 from PySide6.QtTest import QAbstractItemModelTester
 
 from bgtasks import TaskState, current_task
-from bgtasks.widgets import TaskModel
-from bgtasks.widgets._model import ELAPSED, ERROR, GROUP, NAME, PROGRESS, STATE, format_elapsed
+from bgtasks.widgets import TaskModel, format_elapsed
+
+NAME, GROUP, STATE = TaskModel.NameColumn, TaskModel.GroupColumn, TaskModel.StateColumn
+PROGRESS, ELAPSED, ERROR = TaskModel.ProgressColumn, TaskModel.ElapsedColumn, TaskModel.ErrorColumn
 
 
 def model_rows(model: TaskModel) -> dict[int, tuple]:

@@ -10,9 +10,9 @@ from PySide6.QtGui import QGuiApplication, QKeySequence
 from PySide6.QtWidgets import QApplication, QComboBox, QLineEdit, QPlainTextEdit, QPushButton
 
 from bgtasks import TaskState, current_task
-from bgtasks.widgets import ProgressDelegate, TaskModel, TaskMonitor
-from bgtasks.widgets._model import PROGRESS
-from bgtasks.widgets._monitor import summary_text
+from bgtasks.widgets import ProgressDelegate, TaskModel, TaskMonitor, summary_text
+
+PROGRESS = TaskModel.ProgressColumn
 
 
 def ok(x=None):

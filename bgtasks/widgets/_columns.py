@@ -1,0 +1,194 @@
+"""The columns and roles of :class:`~bgtasks.widgets.TaskModel`: what each cell answers.
+
+Plain functions of a row's snapshot, called from the model's ``data()`` and
+``multiData()`` (the views' hottest calls: no more than one Python call per
+cell).  GUI thread only, as the model.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from PySide6.QtCore import QModelRoleDataSpan, Qt
+from PySide6.QtGui import QBrush, QColor
+
+from ..core._state import TaskInfo, TaskState
+from ._rows import ACTIVE, GroupRow
+
+#: Column numbers.
+NAME, GROUP, STATE, PROGRESS, MESSAGE, ELAPSED, ERROR = range(7)
+HEADERS = ("Name", "Group", "State", "Progress", "Message", "Elapsed", "Error")
+COLUMNS = len(HEADERS)
+
+#: Roles (``TaskModel.UidRole`` and so on are these).
+UID_ROLE = Qt.ItemDataRole.UserRole + 1
+STATE_ROLE = Qt.ItemDataRole.UserRole + 2
+PROGRESS_ROLE = Qt.ItemDataRole.UserRole + 3
+TRACEBACK_ROLE = Qt.ItemDataRole.UserRole + 4
+INFO_ROLE = Qt.ItemDataRole.UserRole + 5
+GROUP_ROLE = Qt.ItemDataRole.UserRole + 6
+SORT_ROLE = Qt.ItemDataRole.UserRole + 7
+
+#: Foreground brushes of the states shown in colour; the int values of the
+#: roles a delegate asks for, for ``multiData()``.
+_COLOURS = {
+    TaskState.FAILED: QColor(190, 30, 30),
+    TaskState.CANCELLED: QColor(120, 120, 120),
+    TaskState.CANCELLING: QColor(160, 110, 0),
+}
+BRUSHES = {state: QBrush(colour) for state, colour in _COLOURS.items()}
+RIGHT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+DISPLAY = int(Qt.ItemDataRole.DisplayRole)
+FOREGROUND = int(Qt.ItemDataRole.ForegroundRole)
+ALIGNMENT = int(Qt.ItemDataRole.TextAlignmentRole)
+TOOLTIP = int(Qt.ItemDataRole.ToolTipRole)
+USER = int(Qt.ItemDataRole.UserRole)
+
+
+def group_label(group: Any) -> str:
+    """How a group value is shown: ``str(group)``, or "(no group)" for ``None``."""
+    return "(no group)" if group is None else str(group)
+
+
+def format_elapsed(seconds: float | None) -> str:
+    """``0.4 s``, ``12.0 s``, ``3:07``, ``1:02:03``; empty for ``None``."""
+    if seconds is None:
+        return ""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    s = int(seconds)
+    if s < 3600:
+        return f"{s // 60}:{s % 60:02d}"
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+def elapsed_of(info: TaskInfo) -> float | None:
+    """Seconds the task has run (so far, while it runs); ``None`` before it starts."""
+    if info.started is None:
+        return None
+    if info.state in ACTIVE:
+        return max(0.0, time.time() - info.started)
+    return info.runtime
+
+
+def task_data(info: TaskInfo, col: int, role: int) -> Any:
+    """What a task's cell in column ``col`` answers for ``role``."""
+    if role == Qt.ItemDataRole.DisplayRole:
+        return display(info, col)
+    if role == UID_ROLE:
+        return info.uid
+    if role == STATE_ROLE:
+        return info.state
+    if role == PROGRESS_ROLE:
+        return progress_of(info)
+    if role == TRACEBACK_ROLE:
+        return info.traceback
+    if role == INFO_ROLE:
+        return info
+    if role == GROUP_ROLE:
+        return info.group
+    if role == SORT_ROLE:
+        return sort_key(info, col)
+    if role == Qt.ItemDataRole.ToolTipRole:
+        if col == ERROR and info.error:
+            return info.error
+        if col == MESSAGE and info.message:
+            return info.message
+        return None
+    if role == Qt.ItemDataRole.ForegroundRole:
+        return BRUSHES.get(info.state)
+    if role == Qt.ItemDataRole.TextAlignmentRole and col == ELAPSED:
+        return RIGHT
+    return None
+
+
+def group_data(group: GroupRow, col: int, role: int) -> Any:
+    """What a group's cell in column ``col`` answers for ``role`` (grouped mode)."""
+    if role == GROUP_ROLE:
+        return group.key
+    if role in (Qt.ItemDataRole.DisplayRole, SORT_ROLE, PROGRESS_ROLE):
+        counts = group.counts
+        if counts is None:
+            counts = group.counts = dict.fromkeys(TaskState, 0)
+            for node in group.children:
+                counts[node.info.state] += 1
+        total = len(group.children)
+        finished = (
+            counts[TaskState.COMPLETED] + counts[TaskState.FAILED] + counts[TaskState.CANCELLED]
+        )
+        if role == PROGRESS_ROLE:
+            return finished / total if total else 0.0
+        if col == NAME:
+            return group_label(group.key) if role == Qt.ItemDataRole.DisplayRole else str(group.key)
+        if col == GROUP:
+            return f"{total} tasks" if role == Qt.ItemDataRole.DisplayRole else total
+        if col == STATE:
+            parts = [f"{n} {s.value}" for s, n in counts.items() if n]
+            return ", ".join(parts)
+        if col == PROGRESS:
+            return (
+                f"{finished}/{total}"
+                if role == Qt.ItemDataRole.DisplayRole
+                else finished / max(total, 1)
+            )
+        return None if role == Qt.ItemDataRole.DisplayRole else ""
+    return None
+
+
+def fill_group_span(group: GroupRow, col: int, role_data_span: QModelRoleDataSpan) -> None:
+    """``multiData()`` for a group's cell: every role of the span, a value or cleared."""
+    for slot in role_data_span:
+        value = group_data(group, col, slot.role())
+        if value is None:
+            slot.clearData()
+        else:
+            slot.setData(value)
+
+
+def display(info: TaskInfo, col: int) -> str | None:
+    """A task's cell text in column ``col``."""
+    if col == NAME:
+        return info.name
+    if col == STATE:
+        return info.state.value
+    if col == PROGRESS:
+        if info.state is TaskState.COMPLETED:
+            return "100%"
+        return "" if info.progress is None else f"{info.progress * 100:.0f}%"
+    if col == GROUP:
+        return group_label(info.group)
+    if col == MESSAGE:
+        return info.message
+    if col == ELAPSED:
+        return format_elapsed(elapsed_of(info))
+    if col == ERROR:
+        return info.error.splitlines()[0] if info.error else ""
+    return None
+
+
+def progress_of(info: TaskInfo) -> float:
+    """A task's progress in 0..1 (1 once completed, 0 before it reports any)."""
+    if info.state is TaskState.COMPLETED:
+        return 1.0
+    if info.progress is None:
+        return 0.0
+    return min(1.0, max(0.0, float(info.progress)))
+
+
+def sort_key(info: TaskInfo, col: int) -> Any:
+    """A value of a task's cell in column ``col`` that sorts naturally."""
+    if col == NAME:
+        return info.name
+    if col == GROUP:
+        return group_label(info.group)
+    if col == STATE:
+        return list(TaskState).index(info.state)
+    if col == PROGRESS:
+        return progress_of(info)
+    if col == MESSAGE:
+        return info.message
+    if col == ELAPSED:
+        e = elapsed_of(info)
+        return -1.0 if e is None else e
+    return info.error

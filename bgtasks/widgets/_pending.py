@@ -1,0 +1,98 @@
+"""The changes a :class:`~bgtasks.widgets.TaskModel` recorded from the
+manager's signals and not applied yet, and the fetch that applies inserts
+and refreshes.
+
+A signal only records a uid: to insert, to remove, or whose row is stale.
+A pass fetches the snapshots of every task it takes with one
+``manager.infos(uids)`` call (one wait for the scheduler lock per pass, not
+one per task).  GUI thread only, as the model.
+"""
+
+from __future__ import annotations
+
+from itertools import islice
+from time import perf_counter
+from typing import Any, NamedTuple
+
+from PySide6.QtCore import QAbstractItemModel
+
+from ..qt._manager import BackgroundTaskManager
+from ._columns import COLUMNS
+from ._removals import MIN_CHUNK, Removals
+from ._row_edits import emit_changed, insert_infos
+from ._rows import RowStore
+
+
+class PendingUids(NamedTuple):
+    """The uids a model recorded and no pass applied yet (see ``TaskModel.pending()``)."""
+
+    #: Announced tasks without a row yet, in the order they were announced.
+    to_add: tuple[int, ...]
+    #: Rows to remove.
+    to_remove: frozenset[int]
+    #: Rows whose task changed, to read again, in the order they changed.
+    to_refresh: tuple[int, ...]
+
+
+class PendingChanges:
+    """Uids to insert (``to_add``), to read again (``dirty``) and to remove (``removals``)."""
+
+    def __init__(self) -> None:
+        self.to_add: dict[int, None] = {}  # insertion-ordered set of uids
+        self.dirty: dict[int, None] = {}
+        self.removals = Removals()
+        # seconds one task costs a pass (fetch + rows), measured: sizes the chunks
+        self._item_cost = 5e-6
+
+    def __bool__(self) -> bool:
+        return bool(self.to_add or self.removals.uids or self.dirty)
+
+    def uids(self) -> PendingUids:
+        """A copy of what is recorded."""
+        return PendingUids(tuple(self.to_add), frozenset(self.removals.uids), tuple(self.dirty))
+
+    def apply_fetched(
+        self,
+        model: QAbstractItemModel,
+        store: RowStore,
+        manager: BackgroundTaskManager,
+        deadline: float,
+        cap: int,
+    ) -> int:
+        """Insert and refresh up to ``cap`` recorded tasks with one ``infos()``
+        call: one wait for the scheduler lock per pass, not one per task.  The
+        chunk is sized from the measured cost per task so the pass stays near
+        its budget; a pass takes at least a few tasks, so the queue drains."""
+        room = deadline - perf_counter()
+        if room != float("inf"):
+            # aim at half the room left: a long call is more likely to lose the
+            # GIL to the workers for a whole switch interval
+            cap = min(cap, max(MIN_CHUNK, int(room / 2 / self._item_cost)))
+        adds = take(self.to_add, cap)
+        updates = take(self.dirty, cap - len(adds))
+        taken = len(adds) + len(updates)
+        if not taken:
+            return 0
+        began = perf_counter()
+        # uids already forgotten are left out: their task_removed follows
+        snaps = manager.infos([*adds, *updates])
+        get = snaps.get
+        insert_infos(model, store, [inf for uid in adds if (inf := get(uid)) is not None], True)
+        emit_changed(model, store.update(updates, get), 0, COLUMNS - 1)
+        cost = (perf_counter() - began) / taken
+        self._item_cost = 0.5 * self._item_cost + 0.5 * max(cost, 1e-7)
+        return taken
+
+
+def take(queue: dict[int, Any], n: int) -> list[int]:
+    """Remove and return the first ``n`` keys of an insertion-ordered dict."""
+    if n <= 0 or not queue:
+        return []
+    if n >= len(queue):
+        keys = list(queue)
+        queue.clear()
+        return keys
+    keys = list(islice(queue, n))
+    for key in keys:
+        del queue[key]
+    return keys

@@ -1,0 +1,164 @@
+"""The row store of :class:`~bgtasks.widgets.TaskModel`: its task and group rows.
+
+Plain Python, no Qt: the model calls these methods between its
+``begin…Rows`` and ``end…Rows`` calls, and reads the containers directly
+in its per-row Qt methods (no call per row).  The store never rebinds a
+container, so a reference taken once stays the live one.
+
+GUI thread only (the thread of the model that owns the store).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from ..core._state import TaskInfo, TaskState
+
+#: States whose elapsed time ticks.
+ACTIVE = frozenset({TaskState.RUNNING, TaskState.CANCELLING})
+#: States of a task that has not ended.
+LIVE = (TaskState.PENDING, TaskState.QUEUED, TaskState.RUNNING, TaskState.CANCELLING)
+
+
+class TaskRow:
+    """One task's row: its latest snapshot, its group row (None when flat) and row number."""
+
+    __slots__ = ("uid", "info", "parent", "row")
+
+    def __init__(self, info: TaskInfo, parent: GroupRow | None, row: int) -> None:
+        self.uid = info.uid
+        self.info = info
+        self.parent = parent
+        self.row = row
+
+
+class GroupRow:
+    """One group's row (grouped mode): its tasks' rows and their cached counts by state."""
+
+    __slots__ = ("key", "gid", "row", "children", "counts")
+
+    def __init__(self, key: Any, gid: int, row: int) -> None:
+        self.key = key
+        self.gid = gid  # the internalId of its children's indexes
+        self.row = row
+        self.children: list[TaskRow] = []
+        self.counts: dict[TaskState, int] | None = None  # cached, None when stale
+
+
+class RowStore:
+    """The rows of a model, flat (``top``) or grouped (``groups``), and what is kept about them."""
+
+    def __init__(self, grouped: bool) -> None:
+        self.grouped = grouped
+        self.top: list[TaskRow] = []  # flat mode: the rows
+        self.groups: list[GroupRow] = []  # grouped mode: the top rows
+        self.group_of_key: dict[Any, GroupRow] = {}
+        self.group_of_gid: dict[int, GroupRow] = {}
+        self._next_gid = 1
+        self.nodes: dict[int, TaskRow] = {}
+        self.group_sizes: dict[Any, int] = {}  # group -> rows, in order of appearance
+        self.active: set[int] = set()  # uids shown running: elapsed ticks
+        self.counts: dict[TaskState, int] = dict.fromkeys(TaskState, 0)  # rows per state
+
+    def uids(self) -> list[int]:
+        """Every task uid, in row order (groups in order in grouped mode)."""
+        if self.grouped:
+            return [n.uid for g in self.groups for n in g.children]
+        return [n.uid for n in self.top]
+
+    def live_rows(self) -> int:
+        """How many task rows show a task that has not ended."""
+        counts = self.counts
+        return sum(counts[state] for state in LIVE)
+
+    def live_uids(self, leave_out: set[int]) -> set[int]:
+        """The uids of the rows whose task has not ended, but those in ``leave_out``."""
+        return {
+            uid
+            for uid, node in self.nodes.items()
+            if not node.info.state.is_terminal and uid not in leave_out
+        }
+
+    def still_live(self, uids: Iterable[int]) -> set[int]:
+        """Those of ``uids`` whose row is there and shows a task that has not ended."""
+        nodes = self.nodes
+        return {
+            uid
+            for uid in uids
+            if (node := nodes.get(uid)) is not None and not node.info.state.is_terminal
+        }
+
+    def rows_of(self, group: GroupRow | None) -> list[TaskRow]:
+        """The task rows under ``group``: the top rows for ``None``."""
+        return self.top if group is None else group.children
+
+    def add_group(self, key: Any) -> GroupRow:
+        """A new group row, appended below the others."""
+        group = GroupRow(key, self._next_gid, len(self.groups))
+        self._next_gid += 1
+        self.groups.append(group)
+        self.group_of_key[key] = group
+        self.group_of_gid[group.gid] = group
+        return group
+
+    def drop_group(self, group: GroupRow) -> None:
+        """Remove an empty group row; the rows below it move up."""
+        groups, row = self.groups, group.row
+        del groups[row]
+        del self.group_of_key[group.key]
+        del self.group_of_gid[group.gid]
+        for r in range(row, len(groups)):
+            groups[r].row = r
+
+    def append(self, group: GroupRow | None, infos: list[TaskInfo]) -> None:
+        """Append a row per snapshot under ``group`` (``None``: the top rows)."""
+        rows = self.rows_of(group)
+        nodes, active, sizes, counts = self.nodes, self.active, self.group_sizes, self.counts
+        for row, inf in enumerate(infos, len(rows)):
+            sizes[inf.group] = sizes.get(inf.group, 0) + 1
+            counts[inf.state] += 1
+            node = TaskRow(inf, group, row)
+            rows.append(node)
+            nodes[inf.uid] = node
+            if inf.state in ACTIVE:
+                active.add(inf.uid)
+
+    def drop_block(self, rows: list[TaskRow], block: list[TaskRow], forget: set[int]) -> None:
+        """Remove ``block``, contiguous rows of ``rows`` listed last first; their
+        uids leave ``forget`` too.  The rows below move up."""
+        first, last = block[-1].row, block[0].row
+        del rows[first : last + 1]
+        for row in range(first, len(rows)):
+            rows[row].row = row
+        nodes, active, sizes, counts = self.nodes, self.active, self.group_sizes, self.counts
+        for node in block:
+            uid = node.uid
+            counts[node.info.state] -= 1
+            del nodes[uid]
+            forget.discard(uid)
+            active.discard(uid)
+            key = node.info.group
+            sizes[key] -= 1
+            if not sizes[key]:
+                del sizes[key]
+
+    def update(self, uids: list[int], get: Callable[[int], TaskInfo | None]) -> list[TaskRow]:
+        """Give the rows of ``uids`` their new snapshot, ``get(uid)``; returns the
+        rows changed (a uid with no row or no snapshot is left alone)."""
+        nodes, active, counts = self.nodes, self.active, self.counts
+        changed: list[TaskRow] = []
+        for uid in uids:
+            node = nodes.get(uid)
+            inf = get(uid)
+            if node is None or inf is None:
+                continue
+            counts[node.info.state] -= 1
+            counts[inf.state] += 1
+            node.info = inf
+            if inf.state in ACTIVE:
+                active.add(uid)
+            else:
+                active.discard(uid)
+            changed.append(node)
+        return changed
