@@ -47,6 +47,7 @@ from ..executors._contract import Executor
 from . import _pool
 from ._delivery import WAKE, Delivery
 from ._executors import Executors
+from ._home_thread import DiesAtHome
 from ._options import TaskOptions
 from ._qt_types import create_loaded_qt_types
 from ._registry import Registry
@@ -68,7 +69,7 @@ log = logging.getLogger("bgtasks")
 _LIVE_MANAGERS: weakref.WeakSet[BackgroundTaskManager] = weakref.WeakSet()
 
 
-class BackgroundTaskManager(Delivery, Executors, Registry, QObject):
+class BackgroundTaskManager(DiesAtHome, Delivery, Executors, Registry, QObject):
     """Runs tasks in a private thread pool and reports on the manager's thread.
 
     A task is a callable with arguments, a priority (higher first, FIFO among
@@ -127,6 +128,7 @@ class BackgroundTaskManager(Delivery, Executors, Registry, QObject):
         """
         check_count("max_threads", max_threads, minimum=1, maximum=MAX_WORKERS)
         super().__init__(parent)
+        self._remember_home()  # destroyed on this thread, whoever drops it last
         # Before any worker runs: PySide's lazy type creation is not thread-safe.
         create_loaded_qt_types()
         #: Seconds the drain may spend emitting signals before it yields to the event loop.
@@ -144,7 +146,10 @@ class BackgroundTaskManager(Delivery, Executors, Registry, QObject):
         def wake() -> None:  # scheduler lock held; never after close()
             manager = me()
             if manager is not None:
-                QCoreApplication.postEvent(manager, QEvent(WAKE))
+                try:
+                    QCoreApplication.postEvent(manager, QEvent(WAKE))
+                except RuntimeError:  # its C++ part is being deleted: close() is near
+                    pass
 
         def spawn(count: int) -> None:  # any thread, scheduler lock not held
             for _ in range(count):
@@ -395,6 +400,11 @@ class BackgroundTaskManager(Delivery, Executors, Registry, QObject):
         if journal.manager is not self:
             raise ValueError(f"{journal!r} journals another manager's tasks")
         self._journal = journal
+
+    def _before_home_delete(self) -> None:
+        # Dropped on a foreign thread and deleted now on this one: stop the
+        # workers' wake-ups before the C++ object goes (DiesAtHome).
+        _on_destroyed(self._scheduler, self._pool)
 
     @property
     def is_shut_down(self) -> bool:
