@@ -12,7 +12,7 @@ from ._delegate import ProgressDelegate
 from ._graph_view import STATE_COLOURS, TaskEdgeItem, TaskGraphView, TaskNodeItem, layers
 from ._indicator import TaskStatusIndicator
 from ._model import TaskModel
-from ._monitor import TaskFilterProxy, TaskMonitor, summary_text
+from ._monitor import TaskMonitor, summary_text
 
 __all__ = [
     "STATE_COLOURS",
@@ -20,7 +20,6 @@ __all__ = [
     "CloseGuard",
     "ProgressDelegate",
     "TaskEdgeItem",
-    "TaskFilterProxy",
     "TaskGraphView",
     "TaskModel",
     "TaskMonitor",

@@ -7,37 +7,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import (
-    QModelIndex,
-    QModelRoleDataSpan,
-    QPersistentModelIndex,
-    QSortFilterProxyModel,
-    Qt,
-)
+from PySide6.QtCore import QModelIndex, Qt
 from PySide6.QtGui import QGuiApplication, QKeySequence, QShortcut
-from PySide6.QtWidgets import (
-    QAbstractItemView,
-    QComboBox,
-    QHBoxLayout,
-    QLabel,
-    QLineEdit,
-    QPlainTextEdit,
-    QPushButton,
-    QSplitter,
-    QTableView,
-    QTreeView,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtWidgets import QHBoxLayout, QSplitter, QTreeView, QVBoxLayout, QWidget
 
 from ..core._state import TaskState
 from ..qt._manager import BackgroundTaskManager
-from ._columns import GROUP, MESSAGE, NAME, PROGRESS, group_label
-from ._delegate import ProgressDelegate
+from ._columns import group_label
+from ._filter_proxy import TaskFilterProxy
 from ._model import TaskModel
-
-#: The group filter's value that shows every group.
-ANY_GROUP: Any = object()
+from ._monitor_parts import (
+    build_action_bar,
+    build_filter_bar,
+    build_shortcuts,
+    build_task_view,
+    build_traceback_pane,
+    set_tab_order,
+)
 
 _RETRYABLE = frozenset({TaskState.FAILED, TaskState.CANCELLED})
 #: The order of the summary line.
@@ -65,87 +51,6 @@ def summary_text(counts: dict[TaskState, int], shut_down: bool = False) -> str:
     if shut_down:
         return " · ".join([SHUT_DOWN_TEXT, *parts])
     return " · ".join(parts) if parts else "No tasks"
-
-
-class TaskFilterProxy(QSortFilterProxyModel):
-    """Filters a :class:`TaskModel` by group, state and text.
-
-    The text matches, case-insensitively, a task's name, group, message or
-    error.  Group rows (grouped mode) show while one of their tasks does.
-    GUI thread only.
-    """
-
-    def __init__(self, parent: Any = None) -> None:
-        super().__init__(parent)
-        self._group: Any = ANY_GROUP
-        self._state: TaskState | None = None
-        self._text = ""
-        self.setRecursiveFilteringEnabled(True)
-        self.setSortRole(TaskModel.SortRole)
-
-    def set_group(self, group: Any) -> None:
-        """Show only this group's tasks; ``ANY_GROUP`` shows all."""
-        self._change(_group=group)
-
-    def set_state(self, state: TaskState | None) -> None:
-        """Show only tasks in this state; ``None`` shows all."""
-        self._change(_state=state)
-
-    def set_text(self, text: str) -> None:
-        """Show only tasks whose name, group, message or error contain ``text``."""
-        self._change(_text=text.strip().casefold())
-
-    def _change(self, **values: Any) -> None:
-        if hasattr(self, "beginFilterChange"):  # Qt 6.10+; invalidateFilter is deprecated
-            self.beginFilterChange()
-            self._set(values)
-            self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
-        else:
-            self._set(values)
-            self.invalidateFilter()
-
-    def _set(self, values: dict[str, Any]) -> None:
-        for name, value in values.items():
-            setattr(self, name, value)
-
-    def multiData(  # noqa: N802 - Qt override
-        self, index: QModelIndex | QPersistentModelIndex, role_data_span: QModelRoleDataSpan
-    ) -> None:
-        # Qt's proxy answers multiData() with one data() per role, each
-        # mapping the index and calling the source (in Python) again: a
-        # delegate's ~10 roles per cell, each a wait for the GIL while workers
-        # run.  One call here, and the source answers every role at once.
-        if index.isValid():
-            self.sourceModel().multiData(self.mapToSource(index), role_data_span)
-
-    def filterAcceptsRow(  # noqa: N802 - Qt override
-        self, source_row: int, source_parent: QModelIndex | QPersistentModelIndex
-    ) -> bool:
-        # Called for every row the model inserts or changes: with no filter set,
-        # answered without a single call into Qt (each would wait for the GIL).
-        if self._group is ANY_GROUP and self._state is None and not self._text:
-            return True
-        model = self.sourceModel()
-        info = (
-            model._info_at(source_row, source_parent)
-            if isinstance(model, TaskModel)
-            else model.index(source_row, 0, source_parent).data(TaskModel.InfoRole)
-        )
-        if info is None:  # a group row: shown while a child is (recursive filtering)
-            return False
-        if self._group is not ANY_GROUP and info.group != self._group:
-            return False
-        if self._state is not None and info.state is not self._state:
-            return False
-        if self._text:
-            text = self._text
-            return (
-                text in info.name.casefold()
-                or text in group_label(info.group).casefold()
-                or text in info.message.casefold()
-                or text in info.error.casefold()
-            )
-        return True
 
 
 class TaskMonitor(QWidget):
@@ -187,135 +92,53 @@ class TaskMonitor(QWidget):
         self._last_group: list[Any] = []
         self.proxy.setSourceModel(self.model)
 
-        # filters
-        self.group_combo = QComboBox(self)
-        self.group_combo.setAccessibleName("Group filter")
-        self.group_combo.addItem("All groups", ANY_GROUP)
-        self.group_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
-        self.state_combo = QComboBox(self)
-        self.state_combo.setAccessibleName("State filter")
-        self.state_combo.addItem("All states", None)
-        for state in TaskState:
-            self.state_combo.addItem(state.value.capitalize(), state)
-        self.text_edit = QLineEdit(self)
-        self.text_edit.setAccessibleName("Text filter")
-        self.text_edit.setPlaceholderText("name, message or error")
-        self.text_edit.setClearButtonEnabled(True)
-        filters = QHBoxLayout()
-        for text, field in (
-            ("&Group:", self.group_combo),
-            ("&State:", self.state_combo),
-            ("&Filter:", self.text_edit),
-        ):
-            label = QLabel(text, self)
-            label.setBuddy(field)
-            filters.addWidget(label)
-            filters.addWidget(field, 1 if field is self.text_edit else 0)
-
-        # the table: a QTableView when flat (a QTreeView lays out every row,
-        # calling into Python for each, whenever rows come or go), a tree when grouped
-        if grouped:
-            tree = QTreeView(self)
-            tree.setUniformRowHeights(True)
-            self.view: QTreeView | QTableView = tree
-            header = tree.header()
-        else:
-            table = QTableView(self)
-            table.setShowGrid(False)
-            table.setWordWrap(False)
-            table.setCornerButtonEnabled(False)
-            table.setTabKeyNavigation(False)  # Tab leaves the table, as from a tree
-            table.verticalHeader().hide()
-            table.verticalHeader().setDefaultSectionSize(table.fontMetrics().height() + 6)
-            self.view = table
-            header = table.horizontalHeader()
-        self.view.setAccessibleName("Tasks")
-        self.view.setModel(self.proxy)
-        self.view.setAlternatingRowColors(True)
-        self.view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
-        self.view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.view.setSortingEnabled(True)
-        header.setSortIndicator(-1, Qt.SortOrder.AscendingOrder)  # task order
-        header.setStretchLastSection(True)
-        header.setHighlightSections(False)
-        self.delegate = ProgressDelegate(self.view)
-        self.view.setItemDelegateForColumn(PROGRESS, self.delegate)
-        for column, width in ((NAME, 180), (GROUP, 90), (PROGRESS, 110), (MESSAGE, 180)):
-            self.view.setColumnWidth(column, width)
-
-        # actions
-        self.cancel_button = QPushButton("&Cancel", self)
-        self.cancel_button.setAccessibleName("Cancel selected tasks")
-        self.cancel_button.setToolTip(
-            "Cancel the selected queued or running tasks (Alt+C, Delete in the table)"
+        filters = build_filter_bar(self)
+        self.group_combo, self.state_combo = filters.group_combo, filters.state_combo
+        self.text_edit = filters.text_edit
+        self.view, self.delegate = build_task_view(self, self.proxy, grouped)
+        actions = build_action_bar(self)
+        self.cancel_button, self.retry_button = actions.cancel_button, actions.retry_button
+        self.clear_button, self.summary_label = actions.clear_button, actions.summary_label
+        pane = build_traceback_pane(self)
+        self.error_panel, self.copy_button = pane.error_panel, pane.copy_button
+        self._lay_out(filters.layout, pane.box, actions.layout)
+        #: Grouped: new groups start expanded while the monitor shows fewer tasks
+        #: than this, collapsed beyond.  An expanded tree lays out every expanded
+        #: row through Python whenever rows come or go: in a flood of 20,000
+        #: tasks (groups of 100) the worst stall was 42-48 ms with a limit of
+        #: 1,000, 24-37 ms with 300 (200-220 ms with every group expanded).
+        self.auto_expand_limit = 300
+        self._wire()
+        #: The actions' keyboard shortcuts, by action name.
+        self.shortcuts: dict[str, QShortcut] = build_shortcuts(
+            self, self.view, actions, self.copy_button
         )
-        self.retry_button = QPushButton("&Retry", self)
-        self.retry_button.setAccessibleName("Retry selected failed tasks")
-        self.retry_button.setToolTip(
-            "Run the selected failed or cancelled tasks again (Alt+R, Ctrl+R)"
-        )
-        self.clear_button = QPushButton("C&lear finished", self)
-        self.clear_button.setAccessibleName("Clear finished tasks")
-        self.clear_button.setToolTip(
-            "Remove every finished task from the list (Alt+L, Ctrl+Shift+Del)"
-        )
-        self.summary_label = QLabel(self)
-        self.summary_label.setAccessibleName("Task summary")
-        self.summary_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByKeyboard)
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.cancel_button)
-        buttons.addWidget(self.retry_button)
-        buttons.addWidget(self.clear_button)
-        buttons.addStretch(1)
-        buttons.addWidget(self.summary_label)
+        self._refresh()
 
-        # the error panel
-        self.error_panel = QPlainTextEdit(self)
-        self.error_panel.setAccessibleName("Traceback of the selected task")
-        self.error_panel.setReadOnly(True)
-        self.error_panel.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
-        self.error_panel.setPlaceholderText("Select a failed task to see its traceback")
-        self.error_panel.setTabChangesFocus(True)
-        self.copy_button = QPushButton("Cop&y traceback", self)
-        self.copy_button.setAccessibleName("Copy traceback")
-        self.copy_button.setToolTip("Copy the traceback to the clipboard (Alt+Y, Ctrl+Shift+C)")
-        error_box = QWidget(self)
-        error_layout = QVBoxLayout(error_box)
-        error_layout.setContentsMargins(0, 0, 0, 0)
-        error_header = QHBoxLayout()
-        error_label = QLabel("&Traceback:", error_box)
-        error_label.setBuddy(self.error_panel)
-        error_header.addWidget(error_label)
-        error_header.addStretch(1)
-        error_header.addWidget(self.copy_button)
-        error_layout.addLayout(error_header)
-        error_layout.addWidget(self.error_panel)
-
+    def _lay_out(self, filters: QHBoxLayout, pane: QWidget, actions: QHBoxLayout) -> None:
         splitter = QSplitter(Qt.Orientation.Vertical, self)
         splitter.addWidget(self.view)
-        splitter.addWidget(error_box)
+        splitter.addWidget(pane)
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 1)
         splitter.setChildrenCollapsible(False)
-
         layout = QVBoxLayout(self)
         layout.addLayout(filters)
         layout.addWidget(splitter, 1)
-        layout.addLayout(buttons)
+        layout.addLayout(actions)
+        set_tab_order(
+            self.group_combo,
+            self.state_combo,
+            self.text_edit,
+            self.view,
+            self.cancel_button,
+            self.retry_button,
+            self.clear_button,
+            self.error_panel,
+            self.copy_button,
+        )
 
-        for first, second in (
-            (self.group_combo, self.state_combo),
-            (self.state_combo, self.text_edit),
-            (self.text_edit, self.view),
-            (self.view, self.cancel_button),
-            (self.cancel_button, self.retry_button),
-            (self.retry_button, self.clear_button),
-            (self.clear_button, self.error_panel),
-            (self.error_panel, self.copy_button),
-        ):
-            QWidget.setTabOrder(first, second)
-
-        # wiring
+    def _wire(self) -> None:
         self.group_combo.currentIndexChanged.connect(self._group_chosen)
         self.state_combo.currentIndexChanged.connect(
             lambda _: self.proxy.set_state(self.state_combo.currentData())
@@ -327,34 +150,12 @@ class TaskMonitor(QWidget):
         self.copy_button.clicked.connect(self.copy_traceback)
         self.view.selectionModel().selectionChanged.connect(self._selection_changed)
         self.view.selectionModel().currentChanged.connect(self._show_traceback)
-        #: Grouped: new groups start expanded while the monitor shows fewer tasks
-        #: than this, collapsed beyond.  An expanded tree lays out every expanded
-        #: row through Python whenever rows come or go: in a flood of 20,000
-        #: tasks (groups of 100) the worst stall was 42-48 ms with a limit of
-        #: 1,000, 24-37 ms with 300 (200-220 ms with every group expanded).
-        self.auto_expand_limit = 300
         if isinstance(self.view, QTreeView):
             if self.model.task_count() < self.auto_expand_limit:
                 self.view.expandAll()
             self.model.rowsInserted.connect(self._expand_group)
         self.model.batch_applied.connect(self._refresh)
         self.view.installEventFilter(self)
-        #: The actions' keyboard shortcuts, by action name.
-        self.shortcuts: dict[str, QShortcut] = {}
-        children = Qt.ShortcutContext.WidgetWithChildrenShortcut
-        only_view = Qt.ShortcutContext.WidgetShortcut
-        for name, keys, button, owner, context in (
-            # Delete only in the table: the text filter and the panel keep theirs
-            ("cancel", QKeySequence.StandardKey.Delete, self.cancel_button, self.view, only_view),
-            ("retry", "Ctrl+R", self.retry_button, self, children),
-            ("clear", "Ctrl+Shift+Del", self.clear_button, self, children),
-            ("copy", "Ctrl+Shift+C", self.copy_button, self, children),
-        ):
-            shortcut = QShortcut(QKeySequence(keys), owner)
-            shortcut.setContext(context)
-            shortcut.activated.connect(button.click)
-            self.shortcuts[name] = shortcut
-        self._refresh()
 
     # ------------------------------------------------------------------ public
 

@@ -1,0 +1,101 @@
+"""``TaskFilterProxy``: the :class:`~bgtasks.widgets.TaskMonitor`'s filter by
+group, state and text.  GUI thread only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import (
+    QModelIndex,
+    QModelRoleDataSpan,
+    QPersistentModelIndex,
+    QSortFilterProxyModel,
+)
+
+from ..core._state import TaskState
+from ._columns import group_label
+from ._model import TaskModel
+
+#: The group filter's value that shows every group.
+ANY_GROUP: Any = object()
+
+
+class TaskFilterProxy(QSortFilterProxyModel):
+    """Filters a :class:`TaskModel` by group, state and text.
+
+    The text matches, case-insensitively, a task's name, group, message or
+    error.  Group rows (grouped mode) show while one of their tasks does.
+    GUI thread only.
+    """
+
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self._group: Any = ANY_GROUP
+        self._state: TaskState | None = None
+        self._text = ""
+        self.setRecursiveFilteringEnabled(True)
+        self.setSortRole(TaskModel.SortRole)
+
+    def set_group(self, group: Any) -> None:
+        """Show only this group's tasks; ``ANY_GROUP`` shows all."""
+        self._change(_group=group)
+
+    def set_state(self, state: TaskState | None) -> None:
+        """Show only tasks in this state; ``None`` shows all."""
+        self._change(_state=state)
+
+    def set_text(self, text: str) -> None:
+        """Show only tasks whose name, group, message or error contain ``text``."""
+        self._change(_text=text.strip().casefold())
+
+    def _change(self, **values: Any) -> None:
+        if hasattr(self, "beginFilterChange"):  # Qt 6.10+; invalidateFilter is deprecated
+            self.beginFilterChange()
+            self._set(values)
+            self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+        else:
+            self._set(values)
+            self.invalidateFilter()
+
+    def _set(self, values: dict[str, Any]) -> None:
+        for name, value in values.items():
+            setattr(self, name, value)
+
+    def multiData(  # noqa: N802 - Qt override
+        self, index: QModelIndex | QPersistentModelIndex, role_data_span: QModelRoleDataSpan
+    ) -> None:
+        # Qt's proxy answers multiData() with one data() per role, each
+        # mapping the index and calling the source (in Python) again: a
+        # delegate's ~10 roles per cell, each a wait for the GIL while workers
+        # run.  One call here, and the source answers every role at once.
+        if index.isValid():
+            self.sourceModel().multiData(self.mapToSource(index), role_data_span)
+
+    def filterAcceptsRow(  # noqa: N802 - Qt override
+        self, source_row: int, source_parent: QModelIndex | QPersistentModelIndex
+    ) -> bool:
+        # Called for every row the model inserts or changes: with no filter set,
+        # answered without a single call into Qt (each would wait for the GIL).
+        if self._group is ANY_GROUP and self._state is None and not self._text:
+            return True
+        model = self.sourceModel()
+        info = (
+            model._info_at(source_row, source_parent)
+            if isinstance(model, TaskModel)
+            else model.index(source_row, 0, source_parent).data(TaskModel.InfoRole)
+        )
+        if info is None:  # a group row: shown while a child is (recursive filtering)
+            return False
+        if self._group is not ANY_GROUP and info.group != self._group:
+            return False
+        if self._state is not None and info.state is not self._state:
+            return False
+        if self._text:
+            text = self._text
+            return (
+                text in info.name.casefold()
+                or text in group_label(info.group).casefold()
+                or text in info.message.casefold()
+                or text in info.error.casefold()
+            )
+        return True
