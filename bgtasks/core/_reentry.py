@@ -15,6 +15,18 @@ from ._fields import (
 class Reentry(SchedulerFields):
     """No user object dies under the lock; a call from the thread that holds it waits for its release."""
 
+    def _init_reentry(self) -> None:
+        # Re-entrant only so that a call from a finalizer that the garbage
+        # collector runs under it can be told apart and deferred (_reentered).
+        self._lock = threading.RLock()
+        #: References dropped under the lock, released after it (_bury).
+        self._grave = []
+        #: The thread that owns the scheduler (the manager's): the only one that
+        #: releases the graveyard (see Reentry._bury).
+        self._owner_ident = threading.get_ident()
+        #: Calls made under the lock by the thread holding it, run after it (_run_deferred).
+        self._deferred = []
+
     def _defer(self, fn: Callable[..., Any], *args: Any) -> bool:
         """Not under the lock: if this thread holds it, queue ``fn(*args)`` for
         when it is released and return True."""

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import random
-import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Hashable
@@ -35,7 +33,6 @@ from ._task import (
     _NO_OPTIONS,
     CANCELLED,
     CANCELLING,
-    PENDING,
     RUNNING,
     Options,
     Task,
@@ -77,16 +74,7 @@ class Scheduler(
         check_count("max_threads", max_workers, minimum=1, maximum=MAX_WORKERS)
         self._spawn = spawn
         self._wake = wake
-        # Re-entrant only so that a call from a finalizer that the garbage
-        # collector runs under it can be told apart and deferred (_reentered).
-        self._lock = threading.RLock()
-        #: References dropped under the lock, released after it (_bury).
-        self._grave: list[Any] = []
-        #: The thread that owns the scheduler (the manager's): the only one that
-        #: releases the graveyard (see Reentry._bury).
-        self._owner_ident = threading.get_ident()
-        #: Calls made under the lock by the thread holding it, run after it (_run_deferred).
-        self._deferred: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
+        self._init_reentry()
         #: Workers give the GIL to a starving UI thread (the owner beats it).
         self.gate = GilGate()
         # All guarded by _lock:
@@ -128,14 +116,7 @@ class Scheduler(
         self._keys: dict[Hashable, Task] = {}  # key -> live shared work
         self._cache: OrderedDict[Hashable, Any] = OrderedDict()
         self.cache_size = 0
-        self._timers: list[
-            tuple[float, int, str, Task, int]
-        ] = []  # (due, seq, kind, task, attempt)
-        self._timer_seq = itertools.count()
-        # Retries' backoffs, timeouts and held progress fire from one daemon
-        # thread, so they never depend on the owner's event loop.
-        self._timer_wakeup = threading.Condition(self._lock)
-        self._timer_thread: threading.Thread | None = None
+        self._init_timers()
 
     def add(
         self,
@@ -312,23 +293,13 @@ class Scheduler(
                 self._target = self._max_workers
             state = task.state
             if state is CANCELLING:
-                if task.timed_out:
-                    self._fail(
-                        task,
-                        TimeoutError(f"task {task.uid} timed out after {task.opts.timeout} s"),
-                        "",
-                    )
-                else:
-                    self._end_cancelled(task)
+                self._end_stopped(task)
             elif ok:
                 self._complete(task, value, merge)
             elif isinstance(error, TaskCancelled):
                 self._end_cancelled(task)
             elif self._should_retry(task, error):
-                self._move(task, PENDING)
-                exponent = min(task.attempts - task.retry_base - 1, 60)  # never overflows
-                delay = task.opts.backoff * (2.0**exponent) * (0.5 + random.random())
-                self._add_timer(delay, "retry", task)
+                self._schedule_retry(task)
             else:
                 self._fail(task, error, tb)  # type: ignore[arg-type]
             if not claim_next:

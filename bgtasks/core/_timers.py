@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import heapq
+import itertools
+import random
 import threading
 import time
 
@@ -21,6 +23,21 @@ from ._task import (
 
 class Timers(SchedulerFields):
     """One heap of deadlines served by one daemon thread that nothing but close() ends."""
+
+    def _init_timers(self) -> None:
+        self._timers = []  # (due, seq, kind, task, attempt)
+        self._timer_seq = itertools.count()
+        # Retries' backoffs, timeouts and held progress fire from one daemon
+        # thread, so they never depend on the owner's event loop.
+        self._timer_wakeup = threading.Condition(self._lock)
+        self._timer_thread = None
+
+    def _schedule_retry(self, task: Task) -> None:
+        """Back to PENDING; queued again after its backoff (exponential, jittered)."""
+        self._move(task, PENDING)
+        exponent = min(task.attempts - task.retry_base - 1, 60)  # never overflows
+        delay = task.opts.backoff * (2.0**exponent) * (0.5 + random.random())
+        self._add_timer(delay, "retry", task)
 
     def _add_timer(self, delay: float, kind: str, task: Task) -> None:
         due = time.monotonic() + delay

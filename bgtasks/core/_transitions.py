@@ -200,6 +200,14 @@ class Transitions(SchedulerFields):
                 for m in mirrors:
                     todo.append((m, err, origin))
 
+    def _end_stopped(self, task: Task) -> None:
+        """A CANCELLING task's run returned: it ends CANCELLED, or FAILED if it timed out."""
+        if task.timed_out:
+            error = TimeoutError(f"task {task.uid} timed out after {task.opts.timeout} s")
+            self._fail(task, error, "")
+        else:
+            self._end_cancelled(task)
+
     def _end_cancelled(self, task: Task, todo: list[Task] | None = None) -> None:
         """End a task CANCELLED; what depends on it is stopped too: pushed onto
         ``todo`` (for _cancel_all's loop), or stopped here."""

@@ -302,7 +302,7 @@ class BackgroundTaskManager(DiesAtHome, Delivery, Executors, Registry, QObject):
         persist: bool = False,
         **kwargs: Any,
     ) -> TaskHandle:
-        """Queue ``fn(*args, **kwargs)`` and return its :class:`TaskHandle`.
+        """Queue ``fn(*args, **kwargs)`` and return its :class:`TaskHandle`.  Any thread.
 
         The keyword names below are task options (as with Dask's ``submit``),
         not arguments for ``fn``; to pass one of them to ``fn``, use
@@ -340,8 +340,6 @@ class BackgroundTaskManager(DiesAtHome, Delivery, Executors, Registry, QObject):
           (``journal.submit`` has more options: ``enduring``, ``store_result``).
           Only ``priority``, ``group``, ``upstream_task_ids`` and ``name`` are
           journaled; other options are refused with ``persist=True``.
-
-        Any thread may call this.
         """
         if not callable(fn):
             raise TypeError(f"fn must be callable, got {fn!r}")
@@ -354,18 +352,25 @@ class BackgroundTaskManager(DiesAtHome, Delivery, Executors, Registry, QObject):
             return self._submit_persistent(
                 fn, args, kwargs, priority, group, upstream_task_ids, options
             )
-        chosen = None
         if executor is not None and executor != "thread":
-            name = name if name is not None else getattr(fn, "__name__", None)
-            fn, chosen, remote = self._remote_call(fn, args, kwargs, executor, resources)
-            options = dataclasses.replace(options, name=name, resources=remote)
+            fn, options = self._route(fn, args, kwargs, options)
         handle = TaskHandle(self)
         handle.uid = self._add(
             fn, priority, group, upstream_task_ids, args, kwargs, options, handle
         )
-        if isinstance(executor, str) and chosen is not None:
+        if isinstance(executor, str) and executor != "thread":
             self._mark_used(executor)
         return handle
+
+    def _route(
+        self, fn: Callable[..., Any], args: Any, kwargs: Any, options: TaskOptions
+    ) -> tuple[Callable[..., Any], TaskOptions]:
+        """The call that runs ``fn`` on ``options.executor``, and its options."""
+        name = options.name if options.name is not None else getattr(fn, "__name__", None)
+        call, _chosen, remote = self._remote_call(
+            fn, args, kwargs, options.executor, options.resources
+        )
+        return call, dataclasses.replace(options, name=name, resources=remote)
 
     def _submit_persistent(
         self,
