@@ -9,7 +9,8 @@ from __future__ import annotations
 from ._close_guard import CloseChoice, CloseGuard, ask_with_message_box
 from ._columns import format_elapsed
 from ._delegate import ProgressDelegate
-from ._graph_view import STATE_COLOURS, TaskEdgeItem, TaskGraphView, TaskNodeItem, layers
+from ._graph_layout import layers
+from ._graph_view import STATE_COLOURS, TaskEdgeItem, TaskGraphView, TaskNodeItem
 from ._indicator import TaskStatusIndicator
 from ._model import TaskModel
 from ._monitor import TaskMonitor, summary_text

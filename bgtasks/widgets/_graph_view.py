@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 
 from ..core._state import TaskInfo, TaskState
 from ..qt._manager import BackgroundTaskManager
+from ._graph_layout import NODE_HEIGHT, NODE_WIDTH, GraphLayout, lay_out
 from ._shutdown import SHUTDOWN_POLL_INTERVAL, WATCH_INTERVAL, manager_is_shut_down
 
 #: Node fill by state: the palette of ``manager.to_dot()`` (pending white,
@@ -45,41 +46,7 @@ STATE_COLOURS: dict[TaskState, QColor] = {
     TaskState.CANCELLED: QColor("#b4b4b4"),
 }
 
-NODE_WIDTH = 170.0
-NODE_HEIGHT = 46.0
-LAYER_GAP = 70.0  # horizontal space between layers (columns)
-ROW_GAP = 18.0  # vertical space between nodes of one layer
 _ARROW = 9.0
-
-
-def _mean(values: list[float], default: float) -> float:
-    return sum(values) / len(values) if values else default
-
-
-def layers(infos: list[TaskInfo]) -> dict[int, int]:
-    """uid -> layer: the length of the longest path from a root (a task with
-    no registered upstream task).  Upstream uids the manager has forgotten are
-    ignored."""
-    upstream = {info.uid: {u for u in info.upstream if u != info.uid} for info in infos}
-    downstream: dict[int, list[int]] = {uid: [] for uid in upstream}
-    waiting: dict[int, int] = {}
-    for uid, ups in upstream.items():
-        ups.intersection_update(upstream)
-        waiting[uid] = len(ups)
-        for up in ups:
-            downstream[up].append(uid)
-    layer = {uid: 0 for uid, n in waiting.items() if n == 0}
-    ready = sorted(layer)
-    while ready:  # Kahn's topological order; longest path by relaxation
-        uid = ready.pop()
-        for down in downstream[uid]:
-            layer[down] = max(layer.get(down, 0), layer[uid] + 1)
-            waiting[down] -= 1
-            if waiting[down] == 0:
-                ready.append(down)
-    for uid in upstream:  # only a cycle, which the manager does not allow, leaves any
-        layer.setdefault(uid, 0)
-    return layer
 
 
 class TaskNodeItem(QGraphicsItem):
@@ -375,6 +342,18 @@ class TaskGraphView(QGraphicsView):
         self._changed.clear()
         self.layout_count += 1
         infos = sorted(self._manager.tasks(), key=lambda info: info.uid)
+        self._sync_nodes(infos)
+        layout = lay_out(infos)
+        for uid, (x, y) in layout.positions.items():
+            self._nodes[uid].setPos(x, y)
+        self._sync_edges(layout)
+        scene = self._scene
+        scene.setSceneRect(scene.itemsBoundingRect().adjusted(-12, -12, 12, 12))
+        if self._auto_fit:
+            self._fit()
+
+    def _sync_nodes(self, infos: list[TaskInfo]) -> None:
+        """A node per snapshot: new ones added, gone ones removed, changed ones updated."""
         scene = self._scene
         seen = {info.uid for info in infos}
         for uid in [uid for uid in self._nodes if uid not in seen]:
@@ -386,54 +365,19 @@ class TaskGraphView(QGraphicsView):
                 scene.addItem(node)
             elif node.info != info:
                 node.update_info(info)
-        # layout: a column per layer; in a column, nodes sorted by the mean
-        # height of their upstream nodes (fewer crossings), then by uid;
-        # each column centred vertically
-        layer_of = layers(infos)
-        upstream = {
-            info.uid: [u for u in info.upstream if u in self._nodes and u != info.uid]
-            for info in infos
-        }
-        columns: dict[int, list[int]] = {}
-        for info in infos:
-            columns.setdefault(layer_of[info.uid], []).append(info.uid)
-        tallest = max((len(c) for c in columns.values()), default=0)
-        step = NODE_HEIGHT + ROW_GAP
-        y_of: dict[int, float] = {}
-        tops: dict[int, float] = {}
-        for col in sorted(columns):
-            uids = columns[col]
-            if col:
-                uids.sort(
-                    key=lambda u: (_mean([y_of[v] for v in upstream[u] if v in y_of], -1.0), u)
-                )
-            top = tops[col] = (tallest - len(uids)) * step / 2
-            for row, uid in enumerate(uids):
-                y_of[uid] = top + row * step
-                self._nodes[uid].setPos(col * (NODE_WIDTH + LAYER_GAP), y_of[uid])
-        # edges; one spanning several layers passes each between two nodes
-        wanted = {(up, info.uid) for info in infos for up in upstream[info.uid]}
-        for key in [key for key in self._edges if key not in wanted]:
+
+    def _sync_edges(self, layout: GraphLayout) -> None:
+        """An arrow per edge of ``layout``, routed through its lanes (the nodes are placed)."""
+        scene = self._scene
+        for key in [key for key in self._edges if key not in layout.edges]:
             scene.removeItem(self._edges.pop(key))
-        for key in wanted:
+        for key in layout.edges:
             up, down = key
-            a, b = layer_of[up], layer_of[down]
-            lanes = []
-            for col in range(a + 1, b):
-                ideal = y_of[up] + (y_of[down] - y_of[up]) * (col - a) / (b - a) + NODE_HEIGHT / 2
-                count = len(columns.get(col, ()))
-                gaps = [tops.get(col, 0.0) - ROW_GAP / 2 + k * step for k in range(count + 1)]
-                y = min(gaps, key=lambda g: abs(g - ideal)) if count else ideal
-                left = col * (NODE_WIDTH + LAYER_GAP)
-                lanes.append((left, left + NODE_WIDTH, y))
             edge = self._edges.get(key)
             if edge is None:
                 edge = self._edges[key] = TaskEdgeItem(self._nodes[up], self._nodes[down])
                 scene.addItem(edge)
-            edge.adjust(lanes)
-        scene.setSceneRect(scene.itemsBoundingRect().adjusted(-12, -12, 12, 12))
-        if self._auto_fit:
-            self._fit()
+            edge.adjust(layout.lanes(up, down))
 
     # ------------------------------------------------------------------ internals
 
