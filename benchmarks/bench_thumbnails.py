@@ -39,7 +39,7 @@ from PySide6.QtCore import QEventLoop, QSize, QTimer  # noqa: E402
 from PySide6.QtGui import QColor, QImage, QLinearGradient, QPainter  # noqa: E402
 from PySide6.QtWidgets import QApplication, QListView  # noqa: E402
 
-import bgtasks.thumbnails as thumbnails  # noqa: E402
+import bgtasks.thumbnails._loader as thumbnails  # noqa: E402  (where the workers call decode_thumbnail)
 from bgtasks import BackgroundTaskManager  # noqa: E402
 from bgtasks.thumbnails import ThumbnailLoader, ThumbnailModel  # noqa: E402
 
