@@ -1,17 +1,53 @@
-"""``TaskHandle``: one task seen through the futures vocabulary."""
+"""``TaskHandle``: one task seen through the futures vocabulary.
+
+A handle knows its task only by uid and asks the object that issued it, its
+:class:`HandleOwner`, for everything else.  ``BackgroundTaskManager`` is the
+owner in the library; any object with these five methods will do (the core's
+tests use a fake over a bare ``Scheduler``).  The scheduler resolves a handle
+it was given (``Scheduler.add(..., handle)``) by calling ``_resolve`` once per
+run, under its lock.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import threading
 from collections.abc import Callable, Generator
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ._errors import TaskCancelled
 from ._state import TaskInfo, TaskState
 
-if TYPE_CHECKING:
-    from ..qt._manager import BackgroundTaskManager
+
+class HandleOwner(Protocol):
+    """What a :class:`TaskHandle` needs from the object that issued it.
+
+    Every method may be called from any thread, a running task included.
+    """
+
+    def task_state(self, uid: int) -> TaskState:
+        """The task's state; ``KeyError`` for a uid the owner does not know."""
+        ...
+
+    def info(self, uid: int) -> TaskInfo:
+        """A frozen snapshot of the task; ``KeyError`` as :meth:`task_state`."""
+        ...
+
+    def stop_handle(self, uid: int) -> bool:
+        """Stop the task and the tasks downstream of it (not those upstream);
+        False if it had already ended."""
+        ...
+
+    def handle_will_block(self) -> None:
+        """The calling thread is about to block until a task ends: if it is the
+        thread that workers give the GIL way to, they must stop doing so (they
+        may be what it waits for)."""
+        ...
+
+    def add_handle_callback(self, handle: TaskHandle, fn: Callable[[TaskHandle], Any]) -> None:
+        """Call ``fn(handle)`` on the owner's thread once ``handle`` is done
+        (soon, if it already is); exceptions from ``fn`` are logged."""
+        ...
 
 
 class TaskHandle:
@@ -24,11 +60,11 @@ class TaskHandle:
     manager's thread (PySide6's QtAsyncio).
     """
 
-    __slots__ = ("_manager", "uid", "_done", "_state", "_value", "_error", "__weakref__")
+    __slots__ = ("_owner", "uid", "_done", "_state", "_value", "_error", "__weakref__")
 
-    def __init__(self, manager: BackgroundTaskManager) -> None:
-        self._manager = manager
-        self.uid = 0  # set by the manager once the task is registered
+    def __init__(self, owner: HandleOwner) -> None:
+        self._owner = owner
+        self.uid = 0  # set by the owner once the task is registered
         self._done = threading.Event()
         self._state: TaskState | None = None
         self._value: Any = None
@@ -55,10 +91,10 @@ class TaskHandle:
 
     @property
     def state(self) -> TaskState:
-        return self._manager.task_state(self.uid)
+        return self._owner.task_state(self.uid)
 
     def info(self) -> TaskInfo:
-        return self._manager.info(self.uid)
+        return self._owner.info(self.uid)
 
     def cancel(self) -> bool:
         """Ask the task to stop; False if it had already ended.
@@ -69,12 +105,12 @@ class TaskHandle:
         """
         if self._done.is_set():
             return False
-        return self._manager._stop_for_handle(self.uid)
+        return self._owner.stop_handle(self.uid)
 
     def _wait(self, timeout: float | None) -> None:
         if not self._done.is_set():
             # a UI thread blocked here beats no more: workers must not wait for it
-            self._manager._scheduler.gate.blocking()
+            self._owner.handle_will_block()
         if not self._done.wait(timeout):
             raise TimeoutError(f"task {self.uid} did not end within {timeout} s")
 
@@ -94,11 +130,11 @@ class TaskHandle:
         return self._error
 
     def add_done_callback(self, fn: Callable[[TaskHandle], Any]) -> None:
-        """Call ``fn(handle)`` on the manager's thread once the task has ended
+        """Call ``fn(handle)`` on the owner's thread once the task has ended
         (soon, if it has already).  Exceptions from ``fn`` are logged."""
         if not callable(fn):
             raise TypeError(f"fn must be callable, got {fn!r}")
-        self._manager._add_done_callback(self, fn)
+        self._owner.add_handle_callback(self, fn)
 
     def __await__(self) -> Generator[Any, None, Any]:
         loop = asyncio.get_running_loop()

@@ -127,10 +127,26 @@ class Delivery:
         if not self._shut_down:
             self._scheduler.stop_uids(uids)
 
-    def _stop_for_handle(self, uid: int) -> bool:
+    # -- what a TaskHandle needs of its manager (core/_handle.py: HandleOwner).
+    # Public so the handle depends on a protocol, not on the manager's insides;
+    # code outside bgtasks uses the handle's own methods instead.
+
+    def stop_handle(self, uid: int) -> bool:
+        """For ``TaskHandle.cancel()``: stop the task and its downstream tasks
+        (not its upstream ones); False if it had already ended.  Any thread."""
         return self._scheduler.stop(uid, False, True)
 
-    def _add_done_callback(self, handle: TaskHandle, fn: Callable[[TaskHandle], Any]) -> None:
+    def handle_will_block(self) -> None:
+        """For ``TaskHandle.result()``/``exception()``: the calling thread is about
+        to block on a task.  If it is the manager's thread, workers stop giving
+        the GIL way to it until its next beat (they may be what it waits for).
+        Any thread."""
+        self._scheduler.gate.blocking()
+
+    def add_handle_callback(self, handle: TaskHandle, fn: Callable[[TaskHandle], Any]) -> None:
+        """For ``TaskHandle.add_done_callback()``: call ``fn(handle)`` on the
+        manager's thread once ``handle`` is done (soon, if it already is).
+        Any thread."""
         with self._callbacks_lock:
             if not handle.done():
                 self._callbacks.setdefault(handle.uid, []).append((handle, fn))

@@ -615,10 +615,13 @@ class _FakeManager:
     def info(self, uid: int) -> Any:
         return self._scheduler.info(uid)
 
-    def _stop_for_handle(self, uid: int) -> bool:
+    def stop_handle(self, uid: int) -> bool:
         return self._scheduler.stop(uid, False, True)
 
-    def _add_done_callback(self, handle: Any, fn: Any) -> None:  # pragma: no cover
+    def handle_will_block(self) -> None:
+        self._scheduler.gate.blocking()
+
+    def add_handle_callback(self, handle: Any, fn: Any) -> None:  # pragma: no cover
         raise NotImplementedError
 
 

@@ -144,3 +144,20 @@ def test_a_handle_of_a_task_still_running_at_shut_down_is_cancelled(make_manager
     with pytest.raises(TaskCancelled, match=rf"^task {h.uid} was cancelled$"):
         h.result(timeout=1)
     release.set()
+
+
+def test_the_manager_implements_what_a_handle_needs_of_its_owner(make_manager):
+    # TaskHandle(owner) depends only on its owner's protocol (core/_handle.py,
+    # HandleOwner); the manager implements every method of it, same parameters.
+    import inspect
+    import typing
+
+    protocol = typing.get_type_hints(TaskHandle.__init__)["owner"]
+    names = [n for n, v in vars(protocol).items() if callable(v) and not n.startswith("_")]
+    assert sorted(names) == sorted(
+        ["task_state", "info", "stop_handle", "handle_will_block", "add_handle_callback"]
+    )
+    m = make_manager()
+    for name in names:
+        wanted = list(inspect.signature(getattr(protocol, name)).parameters)[1:]
+        assert list(inspect.signature(getattr(m, name)).parameters) == wanted, name
