@@ -21,6 +21,10 @@ manager worker thread hands the call to ``dask.distributed`` and waits for it:
 
 Dask is optional: ``pip install 'bgtasks[dask]'``.  This module imports without
 it; constructing a :class:`DaskExecutor` then raises ``ImportError``.
+
+This module holds the executor; its options and cluster set-up (loopback,
+TLS) are in ``_dask_cluster``, ``current_task()`` inside the call in
+``_dask_contexts``.
 """
 
 from __future__ import annotations
@@ -28,15 +32,16 @@ from __future__ import annotations
 import concurrent.futures
 import os
 import threading
-import time
 import uuid
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..core import _context
 from ..core._errors import TaskCancelled
 from ..core._validate import check_bool, check_count, check_seconds
 from ._contract import Executor
+from ._dask_cluster import check_where, cluster_options, connect, require_cryptography
+from ._dask_contexts import REMOTE_PROGRESS_INTERVAL as REMOTE_PROGRESS_INTERVAL
+from ._dask_contexts import LocalContext, in_process, run_call
 
 if TYPE_CHECKING:
     from ..core._context import TaskContext
@@ -44,20 +49,12 @@ if TYPE_CHECKING:
 try:
     import cloudpickle
     import distributed
-    import distributed.security
 except ImportError:  # the optional extra is not installed
     cloudpickle = None
     distributed = None
 
 #: The error raised when the ``dask`` extra is missing.
 MISSING_EXTRA = "executor='dask' needs the dask extra: pip install 'bgtasks[dask]'"
-
-#: The least time between two progress events sent from another process.
-REMOTE_PROGRESS_INTERVAL = 0.04
-
-# Dask worker states in which a task is still wanted.
-_RUNNING_STATES = frozenset({"executing", "long-running"})
-
 
 #: Local clusters whose close outlived shut_down's timeout (a task never returned).
 _LEFT_RUNNING: list[Any] = []
@@ -117,41 +114,9 @@ class DaskExecutor(Executor):
     ) -> None:
         if distributed is None:
             raise ImportError(MISSING_EXTRA)
-        if address is not None and not isinstance(address, str):
-            raise TypeError(f"address must be a string like 'tcp://host:8786', got {address!r}")
-        if client is not None:
-            if not isinstance(client, distributed.Client):
-                raise TypeError(f"client must be a distributed.Client, got {client!r}")
-            if client.asynchronous:
-                raise ValueError(f"client must be synchronous (asynchronous=False), got {client!r}")
-            if address is not None:
-                raise ValueError(f"give address or client, not both (address={address!r})")
-        local = address is None and client is None
-        if not local and (cluster_kwargs or dashboard_address is not None):
-            names = sorted(cluster_kwargs) + (["dashboard_address"] if dashboard_address else [])
-            raise TypeError(
-                f"cluster options {names!r} need the local cluster (no address, no client)"
-            )
-        if client is not None and security is not None:
-            raise ValueError("security goes with an address or the local cluster, not a client")
-        if dashboard_address is not None and not isinstance(dashboard_address, str):
-            raise TypeError(
-                f"dashboard_address must be a string like '127.0.0.1:8787', got {dashboard_address!r}"
-            )
-        if security is not None and not (
-            security is False or isinstance(security, distributed.security.Security)
-        ):
-            raise TypeError(
-                f"security must be a distributed.security.Security or False, got {security!r}"
-            )
+        local = check_where(address, client, security, dashboard_address, cluster_kwargs)
         if local and processes and security is None:
-            try:
-                import cryptography  # noqa: F401 - Security.temporary() needs it
-            except ImportError:
-                raise ImportError(
-                    "DaskExecutor(processes=True) secures its cluster with TLS and needs the "
-                    "cryptography package: pip install 'bgtasks[dask]'"
-                ) from None
+            require_cryptography()
         check_count("n_workers", n_workers, minimum=1)
         check_count("threads_per_worker", threads_per_worker, minimum=1, optional=True)
         check_count("slots", slots, minimum=1, optional=True)
@@ -165,29 +130,9 @@ class DaskExecutor(Executor):
             slots = n_workers * (threads_per_worker or os.cpu_count() or 1)
         self.slots = slots
         self.security = security
-        # Dask always serves HTTP (health, metrics) on the scheduler and each worker:
-        # on loopback, with the dashboard only when asked for.
-        scheduler_kwargs = {
-            "dashboard": dashboard_address is not None,
-            "dashboard_address": dashboard_address or "127.0.0.1:0",
-            **cluster_kwargs.pop("scheduler_kwargs", {}),
-        }
-        self._cluster_options: dict[str, Any] = {
-            "n_workers": n_workers,
-            "threads_per_worker": threads_per_worker or os.cpu_count() or 1,
-            "processes": processes,
-            "dashboard_address": dashboard_address,
-            "scheduler_kwargs": scheduler_kwargs,
-        }
-        if processes:
-            # TCP between processes: loopback only, and TLS with credentials made for
-            # this cluster, so no other process can connect and run code in the workers.
-            self._cluster_options["host"] = "127.0.0.1"
-            if security is not False:
-                self._cluster_options["protocol"] = "tls://"
-        else:
-            self._cluster_options["worker_class"] = _loopback_worker_class()
-        self._cluster_options.update(cluster_kwargs)
+        self._cluster_options = cluster_options(
+            n_workers, threads_per_worker, processes, dashboard_address, security, cluster_kwargs
+        )
         self._local = local
         self._lock = threading.Lock()
         self._connect_lock = threading.Lock()  # one connect at a time (see _ensure_client)
@@ -255,15 +200,15 @@ class DaskExecutor(Executor):
         context.raise_if_cancelled()
         name = getattr(fn, "__name__", type(fn).__name__)
         key = f"{name}-{uuid.uuid4().hex}"
-        local = _LocalContext(context)
-        _in_process[key] = local
+        local = LocalContext(context)
+        in_process[key] = local
         done = threading.Event()
         context.report_progress(0.0)
         with self._lock:  # before the call starts: its first events find their task
             self._routes[key] = (context, None)
         try:
             future = client.submit(
-                _run_call,
+                run_call,
                 fn,
                 args,
                 dict(kwargs),
@@ -291,7 +236,7 @@ class DaskExecutor(Executor):
                 raise TaskCancelled(f"task {context.uid}: its Dask future was cancelled") from exc
         finally:
             local.end()
-            _in_process.pop(key, None)
+            in_process.pop(key, None)
             with self._lock:
                 self._routes.pop(key, None)
         if final is not None:
@@ -355,27 +300,13 @@ class DaskExecutor(Executor):
                     return self._client
                 client, cluster = self._client, self._cluster
             if client is None:
-                made = None
-                try:
-                    if self._local:
-                        options = dict(self._cluster_options)
-                        if options["processes"] and self.security is None:
-                            options["security"] = distributed.security.Security.temporary()
-                        elif self.security:  # False: Dask's default, no TLS
-                            options["security"] = self.security
-                        made = cluster = distributed.LocalCluster(**options)
-                        client = distributed.Client(cluster, set_as_default=False)
-                    else:
-                        client = distributed.Client(
-                            self.address,
-                            set_as_default=False,
-                            timeout=self.connect_timeout,
-                            security=self.security,
-                        )
-                except BaseException:
-                    if made is not None:  # no client: the cluster would leak
-                        made.close()
-                    raise
+                client, cluster = connect(
+                    self._local,
+                    self._cluster_options,
+                    self.address,
+                    self.security,
+                    self.connect_timeout,
+                )
             client.subscribe_topic(self._topic, self._on_event)
             with self._lock:
                 closed = self._closed
@@ -408,25 +339,6 @@ class DaskExecutor(Executor):
                 pass
 
 
-def _loopback_worker_class() -> Any:
-    """A Worker whose HTTP server listens on 127.0.0.1 (Dask's in-process worker
-    would derive all interfaces from its ``inproc://`` address)."""
-    global _LoopbackWorker
-    if _LoopbackWorker is None:
-
-        class LoopbackWorker(distributed.Worker):
-            def __init__(self, *args: Any, dashboard_address: Any = None, **kwargs: Any):
-                super().__init__(
-                    *args, dashboard_address=dashboard_address or "127.0.0.1:0", **kwargs
-                )
-
-        _LoopbackWorker = LoopbackWorker
-    return _LoopbackWorker
-
-
-_LoopbackWorker: Any = None
-
-
 def _short_repr(value: Any, limit: int = 120) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -446,157 +358,3 @@ def _cancel(client: Any, futures: list[Any]) -> None:
         client.cancel(futures, force=True)
     except Exception:  # noqa: S110 - the client is closing: the futures go with it
         pass
-
-
-# ------------------------------------------------------------ inside the call
-
-#: Contexts of calls running on this process's in-process workers, by Dask key.
-_in_process: dict[str, _LocalContext] = {}
-_running = threading.local()
-
-
-def _run_call(
-    fn: Callable[..., Any],
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-    key: str,
-    meta: tuple[str, int, Any, float],
-) -> tuple[Any, tuple[float, str | None] | None]:
-    """What the Dask worker runs: the call, with ``current_task()`` answering inside it."""
-    context: Any = _in_process.get(key)
-    remote = None
-    if context is None:  # another process
-        remote = context = _RemoteContext(key, *meta)
-    previous = getattr(_running, "context", None)
-    _running.context = context
-    try:
-        result = fn(*args, **kwargs)
-    finally:
-        _running.context = previous
-    return result, (remote.last_progress if remote is not None else None)
-
-
-class _LocalContext:
-    """The task's own context, seen from an in-process Dask worker thread.
-
-    After the manager's call ended (the task was cancelled while the Dask
-    thread still runs), progress and status are dropped and ``cancelled`` is True.
-    """
-
-    __slots__ = ("_context", "_ended")
-
-    def __init__(self, context: TaskContext) -> None:
-        self._context = context
-        self._ended = False
-
-    def end(self) -> None:
-        self._ended = True
-
-    uid = property(lambda self: self._context.uid)
-    group = property(lambda self: self._context.group)
-    priority = property(lambda self: self._context.priority)
-    settings = property(lambda self: self._context.settings)
-
-    @property
-    def cancelled(self) -> bool:
-        return self._ended or self._context.cancelled
-
-    def raise_if_cancelled(self) -> None:
-        if self.cancelled:
-            raise TaskCancelled(f"task {self.uid} was asked to stop")
-
-    def sleep(self, seconds: float) -> None:
-        self._context.sleep(seconds)
-        self.raise_if_cancelled()
-
-    def report_progress(
-        self, done: float, total: float | None = None, message: str | None = None
-    ) -> None:
-        if not self._ended:
-            self._context.report_progress(done, total, message)
-
-    @property
-    def status(self) -> Any:
-        return self._context.status
-
-    @status.setter
-    def status(self, value: Any) -> None:
-        if not self._ended:
-            self._context.status = value
-
-    def update_settings(self) -> bool:
-        return False if self._ended else self._context.update_settings()
-
-
-class _RemoteContext:
-    """``current_task()`` in a Dask worker process: progress and status travel as events."""
-
-    def __init__(self, key: str, topic: str, uid: int, group: Any, priority: float) -> None:
-        self.uid, self.group, self.priority = uid, group, priority
-        self._key, self._topic = key, topic
-        self._status: Any = None
-        self._sent_at = 0.0
-        self.last_progress: tuple[float, str | None] | None = None
-        self._worker = distributed.get_worker()
-
-    @property
-    def cancelled(self) -> bool:
-        task = self._worker.state.tasks.get(self._key)
-        return task is None or task.state not in _RUNNING_STATES
-
-    def raise_if_cancelled(self) -> None:
-        if self.cancelled:
-            raise TaskCancelled(f"task {self.uid} was asked to stop")
-
-    def sleep(self, seconds: float) -> None:
-        check_seconds("seconds", seconds, infinite=True)  # inf: until stopped
-        deadline = time.monotonic() + seconds
-        while True:
-            self.raise_if_cancelled()
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return
-            time.sleep(min(left, 0.05))
-
-    def report_progress(
-        self, done: float, total: float | None = None, message: str | None = None
-    ) -> None:
-        fraction = _context.progress_fraction(done, total, message)
-        if message is None and self.last_progress is not None:
-            message = self.last_progress[1]
-        self.last_progress = (fraction, message)
-        now = time.monotonic()
-        if now - self._sent_at >= REMOTE_PROGRESS_INTERVAL:
-            self._sent_at = now
-            self._worker.log_event(self._topic, [self._key, "progress", fraction, message])
-
-    @property
-    def status(self) -> Any:
-        return self._status
-
-    @status.setter
-    def status(self, value: Any) -> None:
-        self._worker.log_event(self._topic, [self._key, "status", value, None])
-        self._status = value
-
-    @property
-    def settings(self) -> Any:
-        return None
-
-    def update_settings(self) -> bool:
-        return False
-
-
-def _dask_context() -> Any:
-    context = getattr(_running, "context", None)
-    if context is None and _previous_hook is not None:
-        return _previous_hook()
-    return context
-
-
-# current_task() asks this hook when the calling thread runs no manager task;
-# a hook installed before this module is still asked.
-_previous_hook = _context.remote_context
-if _previous_hook is not None and getattr(_previous_hook, "__name__", "") == "_dask_context":
-    _previous_hook = None  # this module reloaded
-_context.remote_context = _dask_context
