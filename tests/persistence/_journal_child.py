@@ -1,6 +1,6 @@
-"""Child process of tests/features/test_journal_faults.py.
+"""Child process of tests/persistence/test_journal_faults.py.
 
-Usage: python tests/features/_journal_child.py MODE DB [ARGS...]
+Usage: python tests/persistence/_journal_child.py MODE DB [ARGS...]
 
 * ``diskfull DB``: submits "a", then, with RLIMIT_FSIZE at the journal's
   current size (SIGXFSZ ignored: writes fail with EFBIG, as on a full disk),

@@ -1,4 +1,4 @@
-"""Task functions for tests/test_journal_*.py: some persistable, one deliberately not."""
+"""Task functions for tests/persistence/test_journal_*.py: some persistable, one deliberately not."""
 
 from __future__ import annotations
 

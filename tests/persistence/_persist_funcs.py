@@ -1,4 +1,4 @@
-"""Module-level task functions for tests/features/test_persistence.py and the crash child."""
+"""Module-level task functions for tests/persistence/test_persistence.py and the crash child."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Child process of the crash test: works through a persistent queue, may SIGKILL itself.
 
-Usage: python tests/features/_persist_child.py DB RESULTS COUNT KILL
+Usage: python tests/persistence/_persist_child.py DB RESULTS COUNT KILL
 
 KILL is ``none`` or ``STAGE:K``: the process kills itself (SIGKILL) at the
 K-th event of STAGE in this run: ``submit`` (after the K-th new submit
