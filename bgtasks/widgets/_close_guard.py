@@ -148,6 +148,11 @@ class CloseGuard(QObject):
     def is_waiting(self) -> bool:
         return self._dialog is not None
 
+    def running_timers(self) -> set[str]:
+        """Which of the guard's timers run: ``{"poll"}`` while it polls the tasks
+        it waits for, else an empty set.  GUI thread only."""
+        return {"poll"} if self._poll.isActive() else set()
+
     def manager_is_shut_down(self) -> bool:
         """Whether the manager was shut down (or deleted): then nothing holds the window."""
         return manager_is_shut_down(self._manager)

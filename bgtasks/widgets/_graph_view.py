@@ -271,6 +271,21 @@ class TaskGraphView(QGraphicsView):
         """(upstream uid, downstream uid) pairs, as of the last refresh."""
         return set(self._edges)
 
+    def edge_items(self) -> dict[tuple[int, int], TaskEdgeItem]:
+        """(upstream uid, downstream uid) -> arrow item, as of the last refresh.  GUI thread only."""
+        return dict(self._edges)
+
+    def running_timers(self) -> set[str]:
+        """Which of the view's timers run: ``"refresh"`` while a refresh is
+        scheduled, ``"watch"`` while it looks for a shut-down (live nodes shown)
+        or re-reads the nodes still stopping after one.  GUI thread only."""
+        timers = set()
+        if self._timer.isActive():
+            timers.add("refresh")
+        if self._watch.isActive():
+            timers.add("watch")
+        return timers
+
     def zoom(self) -> float:
         return self.transform().m11()
 

@@ -158,6 +158,12 @@ class TaskStatusIndicator(QWidget):
         """Whether the indicator noticed that its manager was shut down (or deleted)."""
         return self._shut_down
 
+    def running_timers(self) -> set[str]:
+        """Which of the indicator's timers run: ``{"refresh"}`` while it re-reads
+        the manager (tasks live, or still stopping after a shut-down), else an
+        empty set.  GUI thread only."""
+        return {"refresh"} if self._timer.isActive() else set()
+
     def activate(self) -> None:
         """What a click does: emit ``clicked``, show and raise the monitor."""
         self.clicked.emit()

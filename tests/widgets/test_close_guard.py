@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (
 )
 
 from bgtasks import TaskState
-from bgtasks.widgets._close_guard import CloseChoice, CloseGuard
+from bgtasks.widgets import CloseChoice, CloseGuard
 
 
 class Asker:

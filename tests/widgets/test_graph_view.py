@@ -11,7 +11,7 @@ from PySide6.QtGui import QColor, QWheelEvent
 from PySide6.QtWidgets import QApplication
 
 from bgtasks import TaskState
-from bgtasks.widgets._graph_view import (
+from bgtasks.widgets import (
     STATE_COLOURS,
     TaskEdgeItem,
     TaskGraphView,
@@ -101,7 +101,8 @@ def test_graph_view_matches_the_managers_tasks(qtbot, make_manager, gate):
     x = {u: nodes[u].pos().x() for u in nodes}
     assert x[a] == x[e] < x[b] == x[c] < x[d] == x[f]
     # arrows start at the upstream node and end at the downstream node
-    for (up, down), edge in ((k, view._edges[k]) for k in view.edges()):
+    assert set(view.edge_items()) == view.edges()
+    for (up, down), edge in view.edge_items().items():
         path = edge.path()
         assert nodes[up].sceneBoundingRect().contains(path.pointAtPercent(0))
         assert (

@@ -10,7 +10,7 @@ from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QLabel
 
 from bgtasks import TaskState
-from bgtasks.widgets._indicator import TaskStatusIndicator
+from bgtasks.widgets import TaskStatusIndicator
 
 
 def test_indicator_is_idle_without_tasks(qtbot, make_manager):
@@ -70,18 +70,18 @@ def test_indicator_counts_and_progress_are_exact(qtbot, make_manager, gate):
     # the timer notices that the work is over by itself
     qtbot.waitUntil(ind.is_idle, timeout=5000)
     assert ind.text() == "Idle"
-    assert not ind._timer.isActive()
+    assert not ind.running_timers()
 
 
 def test_indicator_refreshes_by_itself_at_a_bounded_rate(qtbot, make_manager, gate):
     m = make_manager(start_processing=True, max_threads=1)
     ind = TaskStatusIndicator(m)
     qtbot.addWidget(ind)
-    assert not ind._timer.isActive()  # no work, no timer
+    assert not ind.running_timers()  # no work, no timer
     assert ind.refresh_interval == 100
     uid = m.submit(hold, gate, name="h").uid
     qtbot.waitUntil(lambda: ind.text() == "1 running · 0 queued", timeout=5000)
-    assert ind._timer.isActive()
+    assert ind.running_timers() == {"refresh"}
     assert m.task_state(uid) is TaskState.RUNNING
 
 
@@ -108,7 +108,7 @@ def test_indicator_batch_grows_with_work_added_while_busy(qtbot, make_manager, g
     first = m.submit(quick).uid
     wait_states(qtbot, m, [first], TaskState.COMPLETED)
     # the indicator sees the batch end at its next tick, and stops its timer
-    qtbot.waitUntil(lambda: ind.is_idle() and not ind._timer.isActive(), timeout=5000)
+    qtbot.waitUntil(lambda: ind.is_idle() and not ind.running_timers(), timeout=5000)
     held = m.submit(hold, gate, 0.5).uid  # a new batch: the finished task is not in it
     wait_states(qtbot, m, [held], TaskState.RUNNING)
     qtbot.waitUntil(lambda: m.info(held).progress == 0.5, timeout=5000)

@@ -281,7 +281,7 @@ def test_elapsed_ticks_while_running(qtbot, make_manager):
     handle.cancel()
     qtbot.waitUntil(lambda: handle.done() and matches(model, manager), timeout=5000)
     # a finished task's elapsed time no longer moves, and the timer stops
-    qtbot.waitUntil(lambda: not model._timer.isActive(), timeout=5000)
+    qtbot.waitUntil(lambda: "pass" not in model.running_timers(), timeout=5000)
 
 
 def test_group_rows(qtbot, make_manager):
@@ -327,7 +327,7 @@ def test_a_pass_fetches_its_snapshots_with_one_infos_call(qtbot, make_manager, g
     manager.infos = infos
     manager.info = no_info
     first = [manager.add_task(int, group=i % 3, name=f"a{i}") for i in range(300)]
-    qtbot.waitUntil(lambda: len(model._to_add) == 300, timeout=5000)
+    qtbot.waitUntil(lambda: len(model.pending().to_add) == 300, timeout=5000)
     model.flush()
     assert len(calls) == 1 and sorted(calls[0]) == first
     assert sorted(model.uids()) == first
@@ -337,8 +337,12 @@ def test_a_pass_fetches_its_snapshots_with_one_infos_call(qtbot, make_manager, g
     more = [manager.add_task(int, group=i % 3, name=f"b{i}") for i in range(100)]
     manager.stop_task(first[0])  # dirty: an update in the same pass
     gone = more[-1]
-    qtbot.waitUntil(lambda: len(model._to_add) == 100 and first[0] in model._dirty, timeout=5000)
-    model._to_add[10**9] = None  # never registered: infos() leaves it out
+    qtbot.waitUntil(
+        lambda: len(model.pending().to_add) == 100 and first[0] in model.pending().to_refresh,
+        timeout=5000,
+    )
+    manager.task_added.emit(10**9, None)  # never registered: infos() leaves it out
+    assert 10**9 in model.pending().to_add
     model.flush()
     assert len(calls) == 1
     assert set(calls[0]) >= set(more) | {first[0], 10**9}
@@ -351,8 +355,8 @@ def test_a_pass_fetches_its_snapshots_with_one_infos_call(qtbot, make_manager, g
     model.max_items_per_pass = 50
     for i in range(120):
         manager.add_task(int, name=f"c{i}")
-    qtbot.waitUntil(lambda: len(model._to_add) == 120, timeout=5000)
-    model._apply()
+    qtbot.waitUntil(lambda: len(model.pending().to_add) == 120, timeout=5000)
+    model.apply_pass()
     assert len(calls) == 1 and len(calls[0]) <= 50
     model.flush()
     assert len(model.uids()) == 520 and not model.has_pending()

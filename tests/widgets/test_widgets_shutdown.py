@@ -25,7 +25,7 @@ from bgtasks.widgets import (
     TaskModel,
     TaskMonitor,
     TaskStatusIndicator,
-    _close_guard,
+    ask_with_message_box,
 )
 
 
@@ -92,12 +92,12 @@ def test_monitor_shows_the_shut_down_manager_then_stops_polling(qtbot, make_mana
     assert monitor.model.state_counts()[TaskState.CANCELLED] == 4
     assert monitor.model.state_counts()[TaskState.RUNNING] == 0
     # and nothing polls a dead manager any more
-    qtbot.waitUntil(lambda: not monitor.model._timer.isActive(), timeout=5000)
-    assert not monitor.model._watch.isActive()
+    qtbot.waitUntil(lambda: "pass" not in monitor.model.running_timers(), timeout=5000)
+    assert "watch" not in monitor.model.running_timers()
     passes = monitor.model.pass_count
-    monitor.model._apply()  # a stray pass changes nothing and restarts nothing
+    monitor.model.apply_pass()  # a stray pass changes nothing and restarts nothing
     assert monitor.model.pass_count == passes + 1
-    assert not monitor.model._timer.isActive()
+    assert "pass" not in monitor.model.running_timers()
     assert monitor.summary_label.text() == "Shut down · 4 cancelled"
 
 
@@ -107,20 +107,18 @@ def test_model_notices_a_shut_down_while_only_queued_tasks_are_shown(qtbot, make
     uids = [m.submit(len, "abc").uid for _ in range(3)]
     model = TaskModel(m)
     assert states(model, uids) == [TaskState.QUEUED] * 3
-    assert model._watch.isActive()
+    assert "watch" in model.running_timers()
     m.shut_down(timeout=0)
     qtbot.waitUntil(lambda: states(model, uids) == [TaskState.CANCELLED] * 3, timeout=5000)
     assert model.is_shut_down()
     assert model.state_counts()[TaskState.CANCELLED] == 3
-    qtbot.waitUntil(
-        lambda: not model._timer.isActive() and not model._watch.isActive(), timeout=5000
-    )
+    qtbot.waitUntil(lambda: not model.running_timers(), timeout=5000)
 
 
 def test_model_watch_only_runs_while_live_rows_are_shown(qtbot, make_manager):
     m = make_manager(start_processing=True)
     model = TaskModel(m)
-    assert not model._watch.isActive()  # no rows
+    assert "watch" not in model.running_timers()  # no rows
     uid = m.submit(len, "abc").uid
     qtbot.waitUntil(
         lambda: (
@@ -128,9 +126,7 @@ def test_model_watch_only_runs_while_live_rows_are_shown(qtbot, make_manager):
         ),
         timeout=5000,
     )
-    qtbot.waitUntil(
-        lambda: not model._timer.isActive() and not model._watch.isActive(), timeout=5000
-    )
+    qtbot.waitUntil(lambda: not model.running_timers(), timeout=5000)
 
 
 def test_model_gives_up_on_a_task_that_never_returns(qtbot, make_manager, gate):
@@ -143,8 +139,8 @@ def test_model_gives_up_on_a_task_that_never_returns(qtbot, make_manager, gate):
     qtbot.waitUntil(lambda: model.task_info(uid).state is TaskState.RUNNING, timeout=5000)
     m.shut_down(timeout=0)
     qtbot.waitUntil(lambda: model.task_info(uid).state is TaskState.CANCELLING, timeout=5000)
-    qtbot.waitUntil(lambda: not model._timer.isActive(), timeout=5000)
-    assert not model._watch.isActive()
+    qtbot.waitUntil(lambda: "pass" not in model.running_timers(), timeout=5000)
+    assert "watch" not in model.running_timers()
     assert m.task_state(uid) is TaskState.CANCELLING  # still not returned
     assert model.task_info(uid).state is TaskState.CANCELLING
 
@@ -165,8 +161,8 @@ def test_model_notices_a_deleted_manager(qtbot, gate):
         m.deleteLater()
     qtbot.waitUntil(model.is_shut_down, timeout=5000)  # the running row's next pass
     gate.set()
-    qtbot.waitUntil(lambda: not model._timer.isActive(), timeout=5000)
-    assert not model._watch.isActive()
+    qtbot.waitUntil(lambda: "pass" not in model.running_timers(), timeout=5000)
+    assert "watch" not in model.running_timers()
 
 
 # ---------------------------------------------------------------------- TaskStatusIndicator
@@ -186,14 +182,14 @@ def test_indicator_shows_the_shut_down_manager_then_stops_polling(qtbot, make_ma
     assert ind.toolTip() == "The task manager has shut down\n2 cancelling"
     gate.set()
     qtbot.waitUntil(lambda: ind.text() == "Shut down", timeout=5000)
-    qtbot.waitUntil(lambda: not ind._timer.isActive(), timeout=5000)
+    qtbot.waitUntil(lambda: not ind.running_timers(), timeout=5000)
     assert ind.is_idle()
     assert ind.progress() is None
     assert ind.toolTip() == "The task manager has shut down"
     assert ind.accessibleDescription() == "The task manager has shut down"
     ind.refresh()  # an explicit refresh keeps it so, and starts nothing
     assert ind.text() == "Shut down"
-    assert not ind._timer.isActive()
+    assert not ind.running_timers()
 
 
 def test_indicator_gives_up_on_a_task_that_never_returns(qtbot, make_manager, gate):
@@ -205,10 +201,10 @@ def test_indicator_gives_up_on_a_task_that_never_returns(qtbot, make_manager, ga
     ind.shutdown_poll_limit = 0.3
     qtbot.addWidget(ind)
     assert ind.text() == "1 running · 0 queued"
-    assert ind._timer.isActive()
+    assert ind.running_timers() == {"refresh"}
     m.shut_down(timeout=0)
     qtbot.waitUntil(lambda: ind.text() == "Shut down · 1 stopping", timeout=5000)
-    qtbot.waitUntil(lambda: not ind._timer.isActive(), timeout=5000)
+    qtbot.waitUntil(lambda: not ind.running_timers(), timeout=5000)
     assert m.task_state(uid) is TaskState.CANCELLING
     assert ind.text() == "Shut down · 1 stopping"
 
@@ -267,7 +263,7 @@ def test_guard_default_question_is_not_shown_for_a_shut_down_manager(
     monkeypatch.setattr(QMessageBox, "exec", no_modal)  # no modal can block the test
     m = make_manager(start_processing=True)
     guard = CloseGuard(window, m)
-    assert guard.ask is _close_guard.ask_with_message_box
+    assert guard.ask is ask_with_message_box
     uid = m.submit(block, gate).uid
     qtbot.waitUntil(lambda: m.task_state(uid) is TaskState.RUNNING, timeout=5000)
     m.shut_down(timeout=0)
@@ -292,7 +288,7 @@ def test_guard_wait_dialog_closes_when_the_manager_shuts_down(qtbot, make_manage
     # the dialog went (deleteLater: it may be gone, so it is looked for, not touched)
     shown = [w for w in QApplication.topLevelWidgets() if isinstance(w, QProgressDialog)]
     assert [w for w in shown if w.isVisible()] == []
-    assert not guard._poll.isActive()
+    assert "poll" not in guard.running_timers()
     qtbot.waitUntil(lambda: not window.isVisible(), timeout=5000)
     assert asker.calls == [[uid]]  # the window closed without a second question
     assert m.task_state(uid) is TaskState.CANCELLING
@@ -325,9 +321,7 @@ def test_deleted_thumbnail_loader_leaves_no_live_rows(qtbot, make_manager, tmp_p
     qtbot.waitUntil(lambda: monitor.summary_label.text() == "3 cancelled", timeout=5000)
     assert not m.is_shut_down
     assert [m.task_state(u) for u in uids] == [TaskState.CANCELLED] * 3
-    qtbot.waitUntil(
-        lambda: not model._timer.isActive() and not model._watch.isActive(), timeout=5000
-    )
+    qtbot.waitUntil(lambda: not model.running_timers(), timeout=5000)
 
 
 def test_thumbnail_loader_after_shut_down(qtbot, make_manager, tmp_path):
@@ -375,5 +369,5 @@ def test_graph_view_shows_the_shut_down_manager_then_stops_polling(qtbot, make_m
     assert view.is_shut_down()
     gate.set()
     qtbot.waitUntil(lambda: node_states() == [TaskState.CANCELLED] * 4, timeout=5000)
-    qtbot.waitUntil(lambda: not view._watch.isActive(), timeout=5000)
-    assert not view._timer.isActive()
+    qtbot.waitUntil(lambda: "watch" not in view.running_timers(), timeout=5000)
+    assert "refresh" not in view.running_timers()
