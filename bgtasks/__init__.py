@@ -11,7 +11,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .core._context import TaskContext, current_task
+    from .core._context import TaskContext, TaskContextProtocol, current_task
     from .core._errors import BgTasksError, TaskCancelled, UpstreamFailed
     from .core._handle import TaskHandle
     from .core._state import IllegalTransition, TaskInfo, TaskState
@@ -25,6 +25,7 @@ _WHERE = {
     "IllegalTransition": ".core._state",
     "TaskCancelled": ".core._errors",
     "TaskContext": ".core._context",
+    "TaskContextProtocol": ".core._context",
     "TaskHandle": ".core._handle",
     "TaskInfo": ".core._state",
     "TaskState": ".core._state",
@@ -39,6 +40,7 @@ __all__ = [
     "IllegalTransition",
     "TaskCancelled",
     "TaskContext",
+    "TaskContextProtocol",
     "TaskHandle",
     "TaskInfo",
     "TaskState",

@@ -72,8 +72,9 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
+from .core._context import TaskContextProtocol
 from .core._validate import check_callable, check_count, check_seconds
 
 __all__ = ["LoopContext", "LoopPolicy", "LoopSchedule", "LoopTask"]
@@ -162,26 +163,10 @@ class LoopSchedule:
         return None
 
 
-class LoopContext(Protocol):
-    """What a loop needs of its task: :class:`bgtasks.TaskContext` provides it."""
-
-    @property
-    def cancelled(self) -> bool: ...
-
-    def raise_if_cancelled(self) -> None: ...
-
-    def sleep(self, seconds: float) -> None: ...
-
-    @property
-    def settings(self) -> Any: ...
-
-    def update_settings(self) -> bool: ...
-
-    @property
-    def status(self) -> Any: ...
-
-    @status.setter
-    def status(self, value: Any) -> None: ...
+#: What a loop is given for stop, settings and status: a task context
+#: (:class:`bgtasks.TaskContextProtocol`, which every task context implements).
+#: The name is kept for code written against it.
+LoopContext = TaskContextProtocol
 
 
 class LoopTask:

@@ -1,13 +1,85 @@
-"""What a running task sees of its controller: ``bgtasks.current_task()``."""
+"""What a running task sees of its controller: ``bgtasks.current_task()``.
+
+:class:`TaskContextProtocol` is what every task context provides, wherever the
+task runs; :class:`TaskContext` is the context of a task in a manager's thread.
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from . import Scheduler, Task, current
 from ._errors import TaskCancelled
+
+
+@runtime_checkable
+class TaskContextProtocol(Protocol):
+    """What :func:`current_task` returns, wherever the task runs.
+
+    Every task context implements it with these signatures and meanings: a
+    task in a manager's thread (:class:`TaskContext`), in a ProcessExecutor
+    worker process, on a Dask worker (in this process or another), and what a
+    :class:`bgtasks.loops.LoopTask` is given.  A backend that cannot forward
+    something keeps the member and documents what it does instead (a Dask
+    worker process forwards no settings: ``update_settings()`` returns False).
+    """
+
+    @property
+    def uid(self) -> int:
+        """The task's uid."""
+        ...
+
+    @property
+    def group(self) -> Any:
+        """The task's group (in another process: None, or its repr on Dask, if it could
+        not be sent there)."""
+        ...
+
+    @property
+    def priority(self) -> float:
+        """The task's priority."""
+        ...
+
+    @property
+    def cancelled(self) -> bool:
+        """True once a stop was requested (``stop_task``, a timeout, shut down)."""
+        ...
+
+    def raise_if_cancelled(self) -> None:
+        """Raise :class:`TaskCancelled` if a stop was requested."""
+        ...
+
+    def sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` (``inf``: until a stop); raise :class:`TaskCancelled` as soon as
+        a stop is requested.  ``ValueError`` unless ``seconds`` is a non-negative number."""
+        ...
+
+    def report_progress(
+        self, done: float, total: float | None = None, message: str | None = None
+    ) -> None:
+        """Report progress: a fraction in [0, 1], or ``done`` out of ``total`` (checked by
+        :func:`progress_fraction`); the latest value wins, the last always arrives."""
+        ...
+
+    @property
+    def status(self) -> Any:
+        """A value the task publishes for others (``info(uid).status``)."""
+        ...
+
+    @status.setter
+    def status(self, value: Any) -> None: ...
+
+    @property
+    def settings(self) -> Any:
+        """The settings adopted by the last :meth:`update_settings` (None before)."""
+        ...
+
+    def update_settings(self) -> bool:
+        """Adopt the latest value sent with ``set_settings(uid, value)``; True if there was
+        a new one."""
+        ...
 
 
 class TaskContext:
@@ -117,8 +189,10 @@ def progress_fraction(done: float, total: float | None, message: str | None) -> 
 remote_context: Callable[[], Any] | None = None
 
 
-def current_task() -> TaskContext:
-    """The context of the task running in the calling thread.
+def current_task() -> TaskContextProtocol:
+    """The context of the task running in the calling thread: a :class:`TaskContext` in a
+    manager's thread, a backend's own :class:`TaskContextProtocol` elsewhere (a worker
+    process, a Dask worker).
 
     ``RuntimeError`` outside a task function.
     """

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ..core._context import TaskContext
+    from ..core._context import TaskContextProtocol
 
 
 class Executor(ABC):
@@ -42,7 +42,7 @@ class Executor(ABC):
         fn: Callable[..., Any],
         args: tuple[Any, ...],
         kwargs: Mapping[str, Any],
-        context: TaskContext,
+        context: TaskContextProtocol,
     ) -> Any:
         """Run the call and return its result; called in a manager worker thread.
 

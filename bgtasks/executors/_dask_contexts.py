@@ -21,7 +21,7 @@ from ..core._errors import TaskCancelled
 from ..core._validate import check_seconds
 
 if TYPE_CHECKING:
-    from ..core._context import TaskContext
+    from ..core._context import TaskContextProtocol
 
 try:
     import distributed
@@ -61,7 +61,8 @@ def run_call(
 
 
 class LocalContext:
-    """The task's own context, seen from an in-process Dask worker thread.
+    """The task's own context (a :class:`bgtasks.TaskContextProtocol`), seen from an
+    in-process Dask worker thread.
 
     After the manager's call ended (the task was cancelled while the Dask
     thread still runs), progress and status are dropped and ``cancelled`` is True.
@@ -69,17 +70,24 @@ class LocalContext:
 
     __slots__ = ("_context", "_ended")
 
-    def __init__(self, context: TaskContext) -> None:
+    def __init__(self, context: TaskContextProtocol) -> None:
         self._context = context
         self._ended = False
 
     def end(self) -> None:
         self._ended = True
 
-    uid = property(lambda self: self._context.uid)
-    group = property(lambda self: self._context.group)
-    priority = property(lambda self: self._context.priority)
-    settings = property(lambda self: self._context.settings)
+    @property
+    def uid(self) -> int:
+        return self._context.uid
+
+    @property
+    def group(self) -> Any:
+        return self._context.group
+
+    @property
+    def priority(self) -> float:
+        return self._context.priority
 
     @property
     def cancelled(self) -> bool:
@@ -108,20 +116,39 @@ class LocalContext:
         if not self._ended:
             self._context.status = value
 
+    @property
+    def settings(self) -> Any:
+        return self._context.settings
+
     def update_settings(self) -> bool:
         return False if self._ended else self._context.update_settings()
 
 
 class RemoteContext:
-    """``current_task()`` in a Dask worker process: progress and status travel as events."""
+    """``current_task()`` in a Dask worker process: progress and status travel as events,
+    ``cancelled`` follows the Dask future; settings are not forwarded (``settings`` stays
+    None, ``update_settings()`` returns False)."""
 
     def __init__(self, key: str, topic: str, uid: int, group: Any, priority: float) -> None:
-        self.uid, self.group, self.priority = uid, group, priority
+        self._uid, self._group, self._priority = uid, group, priority
         self._key, self._topic = key, topic
         self._status: Any = None
         self._sent_at = 0.0
         self.last_progress: tuple[float, str | None] | None = None
         self._worker = distributed.get_worker()
+
+    @property
+    def uid(self) -> int:
+        return self._uid
+
+    @property
+    def group(self) -> Any:
+        """The task's group, or its repr if it could not travel to this process."""
+        return self._group
+
+    @property
+    def priority(self) -> float:
+        return self._priority
 
     @property
     def cancelled(self) -> bool:

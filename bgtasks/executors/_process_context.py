@@ -37,10 +37,11 @@ class Channel:
 class WorkerContext:
     """What ``bgtasks.current_task()`` returns inside a worker process.
 
-    Same names as :class:`bgtasks.TaskContext`: progress, status and settings
-    travel to the parent; ``cancelled`` turns true when the parent asks the task
-    to stop (before it terminates the process), which also wakes :meth:`sleep`.
-    Usable from any thread of the worker process.
+    A :class:`bgtasks.TaskContextProtocol`, as :class:`bgtasks.TaskContext` is:
+    progress, status and settings travel to the parent; ``cancelled`` turns
+    true when the parent asks the task to stop (before it terminates the
+    process), which also wakes :meth:`sleep`.  Usable from any thread of the
+    worker process.
     """
 
     def __init__(self, channel: Channel, uid: int, group: Any, priority: float) -> None:

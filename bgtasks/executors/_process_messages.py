@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ._process_worker import RemoteTraceback, UnpicklableError
 
 if TYPE_CHECKING:
-    from ..core._context import TaskContext
+    from ..core._context import TaskContextProtocol
     from ._process_pool import Worker
 
 logger = logging.getLogger("bgtasks.processes")
@@ -25,7 +25,7 @@ logger = logging.getLogger("bgtasks.processes")
 EOF_MARK = ("eof",)
 
 
-def receive(worker: Worker, uid: int, context: TaskContext) -> tuple[Any, ...] | None:
+def receive(worker: Worker, uid: int, context: TaskContextProtocol) -> tuple[Any, ...] | None:
     """Handle one message; the ("ok"/"error", ...) that ends the task, :data:`EOF_MARK`
     if the pipe closed, else None."""
     try:
@@ -57,7 +57,7 @@ def receive(worker: Worker, uid: int, context: TaskContext) -> tuple[Any, ...] |
     return None
 
 
-def _answer_settings(worker: Worker, uid: int, context: TaskContext) -> None:
+def _answer_settings(worker: Worker, uid: int, context: TaskContextProtocol) -> None:
     changed = context.update_settings()
     try:
         value = pickle.dumps(context.settings if changed else None)

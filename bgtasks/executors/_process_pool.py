@@ -28,7 +28,7 @@ from ..core._errors import TaskCancelled
 from . import _process_worker
 
 if TYPE_CHECKING:
-    from ..core._context import TaskContext
+    from ..core._context import TaskContextProtocol
 
 POLL = 0.02  # how often a waiting run() looks at context.cancelled, in seconds
 
@@ -144,7 +144,7 @@ class Pool:
             self.spawned += 1
         return Worker(process, parent_end)
 
-    def acquire(self, context: TaskContext) -> Worker:
+    def acquire(self, context: TaskContextProtocol) -> Worker:
         """An idle worker, a new one while below max_workers, or wait for one."""
         with self.lock:
             while True:

@@ -44,7 +44,7 @@ from ._dask_contexts import REMOTE_PROGRESS_INTERVAL as REMOTE_PROGRESS_INTERVAL
 from ._dask_contexts import LocalContext, in_process, run_call
 
 if TYPE_CHECKING:
-    from ..core._context import TaskContext
+    from ..core._context import TaskContextProtocol
 
 try:
     import cloudpickle
@@ -143,7 +143,7 @@ class DaskExecutor(Executor):
         self._closed = False
         self._topic = f"bgtasks-{uuid.uuid4().hex}"
         # key -> (context, future or None before submit) of the calls in flight; under _lock.
-        self._routes: dict[str, tuple[TaskContext, Any]] = {}
+        self._routes: dict[str, tuple[TaskContextProtocol, Any]] = {}
 
     def __repr__(self) -> str:
         where = self.address or ("client" if not self._owns_client else "local cluster")
@@ -187,7 +187,7 @@ class DaskExecutor(Executor):
         fn: Callable[..., Any],
         args: tuple[Any, ...],
         kwargs: Mapping[str, Any],
-        context: TaskContext,
+        context: TaskContextProtocol,
     ) -> Any:
         """Run ``fn(*args, **kwargs)`` on the cluster and return its result (a manager worker).
 

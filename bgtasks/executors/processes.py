@@ -33,7 +33,7 @@ from ._process_pool import POLL, Pool, Worker
 from ._process_worker import RemoteTraceback, UnpicklableError
 
 if TYPE_CHECKING:
-    from ..core._context import TaskContext
+    from ..core._context import TaskContextProtocol
 
 __all__ = ["ProcessExecutor", "RemoteTraceback", "UnpicklableError", "WorkerDied"]
 
@@ -202,7 +202,7 @@ class ProcessExecutor(Executor):
         fn: Callable[..., Any],
         args: tuple[Any, ...],
         kwargs: Mapping[str, Any],
-        context: TaskContext,
+        context: TaskContextProtocol,
     ) -> Any:
         """Run ``fn(*args, **kwargs)`` in a worker process and return its result.
 
@@ -251,7 +251,7 @@ class ProcessExecutor(Executor):
 
     # --------------------------------------------------------------- internals
 
-    def _wait(self, worker: Worker, uid: int, context: TaskContext) -> Any:
+    def _wait(self, worker: Worker, uid: int, context: TaskContextProtocol) -> Any:
         conn, sentinel = worker.conn, worker.process.sentinel
         conn_fd, poll, timeout_ms = conn.fileno(), worker.poller.poll, int(POLL * 1000)
         receive = _process_messages.receive
@@ -284,7 +284,7 @@ class ProcessExecutor(Executor):
             raise TaskCancelled(f"task {uid} was asked to stop")
         return _process_messages.outcome(uid, outcome)
 
-    def _died(self, worker: Worker, uid: int, context: TaskContext) -> Any:
+    def _died(self, worker: Worker, uid: int, context: TaskContextProtocol) -> Any:
         self._pool.discard(worker, 0)
         exitcode, pid = worker.process.exitcode, worker.pid
         if self._pool.closed or context.cancelled:

@@ -193,3 +193,13 @@ def write_long_line(n_bytes):
         os.write(1, part)
         left -= len(part)
     return os.getpid()
+
+
+def context_kind():
+    """Whether ``current_task()`` is a ``TaskContextProtocol`` here, and its class's path
+    (a string: it travels back from any process)."""
+    from bgtasks import TaskContextProtocol
+
+    ctx = current_task()
+    kind = type(ctx)
+    return isinstance(ctx, TaskContextProtocol), f"{kind.__module__}.{kind.__qualname__}"

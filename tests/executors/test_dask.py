@@ -12,6 +12,7 @@ import sys
 import textwrap
 import threading
 
+import _process_funcs
 import pytest
 from PySide6.QtCore import QThread
 
@@ -403,6 +404,8 @@ def test_in_worker_processes_progress_errors_and_cancel_still_work(qtbot, make_m
     done = manager.submit(remote_work, 5, executor="dask")
     assert done.result(timeout=60) == (15, done.uid, False)
     assert executor.client.scheduler.address.startswith("tls://127.0.0.1:")
+    kind = manager.submit(_process_funcs.context_kind, executor="dask").result(timeout=60)
+    assert kind == (True, "bgtasks.executors._dask_contexts.RemoteContext")
     qtbot.waitUntil(lambda: (done.uid, 1.0, "three quarters") in progress, timeout=10000)
     assert done.info().status == "remote"
 
