@@ -203,3 +203,35 @@ def context_kind():
     ctx = current_task()
     kind = type(ctx)
     return isinstance(ctx, TaskContextProtocol), f"{kind.__module__}.{kind.__qualname__}"
+
+
+# -- an error whose unpickling in the parent process runs a test's hook: the parent
+# unpickles a task's error after handing the worker back, so the hook runs in the
+# instant between the two, where another call may take the worker.
+
+#: "take": a function the parent calls when it unpickles a HandsOverError (once).
+HANDOVER: dict = {}
+
+
+class HandsOverError(Exception):
+    def __reduce__(self):
+        return (_rebuild_hands_over, (self.args[0],))
+
+
+def _rebuild_hands_over(text):
+    take = HANDOVER.pop("take", None)  # None in the worker (which checks the error rebuilds)
+    if take is not None:
+        take()
+    return HandsOverError(text)
+
+
+def raise_hands_over(text):
+    raise HandsOverError(text)
+
+
+def report_then_wait(event_path):
+    """Report progress 0.5, wait until ``event_path`` exists, then return the pid."""
+    current_task().report_progress(0.5)
+    while not os.path.exists(event_path):
+        time.sleep(0.005)
+    return os.getpid()

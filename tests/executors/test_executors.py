@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 from PySide6.QtCore import QThread
@@ -197,19 +198,37 @@ def test_a_refused_submit_does_not_claim_the_executor_name(make_manager):
     assert [c[1] for c in mine.checked] == [(1,)]
 
 
+class SlotsReadSlowly(Recorder):
+    """One slot; the first submitting thread's second read of ``slots`` (the value the
+    manager sets as the slot limit, under its executor lock) waits until ``go``."""
+
+    def __init__(self):
+        super().__init__(slots=1)
+        self.inside, self.go = threading.Event(), threading.Event()
+        self.reads: dict[threading.Thread, int] = {}
+        self.first: threading.Thread | None = None
+
+    @property
+    def slots(self):
+        me = threading.current_thread()
+        with self.lock:
+            self.first = self.first or me
+            reads = self.reads[me] = self.reads.get(me, 0) + 1
+        if me is self.first and reads == 2:
+            self.inside.set()
+            self.go.wait(10)
+        return self.slot_count
+
+    @slots.setter
+    def slots(self, value):
+        self.slot_count = value
+
+
 def test_first_submits_from_two_threads_both_get_the_slot_limit(qtbot, make_manager):
     m = make_manager(start_processing=True)
-    ex = Recorder(slots=1)
+    ex = SlotsReadSlowly()
     m.set_executor("one", ex)
-    inside, go = threading.Event(), threading.Event()
-    real = m._scheduler.set_resource_limit
-
-    def slow_limit(name, limit):  # the first submit stops while it sets the limit
-        inside.set()
-        go.wait(10)
-        real(name, limit)
-
-    m._scheduler.set_resource_limit = slow_limit
+    inside, go = ex.inside, ex.go
     results, errors = [], []
 
     def submit(i):
@@ -223,6 +242,7 @@ def test_first_submits_from_two_threads_both_get_the_slot_limit(qtbot, make_mana
     assert inside.wait(10)
     second = threading.Thread(target=submit, args=(2,))
     second.start()
+    time.sleep(0.05)  # time for it to name the slot resource, were the limit not set yet
     go.set()
     first.join(10)
     second.join(10)

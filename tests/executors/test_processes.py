@@ -562,36 +562,50 @@ def test_interpreter_exit_with_a_running_process_task_of_a_manager_does_not_hang
 
 
 class _Context:
-    """The little of a TaskContext that ProcessExecutor.run uses, for direct calls."""
+    """The little of a task context that ProcessExecutor.run uses, for direct calls."""
 
     def __init__(self, uid):
         self.uid, self.group, self.priority, self.cancelled = uid, None, 0, False
+        self.progressed = threading.Event()
 
     def report_progress(self, *args, **kwargs):
-        pass
+        self.progressed.set()
 
 
-def test_an_error_never_discards_a_worker_another_call_has_taken():
+def test_an_error_never_discards_a_worker_another_call_has_taken(tmp_path):
     # A call hands its worker back, then raises its task's error; if another
-    # call took the worker in between, that worker must be left alone.
+    # call took the worker in between, that worker must be left alone.  The
+    # error's unpickling in this process (f.HandsOverError) is that instant:
+    # there another call takes the worker and starts its task.
     executor = ProcessExecutor(1)
+    release, other, outcomes = tmp_path / "release", _Context(2), []
+
+    def run_other():
+        try:
+            outcomes.append(executor.run(f.report_then_wait, (str(release),), {}, other))
+        except BaseException as exc:  # noqa: BLE001 - the test reports it
+            outcomes.append(exc)
+
+    taker = threading.Thread(target=run_other)
+
+    def take():
+        taker.start()
+        if not other.progressed.wait(30):  # its task runs: it holds the worker
+            raise RuntimeError("the other call did not get the worker")
+
+    f.HANDOVER["take"] = take
     try:
-        pool = executor._pool
-        release, taken = pool.release, []
-
-        def release_then_taken(worker):
-            release(worker)
-            other = pool.acquire(_Context(2))  # another call's run() takes it at once
-            other.holder = object()
-            taken.append(other)
-
-        pool.release = release_then_taken
-        with pytest.raises(ValueError, match="^bad value$"):
-            executor.run(f.raise_value_error, ("bad value",), {}, _Context(1))
-        (worker,) = taken
-        assert worker in pool.busy and worker.process.exitcode is None
+        with pytest.raises(f.HandsOverError, match="^bad value$"):
+            executor.run(f.raise_hands_over, ("bad value",), {}, _Context(1))
+        assert other.progressed.is_set()  # the other call took the worker in between
+        pids = executor.worker_pids()
+        release.touch()
+        taker.join(30)
+        assert len(pids) == 1 and outcomes == pids  # it ended on its worker, not stopped under it
         assert executor.workers_started == 1  # nobody was replaced
     finally:
+        f.HANDOVER.clear()
+        release.touch()
         executor.shut_down(2)
 
 
