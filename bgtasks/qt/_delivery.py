@@ -39,6 +39,8 @@ from ..core._handle import TaskHandle
 if TYPE_CHECKING:
     from PySide6.QtCore import SignalInstance
 
+    from ..core._gil_gate import GilGate
+
 log = logging.getLogger("bgtasks")
 
 WAKE = QEvent.Type(QEvent.registerEventType())
@@ -152,6 +154,23 @@ class Delivery:
                 self._callbacks.setdefault(handle.uid, []).append((handle, fn))
                 return
         self._call_soon(fn, handle)
+
+    # -- introspection of the GIL gate's beat (tests, diagnostics); read-only.
+
+    @property
+    def gil_gate(self) -> GilGate:
+        """The GIL gate between this manager's thread and its workers
+        (``bgtasks/core/_gil_gate.py``): the manager's thread beats it while
+        workers run, and a worker that sees no beat gives way.  Any thread may
+        read it; only the manager's thread beats it."""
+        return self._scheduler.gate
+
+    @property
+    def is_beating(self) -> bool:
+        """Whether the manager's thread is beating the GIL gate now (its 1 ms
+        beat timer runs: workers run and their events keep coming).  Manager's
+        thread."""
+        return self._beat.isActive()
 
     def _call_soon(self, fn: Callable[..., Any], *args: Any) -> None:
         if self._shut_down:

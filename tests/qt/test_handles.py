@@ -76,13 +76,19 @@ def test_await_handles_on_qtasyncio():
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
         from PySide6.QtCore import QCoreApplication, QThread
         import PySide6.QtAsyncio as QtAsyncio
-        from bgtasks import BackgroundTaskManager, current_task
+        from bgtasks import BackgroundTaskManager, TaskCancelled, current_task
 
         app = QCoreApplication([])
         m = BackgroundTaskManager(start_processing=True)
 
         async def wait_for(h):
             return await h
+
+        def until_ended(h):  # in a thread: blocks until h ends (TimeoutError after 10 s)
+            try:
+                h.exception(10)
+            except TaskCancelled:
+                pass
 
         async def main():
             print(await m.submit(lambda: 6 * 7), QThread.currentThread() is app.thread())
@@ -98,7 +104,7 @@ def test_await_handles_on_qtasyncio():
                 await waiter
             except asyncio.CancelledError:
                 print("awaiter cancelled")
-            await asyncio.to_thread(h._done.wait, 10)
+            await asyncio.to_thread(until_ended, h)
             print("task cancelled", h.cancelled())
             m.shut_down()
 

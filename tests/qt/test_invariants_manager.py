@@ -165,6 +165,10 @@ def run_manager(qtbot, make_manager, scenario: Scenario, timeout: float = 30.0) 
             f"hang: not drained within {timeout} s; state_counts={manager.state_counts()}, "
             f"ops left={len(driver.ops)}\n{stacks}"
         )
+    # The one private read of this folder, on purpose: the core's checker
+    # (tests/core/_invariants.py) looks at the scheduler's own bookkeeping
+    # (parked, ready, resources in use, live groups) after the Qt layer drove
+    # it; no public API shows those, the core's included.
     run.final = final_state(manager._scheduler)
     return run
 

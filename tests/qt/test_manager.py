@@ -9,10 +9,9 @@ import threading
 import time
 
 import pytest
-from PySide6.QtCore import QCoreApplication, QObject, QThread, QThreadPool, QTimer
+from PySide6.QtCore import QCoreApplication, QEvent, QObject, QThread, QThreadPool, QTimer
 
 from bgtasks import BackgroundTaskManager, TaskState
-from bgtasks.qt._delivery import WAKE as _WAKE
 
 
 class Recorder:
@@ -229,8 +228,9 @@ def test_results_are_delivered_in_batches_within_the_time_budget(qtbot, make_man
     wakes = []
 
     class CountWakes(QObject):
+        # the manager's wake-up is the one custom (user-range) event posted to it
         def eventFilter(self, obj, ev):
-            if ev.type() == _WAKE:
+            if ev.type() >= QEvent.Type.User:
                 wakes.append(1)
             return False
 
@@ -411,28 +411,28 @@ def test_the_ui_thread_beats_the_gil_gate_while_workers_run(qtbot, make_manager)
     # (workers give way when the beats stop); with no worker left, it stops
     # beating, and a stopped gate never makes a worker wait.
     manager = make_manager(max_threads=2)
-    gate = manager._scheduler.gate
+    gate = manager.gil_gate
     assert gate.beat_at == math.inf
     release = threading.Event()
     handle = manager.submit(release.wait, 30)
     with qtbot.waitSignal(manager.task_started, timeout=5000):
         manager.start_processing()
-    qtbot.waitUntil(lambda: manager._beat.isActive(), timeout=5000)
+    qtbot.waitUntil(lambda: manager.is_beating, timeout=5000)
     first = gate.beat_at
     assert first != math.inf
     qtbot.waitUntil(lambda: gate.beat_at > first, timeout=5000)  # beating on
     # the task runs on, quietly (no event for 0.25 s): the beat stops, the gate
     # never makes a worker wait, and the next event starts it again
-    qtbot.waitUntil(lambda: not manager._beat.isActive(), timeout=5000)
+    qtbot.waitUntil(lambda: not manager.is_beating, timeout=5000)
     assert handle.running()
     assert gate.beat_at == math.inf
     assert not gate.starved(time.monotonic() + 1000)
     beating_at_delivery = []
-    manager.task_completed.connect(lambda *_: beating_at_delivery.append(manager._beat.isActive()))
+    manager.task_completed.connect(lambda *_: beating_at_delivery.append(manager.is_beating))
     with qtbot.waitSignal(manager.task_completed, timeout=5000):
         release.set()
     assert beating_at_delivery == [True]  # the drain that delivered it started the beat
-    qtbot.waitUntil(lambda: not manager._beat.isActive(), timeout=5000)
+    qtbot.waitUntil(lambda: not manager.is_beating, timeout=5000)
     assert handle.result(5) is True
     assert gate.beat_at == math.inf
 
@@ -443,18 +443,18 @@ def test_shut_down_stops_the_beat(qtbot, make_manager):
     manager.submit(release.wait, 30)
     with qtbot.waitSignal(manager.task_started, timeout=5000):
         manager.start_processing()
-    qtbot.waitUntil(lambda: manager._beat.isActive(), timeout=5000)
+    qtbot.waitUntil(lambda: manager.is_beating, timeout=5000)
     release.set()
     manager.shut_down(timeout=5)
-    assert not manager._beat.isActive()
-    assert manager._scheduler.gate.beat_at == math.inf
+    assert not manager.is_beating
+    assert manager.gil_gate.beat_at == math.inf
 
 
 def test_a_ui_thread_blocked_on_a_result_does_not_hold_the_workers(qtbot, make_manager):
     # The UI thread stopped beating long ago (workers would wait a minute for
     # it), then blocks in result(): the workers must not wait for it.
     manager = make_manager(max_threads=2)
-    gate = manager._scheduler.gate
+    gate = manager.gil_gate
     gate.park_for = 60.0
     gate.beat()  # from this (the UI) thread
     gate.beat_at -= 10.0

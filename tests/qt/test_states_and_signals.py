@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 from PySide6.QtCore import QThread
 
-from bgtasks import TaskState
+from bgtasks import TaskState, current_task
 
 
 def wait_all(qtbot, handles, timeout=10000):
@@ -38,14 +38,74 @@ def test_state_changes_and_lifecycle_signals_in_order(qtbot, make_manager):
     assert threads == {QThread.currentThread()}
 
 
-def test_optional_events_cost_nothing_when_nobody_listens(make_manager):
-    m = make_manager()
-    assert m._scheduler._watched == frozenset()
-    slot = lambda uid, g: None  # noqa: E731
-    m.task_started.connect(slot)
-    assert m._scheduler._watched == frozenset({4})
-    m.task_started.disconnect(slot)
-    assert m._scheduler._watched == frozenset()
+OPTIONAL_SIGNALS = (
+    "task_added", "task_state_changed", "task_started", "task_status_changed", "task_removed",
+)  # fmt: skip
+
+
+def test_optional_events_cost_nothing_when_nobody_listens(qtbot, make_manager):
+    # The scheduler records the events of the optional signals only while a
+    # slot is connected to them.  Seen from outside: a task that runs, ends and
+    # is forgotten while this thread delivers nothing, then slots are connected
+    # and everything is delivered: the slots hear of it exactly the signals
+    # that were connected while it ran.
+    m = make_manager(start_processing=True)
+    delivered = []
+    m.task_completed.connect(lambda uid, g, r: delivered.append(uid))
+    heard: list[tuple[str, int]] = []
+    slots = {}
+    for name in OPTIONAL_SIGNALS:
+        slots[name] = lambda uid, *_, name=name: heard.append((name, uid))
+
+    def connect(names):
+        for name in names:
+            getattr(m, name).connect(slots[name])
+
+    def disconnect(names):
+        for name in names:
+            getattr(m, name).disconnect(slots[name])
+
+    def run_unheard():
+        """Run a task that sets a status to its end, and forget it, without delivering."""
+
+        def task():
+            current_task().status = "busy"
+
+        handle = m.submit(task)
+        handle.result(timeout=10)  # blocks this thread: nothing is delivered meanwhile
+        m.clear_finished()  # forgotten: task_removed, if anyone listens
+        return handle.uid
+
+    def deliver_everything():
+        last = m.submit(lambda: None)  # ends after every event recorded so far
+        qtbot.waitUntil(lambda: last.uid in delivered, timeout=10000)
+
+    def signals_heard(uid):
+        return sorted({name for name, u in heard if u == uid})
+
+    # nobody listens: nothing recorded
+    first = run_unheard()
+    connect(OPTIONAL_SIGNALS)
+    deliver_everything()
+    assert first in delivered
+    assert signals_heard(first) == []
+    # everything listened to: all five recorded (the test can see them)
+    every = run_unheard()
+    deliver_everything()
+    assert signals_heard(every) == sorted(OPTIONAL_SIGNALS)
+    # only task_started listened to: only it recorded
+    disconnect(set(OPTIONAL_SIGNALS) - {"task_started"})
+    started = run_unheard()
+    connect(set(OPTIONAL_SIGNALS) - {"task_started"})
+    deliver_everything()
+    assert signals_heard(started) == ["task_started"]
+    # the last slot disconnected: nothing recorded again
+    disconnect(OPTIONAL_SIGNALS)
+    last = run_unheard()
+    connect(OPTIONAL_SIGNALS)
+    deliver_everything()
+    assert last in delivered
+    assert signals_heard(last) == []
 
 
 def test_info_is_a_frozen_snapshot(qtbot, make_manager):
