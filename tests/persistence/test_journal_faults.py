@@ -53,8 +53,9 @@ import sqlite3  # noqa: E402
 
 import _journal_funcs as jf  # noqa: E402
 
-import bgtasks.persistence as persistence  # noqa: E402
 from bgtasks.persistence import JournalError, RestoreReport, TaskJournal  # noqa: E402
+from bgtasks.persistence.codec import crc  # noqa: E402
+from bgtasks.persistence.schema import CRC_COLUMNS  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -137,11 +138,16 @@ def test_a_row_edited_outside_bgtasks_is_quarantined_and_the_others_restore(make
         journal.manager.start_processing()
         assert [report.handles[u].result(10) for u in (a, c)] == [["a"], ["c"]]
         assert jf.calls == [("record", ("a",)), ("record", ("c",))]
-        rows = journal._db.execute("SELECT reason, jid, args FROM quarantine").fetchall()
-        assert rows == [(report.quarantined[2], 2, '["B"]')]
         assert journal.restore() == RestoreReport()
     finally:
         journal.close()
+    # the damaged row is kept in the file's quarantine table
+    db = sqlite3.connect(path)
+    try:
+        rows = db.execute("SELECT reason, jid, args FROM quarantine").fetchall()
+    finally:
+        db.close()
+    assert rows == [(report.quarantined[2], 2, '["B"]')]
 
 
 def test_rows_with_bad_values_are_quarantined_before_anything_runs(make_manager, tmp_path):
@@ -154,12 +160,12 @@ def test_rows_with_bad_values_are_quarantined_before_anything_runs(make_manager,
         5: ("function", "CAST(x'ff' AS TEXT)", "not UTF-8 text in function"),
     }
     db = sqlite3.connect(path)
-    db.create_function("bgtasks_crc", -1, persistence._crc, deterministic=True)
+    db.create_function("bgtasks_crc", -1, crc, deterministic=True)
     for jid, (column, value, _) in bad.items():
         db.execute(f"UPDATE tasks SET {column}={value} WHERE jid={jid}")
         if jid != 5:  # a valid checksum: the values themselves are checked
             db.execute(
-                f"UPDATE tasks SET crc=bgtasks_crc({', '.join(persistence._CRC_COLUMNS)}) WHERE jid={jid}"
+                f"UPDATE tasks SET crc=bgtasks_crc({', '.join(CRC_COLUMNS)}) WHERE jid={jid}"
             )
     db.commit()
     db.close()

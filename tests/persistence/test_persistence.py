@@ -15,7 +15,6 @@ from pathlib import Path
 import _persist_funcs as f
 import pytest
 
-import bgtasks.persistence as persistence
 from bgtasks import TaskCancelled
 from bgtasks.persistence import (
     JournalError,
@@ -23,6 +22,8 @@ from bgtasks.persistence import (
     TaskJournal,
     default_journal_path,
 )
+from bgtasks.persistence.codec import crc
+from bgtasks.persistence.schema import CRC_COLUMNS
 
 CHILD = Path(__file__).with_name("_persist_child.py")
 JSON_KINDS = "None, bool, int, float, str, list, dict with str keys"
@@ -397,9 +398,9 @@ def test_restore_skips_tasks_whose_upstream_failed_or_whose_function_is_gone(
 
     a, b, c, a_jid = previous_run(make_manager, path, build)
     db = sqlite3.connect(path)
-    db.create_function("bgtasks_crc", -1, persistence._crc, deterministic=True)
+    db.create_function("bgtasks_crc", -1, crc, deterministic=True)
     db.execute("UPDATE tasks SET function='_persist_funcs:gone' WHERE uid=?", (c,))
-    db.execute(f"UPDATE tasks SET crc=bgtasks_crc({', '.join(persistence._CRC_COLUMNS)})")
+    db.execute(f"UPDATE tasks SET crc=bgtasks_crc({', '.join(CRC_COLUMNS)})")
     db.commit()
     db.close()
     journal = open_journal(path=path)
