@@ -35,6 +35,7 @@ from ..core._context import current_task
 from ..core._errors import BgTasksError
 from ..core._handle import TaskHandle
 from ..core._validate import check_count, check_priority
+from ..qt._home_thread import DiesAtHome
 from ._view_tracker import ViewTracker
 
 #: Priority of the rows in a viewport: above any ordinary request.  Each
@@ -108,7 +109,7 @@ class _Request:
         self.evictable = evictable  # asked for by a view: cancelled when scrolled far away
 
 
-class ThumbnailLoader(QObject):
+class ThumbnailLoader(DiesAtHome, QObject):
     """Decodes thumbnails in a manager's workers, delivers pixmaps on the UI thread.
 
     Signals (on the loader's thread):
@@ -134,6 +135,7 @@ class ThumbnailLoader(QObject):
         keep_screens: float = 2.0,
     ) -> None:
         super().__init__(parent)
+        self._remember_home()  # destroyed on this thread, whoever drops it last
         size = QSize(128, 128) if size is None else QSize(size)
         if size.width() < 1 or size.height() < 1:
             raise ValueError(f"size must be at least 1x1, got {size.width()}x{size.height()}")

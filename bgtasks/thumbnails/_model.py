@@ -24,10 +24,11 @@ from PySide6.QtCore import (
 )
 
 from ..core._validate import check_count
+from ..qt._home_thread import DiesAtHome
 from ._loader import ThumbnailLoader
 
 
-class ThumbnailModel(QAbstractListModel):
+class ThumbnailModel(DiesAtHome, QAbstractListModel):
     """A list model over image paths whose ``DecorationRole`` is the thumbnail.
 
     ``DisplayRole`` is the file name, ``ToolTipRole`` the path (or the error),
@@ -51,6 +52,7 @@ class ThumbnailModel(QAbstractListModel):
         size_hint_margin: int = 4,
     ) -> None:
         super().__init__(parent)
+        self._remember_home()  # destroyed on this thread, whoever drops it last
         check_count("size_hint_margin", size_hint_margin)
         self._loader = loader
         self._path_role = int(path_role)

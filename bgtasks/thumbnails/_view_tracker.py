@@ -23,6 +23,8 @@ import shiboken6
 from PySide6.QtCore import QEvent, QObject, QRect, QTimer
 from PySide6.QtWidgets import QAbstractItemView
 
+from ..qt._home_thread import DiesAtHome
+
 #: ``changed(visible, keep, request)``: the paths visible (in row order), the
 #: paths near enough to keep, and False while the view is flung (cancel only).
 ViewportChanged = Callable[[list[str], set[str], bool], None]
@@ -30,7 +32,7 @@ ViewportChanged = Callable[[list[str], set[str], bool], None]
 _MODEL_SIGNALS = ("modelReset", "rowsInserted", "rowsRemoved", "rowsMoved", "layoutChanged")
 
 
-class ViewTracker(QObject):
+class ViewTracker(DiesAtHome, QObject):
     """Follows one view and reports its visible and nearby paths.  UI thread only.
 
     Made by :meth:`ThumbnailLoader.attach_view
@@ -53,6 +55,7 @@ class ViewTracker(QObject):
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
+        self._remember_home()  # destroyed on this thread, whoever drops it last
         self._keep_screens = keep_screens
         self._changed = changed
         self._view: QAbstractItemView | None = view

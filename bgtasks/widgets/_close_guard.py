@@ -10,6 +10,7 @@ from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import QMessageBox, QProgressDialog, QWidget
 
 from ..core._state import TaskInfo, TaskState
+from ..qt._home_thread import DiesAtHome
 from ..qt._manager import BackgroundTaskManager
 from ._shutdown import manager_is_shut_down
 
@@ -60,7 +61,7 @@ def ask_with_message_box(window: QWidget, tasks: Sequence[TaskInfo]) -> CloseCho
     return CloseChoice.STAY
 
 
-class CloseGuard(QObject):
+class CloseGuard(DiesAtHome, QObject):
     """Guards ``window``'s close against losing live background tasks.
 
     Installed as an event filter on ``window`` (and parented to it unless
@@ -107,6 +108,7 @@ class CloseGuard(QObject):
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent if parent is not None else window)
+        self._remember_home()  # destroyed on this thread, whoever drops it last
         self._window = window
         self._manager = manager
         self._ignored_groups: set[Hashable] = set()

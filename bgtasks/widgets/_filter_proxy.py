@@ -13,6 +13,7 @@ from PySide6.QtCore import (
 )
 
 from ..core._state import TaskState
+from ..qt._home_thread import DiesAtHome
 from ._columns import group_label
 from ._model import TaskModel
 
@@ -20,7 +21,7 @@ from ._model import TaskModel
 ANY_GROUP: Any = object()
 
 
-class TaskFilterProxy(QSortFilterProxyModel):
+class TaskFilterProxy(DiesAtHome, QSortFilterProxyModel):
     """Filters a :class:`TaskModel` by group, state and text.
 
     The text matches, case-insensitively, a task's name, group, message or
@@ -30,6 +31,7 @@ class TaskFilterProxy(QSortFilterProxyModel):
 
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
+        self._remember_home()  # destroyed on this thread, whoever drops it last
         self._group: Any = ANY_GROUP
         self._state: TaskState | None = None
         self._text = ""

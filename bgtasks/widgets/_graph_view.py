@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..core._state import TaskInfo, TaskState
+from ..qt._home_thread import DiesAtHome
 from ..qt._manager import BackgroundTaskManager
 from ._graph_layout import NODE_HEIGHT, NODE_WIDTH, GraphLayout, lay_out
 from ._shutdown import SHUTDOWN_POLL_INTERVAL, WATCH_INTERVAL, manager_is_shut_down
@@ -194,7 +195,7 @@ class TaskEdgeItem(QGraphicsPathItem):
         painter.drawPath(self._head)
 
 
-class TaskGraphView(QGraphicsView):
+class TaskGraphView(DiesAtHome, QGraphicsView):
     """The manager's tasks as a graph: a node per registered task, an arrow
     from each upstream task to its downstream task, laid out in columns by
     layer (longest path from a root), ordered by uid within a column.
@@ -220,6 +221,7 @@ class TaskGraphView(QGraphicsView):
 
     def __init__(self, manager: BackgroundTaskManager, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self._remember_home()  # destroyed on this thread, whoever drops it last
         self._manager = manager
         self._scene = QGraphicsScene(self)
         self.setScene(self._scene)

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..core._state import TaskState
+from ..qt._home_thread import DiesAtHome
 from ..qt._manager import BackgroundTaskManager
 from ._shutdown import manager_is_shut_down
 
@@ -29,7 +30,7 @@ SHUT_DOWN_TEXT = "Shut down"
 SHUT_DOWN_TIP = "The task manager has shut down"
 
 
-class TaskStatusIndicator(QWidget):
+class TaskStatusIndicator(DiesAtHome, QWidget):
     """Overall progress bar and a count label (``"3 running · 12 queued"``) for a status bar.
 
     * **Counts**: *running* counts RUNNING and CANCELLING tasks, *queued*
@@ -66,6 +67,7 @@ class TaskStatusIndicator(QWidget):
 
     def __init__(self, manager: BackgroundTaskManager, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self._remember_home()  # destroyed on this thread, whoever drops it last
         self._manager = manager
         self._monitor: QWidget | None = None
         self._batch: set[int] = set()  # live (or just added) tasks of the batch

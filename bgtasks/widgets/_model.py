@@ -38,6 +38,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
+from ..qt._home_thread import DiesAtHome
 from ..qt._manager import BackgroundTaskManager
 from ._columns import ELAPSED
 from ._pending import PendingChanges, PendingUids
@@ -46,7 +47,7 @@ from ._row_model import RowModel
 from ._shutdown import SHUTDOWN_POLL_INTERVAL, WATCH_INTERVAL, manager_is_shut_down
 
 
-class TaskModel(RowModel):
+class TaskModel(DiesAtHome, RowModel):
     """Tasks of one :class:`~bgtasks.BackgroundTaskManager` as rows.
 
     Columns: name, group, state, progress, message, elapsed time, error
@@ -73,6 +74,7 @@ class TaskModel(RowModel):
         self, manager: BackgroundTaskManager, parent: QObject | None = None, grouped: bool = False
     ) -> None:
         super().__init__(parent, grouped)
+        self._remember_home()  # destroyed on this thread, whoever drops it last
         self._manager = manager
         #: Milliseconds between two passes.
         self.refresh_interval = 50

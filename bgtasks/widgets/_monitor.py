@@ -12,6 +12,7 @@ from PySide6.QtGui import QGuiApplication, QKeySequence, QShortcut
 from PySide6.QtWidgets import QHBoxLayout, QSplitter, QTreeView, QVBoxLayout, QWidget
 
 from ..core._state import TaskState
+from ..qt._home_thread import DiesAtHome
 from ..qt._manager import BackgroundTaskManager
 from ._columns import group_label
 from ._filter_proxy import TaskFilterProxy
@@ -53,7 +54,7 @@ def summary_text(counts: dict[TaskState, int], shut_down: bool = False) -> str:
     return " · ".join(parts) if parts else "No tasks"
 
 
-class TaskMonitor(QWidget):
+class TaskMonitor(DiesAtHome, QWidget):
     """Live table of a manager's tasks with filters, actions and an error panel.
 
     * Filters: group (``Alt+G``), state (``Alt+S``) and text (``Alt+F``).
@@ -82,6 +83,7 @@ class TaskMonitor(QWidget):
     ) -> None:
         """Show ``manager``'s tasks; with ``grouped`` as a tree, a row per group."""
         super().__init__(parent)
+        self._remember_home()  # destroyed on this thread, whoever drops it last
         self._manager = manager
         self.setAccessibleName("Task monitor")
         self.model = TaskModel(manager, self, grouped=grouped)
@@ -140,9 +142,10 @@ class TaskMonitor(QWidget):
 
     def _wire(self) -> None:
         self.group_combo.currentIndexChanged.connect(self._group_chosen)
-        self.state_combo.currentIndexChanged.connect(
-            lambda _: self.proxy.set_state(self.state_combo.currentData())
-        )
+        # Bound methods, never a lambda over self: a C++ connection holds a
+        # lambda where the garbage collector cannot see it, so the monitor
+        # could never be freed.
+        self.state_combo.currentIndexChanged.connect(self._state_chosen)
         self.text_edit.textChanged.connect(self.proxy.set_text)
         self.cancel_button.clicked.connect(self.cancel_selected)
         self.retry_button.clicked.connect(self.retry_selected)
@@ -237,6 +240,9 @@ class TaskMonitor(QWidget):
 
     def _group_chosen(self, _: int) -> None:
         self.proxy.set_group(self.group_combo.currentData())
+
+    def _state_chosen(self, _: int) -> None:
+        self.proxy.set_state(self.state_combo.currentData())
 
     def _refresh(self) -> None:
         shut_down = self.model.is_shut_down()
