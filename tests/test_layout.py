@@ -41,3 +41,40 @@ def test_the_core_loads_no_qt():
     proc = run(sys.executable, "-c", code)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+# -- sizes (issue 12): no module over 600 lines, no class over 400, no function
+# body over 60 lines.  Measured with ast, so comments and docstrings inside a
+# body count like code (they are read like code).
+
+MODULE_LINES = 600
+CLASS_LINES = 400
+FUNCTION_BODY_LINES = 60
+
+
+def _oversized() -> list[str]:
+    import ast
+
+    found = []
+    for path in sorted((ROOT / "bgtasks").rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        name = path.relative_to(ROOT).as_posix()
+        lines = text.count("\n")
+        if lines > MODULE_LINES:
+            found.append(f"{name}: {lines} lines (module limit {MODULE_LINES})")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.ClassDef):
+                size = node.end_lineno - node.lineno + 1
+                if size > CLASS_LINES:
+                    found.append(f"{name}: class {node.name} {size} lines (limit {CLASS_LINES})")
+            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                body = node.end_lineno - node.body[0].lineno + 1
+                if body > FUNCTION_BODY_LINES:
+                    found.append(
+                        f"{name}: {node.name}() body {body} lines (limit {FUNCTION_BODY_LINES})"
+                    )
+    return found
+
+
+def test_no_module_class_or_function_is_oversized():
+    assert _oversized() == []
