@@ -234,11 +234,10 @@ from bgtasks import BackgroundTaskManager  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory):
+def reference(tmp_path_factory, qapp):
     """(bytes of a closed journal, its records): finished, failed, queued and chained tasks."""
-    from PySide6.QtCore import QCoreApplication
-
-    QCoreApplication.instance() or QCoreApplication([])
+    # qapp (pytest-qt, session-wide): a bare QCoreApplication made here would
+    # make every later qtbot test error when this module runs first.
     path = tmp_path_factory.mktemp("ref") / "j.sqlite3"
     manager = BackgroundTaskManager(max_threads=1)
     journal = TaskJournal(manager, path)
