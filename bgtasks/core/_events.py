@@ -7,7 +7,7 @@ them in batches (``Scheduler.take_events``) and turns them into signals.
 from __future__ import annotations
 
 TASK_COMPLETED = 0  # (kind, task, result)
-TASK_FAILED = 1  # (kind, task, message, traceback)
+TASK_FAILED = 1  # (kind, task, message, traceback, the handles it resolved or None)
 GROUP_FINISHED = 2  # (kind, group)
 TASK_CANCELLED = 3  # (kind, task)
 TASK_STARTED = 4  # (kind, task)

@@ -188,7 +188,9 @@ class Transitions(SchedulerFields):
             t.error = err
             t.message = message
             t.traceback = tb
-            self._end(t, FAILED, (TASK_FAILED, t, message, tb))
+            # the handles this failure resolves ride along: delivery tells whether
+            # anyone observes the failure (qt/_delivery.py, never silent)
+            self._end(t, FAILED, (TASK_FAILED, t, message, tb, t.handles))
             if t.handles:
                 self._resolve_handles(t)
             children, t.downstream = t.downstream, ()
