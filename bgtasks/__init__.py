@@ -47,7 +47,7 @@ __all__ = [
     "UpstreamFailed",
     "current_task",
 ]
-__version__ = "0.1.0"
+from ._version import __version__ as __version__  # noqa: E402
 
 
 def __getattr__(name: str) -> Any:
