@@ -40,7 +40,7 @@ from typing import Any
 
 from PySide6.QtCore import QProcess, QProcessEnvironment
 
-from .core._context import TaskContext, current_task
+from .core._context import TaskContextProtocol, current_task
 from .core._errors import BgTasksError, TaskCancelled
 from .core._validate import check_bool, check_seconds
 
@@ -179,7 +179,7 @@ class Job:
         self._idle = threading.Event()  # set while no run is in progress
         self._idle.set()
         self._process: QProcess | None = None
-        self._context: TaskContext | None = None
+        self._context: TaskContextProtocol | None = None
         self._reset()
 
     def __repr__(self) -> str:

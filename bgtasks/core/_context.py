@@ -198,7 +198,7 @@ def current_task() -> TaskContextProtocol:
     """
     running = current()
     if running is None:
-        remote = remote_context() if remote_context is not None else None
+        remote: TaskContextProtocol | None = remote_context() if remote_context is not None else None
         if remote is not None:
             return remote
         raise RuntimeError("current_task() was called outside a running task")
