@@ -16,19 +16,23 @@ if TYPE_CHECKING:
     from .core._handle import TaskHandle
     from .core._state import IllegalTransition, TaskInfo, TaskState
     from .executors._contract import Executor
+    from .qt._futures import ManagerExecutor
     from .qt._manager import BackgroundTaskManager
+    from .qt._options import TaskSubmitter
 
 _WHERE = {
     "BackgroundTaskManager": ".qt._manager",
     "BgTasksError": ".core._errors",
     "Executor": ".executors._contract",
     "IllegalTransition": ".core._state",
+    "ManagerExecutor": ".qt._futures",
     "TaskCancelled": ".core._errors",
     "TaskContext": ".core._context",
     "TaskContextProtocol": ".core._context",
     "TaskHandle": ".core._handle",
     "TaskInfo": ".core._state",
     "TaskState": ".core._state",
+    "TaskSubmitter": ".qt._options",
     "UpstreamFailed": ".core._errors",
     "current_task": ".core._context",
 }
@@ -38,12 +42,14 @@ __all__ = [
     "BgTasksError",
     "Executor",
     "IllegalTransition",
+    "ManagerExecutor",
     "TaskCancelled",
     "TaskContext",
     "TaskContextProtocol",
     "TaskHandle",
     "TaskInfo",
     "TaskState",
+    "TaskSubmitter",
     "UpstreamFailed",
     "current_task",
 ]

@@ -7,6 +7,11 @@ a zero-timer, so paint and input events interleave with a flood of results.
 While workers run, the manager's thread beats the GIL gate (see
 ``bgtasks/core/_gil_gate.py``).  Owners (QObjects whose destruction cancels
 their tasks) and the handles' done-callbacks live here too.
+
+Never silent: a failure that no ``task_failed`` slot, done-callback or handle
+observes is logged at ERROR on the ``bgtasks`` logger, with its traceback:
+at delivery if the task has no live handle, else by the handles
+(``FailureReport``) once the last of them is dropped unconsulted.
 """
 
 from __future__ import annotations
@@ -34,7 +39,8 @@ from ..core import (
     TASK_STATUS,
     Scheduler,
 )
-from ..core._handle import TaskHandle
+from ..core._errors import UpstreamFailed
+from ..core._handle import _WATCH_LOCK, FailureReport, TaskHandle
 
 if TYPE_CHECKING:
     from PySide6.QtCore import SignalInstance
@@ -97,6 +103,8 @@ class Delivery:
         self._owners: dict[int, set[int]] = {}  # id(owner) -> uids
         self._owner_of: dict[int, int] = {}  # uid -> id(owner)
         self._receivers: dict[int, int] = {}  # optional event kind -> connections
+        # (from the meta-object: QMetaMethod.fromSignal(self.task_failed) would keep self alive)
+        self._failed_signal = _signal_method(self, "task_failed")
 
     def _stop_delivery(self) -> None:
         """shut_down(): nothing more is delivered."""
@@ -265,6 +273,8 @@ class Delivery:
             return
         elif kind == TASK_FAILED:
             self.task_failed.emit(task.uid, task.group, event[2], event[3])
+            if not self.isSignalConnected(self._failed_signal):  # type: ignore[attr-defined]
+                _report_unheard(event)
         elif kind == TASK_CANCELLED:
             self.task_cancelled.emit(task.uid, task.group)
         elif kind == TASK_REMOVED:
@@ -295,6 +305,36 @@ class Delivery:
             if callbacks:
                 for handle, fn in callbacks:
                     _call_logged(fn, handle)
+
+
+def _signal_method(obj: QObject, name: str) -> QMetaMethod:
+    meta = obj.metaObject()
+    for i in range(meta.methodCount()):
+        method = meta.method(i)
+        if method.methodType() == QMetaMethod.MethodType.Signal and method.name() == name:
+            return method
+    raise LookupError(f"{type(obj).__name__} has no signal {name!r}")
+
+
+def _report_unheard(event: tuple[Any, ...]) -> None:
+    """A failure no slot heard: log it now, or leave it to its handles."""
+    task = event[1]
+    if isinstance(task.error, UpstreamFailed):
+        return  # it did not run: the failure upstream is the one to report
+    handles: list[TaskHandle[Any]] | None = event[4]
+    if handles:
+        with _WATCH_LOCK:
+            if any(h._watch is True for h in handles):
+                return  # result()/exception()/a done-callback has seen it
+            # logged when the last handle is dropped, unless one is consulted first
+            report = FailureReport(task.uid, task.name, event[2], event[3])
+            for h in handles:
+                h._watch = report
+        return
+    log.error(
+        "task %s (%s) failed, and no task_failed slot, done-callback or handle observed it: %s\n%s",
+        task.uid, task.name, event[2], event[3].rstrip("\n"),
+    )  # fmt: skip
 
 
 def _call_logged(fn: Callable[..., Any], *args: Any) -> None:

@@ -31,6 +31,7 @@ from PySide6.QtCore import (
     QCoreApplication,
     QEvent,
     QObject,
+    QTimer,
     Signal,
 )
 
@@ -44,6 +45,7 @@ from ..core import (
 from . import _pool
 from ._delivery import WAKE, Delivery
 from ._executors import Executors
+from ._futures import ManagerExecutor
 from ._home_thread import DiesAtHome
 from ._qt_types import create_loaded_qt_types
 from ._registry import Registry
@@ -61,6 +63,10 @@ if sys.version_info < (3, 12) and PySide6.__version__.startswith("6.12.0"):
 
 log = logging.getLogger("bgtasks")
 
+
+#: Seconds after the first task is added to a manager never started before it warns.
+NEVER_STARTED_AFTER = 1.0
+_START_HINT = "call start_processing(), or pass start_processing=True"
 
 #: Managers not yet shut down, for the interpreter-exit hook.
 _LIVE_MANAGERS: weakref.WeakSet[BackgroundTaskManager] = weakref.WeakSet()
@@ -161,8 +167,13 @@ class BackgroundTaskManager(DiesAtHome, Submission, Delivery, Executors, Registr
         if app is not None:
             app.aboutToQuit.connect(self.shut_down)
         _LIVE_MANAGERS.add(self)
+        self._started = bool(start_processing)
         if start_processing:
             scheduler.start()
+        else:
+            # the first add warns later if the manager is still not started
+            # (an instance attribute over the class's _add: no cost after it)
+            self._add = _FirstAdd(me)
 
     # ------------------------------------------------------------------ seed API
 
@@ -211,6 +222,8 @@ class BackgroundTaskManager(DiesAtHome, Submission, Delivery, Executors, Registr
     def start_processing(self) -> None:
         """Start (or resume) dispatching queued tasks.  Manager's thread."""
         create_loaded_qt_types()  # modules imported since the manager was made
+        self._started = True
+        self.__dict__.pop("_add", None)
         self._scheduler.start()
 
     def pause_processing(self) -> None:
@@ -263,6 +276,13 @@ class BackgroundTaskManager(DiesAtHome, Submission, Delivery, Executors, Registr
             return
         self._shut_down = True
         deadline = perf_counter() + timeout
+        if not self._started:
+            waiting = self._scheduler.counts()["live"]
+            if waiting:
+                log.warning(
+                    "shut down with %s that never ran: the BackgroundTaskManager was never "
+                    "started (%s)", _tasks(waiting), _START_HINT,
+                )  # fmt: skip
         self._scheduler.close()
         self._stop_delivery()
         self._scheduler.gate.stop()
@@ -277,6 +297,44 @@ class BackgroundTaskManager(DiesAtHome, Submission, Delivery, Executors, Registr
 
     # ------------------------------------------------------------------ futures API
 
+    def executor(self) -> ManagerExecutor:
+        """A ``concurrent.futures.Executor`` that submits to this manager.  Any thread.
+
+        For code written against the standard interface, e.g.
+        ``loop.run_in_executor(manager.executor(), fn, *args)``.  Its
+        ``submit(fn, /, *args, **kwargs)`` is :meth:`submit`: it returns a
+        :class:`TaskHandle`, a ``concurrent.futures.Future``.  Its
+        ``shutdown()`` ends only that view (it accepts no more work, and
+        cancels or waits for its own tasks), never the manager.
+
+        Returns:
+            A new view; each has its own ``shutdown``.
+        """
+        return ManagerExecutor(self)
+
+    def _warn_if_never_started(self) -> None:
+        # manager's thread, NEVER_STARTED_AFTER after the first add
+        if self._started or self._shut_down:
+            return
+        waiting = self._scheduler.counts()["live"]
+        if waiting:
+            verb = "is" if waiting == 1 else "are"
+            log.warning(
+                "%s %s waiting on a BackgroundTaskManager that was never started: %s",
+                _tasks(waiting), verb, _START_HINT,
+            )  # fmt: skip
+
+    def _arm_never_started(self) -> None:
+        # manager's thread: the timer belongs to it
+        me = weakref.ref(self)
+
+        def check() -> None:
+            manager = me()
+            if manager is not None:
+                manager._warn_if_never_started()
+
+        QTimer.singleShot(round(NEVER_STARTED_AFTER * 1000), self, check)
+
     def _before_home_delete(self) -> None:
         # Dropped on a foreign thread and deleted now on this one: stop the
         # workers' wake-ups before the C++ object goes (DiesAtHome).
@@ -288,6 +346,29 @@ class BackgroundTaskManager(DiesAtHome, Submission, Delivery, Executors, Registr
         return self._shut_down
 
     # ------------------------------------------------------------------ internals
+
+
+class _FirstAdd:
+    """The manager's ``_add`` until the first task is added to a manager that
+    was not started: it arms the never-started warning and steps aside."""
+
+    __slots__ = ("manager",)
+
+    def __init__(self, manager: weakref.ref[BackgroundTaskManager]) -> None:
+        self.manager = manager
+
+    def __call__(self, *args: Any) -> int:
+        manager = self.manager()
+        assert manager is not None  # it is calling us
+        manager.__dict__.pop("_add", None)
+        uid = type(manager)._add(manager, *args)
+        if not manager._started:
+            manager._call_soon(manager._arm_never_started)  # posted from other threads
+        return uid
+
+
+def _tasks(n: int) -> str:
+    return f"{n} task" if n == 1 else f"{n} tasks"
 
 
 def _on_destroyed(scheduler: Scheduler, pool: Any, *_: object) -> None:
