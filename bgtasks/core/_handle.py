@@ -289,7 +289,11 @@ class TaskHandle(concurrent.futures.Future[T]):
         self._consulted()
         if self._task_state is TaskState.COMPLETED:
             return self._result  # type: ignore[no-any-return]
-        raise self._exception  # type: ignore[misc]
+        try:
+            raise self._exception  # type: ignore[misc]
+        finally:
+            # the traceback holds this frame: no cycle through the handle
+            self = None  # type: ignore[assignment]  # noqa: PLW0642
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
         """Block until the task ends and return its exception.  Any thread.
