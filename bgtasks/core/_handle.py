@@ -64,7 +64,9 @@ class HandleOwner(Protocol):
         may be what it waits for)."""
         ...
 
-    def add_handle_callback(self, handle: TaskHandle[Any], fn: Callable[[TaskHandle[Any]], Any]) -> None:
+    def add_handle_callback(
+        self, handle: TaskHandle[Any], fn: Callable[[TaskHandle[Any]], Any]
+    ) -> None:
         """Call ``fn(handle)`` on the owner's thread once ``handle`` is done
         (soon, if it already is); exceptions from ``fn`` are logged."""
         ...
@@ -315,7 +317,7 @@ class TaskHandle(concurrent.futures.Future[T]):
             raise error
         return error
 
-    def add_done_callback(self, fn: Callable[[TaskHandle[T]], object]) -> None:  # type: ignore[override]
+    def add_done_callback(self, fn: Callable[[TaskHandle[T]], object]) -> None:
         """Call ``fn(handle)`` once the task has ended.  Any thread may call this.
 
         ``fn`` runs on the manager's thread, after the task's end signal

@@ -47,6 +47,10 @@ if TYPE_CHECKING:
 
     from ..core._gil_gate import GilGate
 
+    _Base = QObject  # a mixin of a QObject: type-check it as one
+else:
+    _Base = object
+
 log = logging.getLogger("bgtasks")
 
 WAKE = QEvent.Type(QEvent.registerEventType())
@@ -63,7 +67,7 @@ _OPTIONAL_SIGNALS = {
 }
 
 
-class Delivery:
+class Delivery(_Base):
     """The manager's delivery side (a mixin of BackgroundTaskManager, on its thread)."""
 
     # Set by BackgroundTaskManager.__init__ (see _init_delivery).
@@ -84,7 +88,9 @@ class Delivery:
     def _init_delivery(self) -> None:
         assert isinstance(self, QObject)
         self._pending: deque[tuple[Any, ...]] = deque()  # taken from the scheduler, not yet emitted
-        self._callbacks: dict[int, list[tuple[TaskHandle, Callable[[TaskHandle], Any]]]] = {}
+        self._callbacks: dict[
+            int, list[tuple[TaskHandle[Any], Callable[[TaskHandle[Any]], Any]]]
+        ] = {}
         self._callbacks_lock = threading.Lock()
         self._resume = QTimer(self)  # the drain continues after other timers had their turn
         self._resume.setSingleShot(True)
@@ -119,7 +125,7 @@ class Delivery:
         with self._callbacks_lock:
             uids = self._owners.get(key)
             first = uids is None
-            if first:
+            if uids is None:
                 uids = self._owners[key] = set()
             uids.add(uid)
             self._owner_of[uid] = key
@@ -153,7 +159,9 @@ class Delivery:
         Any thread."""
         self._scheduler.gate.blocking()
 
-    def add_handle_callback(self, handle: TaskHandle, fn: Callable[[TaskHandle], Any]) -> None:
+    def add_handle_callback(
+        self, handle: TaskHandle[Any], fn: Callable[[TaskHandle[Any]], Any]
+    ) -> None:
         """For ``TaskHandle.add_done_callback()``: call ``fn(handle)`` on the
         manager's thread once ``handle`` is done (soon, if it already is).
         Any thread."""
@@ -273,7 +281,7 @@ class Delivery:
             return
         elif kind == TASK_FAILED:
             self.task_failed.emit(task.uid, task.group, event[2], event[3])
-            if not self.isSignalConnected(self._failed_signal):  # type: ignore[attr-defined]
+            if not self.isSignalConnected(self._failed_signal):
                 _report_unheard(event)
         elif kind == TASK_CANCELLED:
             self.task_cancelled.emit(task.uid, task.group)

@@ -173,7 +173,7 @@ class BackgroundTaskManager(DiesAtHome, Submission, Delivery, Executors, Registr
         else:
             # the first add warns later if the manager is still not started
             # (an instance attribute over the class's _add: no cost after it)
-            self._add = _FirstAdd(me)
+            self.__dict__["_add"] = _FirstAdd(me)
 
     # ------------------------------------------------------------------ seed API
 

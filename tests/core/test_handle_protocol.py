@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import concurrent.futures
 import inspect
 import threading
 from typing import Any
@@ -193,3 +194,38 @@ def test_await_settles_through_the_owners_callback():
 
 async def _await(handle: TaskHandle) -> Any:
     return await handle
+
+
+def test_concurrent_futures_wait_wakes_when_the_worker_resolves_the_handle():
+    # No delivery at all: the worker's resolution (under the scheduler's lock)
+    # wakes the waiter that concurrent.futures.wait installed, and the owner
+    # heard of the block before it began.
+    rig = Rig()
+    handle = rig.submit(lambda: "resolved")
+    other = rig.submit(lambda: "second")
+    assert isinstance(handle, concurrent.futures.Future)
+    done, not_done = concurrent.futures.wait([handle], timeout=0.01)
+    assert done == set() and not_done == {handle}
+    assert rig.owner.calls.count("handle_will_block") == 1
+    worker = threading.Thread(target=rig.run)
+    worker.start()
+    try:
+        done, not_done = concurrent.futures.wait([handle, other], timeout=10)
+        assert done == {handle, other} and not not_done
+    finally:
+        worker.join()
+    assert [h.result() for h in concurrent.futures.as_completed([handle, other])] in (
+        ["resolved", "second"],
+        ["second", "resolved"],
+    )
+    assert rig.owner.callbacks == [] and "add_handle_callback" not in rig.owner.calls
+
+
+def test_a_handle_makes_its_condition_only_when_someone_blocks():
+    rig = Rig()
+    handle = rig.submit(lambda: 1)
+    assert handle._cond is None and handle._wlist is None
+    rig.run()
+    assert handle.result() == 1  # ended already: nothing to block on
+    assert handle._cond is None and handle._wlist is None
+    assert not hasattr(handle, "__dict__") or not handle.__dict__

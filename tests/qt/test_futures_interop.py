@@ -14,7 +14,7 @@ import typing
 import pytest
 from PySide6.QtCore import QThread
 
-from bgtasks import BackgroundTaskManager, ManagerExecutor, TaskCancelled, TaskHandle, current_task
+from bgtasks import ManagerExecutor, TaskCancelled, TaskHandle, current_task
 
 
 def test_a_handle_is_a_generic_future(make_manager):

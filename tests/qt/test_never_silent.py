@@ -98,21 +98,21 @@ def test_consulting_a_handle_observes_the_failure(qtbot, make_manager, caplog, w
     uid = m.add_task(boom, group="g")
     h = m.handle(uid)
 
-    def consult() -> None:
+    def consult(handle) -> None:
         if how == "result":
             with pytest.raises(ZeroDivisionError):
-                h.result(timeout=10)
+                handle.result(timeout=10)
         else:
-            assert isinstance(h.exception(timeout=10), ZeroDivisionError)
+            assert isinstance(handle.exception(timeout=10), ZeroDivisionError)
 
     if when == "before delivery":
         m.start_processing()
-        consult()  # the manager's thread: nothing delivered yet
+        consult(h)  # the manager's thread: nothing delivered yet
         later_delivery(qtbot, m)
     else:
         run_and_deliver(qtbot, m)
         assert errors(caplog) == []  # a live handle: it is the handle's to report
-        consult()
+        consult(h)
     del h
     gc.collect()
     later_delivery(qtbot, m)
@@ -197,7 +197,9 @@ def soon(monkeypatch):
 
 def warnings_of(caplog) -> list[str]:
     return [
-        r.getMessage() for r in caplog.records if r.name == "bgtasks" and r.levelno == logging.WARNING
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "bgtasks" and r.levelno == logging.WARNING
     ]
 
 
@@ -208,7 +210,9 @@ def test_tasks_added_from_another_thread_to_a_manager_never_started_warn_once(
     adder = threading.Thread(target=lambda: [m.add_task(int) for _ in range(3)])
     adder.start()
     adder.join()
-    expected = f"3 tasks are waiting on a BackgroundTaskManager that was never started: {START_HINT}"
+    expected = (
+        f"3 tasks are waiting on a BackgroundTaskManager that was never started: {START_HINT}"
+    )
     qtbot.waitUntil(lambda: warnings_of(caplog) == [expected], timeout=10000)
     m.add_task(int)
     qtbot.wait(soon * 10)  # no second warning, however long it waits
