@@ -24,11 +24,6 @@ BLOCK = re.compile(r"^```python\n(.*?)^```\s*$", re.M | re.S)
 #: matching a pattern below waits for that feature.  Delete the entry when it lands.
 WAITS_FOR: list[tuple[str, str]] = [
     (r"\.options\(", "manager.options()"),
-    (r"\.executor\(\)", "manager.executor()"),
-    (
-        r"concurrent\.futures\.(wait|as_completed)|wrap_future",
-        "TaskHandle as a concurrent.futures.Future",
-    ),
 ]
 
 
