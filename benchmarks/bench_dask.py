@@ -73,7 +73,7 @@ def through_manager(n: int, executor: str | DaskExecutor | None) -> float:
         manager.task_failed.connect(lambda uid, g, message, tb: (failed.append(tb), waiter.done()))
         start = perf_counter()
         for i in range(n):
-            manager.submit(trivial, i, executor=executor)
+            manager.options(executor=executor).submit(trivial, i)
         waiter.wait(120)
         elapsed = perf_counter() - start
         if failed or sorted(results) != list(range(n)):

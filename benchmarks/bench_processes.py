@@ -148,7 +148,7 @@ def wait_status(manager: BackgroundTaskManager, uid: int) -> int:
 def run_batch(manager: BackgroundTaskManager, executor: Any, fn: Any, args: list[Any]) -> float:
     """Submit ``fn(a)`` for every a at once; seconds until every result is in (checked)."""
     start = perf_counter()
-    handles = [manager.submit(fn, a, executor=executor) for a in args]
+    handles = [manager.options(executor=executor).submit(fn, a) for a in args]
     results = [h.result(timeout=TIMEOUT_S) for h in handles]
     took = perf_counter() - start
     expected = [fn(a) for a in args] if fn is trivial else None
@@ -197,7 +197,7 @@ def measure_cancel(n: int) -> dict[str, Any]:
     try:
         ex = ProcessExecutor(1)
         for _ in range(n):
-            h = m.submit(spin_forever, executor=ex)
+            h = m.options(executor=ex).submit(spin_forever)
             pid = wait_status(m, h.uid)
             start = perf_counter()
             h.cancel()
@@ -209,7 +209,7 @@ def measure_cancel(n: int) -> dict[str, Any]:
             expect_cancelled(h)
             ended.append(perf_counter() - start)
         for _ in range(max(n // 4, 3)):
-            h = m.submit(sleep_cooperatively, executor=ex)
+            h = m.options(executor=ex).submit(sleep_cooperatively)
             pid = wait_status(m, h.uid)
             start = perf_counter()
             h.cancel()
@@ -219,7 +219,7 @@ def measure_cancel(n: int) -> dict[str, Any]:
                 raise AssertionError("a cooperative task lost its worker")
         ex2 = ProcessExecutor(1, grace=0.2)
         for _ in range(3):
-            h = m.submit(spin_forever, True, executor=ex2)
+            h = m.options(executor=ex2).submit(spin_forever, True)
             pid = wait_status(m, h.uid)
             start = perf_counter()
             h.cancel()

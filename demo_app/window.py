@@ -558,15 +558,11 @@ class DemoWindow(QMainWindow):
         group = self._samples_group = self.manager.next_group_id()
         for first in range(0, N_SAMPLES, BATCH):
             stop = min(first + BATCH, N_SAMPLES)
-            handle = self.manager.submit(
-                generate_samples,
-                self._tmpdir.name,
-                first,
-                stop,
+            handle = self.manager.options(
                 priority=SAMPLES_PRIORITY,
                 group=group,
                 name=f"generate samples {first}-{stop - 1}",
-            )
+            ).submit(generate_samples, self._tmpdir.name, first, stop)
             self._sample_uids.add(handle.uid)
         self.thumbnails_label.setText(
             f"Generating {N_SAMPLES} sample images in {self._tmpdir.name} …"

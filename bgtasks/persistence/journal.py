@@ -8,10 +8,11 @@ life are :class:`~.session.JournalSession` (typed against
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
-from collections.abc import Callable, Hashable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from .codec import RECORD_COLUMNS, check_group, check_priority, decode_record, to_json
 from .records import JournalRecord, RestoreReport
@@ -30,6 +31,9 @@ from .store import insert_task, quarantine_rows
 
 if TYPE_CHECKING:
     from ..core._handle import TaskHandle
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 class TaskJournal(JournalSession):
@@ -82,38 +86,71 @@ class TaskJournal(JournalSession):
 
     # ------------------------------------------------------------------ submitting
 
-    def submit(
-        self,
-        fn: Callable[..., Any],
-        /,
-        *args: Any,
-        priority: float | None = None,
-        group: Hashable = None,
-        upstream_task_ids: Sequence[int] | None = None,
-        name: str | None = None,
-        enduring: bool = False,
-        store_result: bool = False,
-        **kwargs: Any,
-    ) -> TaskHandle:
+    def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> TaskHandle[T]:
         """Queue ``fn(*args, **kwargs)`` on the manager as a persistent task.
 
+        Every keyword argument goes to ``fn``, whatever its name; bind task
+        options first with :meth:`options`:
+        ``journal.options(priority=5, enduring=True).submit(fn, *args, **kwargs)``.
         The journal has committed the task's "submitted" row when this
-        returns.  ``fn`` must be registered with :func:`persistable`
-        (``TypeError`` otherwise; nothing is recorded nor run) and ``args``/``kwargs``
-        JSON data; ``group`` None, a str or an int; ``upstream_task_ids``
-        uids of persistent tasks this journal submitted in this run
-        (``ValueError`` otherwise).  ``enduring`` tasks survive :meth:`reset`.
-        ``store_result`` keeps the result in the journal (if it is JSON data);
-        non-empty dict results are always kept, since they are merged into
-        downstream tasks' kwargs, restored ones included.
+        returns.  Any thread may call this, a running task included; the
+        handle's callbacks and the task's signals arrive on the manager's thread.
 
-        Any thread may call this.  Returns the manager's :class:`TaskHandle`.
+        Args:
+            fn: A function registered with :func:`persistable` (positional-only).
+            *args: JSON data, the positional arguments of ``fn``.
+            **kwargs: JSON data, the keyword arguments of ``fn``.
+
+        Returns:
+            The manager's :class:`~bgtasks.TaskHandle` of the task.
+
+        Raises:
+            TypeError: ``fn`` is not registered, or the arguments are not JSON
+                data; nothing is recorded nor run.
+            RuntimeError: the journal holds tasks of a previous run not yet
+                restored or discarded, it is closed, or the manager is shut down.
         """
+        return self._submit_with(_DEFAULT_OPTIONS, fn, args, kwargs)
+
+    def options(self, **task_options: Any) -> JournalSubmitter:
+        """Bind journal task options: ``journal.options(group="g").submit(fn, *args, **kwargs)``.
+
+        Checked here, once; the :class:`JournalSubmitter` returned is immutable,
+        may be reused from any thread, and its ``options(**more)`` merges more
+        options in (later wins).  Any thread may call this.  The options:
+
+        * ``priority``: a number or None; ``group``: None, a str or an int;
+          ``name``: a str or None (as the manager's options).
+        * ``upstream_task_ids``: uids of persistent tasks this journal
+          submitted in this run (checked at ``submit``: ``ValueError`` otherwise).
+        * ``enduring``: the task survives :meth:`reset`.
+        * ``store_result``: keep the result in the journal (if it is JSON
+          data); non-empty dict results are always kept, since they are
+          merged into downstream tasks' kwargs, restored ones included.
+
+        Returns:
+            A :class:`JournalSubmitter` bound to this journal and these options.
+
+        Raises:
+            TypeError: a name that is not an option (the message lists them)
+                or a value the journal cannot hold (the message names it).
+        """
+        return JournalSubmitter(self, _DEFAULT_OPTIONS.merged(task_options))
+
+    def _submit_with(
+        self,
+        options: JournalOptions,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> TaskHandle[Any]:
+        """Journal and queue ``fn(*args, **kwargs)`` with ``options`` (already checked)."""
         function = function_name(fn)
         args_text = to_json("the arguments", list(args))
         kwargs_text = to_json("the keyword arguments", kwargs)
-        _check_options(priority, group, name, enduring, store_result)
-        upstream = list(upstream_task_ids or ())
+        priority, group, name = options.priority, options.group, options.name
+        enduring, store_result = options.enduring, options.store_result
+        upstream = list(options.upstream_task_ids or ())
         with self._lock:
             jids = self._check_submittable(upstream)
             # The row is committed before the manager knows the task: a refused
@@ -375,12 +412,86 @@ class TaskJournal(JournalSession):
         return len(ended)
 
 
-def _check_options(priority: Any, group: Any, name: Any, enduring: Any, store_result: Any) -> None:
-    """``TypeError`` for a task option the journal cannot hold."""
-    check_priority(priority)
-    check_group(group)
-    if name is not None and not isinstance(name, str):
-        raise TypeError(f"name must be a string, got {name!r}")
-    for flag, value in (("enduring", enduring), ("store_result", store_result)):
-        if not isinstance(value, bool):
-            raise TypeError(f"{flag} must be True or False, got {value!r}")
+@dataclasses.dataclass(frozen=True)
+class JournalOptions:
+    """The options of one persistent task (see :meth:`TaskJournal.options`)."""
+
+    priority: float | None = None
+    group: str | int | None = None
+    upstream_task_ids: tuple[int, ...] | None = None
+    name: str | None = None
+    enduring: bool = False
+    store_result: bool = False
+
+    def merged(self, more: Mapping[str, Any]) -> JournalOptions:
+        """These options with ``more`` replacing them, checked: ``TypeError`` for a bad one."""
+        unknown = sorted(set(more) - _OPTION_NAMES)
+        if unknown:
+            raise TypeError(
+                f"unknown journal task option {unknown[0]!r}; the options are "
+                + ", ".join(sorted(_OPTION_NAMES))
+            )
+        if not more:
+            return self
+        options = dataclasses.replace(self, **more)
+        check_priority(options.priority)
+        check_group(options.group)
+        if options.name is not None and not isinstance(options.name, str):
+            raise TypeError(f"name must be a string, got {options.name!r}")
+        for flag in ("enduring", "store_result"):
+            value = getattr(options, flag)
+            if not isinstance(value, bool):
+                raise TypeError(f"{flag} must be True or False, got {value!r}")
+        upstream = options.upstream_task_ids
+        if upstream is not None:
+            if isinstance(upstream, (str, bytes, Mapping)) or not isinstance(upstream, Iterable):
+                raise TypeError(f"upstream_task_ids must be a list of task ids, got {upstream!r}")
+            options = dataclasses.replace(options, upstream_task_ids=tuple(upstream))
+        return options
+
+
+class JournalSubmitter:
+    """A journal with task options bound: ``journal.options(...).submit(fn, *args, **kwargs)``.
+
+    Made by :meth:`TaskJournal.options`; immutable, so it can be kept and
+    shared between threads.  Any thread may call its methods.
+    """
+
+    __slots__ = ("_journal", "_options")
+
+    _journal: TaskJournal
+    _options: JournalOptions
+
+    def __init__(self, journal: TaskJournal, options: JournalOptions) -> None:
+        object.__setattr__(self, "_journal", journal)
+        object.__setattr__(self, "_options", options)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"JournalSubmitter is immutable: cannot set {name!r}")
+
+    @property
+    def task_options(self) -> JournalOptions:
+        """The bound options (checked)."""
+        return self._options
+
+    def options(self, **task_options: Any) -> JournalSubmitter:
+        """A new submitter with ``task_options`` merged in (later wins); as
+        :meth:`TaskJournal.options`.  Any thread."""
+        return JournalSubmitter(self._journal, self._options.merged(task_options))
+
+    def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> TaskHandle[T]:
+        """Queue ``fn(*args, **kwargs)`` with the bound options; as
+        :meth:`TaskJournal.submit` (every keyword goes to ``fn``).  Any thread."""
+        return self._journal._submit_with(self._options, fn, args, kwargs)
+
+    def __repr__(self) -> str:
+        bound = ", ".join(
+            f"{field.name}={getattr(self._options, field.name)!r}"
+            for field in dataclasses.fields(self._options)
+            if getattr(self._options, field.name) != field.default
+        )
+        return f"<JournalSubmitter of {self._journal!r}: {bound or 'default options'}>"
+
+
+_OPTION_NAMES = frozenset(field.name for field in dataclasses.fields(JournalOptions))
+_DEFAULT_OPTIONS = JournalOptions()

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 
 from ..core._context import current_task
 from ..core._errors import TaskCancelled
-from ..core._state import TaskState
 from .codec import RECORD_COLUMNS, decode_record, to_json
 from .paths import default_journal_path
 from .protocol import JournalManager
@@ -46,8 +45,8 @@ class _Call:
         args: Sequence[Any],
         kwargs: Mapping[str, Any],
     ) -> None:
-        # The call's own arguments travel here, not as submit() keywords, where
-        # a name such as "key" or "retries" would be taken as a task option.
+        # The call's own arguments travel here: the keywords the manager
+        # passes to the call are the merged dict results of upstream tasks.
         self.journal = journal
         self.jid = jid
         self.fn = fn
@@ -189,8 +188,10 @@ class JournalSession:
             return
         if handle.cancelled():
             self._mark_ended(jid, CANCELLED)
-        elif handle._state is TaskState.FAILED:
-            self._mark_ended(jid, FAILED, error=str(handle._error))
+            return
+        error = handle.exception(timeout=0)  # done: does not wait
+        if error is not None:
+            self._mark_ended(jid, FAILED, error=str(error))
         else:
             self._mark_ended(jid, FINISHED)
 
@@ -232,13 +233,12 @@ class JournalSession:
     ) -> TaskHandle:
         # After the row's commit; the caller holds the lock, so the worker's
         # "started" write waits until the uid is recorded.
-        handle = self.manager.submit(
-            _Call(self, jid, fn, args, kwargs),
+        handle = self.manager.options(
             priority=priority,
             group=group,
             upstream_task_ids=upstream or None,
             name=name or getattr(fn, "__name__", None),
-        )
+        ).submit(_Call(self, jid, fn, args, kwargs))
         self._uid_to_jid[handle.uid] = jid
         self._live[jid] = handle.uid
         if store_result:

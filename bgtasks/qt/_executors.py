@@ -84,7 +84,7 @@ class Executors:
                 self._executors.setdefault(f"<{id(which)}>", which)
             return which
         if not isinstance(which, str):
-            raise TypeError(f"executor must be a name or a bgtasks.Executor, got {which!r}")
+            raise not_an_executor(which)
         if self._shut_down:
             raise RuntimeError("the manager is shut down; it accepts no new tasks")
         with self._executor_lock:
@@ -107,6 +107,16 @@ def _default_executor(name: str) -> Executor:
         from ..executors.dask import DaskExecutor
 
         return DaskExecutor()  # ImportError saying what to install without the dask extra
-    raise ValueError(
+    raise unknown_executor(name)
+
+
+def not_an_executor(which: object) -> TypeError:
+    """The error for an ``executor`` option that is neither a name nor an Executor."""
+    return TypeError(f"executor must be a name or a bgtasks.Executor, got {which!r}")
+
+
+def unknown_executor(name: str) -> ValueError:
+    """The error for an executor name that is not built in nor given to set_executor."""
+    return ValueError(
         f"unknown executor {name!r}: use 'thread', 'process', 'dask' or a name given to set_executor"
     )

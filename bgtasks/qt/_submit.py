@@ -1,4 +1,5 @@
-"""Submitting work: ``submit``, handles, the journal hook, and the one path every add takes.
+"""Submitting work: ``submit``, ``options``, handles, the journal hook, and the one
+path every add takes.
 
 A mixin of :class:`bgtasks.BackgroundTaskManager`: it reads the manager's
 ``_scheduler``, its executor registry (``_remote_call``, ``_mark_used``), its owners
@@ -8,49 +9,82 @@ A mixin of :class:`bgtasks.BackgroundTaskManager`: it reads the manager's
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Hashable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+import threading
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
 from PySide6.QtCore import QObject
 
 from ..core._handle import TaskHandle
-from ._options import TaskOptions
+from ..executors._contract import Executor
+from ._executors import not_an_executor, unknown_executor
+from ._options import DEFAULT_OPTIONS, TaskOptions, TaskSubmitter, checked
 
 if TYPE_CHECKING:
-    from ..executors._contract import Executor
+    from ..core import Scheduler
+    from ..core._handle import HandleOwner
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def _check_owner(owner: object) -> None:
+    if owner is not None and not isinstance(owner, QObject):
+        raise TypeError(f"owner must be a QObject, got {owner!r}")
 
 
 class Submission:
-    """``submit``, ``handle``, ``set_journal`` and ``_add``."""
+    """``submit``, ``options``, ``handle``, ``set_journal`` and ``_add``."""
 
-    def submit(
-        self,
-        fn: Callable[..., Any],
-        /,
-        *args: Any,
-        priority: float | None = None,
-        group: Hashable = None,
-        upstream_task_ids: Sequence[int] | None = None,
-        name: str | None = None,
-        key: Hashable = None,
-        retries: int = 0,
-        retry_on: type[BaseException] | tuple[type[BaseException], ...] = (Exception,),
-        backoff: float = 0.1,
-        timeout: float | None = None,
-        resources: Mapping[str, int] | None = None,
-        on_upstream_failure: str | None = None,
-        exclusive: bool = False,
-        owner: QObject | None = None,
-        executor: str | Executor | None = None,
-        persist: bool = False,
-        **kwargs: Any,
-    ) -> TaskHandle:
-        """Queue ``fn(*args, **kwargs)`` and return its :class:`TaskHandle`.  Any thread.
+    if TYPE_CHECKING:  # what the mixin reads of BackgroundTaskManager
+        _scheduler: Scheduler
+        _executor_lock: threading.Lock
+        _executors: dict[str, Executor]
+        _journal: Any
 
-        The keyword names below are task options (as with Dask's ``submit``),
-        not arguments for ``fn``; to pass one of them to ``fn``, use
-        ``functools.partial`` or ``add_task``.  The options apply to
-        ``add_task`` and ``add_pass_through_task`` too.
+        def _remote_call(
+            self,
+            fn: Callable[..., Any],
+            args: tuple[Any, ...],
+            kwargs: dict[str, Any],
+            executor: str | Executor,
+            resources: Mapping[str, int] | None,
+        ) -> tuple[Callable[..., Any], Executor, Mapping[str, int] | None]: ...
+        def _mark_used(self, name: str) -> None: ...
+        def _own(self, owner: QObject, uid: int) -> None: ...
+
+    def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> TaskHandle[T]:
+        """Queue ``fn(*args, **kwargs)`` and return its :class:`~bgtasks.TaskHandle`.
+
+        Every keyword argument goes to ``fn``, whatever its name
+        (``submit(fn, timeout=3)`` calls ``fn(timeout=3)``).  To give the task
+        options (priority, group, retries, a timeout...), bind them first:
+        ``manager.options(priority=5, retries=2).submit(fn, *args, **kwargs)``.
+
+        Any thread may call this, a running task included.  The task's signals
+        arrive on the manager's thread, as do callbacks added to the handle.
+
+        Args:
+            fn: The callable to run (positional-only).
+            *args: Positional arguments for ``fn``.
+            **kwargs: Keyword arguments for ``fn``.
+
+        Returns:
+            The task's handle, a ``concurrent.futures.Future`` of ``fn``'s result.
+
+        Raises:
+            TypeError: ``fn`` is not callable.
+            RuntimeError: the manager is shut down.
+        """
+        return self._submit_with(DEFAULT_OPTIONS, fn, args, kwargs)
+
+    def options(self, **task_options: Any) -> TaskSubmitter:
+        """Bind task options: ``manager.options(priority=5).submit(fn, *args, **kwargs)``.
+
+        The options are checked here, once; the returned :class:`TaskSubmitter`
+        is immutable and may be kept and reused from any thread.  Its
+        ``options(**more)`` returns a new one with ``more`` merged in (later wins).
+        Any thread may call this.  The options (see :class:`TaskOptions`):
 
         * ``priority``, ``group``, ``upstream_task_ids``: as in ``add_task``.
         * ``name``: shown in ``info`` and graphs (default: the function's name).
@@ -77,42 +111,86 @@ class Submission:
           ``"dask"`` (:class:`bgtasks.executors.dask.DaskExecutor`), another name
           given to :meth:`set_executor`, or an :class:`Executor`.  Everything
           else (signals, dependencies, cancel, handles) stays the same; the
-          executor refuses at this call what it cannot run (``TypeError``).
+          executor refuses at ``submit`` what it cannot run (``TypeError``).
         * ``persist``: journal the task in the :class:`bgtasks.persistence.TaskJournal`
           given to :meth:`set_journal`, so it survives a crash or a restart
-          (``journal.submit`` has more options: ``enduring``, ``store_result``).
+          (``journal.options`` has more: ``enduring``, ``store_result``).
           Only ``priority``, ``group``, ``upstream_task_ids`` and ``name`` are
           journaled; other options are refused with ``persist=True``.
+
+        ``add_task`` and ``add_pass_through_task`` take the same options as
+        keywords (but ``persist``; ``priority``, ``group`` and
+        ``upstream_task_ids`` are their parameters).
+
+        Returns:
+            A :class:`TaskSubmitter` bound to this manager and these options.
+
+        Raises:
+            TypeError: a name that is not a task option (the message lists
+                them), or a value of the wrong type (``priority="x"``, an
+                unhashable ``group`` or ``key``, an ``owner`` that is not a
+                QObject...); the message names the value.
+            ValueError: a value out of range (``retries=-1``, ``timeout=0``,
+                an unknown executor name...); the message names the value.
         """
+        return self._submitter(DEFAULT_OPTIONS.merged(task_options))
+
+    # ------------------------------------------------------------------ internals
+
+    def _submitter(self, options: TaskOptions) -> TaskSubmitter:
+        return TaskSubmitter(self, self._checked(options))
+
+    def _checked(self, options: TaskOptions) -> TaskOptions:
+        return checked(options, self._scheduler.make_options, _check_owner, self._check_executor)
+
+    def _check_executor(self, which: object) -> None:
+        """Refuse an ``executor`` option that can name no executor (ValueError, TypeError)."""
+        if which is None or isinstance(which, Executor):
+            return
+        if not isinstance(which, str):
+            raise not_an_executor(which)
+        if which in ("thread", "process", "dask"):
+            return
+        with self._executor_lock:
+            known = which in self._executors
+        if not known:
+            raise unknown_executor(which)
+
+    def _submit_with(
+        self,
+        options: TaskOptions,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> TaskHandle[Any]:
+        """Queue ``fn(*args, **kwargs)`` with ``options`` (already checked)."""
         if not callable(fn):
             raise TypeError(f"fn must be callable, got {fn!r}")
-        options = TaskOptions(
-            name=name, key=key, retries=retries, retry_on=retry_on, backoff=backoff,
-            timeout=timeout, resources=resources, on_upstream_failure=on_upstream_failure,
-            exclusive=exclusive, owner=owner, executor=executor,
-        )  # fmt: skip
-        if persist:
-            return self._submit_persistent(
-                fn, args, kwargs, priority, group, upstream_task_ids, options
-            )
+        if options.persist:
+            return self._submit_persistent(fn, args, kwargs, options)
+        executor = options.executor
         if executor is not None and executor != "thread":
-            fn, options = self._route(fn, args, kwargs, options)
-        handle = TaskHandle(self)
+            fn, options = self._route(fn, args, kwargs, options, executor)
+        handle: TaskHandle[Any] = TaskHandle(cast("HandleOwner", self))
         handle.uid = self._add(
-            fn, priority, group, upstream_task_ids, args, kwargs, options, handle
-        )
+            fn, options.priority, options.group, options.upstream_task_ids, args, kwargs,
+            options, handle,
+        )  # fmt: skip
         if isinstance(executor, str) and executor != "thread":
             self._mark_used(executor)
         return handle
 
     def _route(
-        self, fn: Callable[..., Any], args: Any, kwargs: Any, options: TaskOptions
+        self,
+        fn: Callable[..., Any],
+        args: Any,
+        kwargs: Any,
+        options: TaskOptions,
+        executor: str | Executor,
     ) -> tuple[Callable[..., Any], TaskOptions]:
         """The call that runs ``fn`` on ``options.executor``, and its options."""
         name = options.name if options.name is not None else getattr(fn, "__name__", None)
-        call, _chosen, remote = self._remote_call(
-            fn, args, kwargs, options.executor, options.resources
-        )
+        call, _chosen, remote = self._remote_call(fn, args, kwargs, executor, options.resources)
         return call, dataclasses.replace(options, name=name, resources=remote)
 
     def _submit_persistent(
@@ -120,47 +198,46 @@ class Submission:
         fn: Callable[..., Any],
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
-        priority: float | None,
-        group: Hashable,
-        upstream_task_ids: Sequence[int] | None,
         options: TaskOptions,
-    ) -> TaskHandle:
+    ) -> TaskHandle[Any]:
         journal = self._journal
         if journal is None:
             raise RuntimeError("persist=True needs a journal: call set_journal(TaskJournal(...))")
-        refused = options.first_not_journaled()
-        if refused is not None:
-            raise TypeError(
-                f"option {refused!r} cannot be journaled: persist=True takes "
-                "priority, group, upstream_task_ids and name"
-            )
-        return journal.submit(  # type: ignore[no-any-return]
-            fn, *args, priority=priority, group=group,
-            upstream_task_ids=upstream_task_ids, name=options.name, **kwargs,
+        # options() refused every option a journal cannot record.
+        submitter = journal.options(
+            priority=options.priority, group=options.group,
+            upstream_task_ids=options.upstream_task_ids, name=options.name,
         )  # fmt: skip
+        return submitter.submit(fn, *args, **kwargs)  # type: ignore[no-any-return]
 
     def set_journal(self, journal: Any) -> None:
-        """Journal tasks submitted with ``persist=True`` in ``journal``, a
-        :class:`bgtasks.persistence.TaskJournal` of this manager.  Any thread."""
+        """Journal tasks submitted with ``options(persist=True)`` in ``journal``.  Any thread.
+
+        Args:
+            journal: A :class:`bgtasks.persistence.TaskJournal` of this manager.
+
+        Raises:
+            TypeError: ``journal`` is not a TaskJournal.
+            ValueError: it journals another manager's tasks.
+        """
         # Duck-typed: the Qt layer never imports the persistence layer above it.
-        if not callable(getattr(journal, "submit", None)) or not hasattr(journal, "manager"):
+        if not callable(getattr(journal, "options", None)) or not hasattr(journal, "manager"):
             raise TypeError(f"journal must be a bgtasks.persistence.TaskJournal, got {journal!r}")
         if journal.manager is not self:
             raise ValueError(f"{journal!r} journals another manager's tasks")
         self._journal = journal
 
-    def handle(self, uid: int) -> TaskHandle:
+    def handle(self, uid: int) -> TaskHandle[Any]:
         """A :class:`TaskHandle` for a task added with ``add_task``.  Any thread.
 
         Take it before the task ends to get its result: a completed task's
-        result is dropped once ``task_completed`` has delivered it.
+        result is dropped once ``task_completed`` has delivered it.  Callbacks
+        added to the handle run on the manager's thread.
         """
-        handle = TaskHandle(self)
+        handle: TaskHandle[Any] = TaskHandle(cast("HandleOwner", self))
         handle.uid = uid
         self._scheduler.add_handle(uid, handle)
         return handle
-
-    # ------------------------------------------------------------------ internals
 
     def _add(
         self,
@@ -171,17 +248,19 @@ class Submission:
         args: Any,
         kwargs: Any,
         options: TaskOptions | Mapping[str, Any] | None,
-        handle: TaskHandle | None = None,
+        handle: TaskHandle[Any] | None = None,
     ) -> int:
+        """Register a task (the one path of submit, add_task and add_pass_through_task)."""
         scheduler = self._scheduler
-        if not options:  # the common case: no task options
+        if not options or options is DEFAULT_OPTIONS:  # the common case: no task options
             return scheduler.add(fn, priority, group, upstream, args, kwargs, handle=handle)
-        if not isinstance(options, TaskOptions):
+        if not isinstance(options, TaskOptions):  # add_task's **options
             options = TaskOptions.of(options)
+        if options.scheduled is None:
+            options = self._checked(options)
+        opts = options.scheduled
+        assert opts is not None  # set by checked()
         owner = options.owner
-        if owner is not None and not isinstance(owner, QObject):
-            raise TypeError(f"owner must be a QObject, got {owner!r}")
-        opts = scheduler.make_options(**options.scheduler_options())
         uid = scheduler.add(
             fn, priority, group, upstream, args, kwargs, opts, options.name,
             bool(options.exclusive), handle,

@@ -230,11 +230,10 @@ class ThumbnailLoader(DiesAtHome, QObject):
 
     def _submit(self, path: str, priority: float) -> TaskHandle:
         w, h = self._size.width(), self._size.height()
-        handle = self._manager.submit(
-            _decode_task, path, w, h,
+        handle = self._manager.options(
             priority=priority, group=self.group, owner=self, name="thumbnail",
             key=("bgtasks.thumbnail", path, w, h),
-        )  # fmt: skip
+        ).submit(_decode_task, path, w, h)  # fmt: skip
         self._uid_path[handle.uid] = path
         return handle
 

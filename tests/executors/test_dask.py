@@ -111,7 +111,7 @@ def test_a_task_runs_on_a_dask_worker_and_signals_arrive_on_the_manager_thread(
 
     dask_manager.task_completed.connect(on_completed)
     with qtbot.waitSignal(dask_manager.task_completed, timeout=15000):
-        handle = dask_manager.submit(where_am_i, 21, group="g", executor="dask")
+        handle = dask_manager.options(group="g", executor="dask").submit(where_am_i, 21)
     address, thread_name, value = handle.result(timeout=0)
     assert address in cluster.workers.keys() | {w.address for w in cluster.workers.values()}
     assert thread_name != threading.main_thread().name
@@ -127,7 +127,7 @@ def scheduler_address():
 
 def test_the_default_executor_is_an_in_process_cluster_made_on_first_use(qtbot, make_manager):
     manager = make_manager(start_processing=True)
-    handle = manager.submit(scheduler_address, executor="dask")
+    handle = manager.options(executor="dask").submit(scheduler_address)
     assert handle.result(timeout=30).startswith("inproc://")
 
 
@@ -136,7 +136,9 @@ def test_shut_down_closes_the_cluster_the_executor_made(qtbot, make_manager):
     executor = DaskExecutor(threads_per_worker=1)
     manager.set_executor("dask", executor)
     assert executor.client is None  # nothing started before the first task
-    assert manager.submit(lambda a, b: a + b, 2, b=3, executor="dask").result(timeout=30) == 5
+    assert (
+        manager.options(executor="dask").submit(lambda a, b: a + b, 2, b=3).result(timeout=30) == 5
+    )
     client = executor.client
     assert client.status == "running"
     manager.shut_down(timeout=10)
@@ -152,8 +154,8 @@ def test_upstream_dict_results_arrive_merged_in_kwargs(qtbot, dask_manager):
         return f"{length} {unit}", distributed.get_worker() is not None
 
     first = dask_manager.submit(measure, "background")
-    second = dask_manager.submit(
-        describe, unit="chars", upstream_task_ids=[first.uid], executor="dask"
+    second = dask_manager.options(upstream_task_ids=[first.uid], executor="dask").submit(
+        describe, unit="chars"
     )
     assert second.result(timeout=15) == ("10 chars", True)
 
@@ -165,7 +167,7 @@ def once(x):
 
 
 def test_the_manager_key_shares_one_dask_run_among_requesters(qtbot, dask_manager):
-    handles = [dask_manager.submit(once, 1, key="k", executor="dask") for _ in range(3)]
+    handles = [dask_manager.options(key="k", executor="dask").submit(once, 1) for _ in range(3)]
     EVENTS["release"].set()
     wait_done(qtbot, handles)
     assert [h.result() for h in handles] == [2, 2, 2]
@@ -187,7 +189,7 @@ def test_an_error_keeps_its_type_message_and_traceback(qtbot, dask_manager):
     failed = []
     dask_manager.task_failed.connect(lambda uid, g, msg, tb: failed.append((uid, msg, tb)))
     with qtbot.waitSignal(dask_manager.task_failed, timeout=15000):
-        handle = dask_manager.submit(fails, 7, executor="dask")
+        handle = dask_manager.options(executor="dask").submit(fails, 7)
     error = handle.exception(timeout=0)
     assert type(error) is Oops and str(error) == "bad value 7"
     [(uid, message, tb)] = failed
@@ -205,18 +207,18 @@ def test_check_refuses_what_cannot_be_sent_to_dask_and_registers_nothing(dask_ma
         match=r"^executor='dask' cannot send the argument 1 <unlocked _thread\.lock object at "
         r"0x[0-9a-f]+> to Dask: TypeError: cannot pickle '_thread\.lock' object$",
     ):
-        dask_manager.submit(where_am_i, 1, lock, executor="dask")
+        dask_manager.options(executor="dask").submit(where_am_i, 1, lock)
     with pytest.raises(TypeError, match=r"^executor='dask' cannot send the keyword argument 'x' "):
-        dask_manager.submit(where_am_i, x=lock, executor="dask")
+        dask_manager.options(executor="dask").submit(where_am_i, x=lock)
 
     def holds_a_lock():
         return lock
 
     with pytest.raises(TypeError, match=r"^executor='dask' cannot send the function <function "):
-        dask_manager.submit(holds_a_lock, executor="dask")
+        dask_manager.options(executor="dask").submit(holds_a_lock)
     assert dask_manager.tasks() == []
     # A lambda is fine: cloudpickle sends it by value.
-    assert dask_manager.submit(lambda: "ok", executor="dask").result(timeout=15) == "ok"
+    assert dask_manager.options(executor="dask").submit(lambda: "ok").result(timeout=15) == "ok"
 
 
 # ----------------------------------------------------------------- cancellation
@@ -233,7 +235,7 @@ def stubborn():  # ignores the stop: only the Dask future's cancellation ends th
 def test_cancelling_a_running_task_cancels_its_dask_future(qtbot, dask_manager, cluster):
     cancelled = []
     dask_manager.task_cancelled.connect(lambda uid, g: cancelled.append(uid))
-    handle = dask_manager.submit(stubborn, executor="dask")
+    handle = dask_manager.options(executor="dask").submit(stubborn)
     assert EVENTS["started"].wait(15)
     [key] = [k for k in list(cluster.scheduler.tasks) if str(k).startswith("stubborn-")]
     with qtbot.waitSignal(dask_manager.task_cancelled, timeout=10000):
@@ -250,7 +252,7 @@ def test_cancelling_a_running_task_cancels_its_dask_future(qtbot, dask_manager, 
 def test_a_future_cancelled_on_the_dask_side_ends_the_task_cancelled(
     qtbot, dask_manager, client, cluster
 ):
-    handle = dask_manager.submit(blocker, executor="dask")
+    handle = dask_manager.options(executor="dask").submit(blocker)
     assert EVENTS["started"].wait(15)
     [key] = [k for k in list(cluster.scheduler.tasks) if str(k).startswith("blocker-")]
     with qtbot.waitSignal(dask_manager.task_cancelled, timeout=10000) as blocker_signal:
@@ -266,7 +268,7 @@ def sleeper():
 
 
 def test_a_cooperative_task_sleeping_on_dask_wakes_and_ends_cancelled(qtbot, dask_manager):
-    handle = dask_manager.submit(sleeper, executor="dask")
+    handle = dask_manager.options(executor="dask").submit(sleeper)
     assert EVENTS["started"].wait(15)
     with qtbot.waitSignal(dask_manager.task_cancelled, timeout=10000):
         dask_manager.stop_task(handle.uid)
@@ -280,7 +282,7 @@ def blocker():
 
 
 def test_a_timeout_stops_the_dask_task_and_fails_it_with_timeout_error(qtbot, dask_manager):
-    handle = dask_manager.submit(blocker, timeout=0.2, executor="dask")
+    handle = dask_manager.options(timeout=0.2, executor="dask").submit(blocker)
     wait_done(qtbot, [handle])
     EVENTS["release"].set()
     assert isinstance(handle.exception(timeout=0), TimeoutError)
@@ -300,7 +302,9 @@ def test_submit_passes_priority_a_unique_key_and_pure_false(
         return original(*args, **kwargs)
 
     monkeypatch.setattr(client, "submit", spy)
-    handles = [dask_manager.submit(where_am_i, 1, priority=7, executor="dask") for _ in range(2)]
+    handles = [
+        dask_manager.options(priority=7, executor="dask").submit(where_am_i, 1) for _ in range(2)
+    ]
     wait_done(qtbot, handles)
     assert [(c["priority"], c["fifo_timeout"], c["pure"]) for c in calls] == [(7, 0, False)] * 2
     assert calls[0]["key"] != calls[1]["key"]
@@ -334,10 +338,12 @@ def test_dask_runs_its_queue_in_the_managers_order(
     ):
         manager = make_manager(start_processing=True)
         manager.set_executor("dask", DaskExecutor(client=dask_client))
-        handles = [manager.submit(blocker, executor="dask")]
+        handles = [manager.options(executor="dask").submit(blocker)]
         assert EVENTS["started"].wait(15)
         for count, (value, priority) in enumerate((first, second), start=2):
-            handles.append(manager.submit(recorder, value, priority=priority, executor="dask"))
+            handles.append(
+                manager.options(priority=priority, executor="dask").submit(recorder, value)
+            )
             qtbot.waitUntil(lambda n=count: len(one_thread.scheduler.tasks) == n, timeout=10000)
         EVENTS["release"].set()
         wait_done(qtbot, handles)
@@ -359,7 +365,7 @@ def test_progress_and_status_reported_inside_dask_reach_the_manager(qtbot, dask_
     dask_manager.task_progress.connect(lambda uid, g, f, msg: log.append(("progress", f, msg)))
     dask_manager.task_completed.connect(lambda uid, g, r: log.append(("completed", r)))
 
-    handle = dask_manager.submit(work, executor="dask")
+    handle = dask_manager.options(executor="dask").submit(work)
     assert EVENTS["halfway"].wait(15)
     qtbot.waitUntil(lambda: ("progress", 0.5, "half") in log, timeout=10000)
     assert handle.info().status == "working"
@@ -401,20 +407,20 @@ def test_in_worker_processes_progress_errors_and_cancel_still_work(qtbot, make_m
     progress = []
     manager.task_progress.connect(lambda uid, g, f, msg: progress.append((uid, f, msg)))
 
-    done = manager.submit(remote_work, 5, executor="dask")
+    done = manager.options(executor="dask").submit(remote_work, 5)
     assert done.result(timeout=60) == (15, done.uid, False)
     assert executor.client.scheduler.address.startswith("tls://127.0.0.1:")
-    kind = manager.submit(_process_funcs.context_kind, executor="dask").result(timeout=60)
+    kind = manager.options(executor="dask").submit(_process_funcs.context_kind).result(timeout=60)
     assert kind == (True, "bgtasks.executors._dask_contexts.RemoteContext")
     qtbot.waitUntil(lambda: (done.uid, 1.0, "three quarters") in progress, timeout=10000)
     assert done.info().status == "remote"
 
-    failing = manager.submit(fails, 3, executor="dask")
+    failing = manager.options(executor="dask").submit(fails, 3)
     wait_done(qtbot, [failing], timeout=30000)
     assert type(failing.exception()) is Oops and str(failing.exception()) == "bad value 3"
 
     stopped = tmp_path / "stopped"
-    waiting = manager.submit(remote_wait_for_cancel, str(stopped), executor="dask")
+    waiting = manager.options(executor="dask").submit(remote_wait_for_cancel, str(stopped))
     qtbot.waitUntil(lambda: (waiting.uid, 0.5, "waiting") in progress, timeout=30000)
     waiting.cancel()
     wait_done(qtbot, [waiting])
@@ -478,7 +484,8 @@ def test_the_default_cluster_listens_on_loopback_only_and_has_no_dashboard(make_
     executor = DaskExecutor(threads_per_worker=1)
     manager.set_executor("dask", executor)
     assert (
-        manager.submit(scheduler_address, executor="dask")
+        manager.options(executor="dask")
+        .submit(scheduler_address)
         .result(timeout=30)
         .startswith("inproc://")
     )
@@ -494,7 +501,7 @@ def test_a_dashboard_is_served_when_asked_for(make_manager):
     manager = make_manager(start_processing=True)
     executor = DaskExecutor(threads_per_worker=1, dashboard_address="127.0.0.1:0")
     manager.set_executor("dask", executor)
-    manager.submit(scheduler_address, executor="dask").result(timeout=30)
+    manager.options(executor="dask").submit(scheduler_address).result(timeout=30)
     port = executor.client.scheduler_info()["services"]["dashboard"]
     # 200: the dashboard, or the page saying bokeh is needed for it
     assert http_status(f"127.0.0.1:{port}", "/status") == 200
@@ -524,7 +531,7 @@ def test_the_processes_cluster_uses_tls_on_loopback_and_refuses_strangers(make_m
     manager = make_manager(start_processing=True)
     executor = DaskExecutor(n_workers=1, threads_per_worker=1, processes=True)
     manager.set_executor("dask", executor)
-    pid = manager.submit(worker_pid, executor="dask").result(timeout=60)
+    pid = manager.options(executor="dask").submit(worker_pid).result(timeout=60)
     assert pid != os.getpid()
     address = executor.client.scheduler.address
     assert address.startswith("tls://127.0.0.1:")
@@ -553,7 +560,7 @@ def test_the_processes_cluster_uses_tls_on_loopback_and_refuses_strangers(make_m
     own = executor.client.security
     assert asyncio.run(ask_identity(address, own))["type"] == "Scheduler"
     # the executor's own client still works
-    assert manager.submit(worker_pid, executor="dask").result(timeout=60) == pid
+    assert manager.options(executor="dask").submit(worker_pid).result(timeout=60) == pid
 
 
 def test_processes_true_without_cryptography_says_what_to_install(monkeypatch):
@@ -580,7 +587,7 @@ def test_security_false_gives_a_plain_tcp_cluster_on_loopback(make_manager):
     manager = make_manager(start_processing=True)
     executor = DaskExecutor(n_workers=1, threads_per_worker=1, processes=True, security=False)
     manager.set_executor("dask", executor)
-    assert manager.submit(worker_pid, executor="dask").result(timeout=60) != os.getpid()
+    assert manager.options(executor="dask").submit(worker_pid).result(timeout=60) != os.getpid()
     assert executor.client.scheduler.address.startswith("tcp://127.0.0.1:")
 
 
@@ -655,7 +662,7 @@ def test_manager_shut_down_with_a_stubborn_dask_task_is_bounded(qtbot, make_mana
     manager = make_manager(start_processing=True)
     executor = DaskExecutor(threads_per_worker=1)
     manager.set_executor("dask", executor)
-    handle = manager.submit(blocker, executor="dask")  # never looks at its context
+    handle = manager.options(executor="dask").submit(blocker)  # never looks at its context
     assert EVENTS["started"].wait(15)
     manager.shut_down(timeout=1)  # returns although the Dask thread is still blocked
     assert handle.done()
@@ -683,7 +690,7 @@ def test_an_unreachable_scheduler_fails_the_task_with_os_error(qtbot, make_manag
     manager = make_manager(start_processing=True)
     executor = DaskExecutor("tcp://127.0.0.1:9", connect_timeout=0.5)
     manager.set_executor("dask", executor)
-    handle = manager.submit(where_am_i, 1, executor="dask")
+    handle = manager.options(executor="dask").submit(where_am_i, 1)
     wait_done(qtbot, [handle])
     error = handle.exception()
     assert isinstance(error, OSError)
@@ -694,7 +701,7 @@ def test_an_unreachable_scheduler_fails_the_task_with_os_error(qtbot, make_manag
 def test_a_functions_own_cancelled_error_fails_the_task(qtbot, dask_manager):
     import concurrent.futures
 
-    handle = dask_manager.submit(raises_cancelled_error, executor="dask")
+    handle = dask_manager.options(executor="dask").submit(raises_cancelled_error)
     wait_done(qtbot, [handle])
     assert dask_manager.task_state(handle.uid) is TaskState.FAILED
     assert type(handle.exception()) is concurrent.futures.CancelledError
@@ -711,7 +718,7 @@ def test_shut_down_does_not_wait_for_a_connect_that_hangs(qtbot, make_manager):
         manager = make_manager(start_processing=True)
         executor = DaskExecutor(f"tcp://127.0.0.1:{port}", connect_timeout=30)
         manager.set_executor("dask", executor)
-        handle = manager.submit(where_am_i, 1, executor="dask")
+        handle = manager.options(executor="dask").submit(where_am_i, 1)
         server.settimeout(10)
         conn, _ = server.accept()  # the task is connecting now
         closer = threading.Thread(target=manager.shut_down, kwargs={"timeout": 0.5})

@@ -49,7 +49,7 @@ def test_executor_gets_merged_kwargs_and_priority_in_a_worker_thread(qtbot, make
     ex = Recorder()
     m.set_executor("rec", ex)
     up = m.submit(dict, x=3)
-    down = m.submit(add, 10, executor="rec", priority=7, upstream_task_ids=[up.uid])
+    down = m.options(executor="rec", priority=7, upstream_task_ids=[up.uid]).submit(add, 10)
     assert down.result(timeout=10) == {"sum": 13}  # 10 + the upstream's x
     (fn, args, kwargs, uid, prio, thread), = ex.calls  # fmt: skip
     assert (fn, args, kwargs, uid, prio) == (add, (10,), {"x": 3}, down.uid, 7)
@@ -63,7 +63,7 @@ def test_a_refused_call_raises_at_submit_and_registers_nothing(make_manager):
     m.set_executor("rec", ex)
     before = m.state_counts()
     with pytest.raises(TypeError, match=r"^cannot run refused here: it is refused$"):
-        m.submit(refused, executor="rec")
+        m.options(executor="rec").submit(refused)
     assert m.state_counts() == before
     assert m.tasks() == []
 
@@ -71,9 +71,9 @@ def test_a_refused_call_raises_at_submit_and_registers_nothing(make_manager):
 def test_unknown_executor_names_and_bad_registrations_are_refused(make_manager):
     m = make_manager()
     with pytest.raises(ValueError, match=r"^unknown executor 'gpu': use 'thread', 'process', "):
-        m.submit(add, 1, executor="gpu")
+        m.options(executor="gpu").submit(add, 1)
     with pytest.raises(TypeError, match=r"^executor must be a name or a bgtasks.Executor, got 3$"):
-        m.submit(add, 1, executor=3)
+        m.options(executor=3).submit(add, 1)
     with pytest.raises(TypeError, match=r"^executor must be a bgtasks.Executor, got 'x'$"):
         m.set_executor("rec", "x")
     with pytest.raises(ValueError, match=r"^executor name must be a non-empty string other"):
@@ -81,14 +81,14 @@ def test_unknown_executor_names_and_bad_registrations_are_refused(make_manager):
     assert m.tasks() == []
     ex = Recorder()
     m.set_executor("rec", ex)
-    m.submit(add, 1, executor="rec")
+    m.options(executor="rec").submit(add, 1)
     with pytest.raises(ValueError, match=r"^executor 'rec' is already in use; set it before"):
         m.set_executor("rec", Recorder())
 
 
 def test_thread_is_the_default_executor(qtbot, make_manager):
     m = make_manager(start_processing=True)
-    assert m.submit(add, 1, 1, executor="thread").result(timeout=10) == {"sum": 2}
+    assert m.options(executor="thread").submit(add, 1, 1).result(timeout=10) == {"sum": 2}
 
 
 def test_slots_bound_how_many_of_an_executors_tasks_run_at_once(qtbot, make_manager):
@@ -109,7 +109,7 @@ def test_slots_bound_how_many_of_an_executors_tasks_run_at_once(qtbot, make_mana
             running.remove(i)
         return i
 
-    handles = [m.submit(held, i, executor="one") for i in range(3)]
+    handles = [m.options(executor="one").submit(held, i) for i in range(3)]
     free = m.submit(add, 5)  # a thread task is not held back by the executor's slots
     assert free.result(timeout=10) == {"sum": 5}
     qtbot.waitUntil(lambda: m.task_state(handles[0].uid) is TaskState.RUNNING)
@@ -122,7 +122,7 @@ def test_slots_bound_how_many_of_an_executors_tasks_run_at_once(qtbot, make_mana
 def test_an_executor_instance_can_be_passed_directly_and_is_shut_down_once(qtbot, make_manager):
     m = make_manager(start_processing=True)
     ex = Recorder()
-    assert m.submit(add, 2, executor=ex).result(timeout=10) == {"sum": 2}
+    assert m.options(executor=ex).submit(add, 2).result(timeout=10) == {"sum": 2}
     m.shut_down(timeout=2)
     m.shut_down(timeout=2)
     assert len(ex.shut) == 1 and 0 <= ex.shut[0] <= 2
@@ -137,7 +137,7 @@ def test_cancel_reaches_the_executor_through_the_context(qtbot, make_manager):
             started.set()
             context.sleep(60)  # a real backend polls its remote work and context.cancelled
 
-    h = m.submit(add, 1, executor=Waiting())
+    h = m.options(executor=Waiting()).submit(add, 1)
     assert started.wait(10)
     with qtbot.waitSignal(m.task_cancelled, timeout=10000):
         h.cancel()
@@ -158,7 +158,7 @@ def test_status_changes_are_signalled_once_per_new_value_on_the_manager_thread(q
             ctx.status = status
         return ctx.status
 
-    h = m.submit(publish, group="g")
+    h = m.options(group="g").submit(publish)
     with qtbot.waitSignal(m.task_completed, timeout=10000):
         pass
     assert h.result(timeout=1) == "b"
@@ -191,10 +191,10 @@ def test_a_refused_submit_does_not_claim_the_executor_name(make_manager):
     with pytest.raises(
         TypeError, match=r"^cannot run <lambda> in a worker process: it is a lambda"
     ):
-        m.submit(lambda: 1, executor="process")
+        m.options(executor="process").submit(lambda: 1)
     mine = Recorder()
     m.set_executor("process", mine)  # still free: the refused call used nothing
-    m.submit(add, 1, executor="process")
+    m.options(executor="process").submit(add, 1)
     assert [c[1] for c in mine.checked] == [(1,)]
 
 
@@ -233,7 +233,7 @@ def test_first_submits_from_two_threads_both_get_the_slot_limit(qtbot, make_mana
 
     def submit(i):
         try:
-            results.append(m.submit(add, i, executor="one"))
+            results.append(m.options(executor="one").submit(add, i))
         except Exception as exc:  # noqa: BLE001 - the test reports it
             errors.append(exc)
 

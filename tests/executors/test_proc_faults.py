@@ -75,7 +75,7 @@ def job_grandchild(qtbot, job: Job) -> int:
 @pytest.mark.parametrize("stubborn", [False, True], ids=["plain", "worker-ignores-sigterm"])
 def test_cancel_kills_the_grandchildren_of_a_process_task(qtbot, manager, stubborn):
     ex = ProcessExecutor(1, grace=0.3)
-    handle = manager.submit(f.start_grandchild_and_wait, stubborn, executor=ex)
+    handle = manager.options(executor=ex).submit(f.start_grandchild_and_wait, stubborn)
     worker, child = wait_status(qtbot, manager, handle.uid)
     try:
         with qtbot.waitSignal(manager.task_cancelled, timeout=20000):
@@ -83,7 +83,7 @@ def test_cancel_kills_the_grandchildren_of_a_process_task(qtbot, manager, stubbo
         assert manager.task_state(handle.uid) is TaskState.CANCELLED
         assert wait_dead(worker)
         assert wait_dead(child)
-        assert manager.submit(f.add, 1, 2, executor=ex).result(timeout=20) == 3
+        assert manager.options(executor=ex).submit(f.add, 1, 2).result(timeout=20) == 3
     finally:
         kill_if_alive(child)
 
@@ -92,7 +92,7 @@ def test_shut_down_kills_the_grandchildren_of_a_process_task(qtbot, make_manager
     manager = make_manager(start_processing=True)
     ex = ProcessExecutor(1, grace=0.3)
     manager.set_executor("process", ex)
-    handle = manager.submit(f.start_grandchild_and_wait, executor="process")
+    handle = manager.options(executor="process").submit(f.start_grandchild_and_wait)
     worker, child = wait_status(qtbot, manager, handle.uid)
     try:
         manager.shut_down(timeout=0.5)
@@ -105,7 +105,7 @@ def test_shut_down_kills_the_grandchildren_of_a_process_task(qtbot, make_manager
 
 def test_a_crashed_worker_takes_its_grandchildren_along(qtbot, manager):
     ex = ProcessExecutor(1)
-    handle = manager.submit(f.start_grandchild_and_crash, executor=ex)
+    handle = manager.options(executor=ex).submit(f.start_grandchild_and_crash)
     error = handle.exception(timeout=20)
     worker, child = manager.info(handle.uid).status
     try:
@@ -191,7 +191,7 @@ def test_a_parent_killed_by_sigkill_leaves_no_worker_or_grandchild(tmp_path):
 
 def test_sigkill_of_a_busy_worker_fails_its_task_and_the_next_task_runs(qtbot, manager):
     ex = ProcessExecutor(1)
-    handle = manager.submit(f.publish_pid_then_sleep, executor=ex)
+    handle = manager.options(executor=ex).submit(f.publish_pid_then_sleep)
     pid = wait_status(qtbot, manager, handle.uid)
     os.kill(pid, signal.SIGKILL)
     error = handle.exception(timeout=20)
@@ -200,33 +200,33 @@ def test_sigkill_of_a_busy_worker_fails_its_task_and_the_next_task_runs(qtbot, m
         f"worker process was killed by signal SIGKILL while running task {handle.uid} (pid {pid})"
     )
     assert manager.task_state(handle.uid) is TaskState.FAILED
-    after = manager.submit(f.pid, executor=ex).result(timeout=20)
+    after = manager.options(executor=ex).submit(f.pid).result(timeout=20)
     assert after != pid and ex.worker_pids() == [after]
 
 
 def test_a_null_pointer_read_fails_its_task_and_the_next_task_runs(qtbot, manager):
     ex = ProcessExecutor(1)
-    first = manager.submit(f.pid, executor=ex).result(timeout=20)
-    handle = manager.submit(f.null_pointer_read, executor=ex)
+    first = manager.options(executor=ex).submit(f.pid).result(timeout=20)
+    handle = manager.options(executor=ex).submit(f.null_pointer_read)
     error = handle.exception(timeout=20)
     assert type(error) is WorkerDied and error.exitcode == -signal.SIGSEGV
     assert str(error) == (
         f"worker process was killed by signal SIGSEGV while running task {handle.uid} (pid {first})"
     )
-    after = manager.submit(f.add, 2, 3, executor=ex).result(timeout=20)
+    after = manager.options(executor=ex).submit(f.add, 2, 3).result(timeout=20)
     assert after == 5 and first not in ex.worker_pids()
 
 
 def test_an_idle_worker_killed_from_outside_is_replaced_silently(qtbot, manager):
     ex = ProcessExecutor(1)
-    first = manager.submit(f.pid, executor=ex).result(timeout=20)
+    first = manager.options(executor=ex).submit(f.pid).result(timeout=20)
     os.kill(first, signal.SIGKILL)
     deadline = time.monotonic() + 10
     # waitable (all its threads ended), not reaped: the pool finds out at the next task
     while os.waitid(os.P_PID, first, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None:
         assert time.monotonic() < deadline
         time.sleep(0.01)
-    second = manager.submit(f.pid, executor=ex).result(timeout=20)
+    second = manager.options(executor=ex).submit(f.pid).result(timeout=20)
     assert second != first and ex.worker_pids() == [second]
 
 

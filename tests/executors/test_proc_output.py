@@ -101,7 +101,7 @@ def test_a_worker_writing_16_mib_without_newline_is_logged_in_1_mib_pieces(
     caplog.set_level(logging.INFO, logger="bgtasks.processes")
     manager = make_manager(start_processing=True)
     ex = ProcessExecutor(1)
-    handle = manager.submit(f.write_long_line, 16 << 20, executor=ex)
+    handle = manager.options(executor=ex).submit(f.write_long_line, 16 << 20)
     assert handle.result(timeout=60) == ex.worker_pids()[0]
     messages = [r.getMessage() for r in caplog.records if r.name == "bgtasks.processes"]
     tag = f"[task {handle.uid}] "

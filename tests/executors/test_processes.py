@@ -161,7 +161,7 @@ def test_idle_timeout_may_be_inf():
 
 def test_submit_refuses_a_lambda_at_the_call_and_registers_nothing(manager):
     with pytest.raises(TypeError, match=r"^cannot run <lambda> in a worker process"):
-        manager.submit(lambda: 1, executor=ProcessExecutor(1))
+        manager.options(executor=ProcessExecutor(1)).submit(lambda: 1)
     assert manager.tasks() == []
 
 
@@ -170,32 +170,32 @@ def test_submit_refuses_a_lambda_at_the_call_and_registers_nothing(manager):
 
 def test_process_task_runs_in_another_process_and_reuses_its_worker(qtbot, manager):
     ex = ProcessExecutor(1)
-    first = manager.submit(f.pid, executor=ex)
-    second = manager.submit(f.pid, executor=ex)
+    first = manager.options(executor=ex).submit(f.pid)
+    second = manager.options(executor=ex).submit(f.pid)
     a, b = first.result(timeout=20), second.result(timeout=20)
     assert a == b != os.getpid()
     assert ex.worker_pids() == [a]
     assert os.getpgid(a) == a  # its own process group: a terminal's Ctrl+C does not reach it
     assert ex.workers_started == 1
-    assert manager.submit(f.add, 2, b=3, executor=ex).result(timeout=20) == 5
+    assert manager.options(executor=ex).submit(f.add, 2, b=3).result(timeout=20) == 5
 
 
 def test_default_process_executor_is_used_by_name(qtbot, manager):
-    handle = manager.submit(f.add, 20, 22, executor="process")
+    handle = manager.options(executor="process").submit(f.add, 20, 22)
     assert handle.result(timeout=20) == 42
 
 
 def test_upstream_dict_is_merged_into_the_process_task_kwargs(qtbot, manager):
     ex = ProcessExecutor(1)
     up = manager.submit(dict, b=5)
-    down = manager.submit(f.add, 1, upstream_task_ids=[up.uid], executor=ex)
+    down = manager.options(upstream_task_ids=[up.uid], executor=ex).submit(f.add, 1)
     assert down.result(timeout=20) == 6
 
 
 def test_unpicklable_upstream_value_fails_the_task_naming_the_argument(qtbot, manager):
     ex = ProcessExecutor(1)
     up = manager.submit(dict, b=threading.Lock())
-    down = manager.submit(f.add, 1, upstream_task_ids=[up.uid], executor=ex)
+    down = manager.options(upstream_task_ids=[up.uid], executor=ex).submit(f.add, 1)
     error = down.exception(timeout=20)
     assert isinstance(error, TypeError)
     assert str(error).startswith("cannot send argument 'b' of add to a worker process: ")
@@ -204,7 +204,7 @@ def test_unpicklable_upstream_value_fails_the_task_naming_the_argument(qtbot, ma
 def test_remote_error_keeps_its_type_and_shows_the_remote_traceback(qtbot, manager):
     ex = ProcessExecutor(1)
     with qtbot.waitSignal(manager.task_failed, timeout=20000) as blocker:
-        handle = manager.submit(f.raise_value_error, "boom", group="g", executor=ex)
+        handle = manager.options(group="g", executor=ex).submit(f.raise_value_error, "boom")
     uid, group, message, tb = blocker.args
     assert (uid, group, message) == (handle.uid, "g", "boom")
     error = handle.exception(timeout=1)
@@ -215,12 +215,12 @@ def test_remote_error_keeps_its_type_and_shows_the_remote_traceback(qtbot, manag
     # The manager's traceback string shows the frames of the worker process.
     assert 'in raise_value_error\n    raise ValueError(text)\nValueError: boom\n"""' in tb
     assert "The above exception was the direct cause of the following exception" in tb
-    assert manager.submit(f.add, 1, 1, executor=ex).result(timeout=20) == 2  # worker kept
+    assert manager.options(executor=ex).submit(f.add, 1, 1).result(timeout=20) == 2  # worker kept
 
 
 def test_exception_that_cannot_be_rebuilt_arrives_as_a_substitute(qtbot, manager):
     ex = ProcessExecutor(1)
-    error = manager.submit(f.raise_unrebuildable, executor=ex).exception(timeout=20)
+    error = manager.options(executor=ex).submit(f.raise_unrebuildable).exception(timeout=20)
     assert type(error) is UnpicklableError
     assert error.type_name == "_process_funcs.NeedsTwo"
     assert error.repr == "NeedsTwo('left/right')"
@@ -233,7 +233,7 @@ def test_exception_that_cannot_be_rebuilt_arrives_as_a_substitute(qtbot, manager
 
 def test_exception_that_cannot_be_pickled_arrives_as_a_substitute(qtbot, manager):
     ex = ProcessExecutor(1)
-    error = manager.submit(f.raise_unpicklable, executor=ex).exception(timeout=20)
+    error = manager.options(executor=ex).submit(f.raise_unpicklable).exception(timeout=20)
     assert type(error) is UnpicklableError
     assert str(error) == (
         "HoldsLock('holds a lock') (a _process_funcs.HoldsLock that could not be sent back: "
@@ -244,7 +244,7 @@ def test_exception_that_cannot_be_pickled_arrives_as_a_substitute(qtbot, manager
 
 def test_result_that_cannot_be_pickled_fails_with_a_type_error(qtbot, manager):
     ex = ProcessExecutor(1)
-    error = manager.submit(f.return_unpicklable, executor=ex).exception(timeout=20)
+    error = manager.options(executor=ex).submit(f.return_unpicklable).exception(timeout=20)
     assert type(error) is TypeError
     assert str(error).startswith(
         "the result of return_unpicklable cannot be sent back from the worker process: "
@@ -257,8 +257,8 @@ def test_result_that_cannot_be_pickled_fails_with_a_type_error(qtbot, manager):
 
 def test_worker_exit_fails_the_task_naming_the_exit_code_and_is_replaced(qtbot, manager):
     ex = ProcessExecutor(1)
-    first = manager.submit(f.pid, executor=ex).result(timeout=20)
-    handle = manager.submit(f.exit_with, 3, executor=ex)
+    first = manager.options(executor=ex).submit(f.pid).result(timeout=20)
+    handle = manager.options(executor=ex).submit(f.exit_with, 3)
     error = handle.exception(timeout=20)
     assert type(error) is WorkerDied and error.exitcode == 3
     assert str(error) == (
@@ -266,19 +266,14 @@ def test_worker_exit_fails_the_task_naming_the_exit_code_and_is_replaced(qtbot, 
     )
     assert manager.task_state(handle.uid) is TaskState.FAILED
     assert is_dead(first)
-    after = manager.submit(f.pid, executor=ex).result(timeout=20)
+    after = manager.options(executor=ex).submit(f.pid).result(timeout=20)
     assert after != first and ex.worker_pids() == [after]
 
 
 def test_a_crashed_task_can_be_retried_on_worker_died(qtbot, manager, tmp_path):
     ex = ProcessExecutor(1)
-    handle = manager.submit(
-        f.exit_the_first_time,
-        str(tmp_path / "marker"),
-        executor=ex,
-        retries=1,
-        retry_on=(WorkerDied,),
-        backoff=0.01,
+    handle = manager.options(executor=ex, retries=1, retry_on=(WorkerDied,), backoff=0.01).submit(
+        f.exit_the_first_time, str(tmp_path / "marker")
     )
     assert handle.result(timeout=20) == ex.worker_pids()[0]
     assert manager.info(handle.uid).attempts == 2
@@ -287,8 +282,8 @@ def test_a_crashed_task_can_be_retried_on_worker_died(qtbot, manager, tmp_path):
 def test_segfault_names_the_signal_and_the_other_task_is_not_lost(qtbot, manager, tmp_path):
     ex = ProcessExecutor(2)
     go = tmp_path / "go"
-    survivor = manager.submit(f.pid_after, str(go), executor=ex)
-    crash = manager.submit(f.segfault, executor=ex)
+    survivor = manager.options(executor=ex).submit(f.pid_after, str(go))
+    crash = manager.options(executor=ex).submit(f.segfault)
     error = crash.exception(timeout=20)
     assert type(error) is WorkerDied and error.exitcode == -11
     assert str(error).startswith(
@@ -296,7 +291,7 @@ def test_segfault_names_the_signal_and_the_other_task_is_not_lost(qtbot, manager
     )
     go.write_text("")
     assert survivor.result(timeout=20) in ex.worker_pids()
-    assert manager.submit(f.add, 1, 2, executor=ex).result(timeout=20) == 3
+    assert manager.options(executor=ex).submit(f.add, 1, 2).result(timeout=20) == 3
 
 
 # ------------------------------------------------------------------- cancel
@@ -304,7 +299,7 @@ def test_segfault_names_the_signal_and_the_other_task_is_not_lost(qtbot, manager
 
 def test_cancel_of_a_busy_task_terminates_its_worker_and_replaces_it(qtbot, manager):
     ex = ProcessExecutor(1)
-    handle = manager.submit(f.publish_pid_then_spin, group="g", executor=ex)
+    handle = manager.options(group="g", executor=ex).submit(f.publish_pid_then_spin)
     pid = wait_status(qtbot, manager, handle.uid)
     with qtbot.waitSignal(manager.task_cancelled, timeout=20000) as blocker:
         assert handle.cancel()
@@ -312,12 +307,12 @@ def test_cancel_of_a_busy_task_terminates_its_worker_and_replaces_it(qtbot, mana
     assert manager.task_state(handle.uid) is TaskState.CANCELLED
     assert is_dead(pid)
     assert pid not in ex.worker_pids()
-    assert manager.submit(f.add, 1, 2, executor=ex).result(timeout=20) == 3
+    assert manager.options(executor=ex).submit(f.add, 1, 2).result(timeout=20) == 3
 
 
 def test_cancel_kills_a_worker_that_ignores_sigterm_after_the_grace(qtbot, manager):
     ex = ProcessExecutor(1, grace=0.2)
-    handle = manager.submit(f.publish_pid_then_spin, True, executor=ex)
+    handle = manager.options(executor=ex).submit(f.publish_pid_then_spin, True)
     pid = wait_status(qtbot, manager, handle.uid)
     with qtbot.waitSignal(manager.task_cancelled, timeout=20000):
         manager.stop_task(handle.uid)
@@ -328,12 +323,12 @@ def test_cancel_kills_a_worker_that_ignores_sigterm_after_the_grace(qtbot, manag
 
 def test_cooperative_task_stops_in_its_sleep_and_keeps_its_worker(qtbot, manager):
     ex = ProcessExecutor(1, cancel_window=30)  # generous: the machine is shared
-    handle = manager.submit(f.publish_pid_then_sleep, executor=ex)
+    handle = manager.options(executor=ex).submit(f.publish_pid_then_sleep)
     pid = wait_status(qtbot, manager, handle.uid)
     with qtbot.waitSignal(manager.task_cancelled, timeout=20000):
         handle.cancel()
     assert not is_dead(pid)
-    assert manager.submit(f.pid, executor=ex).result(timeout=20) == pid
+    assert manager.options(executor=ex).submit(f.pid).result(timeout=20) == pid
 
 
 def test_timeout_terminates_the_worker_and_fails_the_task(qtbot, manager):
@@ -342,7 +337,7 @@ def test_timeout_terminates_the_worker_and_fails_the_task(qtbot, manager):
     ex = ProcessExecutor(1)
     assert ex.start_workers() == 1
     (pid,) = ex.worker_pids()
-    handle = manager.submit(f.publish_pid_then_spin, executor=ex, timeout=0.5)
+    handle = manager.options(executor=ex, timeout=0.5).submit(f.publish_pid_then_spin)
     assert isinstance(handle.exception(timeout=20), TimeoutError)
     assert manager.task_state(handle.uid) is TaskState.FAILED
     assert is_dead(pid)
@@ -367,7 +362,7 @@ def test_run_gives_up_waiting_for_a_worker_when_cancelled():
 
 def test_current_task_in_the_worker_knows_its_task(qtbot, manager):
     ex = ProcessExecutor(1)
-    handle = manager.submit(f.context_facts, group=("a", 1), executor=ex)
+    handle = manager.options(group=("a", 1), executor=ex).submit(f.context_facts)
     facts = handle.result(timeout=20)
     assert facts["pid"] != os.getpid()
     assert {k: facts[k] for k in ("uid", "group", "cancelled")} == {
@@ -381,7 +376,7 @@ def test_progress_is_forwarded_and_the_final_value_arrives(qtbot, manager):
     ex = ProcessExecutor(1)
     seen = []
     manager.task_progress.connect(lambda *args: seen.append(args))
-    handle = manager.submit(f.progress_steps, 50, group="p", executor=ex)
+    handle = manager.options(group="p", executor=ex).submit(f.progress_steps, 50)
     with qtbot.waitSignal(manager.task_completed, timeout=20000):
         pass
     assert handle.result(timeout=1) == 50
@@ -391,7 +386,7 @@ def test_progress_is_forwarded_and_the_final_value_arrives(qtbot, manager):
 
 def test_settings_reach_the_worker(qtbot, manager):
     ex = ProcessExecutor(1)
-    handle = manager.submit(f.wait_for_settings, executor=ex)
+    handle = manager.options(executor=ex).submit(f.wait_for_settings)
     qtbot.waitUntil(lambda: manager.info(handle.uid).status == "waiting", timeout=20000)
     manager.set_settings(handle.uid, {"zoom": 2})
     assert handle.result(timeout=20) == {"zoom": 2}
@@ -400,7 +395,7 @@ def test_settings_reach_the_worker(qtbot, manager):
 def test_output_is_logged_line_by_line_with_the_task_id(qtbot, manager, caplog):
     caplog.set_level(logging.INFO, logger="bgtasks.processes")
     ex = ProcessExecutor(1)
-    handle = manager.submit(f.talk, 3, executor=ex)
+    handle = manager.options(executor=ex).submit(f.talk, 3)
     handle.result(timeout=20)
     records = [
         (r.levelname, r.getMessage()) for r in caplog.records if r.name == "bgtasks.processes"
@@ -424,7 +419,7 @@ def test_output_is_logged_line_by_line_with_the_task_id(qtbot, manager, caplog):
 def test_pool_grows_to_max_workers_and_no_further(qtbot, manager, tmp_path):
     ex = ProcessExecutor(2)
     go = tmp_path / "go"
-    handles = [manager.submit(f.pid_after, str(go), executor=ex) for _ in range(5)]
+    handles = [manager.options(executor=ex).submit(f.pid_after, str(go)) for _ in range(5)]
     qtbot.waitUntil(lambda: len(ex.worker_pids()) == 2, timeout=20000)
     go.write_text("")
     pids = {h.result(timeout=20) for h in handles}
@@ -441,7 +436,7 @@ def test_start_workers_starts_them_before_first_use(qtbot, manager):
     assert ex.start_workers() == 0
     with pytest.raises(ValueError, match=r"^n must be a non-negative integer, got -1$"):
         ex.start_workers(-1)
-    assert manager.submit(f.pid, executor=ex).result(timeout=20) in ex.worker_pids()
+    assert manager.options(executor=ex).submit(f.pid).result(timeout=20) in ex.worker_pids()
     assert ex.workers_started == 3
 
 
@@ -491,8 +486,8 @@ def test_shut_down_stops_busy_workers_and_ends_their_tasks_cancelled(qtbot, make
     manager = make_manager(start_processing=True)
     ex = ProcessExecutor(2, grace=0.2)
     manager.set_executor("process", ex)
-    stubborn = manager.submit(f.publish_pid_then_spin, True, executor="process")
-    plain = manager.submit(f.publish_pid_then_spin, executor="process")
+    stubborn = manager.options(executor="process").submit(f.publish_pid_then_spin, True)
+    plain = manager.options(executor="process").submit(f.publish_pid_then_spin)
     pids = [wait_status(qtbot, manager, h.uid) for h in (stubborn, plain)]
     manager.shut_down(timeout=0.5)
     assert all(is_dead(pid) for pid in pids)

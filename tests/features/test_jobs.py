@@ -71,7 +71,7 @@ def test_a_short_job_completes_with_its_exit_code_and_output(qtbot, make_manager
     completed = []
     m.task_completed.connect(lambda *a: completed.append((a, threading.current_thread())))
     with qtbot.waitSignal(m.task_completed, timeout=10000):
-        h = m.submit(job, group="jobs")
+        h = m.options(group="jobs").submit(job)
     expected = JobResult(0, "out 1\nout 2\n", "err\n")
     assert completed == [((h.uid, "jobs", expected), threading.main_thread())]
     assert h.result(timeout=0) == expected
@@ -125,7 +125,7 @@ def test_upstream_failure_means_the_program_never_runs(make_manager):
 
     first = m.submit(broken)
     job = Job(PY, ["-c", "print('ran')"])
-    h = m.submit(job, upstream_task_ids=[first.uid])
+    h = m.options(upstream_task_ids=[first.uid]).submit(job)
     assert isinstance(h.exception(timeout=10), UpstreamFailed)
     assert job.pid is None and job.stdout == ""
 
@@ -134,7 +134,7 @@ def test_a_plain_job_below_a_dict_result_runs_and_a_subclass_gets_the_values(mak
     m = make_manager(start_processing=True)
     first = m.submit(lambda: {"name": "input.txt"})
     plain = Job(PY, ["-c", "print('ran')"])
-    h = m.submit(plain, 5, upstream_task_ids=[first.uid])  # arguments it does not use
+    h = m.options(upstream_task_ids=[first.uid]).submit(plain, 5)  # arguments it does not use
     assert h.result(timeout=10).stdout == "ran\n"
 
     class Named(Job):
@@ -143,7 +143,7 @@ def test_a_plain_job_below_a_dict_result_runs_and_a_subclass_gets_the_values(mak
             super().launch()
 
     named = Named(PY, ["-c", "import sys; print(sys.argv[1:])"])
-    h = m.submit(named, 7, upstream_task_ids=[first.uid])
+    h = m.options(upstream_task_ids=[first.uid]).submit(named, 7)
     assert h.result(timeout=10).stdout == "['(7,)', 'input.txt']\n"
 
 
@@ -226,7 +226,7 @@ def test_a_program_that_cannot_start_at_run_time_fails_the_task(tmp_path, make_m
 def test_cancel_terminates_a_long_program_and_the_task_ends_cancelled(qtbot, make_manager):
     m = make_manager(start_processing=True)
     job = Job(PY, ["-c", LONG], timetable=[300])
-    h = m.submit(job, group="g")
+    h = m.options(group="g").submit(job)
     pid = started(qtbot, job)
     qtbot.waitUntil(lambda: m.info(h.uid).status == f"running (pid {pid})", timeout=10000)
     with qtbot.waitSignal(m.task_cancelled, timeout=10000) as blocker:
@@ -253,7 +253,7 @@ def test_stop_task_kills_a_program_that_ignores_sigterm_after_grace(qtbot, make_
 def test_a_timeout_terminates_the_program_and_fails_with_timeout_error(qtbot, make_manager):
     m = make_manager(start_processing=True)
     job = Job(PY, ["-c", LONG], timetable=[300])
-    h = m.submit(job, timeout=0.3)
+    h = m.options(timeout=0.3).submit(job)
     error = h.exception(timeout=10)
     assert type(error) is TimeoutError
     assert str(error) == f"task {h.uid} timed out after 0.3 s"

@@ -426,7 +426,7 @@ def test_a_submitted_loop_runs_its_hooks_on_one_worker_and_completes(qtbot, make
     for _ in range(3):
         loop.go.release()
     with qtbot.waitSignal(m.task_completed, timeout=10000) as blocker:
-        handle = m.submit(loop, group="loops")
+        handle = m.options(group="loops").submit(loop)
     assert blocker.args == [handle.uid, "loops", 3]
     assert handle.result(timeout=5) == 3
     assert loop.events == [
@@ -447,7 +447,7 @@ def test_a_stop_interrupts_the_wait_finalizes_and_ends_cancelled(qtbot, make_man
     loop.go.release()
     completed = []
     m.task_completed.connect(lambda *a: completed.append(a))
-    handle = m.submit(loop, group="g")
+    handle = m.options(group="g").submit(loop)
     assert loop.started.acquire(timeout=10)
     with qtbot.waitSignal(m.task_cancelled, timeout=10000) as blocker:
         assert handle.cancel() is True
@@ -472,7 +472,7 @@ def test_an_error_in_an_iteration_fails_the_task_with_its_type(qtbot, make_manag
     loop.go.release()
     loop.go.release()
     with qtbot.waitSignal(m.task_failed, timeout=10000) as blocker:
-        handle = m.submit(loop, group="g")
+        handle = m.options(group="g").submit(loop)
     uid, group, message, tb = blocker.args
     assert (uid, group, message) == (handle.uid, "g", "sensor returned 0")
     assert "ZeroDivisionError: sensor returned 0" in tb
@@ -510,7 +510,7 @@ def test_status_changes_reach_info_and_the_status_signal(qtbot, make_manager):
     statuses = []
     m.task_status_changed.connect(lambda uid, group, status: statuses.append((uid, group, status)))
     loop = Counter(max_iterations=4)
-    handle = m.submit(loop, group="g")
+    handle = m.options(group="g").submit(loop)
     assert loop.started.acquire(timeout=10)
     loop.go.release()
     qtbot.waitUntil(lambda: m.info(handle.uid).status == "cold", timeout=10000)
@@ -541,7 +541,7 @@ def test_terminate_on_a_missed_start_completes_normally(qtbot, make_manager):
     for _ in range(5):
         loop.go.release()
     with qtbot.waitSignal(m.task_completed, timeout=10000) as blocker:
-        handle = m.submit(loop, group="g")
+        handle = m.options(group="g").submit(loop)
     assert blocker.args == [handle.uid, "g", 2]
     assert loop.missed == 1
     assert [e[0] for e in loop.events] == ["prepare", "iteration", "iteration", "finalize"]
@@ -552,7 +552,7 @@ def test_a_timeout_stops_the_loop_finalizes_and_fails_with_timeout_error(qtbot, 
     loop = Gated(period=3600)
     loop.go.release()
     with qtbot.waitSignal(m.task_failed, timeout=10000):
-        handle = m.submit(loop, timeout=0.05)
+        handle = m.options(timeout=0.05).submit(loop)
     assert isinstance(handle.exception(timeout=5), TimeoutError)
     assert loop.finalized.is_set()
 

@@ -81,8 +81,8 @@ def main() -> None:
                 upstream = [handles[prev].uid]
             else:  # finished in an earlier run
                 extra = {"after": prev}
-        handles[key] = journal.submit(
-            funcs.crash_step, results, key, upstream_task_ids=upstream, priority=i % 4, **extra
+        handles[key] = journal.options(upstream_task_ids=upstream, priority=i % 4).submit(
+            funcs.crash_step, results, key, **extra
         )
         event("submit")
     live = [h for h in handles.values() if not h.done()]

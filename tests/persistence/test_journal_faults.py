@@ -242,14 +242,14 @@ def reference(tmp_path_factory, qapp):
     manager = BackgroundTaskManager(max_threads=1)
     journal = TaskJournal(manager, path)
     manager.start_processing()
-    done = [journal.submit(jf.record, f"done{i}", store_result=True) for i in range(6)]
+    done = [journal.options(store_result=True).submit(jf.record, f"done{i}") for i in range(6)]
     for h in done:
         h.result(10)
     manager.pause_processing()
-    first = journal.submit(jf.record, "q0", priority=2, group="g")
-    journal.submit(jf.record, "q1", upstream_task_ids=[first.uid], name="second")
+    first = journal.options(priority=2, group="g").submit(jf.record, "q0")
+    journal.options(upstream_task_ids=[first.uid], name="second").submit(jf.record, "q1")
     for i in range(8):
-        journal.submit(jf.renamed, i, enduring=bool(i % 2))
+        journal.options(enduring=bool(i % 2)).submit(jf.renamed, i)
     records = journal.records()
     journal.close()
     manager.shut_down(timeout=5)

@@ -105,7 +105,7 @@ def test_submitting_an_unregistered_function_is_refused_and_records_nothing(
     manager = journal.manager
     manager.set_journal(journal)
     with pytest.raises(TypeError, match=f"^{re.escape(expected)}$"):
-        manager.submit(jf.not_registered, 1, persist=True)
+        manager.options(persist=True).submit(jf.not_registered, 1)
     with pytest.raises(TypeError, match=r"^a persistent task needs a function, got 3$"):
         journal.submit(3)
     assert journal.records() == [] and manager.tasks() == []

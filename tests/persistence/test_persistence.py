@@ -125,11 +125,11 @@ def test_arguments_must_be_json_data(open_journal):
         TypeError,
         match=r"^a persistent task's group must be None, a str or an int, got \('a', 1\)$",
     ):
-        journal.submit(f.add, 1, 2, group=("a", 1))
+        journal.options(group=("a", 1)).submit(f.add, 1, 2)
     with pytest.raises(TypeError, match=r"^priority must be a finite number or None, got 'high'$"):
-        journal.submit(f.add, 1, 2, priority="high")
+        journal.options(priority="high").submit(f.add, 1, 2)
     with pytest.raises(TypeError, match=r"^enduring must be True or False, got 1$"):
-        journal.submit(f.add, 1, 2, enduring=1)
+        journal.options(enduring=1).submit(f.add, 1, 2)
     assert journal.records() == []
     assert journal.manager.tasks() == []
 
@@ -145,7 +145,7 @@ def test_upstream_must_be_a_persistent_task_of_this_journal(open_journal, make_m
             ValueError,
             match=f"^upstream task {re.escape(repr(uid))} is not a persistent task of this journal$",
         ):
-            journal.submit(f.join, upstream_task_ids=[uid])
+            journal.options(upstream_task_ids=[uid]).submit(f.join)
     assert journal.records() == []
 
 
@@ -167,7 +167,7 @@ def test_default_path_is_a_per_user_data_file():
 
 def test_rows_follow_submitted_started_finished(qtbot, open_journal):
     journal = open_journal()
-    h = journal.submit(f.wait_for, "a", priority=4, group="g", name="waiter")
+    h = journal.options(priority=4, group="g", name="waiter").submit(f.wait_for, "a")
     rec = journal.record(h.uid)  # committed before submit returned; the manager is paused
     assert (rec.state, rec.uid, rec.function, rec.args, rec.kwargs) == (
         "submitted", h.uid, "_persist_funcs:wait_for", ["a"], {},
@@ -192,7 +192,7 @@ def test_rows_for_failed_and_upstream_failed_tasks(qtbot, open_journal):
     journal = open_journal()
     journal.manager.start_processing()
     bad = journal.submit(f.fail, "boom")
-    down = journal.submit(f.join, upstream_task_ids=[bad.uid])
+    down = journal.options(upstream_task_ids=[bad.uid]).submit(f.join)
     with pytest.raises(ValueError, match="^boom$"):
         bad.result(10)
     assert (state_of(journal, bad), journal.record(bad.uid).error) == ("failed", "ValueError: boom")
@@ -204,7 +204,7 @@ def test_rows_for_failed_and_upstream_failed_tasks(qtbot, open_journal):
 
 def test_rows_for_tasks_cancelled_queued_and_running(qtbot, open_journal):
     journal = open_journal()
-    running = journal.submit(f.wait_for, "r", priority=1)
+    running = journal.options(priority=1).submit(f.wait_for, "r")
     queued = journal.submit(f.add, 1, 2)
     assert queued.cancel() is True
     qtbot.waitUntil(lambda: state_of(journal, queued) == "cancelled", timeout=5000)
@@ -221,10 +221,10 @@ def test_rows_for_tasks_cancelled_queued_and_running(qtbot, open_journal):
 def test_results_are_stored_when_asked_and_dicts_always(open_journal):
     journal = open_journal()
     journal.manager.start_processing()
-    kept = journal.submit(f.add, 1, 2, store_result=True)
+    kept = journal.options(store_result=True).submit(f.add, 1, 2)
     dropped = journal.submit(f.add, 3, 4)
     as_dict = journal.submit(f.make_dict, "k", [1, "x"])
-    unstorable = journal.submit(f.not_json, store_result=True)
+    unstorable = journal.options(store_result=True).submit(f.not_json)
     for h in (kept, dropped, as_dict, unstorable):
         h.result(10)
     assert journal.record(kept.uid).result == 3
@@ -242,7 +242,7 @@ def test_submit_from_many_threads_at_once(qtbot, open_journal):
 
     def submitter(base):
         for i in range(base, base + 50):
-            h = journal.submit(f.add, i, 0, group=base)
+            h = journal.options(group=base).submit(f.add, i, 0)
             with lock:
                 handles.append((i, h))
 
@@ -265,7 +265,7 @@ def test_clear_finished_keeps_what_live_tasks_need(qtbot, open_journal):
     a.result(10)
     journal.submit(f.add, 1, 2).result(10)
     c = journal.submit(f.wait_for, "c")
-    b = journal.submit(f.join, upstream_task_ids=[a.uid, c.uid])
+    b = journal.options(upstream_task_ids=[a.uid, c.uid]).submit(f.join)
     assert started("c").wait(10)
     qtbot.waitUntil(lambda: state_of(journal, a) == "finished", timeout=5000)
     assert journal.clear_finished() == 1  # add's row; a's result is needed by b
@@ -297,12 +297,16 @@ def test_restore_resubmits_with_priorities_groups_dependencies_and_merged_result
 
     def build(journal):
         journal.manager.start_processing()
-        a = journal.submit(f.make_dict, "x", 1, group=7)
+        a = journal.options(group=7).submit(f.make_dict, "x", 1)
         a.result(10)
-        c = journal.submit(f.wait_for, "c", priority=2, group="gc")
+        c = journal.options(priority=2, group="gc").submit(f.wait_for, "c")
         assert started("c").wait(10)
-        b = journal.submit(f.join, upstream_task_ids=[a.uid, c.uid], priority=5, group="gb", y=2)
-        d = journal.submit(f.add, 1, 2, priority=-1, name="adder", upstream_task_ids=[c.uid])
+        b = journal.options(upstream_task_ids=[a.uid, c.uid], priority=5, group="gb").submit(
+            f.join, y=2
+        )
+        d = journal.options(priority=-1, name="adder", upstream_task_ids=[c.uid]).submit(
+            f.add, 1, 2
+        )
         qtbot.waitUntil(lambda: state_of(journal, a) == "finished", timeout=5000)
         return a.uid, b.uid, c.uid, d.uid
 
@@ -346,7 +350,7 @@ def test_interrupted_tasks_can_be_skipped_with_their_downstream(
         c = journal.submit(f.wait_for, "c")
         e = journal.submit(f.wait_for, "e")
         assert started("c").wait(10) and started("e").wait(10)
-        b = journal.submit(f.join, upstream_task_ids=[c.uid])
+        b = journal.options(upstream_task_ids=[c.uid]).submit(f.join)
         return b.uid, c.uid, e.uid, journal.record(c.uid).jid
 
     b, c, e, c_jid = previous_run(make_manager, path, build)
@@ -388,7 +392,7 @@ def test_restore_skips_tasks_whose_upstream_failed_or_whose_function_is_gone(
 
     def build(journal):
         a = journal.submit(f.fail, "early")
-        b = journal.submit(f.join, upstream_task_ids=[a.uid])
+        b = journal.options(upstream_task_ids=[a.uid]).submit(f.join)
         journal.manager.start_processing()  # b fails in the worker; its callback is queued
         assert isinstance(a.exception(10), ValueError)
         journal.manager.pause_processing()
@@ -432,9 +436,9 @@ def test_snapshot_round_trip(qtbot, make_manager, open_journal, tmp_path):
     a = source.submit(f.make_dict, "x", 1)
     a.result(10)
     qtbot.waitUntil(lambda: state_of(source, a) == "finished", timeout=5000)
-    c = source.submit(f.wait_for, "c", priority=3, group="gc", enduring=True)
+    c = source.options(priority=3, group="gc", enduring=True).submit(f.wait_for, "c")
     assert started("c").wait(10)
-    b = source.submit(f.join, upstream_task_ids=[a.uid, c.uid], group=4, y=2)
+    b = source.options(upstream_task_ids=[a.uid, c.uid], group=4).submit(f.join, y=2)
     data = source.snapshot()
     assert json.loads(json.dumps(data)) == data  # plain data
     assert (data["format"], data["version"]) == ("bgtasks-journal", 1)
@@ -489,8 +493,8 @@ def test_restore_snapshot_refuses_bad_data_and_newer_versions(open_journal):
 def test_reset_cancels_session_tasks_and_keeps_enduring_ones(qtbot, open_journal):
     journal = open_journal()
     session = journal.submit(f.add, 1, 2)
-    downstream = journal.submit(f.join, upstream_task_ids=[session.uid])
-    enduring = journal.submit(f.add, 3, 4, enduring=True)
+    downstream = journal.options(upstream_task_ids=[session.uid]).submit(f.join)
+    enduring = journal.options(enduring=True).submit(f.add, 3, 4)
     assert journal.reset() == [session.uid, downstream.uid]
     assert [(r.state, r.error) for r in journal.records()] == [
         ("cancelled", "reset"), ("cancelled", "reset"), ("submitted", None),
@@ -508,7 +512,7 @@ def test_shut_down_leaves_running_tasks_to_restore(qtbot, make_manager, open_jou
     manager = make_manager(start_processing=True, max_threads=1)
     journal = TaskJournal(manager, path)
     h = journal.submit(f.wait_for, "s")
-    queued = journal.submit(f.add, 1, 2, priority=-1)
+    queued = journal.options(priority=-1).submit(f.add, 1, 2)
     assert started("s").wait(10)
     manager.shut_down(timeout=5)  # asks "s" to stop and waits for it: it raises TaskCancelled
     assert f.calls[-1] == ("wait_for stopped", ("s",))
@@ -647,7 +651,7 @@ def test_submit_with_persist_goes_through_the_managers_journal(
         RuntimeError,
         match=r"^persist=True needs a journal: call set_journal\(TaskJournal\(\.\.\.\)\)$",
     ):
-        manager.submit(f.add, 1, 2, persist=True)
+        manager.options(persist=True).submit(f.add, 1, 2)
     with pytest.raises(
         TypeError, match=r"^journal must be a bgtasks.persistence.TaskJournal, got 3$"
     ):
@@ -661,9 +665,9 @@ def test_submit_with_persist_goes_through_the_managers_journal(
     with pytest.raises(
         TypeError, match=r"^option 'retries' cannot be journaled: persist=True takes "
     ):
-        manager.submit(f.add, 1, 2, persist=True, retries=2)
+        manager.options(persist=True, retries=2).submit(f.add, 1, 2)
     assert manager.tasks() == []
-    handle = manager.submit(f.add, 1, 2, persist=True, priority=3, group="g", name="sum")
+    handle = manager.options(persist=True, priority=3, group="g", name="sum").submit(f.add, 1, 2)
     record = journal.record(handle.uid)
     assert (record.state, record.priority, record.group, record.name) == (
         "submitted",

@@ -17,32 +17,36 @@ import pytest
         (lambda m: m.info(99), KeyError, "task 99 is unknown: info takes a uid"),
         (lambda m: m.retry(99), KeyError, "task 99 is unknown: retry takes a uid"),
         (
-            lambda m: m.submit(print, retries=-1),
+            lambda m: m.options(retries=-1).submit(print),
             ValueError,
             "retries must be a non-negative integer, got -1",
         ),
         (
-            lambda m: m.submit(print, timeout=0),
+            lambda m: m.options(timeout=0).submit(print),
             ValueError,
             "timeout must be a positive number of seconds, got 0",
         ),
-        (lambda m: m.submit(print, key=[1]), TypeError, r"key must be hashable, got \[1\]"),
+        (lambda m: m.options(key=[1]).submit(print), TypeError, r"key must be hashable, got \[1\]"),
         (
-            lambda m: m.submit(print, resources={"gpu": 1}),
+            lambda m: m.options(resources={"gpu": 1}).submit(print),
             ValueError,
             r"resource 'gpu' is unknown: set_resource_limit\('gpu', n\) first",
         ),
         (
-            lambda m: m.submit(print, retry_on=3),
+            lambda m: m.options(retry_on=3).submit(print),
             TypeError,
             "retry_on must be exception types, got 3",
         ),
         (
-            lambda m: m.submit(print, on_upstream_failure="explode"),
+            lambda m: m.options(on_upstream_failure="explode").submit(print),
             ValueError,
             "on_upstream_failure must be 'fail' or 'cancel', got 'explode'",
         ),
-        (lambda m: m.submit(print, owner="me"), TypeError, "owner must be a QObject, got 'me'"),
+        (
+            lambda m: m.options(owner="me").submit(print),
+            TypeError,
+            "owner must be a QObject, got 'me'",
+        ),
         (lambda m: m.add_task(print, colour="red"), TypeError, "unknown task option 'colour'"),
         (
             lambda m: m.set_resource_limit("disk", 0),

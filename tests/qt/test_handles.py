@@ -46,7 +46,7 @@ def test_result_timeout_and_handle_for_add_task(qtbot, make_manager):
 def test_downstream_of_a_failure_has_upstream_failed(qtbot, make_manager):
     m = make_manager(start_processing=False)
     a = m.submit(lambda: 1 / 0)
-    b = m.submit(lambda: 2, upstream_task_ids=[a.uid])
+    b = m.options(upstream_task_ids=[a.uid]).submit(lambda: 2)
     m.start_processing()
     exc = b.exception(timeout=10)
     assert isinstance(exc, UpstreamFailed)

@@ -87,10 +87,9 @@ class ManagerLevel:
                 if spec.handle and thread == "ui":  # before the UI thread can deliver its end
                     handle = m.handle(uid)
             elif spec.handle:
-                handle = m.submit(
-                    make_fn(spec, self, log), priority=spec.priority, group=spec.group,
-                    upstream_task_ids=ups, **options, **spec.own,
-                )  # fmt: skip
+                handle = m.options(
+                    priority=spec.priority, group=spec.group, upstream_task_ids=ups, **options
+                ).submit(make_fn(spec, self, log), **spec.own)
                 uid = handle.uid
             else:
                 uid = m.add_task(make_fn(spec, self, log), spec.priority, spec.group, ups,

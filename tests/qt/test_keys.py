@@ -25,7 +25,7 @@ def test_key_dedupe_attaches_and_cancel_needs_every_requester(qtbot, make_manage
         gate.wait(10)
         return f"pixels of {path}"
 
-    hs = [m.submit(load, "a.png", key="a.png") for _ in range(5)]
+    hs = [m.options(key="a.png").submit(load, "a.png") for _ in range(5)]
     assert len({h.uid for h in hs}) == 5
     hs[0].cancel()
     hs[1].cancel()
@@ -49,7 +49,7 @@ def test_cancelling_every_requester_cancels_the_shared_work(qtbot, make_manager)
             stopped.append(True)
             raise
 
-    hs = [m.submit(load, key="k") for _ in range(3)]
+    hs = [m.options(key="k").submit(load) for _ in range(3)]
     assert started.wait(10)
     for h in hs:
         h.cancel()
@@ -59,7 +59,7 @@ def test_cancelling_every_requester_cancels_the_shared_work(qtbot, make_manager)
     assert m.submit(lambda: "after").result(timeout=10) == "after"
     # The ended work is no longer the key's: a new request runs afresh (one
     # still attached to the cancelled work would end cancelled at once).
-    again = m.submit(lambda: "fresh", key="k")
+    again = m.options(key="k").submit(lambda: "fresh")
     assert again.result(timeout=10) == "fresh"
 
 
@@ -74,15 +74,15 @@ def test_key_cache_answers_repeats_and_never_caches_failures(qtbot, make_manager
             raise ValueError("negative")
         return x * 10
 
-    assert m.submit(compute, 1, key=1).result(timeout=10) == 10
-    assert m.submit(compute, 1, key=1).result(timeout=10) == 10
+    assert m.options(key=1).submit(compute, 1).result(timeout=10) == 10
+    assert m.options(key=1).submit(compute, 1).result(timeout=10) == 10
     assert runs == [1]
     for _ in range(2):
-        assert isinstance(m.submit(compute, -1, key=-1).exception(timeout=10), ValueError)
+        assert isinstance(m.options(key=-1).submit(compute, -1).exception(timeout=10), ValueError)
     assert runs == [1, -1, -1]
-    m.submit(compute, 2, key=2).result(timeout=10)
-    m.submit(compute, 3, key=3).result(timeout=10)  # evicts key 1 (LRU, size 2)
-    m.submit(compute, 1, key=1).result(timeout=10)
+    m.options(key=2).submit(compute, 2).result(timeout=10)
+    m.options(key=3).submit(compute, 3).result(timeout=10)  # evicts key 1 (LRU, size 2)
+    m.options(key=1).submit(compute, 1).result(timeout=10)
     assert runs == [1, -1, -1, 2, 3, 1]
 
 

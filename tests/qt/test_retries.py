@@ -26,21 +26,21 @@ def test_retries_with_backoff_only_for_chosen_exceptions(qtbot, make_manager):
             raise ConnectionError("try again")
         return "third time"
 
-    h = m.submit(flaky, retries=3, retry_on=ConnectionError, backoff=0.01)
+    h = m.options(retries=3, retry_on=ConnectionError, backoff=0.01).submit(flaky)
     assert h.result(timeout=10) == "third time"
     assert len(attempts) == 3 and h.info().attempts == 3
 
     def wrong():
         raise KeyError("not retried")
 
-    h2 = m.submit(wrong, retries=3, retry_on=ConnectionError, backoff=0.01)
+    h2 = m.options(retries=3, retry_on=ConnectionError, backoff=0.01).submit(wrong)
     assert isinstance(h2.exception(timeout=10), KeyError)
     assert h2.info().attempts == 1
 
     def always():
         raise ConnectionError("down")
 
-    h3 = m.submit(always, retries=2, retry_on=(ConnectionError,), backoff=0.001)
+    h3 = m.options(retries=2, retry_on=(ConnectionError,), backoff=0.001).submit(always)
     assert isinstance(h3.exception(timeout=10), ConnectionError)
     assert h3.info().attempts == 3
 
@@ -55,7 +55,7 @@ def test_retry_reruns_a_failed_task_and_its_failed_upstream(qtbot, make_manager)
         return {"data": 1}
 
     a = m.submit(up)
-    b = m.submit(lambda data: data + 1, upstream_task_ids=[a.uid])
+    b = m.options(upstream_task_ids=[a.uid]).submit(lambda data: data + 1)
     wait_all(qtbot, [a, b])
     assert m.task_state(b.uid) is TaskState.FAILED
     fail[0] = False
@@ -81,7 +81,7 @@ def test_manual_retry_gets_its_automatic_retries_again(qtbot, make_manager):
             raise ConnectionError(f"attempt {len(calls)}")
         return "fourth"
 
-    h = m.submit(flaky, retries=1, retry_on=ConnectionError, backoff=0.001)
+    h = m.options(retries=1, retry_on=ConnectionError, backoff=0.001).submit(flaky)
     assert str(h.exception(timeout=10)) == "attempt 2"
     m.retry(h.uid)
     qtbot.waitUntil(lambda: m.task_state(h.uid) is TaskState.COMPLETED, timeout=10000)

@@ -37,7 +37,7 @@ def test_timeout_stops_the_task_and_fails_it_with_timeout_error(qtbot, make_mana
     m = make_manager(start_processing=True)
     failed = []
     m.task_failed.connect(lambda uid, g, msg, tb: failed.append(msg))
-    h = m.submit(lambda: current_task().sleep(60), timeout=0.05)
+    h = m.options(timeout=0.05).submit(lambda: current_task().sleep(60))
     exc = h.exception(timeout=10)
     assert isinstance(exc, TimeoutError)
     assert str(exc) == f"task {h.uid} timed out after 0.05 s"
@@ -61,7 +61,7 @@ def test_resource_limits_hold_whatever_max_threads_is(qtbot, make_manager):
         with lock:
             state["now"] -= 1
 
-    hs = [m.submit(io, i, resources={"disk": 1}, priority=-i) for i in range(12)]
+    hs = [m.options(resources={"disk": 1}, priority=-i).submit(io, i) for i in range(12)]
     wait_all(qtbot, hs)
     assert state["peak"] == 2
     assert all(h.exception() is None for h in hs)
@@ -110,8 +110,8 @@ def test_owner_destroyed_cancels_its_tasks_and_watchers_still_see_them_end(qtbot
         release.wait(10)
         return "for a dead widget"
 
-    h1 = m.submit(running, owner=owner)
-    h2 = m.submit(lambda: "queued", owner=owner)
+    h1 = m.options(owner=owner).submit(running)
+    h2 = m.options(owner=owner).submit(lambda: "queued")
     called = []
     h1.add_done_callback(called.append)
     assert started.wait(10)

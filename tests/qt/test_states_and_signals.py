@@ -114,7 +114,7 @@ def test_info_is_a_frozen_snapshot(qtbot, make_manager):
     def bad():
         raise ValueError("nope")
 
-    h = m.submit(bad, name="the bad one", group="g", priority=3)
+    h = m.options(name="the bad one", group="g", priority=3).submit(bad)
     wait_all(qtbot, [h])
     info = m.info(h.uid)
     assert (info.uid, info.name, info.group, info.state, info.priority) == (

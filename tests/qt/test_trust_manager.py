@@ -57,7 +57,7 @@ def test_a_delivered_result_is_not_kept(qtbot, make_manager, how):
         if how == "submit":
             m.submit(make_blob)  # the handle is dropped at once
         elif how == "key":
-            m.submit(make_blob, key="blob")
+            m.options(key="blob").submit(make_blob)
         else:
             m.add_task(make_blob)
     qtbot.waitUntil(lambda: refs[0]() is None, timeout=WAIT * 1000)
@@ -243,8 +243,14 @@ def test_max_threads_too_large_is_a_clear_error(qtbot):
             lambda m: setattr(m, "progress_interval", float("inf")),
             "progress_interval must be a finite number of seconds",
         ),
-        (lambda m: m.submit(print, timeout=1e10), "timeout must be a finite number of seconds"),
-        (lambda m: m.submit(print, retries=1, backoff=float("inf")), "backoff must be a finite"),
+        (
+            lambda m: m.options(timeout=1e10).submit(print),
+            "timeout must be a finite number of seconds",
+        ),
+        (
+            lambda m: m.options(retries=1, backoff=float("inf")).submit(print),
+            "backoff must be a finite",
+        ),
     ],
 )
 def test_seconds_no_timer_can_wait_for_are_refused(make_manager, call, message):

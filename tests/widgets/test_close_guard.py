@@ -58,9 +58,9 @@ def test_guard_ignores_unimportant_tasks(qtbot, make_manager, window, gate):
     guard.ask = asker = Asker(CloseChoice.STAY)
     guard.ignore_group("thumbnails")
     guard.ignore_name("autosave-index")
-    a = m.submit(hold, gate, group="thumbnails").uid
-    b = m.submit(hold, gate, name="autosave-index").uid
-    c = m.submit(hold, gate, name="prefetch", group="net").uid
+    a = m.options(group="thumbnails").submit(hold, gate).uid
+    b = m.options(name="autosave-index").submit(hold, gate).uid
+    c = m.options(name="prefetch", group="net").submit(hold, gate).uid
     guard.is_important = lambda info: info.group != "net"
     wait_states(qtbot, m, [a, b, c], TaskState.RUNNING)
     assert guard.important_tasks() == []
@@ -76,9 +76,9 @@ def test_guard_stay_keeps_the_window_and_the_tasks(qtbot, make_manager, window, 
     guard = CloseGuard(window, m)
     guard.ask = asker = Asker(CloseChoice.STAY)
     guard.ignore_group("bg")
-    running = m.submit(hold, gate, name="save").uid
-    queued = m.submit(hold, gate, name="upload").uid
-    m.submit(hold, gate, group="bg")  # unimportant: not in the question
+    running = m.options(name="save").submit(hold, gate).uid
+    queued = m.options(name="upload").submit(hold, gate).uid
+    m.options(group="bg").submit(hold, gate)  # unimportant: not in the question
     wait_states(qtbot, m, [running], TaskState.RUNNING)
     with qtbot.waitSignal(guard.answered, timeout=1000) as answer:
         assert not window.close()

@@ -56,12 +56,12 @@ def test_layers_are_longest_paths_from_roots():
 
 
 def _dag(m, gate):
-    a = m.submit(ok, name="load").uid
-    b = m.submit(ok, name="parse", upstream_task_ids=[a]).uid
-    c = m.submit(boom, name="thumbs", upstream_task_ids=[a]).uid
-    d = m.submit(ok, name="publish", upstream_task_ids=[b, c]).uid
-    e = m.submit(hold, gate, name="upload").uid
-    f = m.submit(ok, name="index", upstream_task_ids=[b, e]).uid
+    a = m.options(name="load").submit(ok).uid
+    b = m.options(name="parse", upstream_task_ids=[a]).submit(ok).uid
+    c = m.options(name="thumbs", upstream_task_ids=[a]).submit(boom).uid
+    d = m.options(name="publish", upstream_task_ids=[b, c]).submit(ok).uid
+    e = m.options(name="upload").submit(hold, gate).uid
+    f = m.options(name="index", upstream_task_ids=[b, e]).submit(ok).uid
     return a, b, c, d, e, f
 
 
@@ -116,8 +116,8 @@ def test_graph_view_updates_live_and_coalesces(qtbot, make_manager, gate):
     view = TaskGraphView(m)
     qtbot.addWidget(view)
     assert view.nodes() == {}
-    a = m.submit(hold, gate, name="slow").uid
-    b = m.submit(ok, name="after", upstream_task_ids=[a]).uid
+    a = m.options(name="slow").submit(hold, gate).uid
+    b = m.options(name="after", upstream_task_ids=[a]).submit(ok).uid
     qtbot.waitUntil(lambda: set(view.nodes()) == {a, b}, timeout=5000)
     qtbot.waitUntil(lambda: view.nodes()[a].state is TaskState.RUNNING, timeout=5000)
     assert view.edges() == {(a, b)}
@@ -125,12 +125,12 @@ def test_graph_view_updates_live_and_coalesces(qtbot, make_manager, gate):
 
     # a failure shows, with its downstream task
     count = view.refresh_count
-    many = [m.submit(quick, name=f"q{i}").uid for i in range(200)]
+    many = [m.options(name=f"q{i}").submit(quick).uid for i in range(200)]
     wait_states(qtbot, m, many, TaskState.COMPLETED)
     qtbot.waitUntil(lambda: set(many) <= set(view.nodes()), timeout=5000)
     # hundreds of signals, a handful of rebuilds
     assert view.refresh_count - count < 30
-    c = m.submit(boom, name="explode", upstream_task_ids=[a]).uid
+    c = m.options(name="explode", upstream_task_ids=[a]).submit(boom).uid
     gate.set()
     qtbot.waitUntil(
         lambda: c in view.nodes() and view.nodes()[c].state is TaskState.FAILED, timeout=5000
@@ -150,10 +150,10 @@ def test_graph_view_repaints_changed_states_without_laying_out_again(qtbot, make
     m = make_manager(start_processing=True)
     view = TaskGraphView(m)
     qtbot.addWidget(view)
-    a = m.submit(hold, gate, name="slow").uid
+    a = m.options(name="slow").submit(hold, gate).uid
     chain = [a]
     for i in range(30):
-        chain.append(m.submit(ok, name=f"after{i}", upstream_task_ids=[chain[-1]]).uid)
+        chain.append(m.options(name=f"after{i}", upstream_task_ids=[chain[-1]]).submit(ok).uid)
     qtbot.waitUntil(
         lambda: set(view.nodes()) == set(chain) and view.nodes()[a].state is TaskState.RUNNING,
         timeout=5000,
@@ -167,7 +167,7 @@ def test_graph_view_repaints_changed_states_without_laying_out_again(qtbot, make
     assert view.layout_count == layouts  # states changed, the graph did not
     assert {uid: node.pos() for uid, node in view.nodes().items()} == positions
     assert view.nodes()[chain[-1]].colour() == STATE_COLOURS[TaskState.COMPLETED]
-    d = m.submit(ok, name="new", upstream_task_ids=[chain[-1]]).uid
+    d = m.options(name="new", upstream_task_ids=[chain[-1]]).submit(ok).uid
     qtbot.waitUntil(lambda: d in view.nodes(), timeout=5000)
     assert view.layout_count == layouts + 1
     assert (chain[-1], d) in view.edges()
@@ -181,7 +181,9 @@ def test_graph_view_zoom_and_fit(qtbot, make_manager):
     view.show()
     prev = None
     for i in range(12):
-        prev = m.submit(quick, name=f"step{i}", upstream_task_ids=[prev] if prev else None).uid
+        prev = (
+            m.options(name=f"step{i}", upstream_task_ids=[prev] if prev else None).submit(quick).uid
+        )
     view.refresh()
     fitted = view.zoom()
     assert fitted < 1  # a long chain is shrunk to fit

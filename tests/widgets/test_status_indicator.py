@@ -29,17 +29,17 @@ def test_indicator_counts_and_progress_are_exact(qtbot, make_manager, gate):
     ind = TaskStatusIndicator(m)
     qtbot.addWidget(ind)
     ind.show()
-    done = [m.submit(quick, name=f"q{i}").uid for i in range(2)]
+    done = [m.options(name=f"q{i}").submit(quick).uid for i in range(2)]
     m.start_processing()
     wait_states(qtbot, m, done, TaskState.COMPLETED)
     ind.refresh()
     assert ind.is_idle() and ind.text() == "Idle"  # that batch is over
 
     m.pause_processing()
-    first = m.submit(quick, name="first").uid
-    running = [m.submit(hold, gate, 0.5, name=f"r{i}").uid for i in range(2)]
-    queued = [m.submit(hold, gate, name=f"w{i}").uid for i in range(3)]
-    pending = m.submit(quick, upstream_task_ids=[queued[0]], name="after").uid
+    first = m.options(name="first").submit(quick).uid
+    running = [m.options(name=f"r{i}").submit(hold, gate, 0.5).uid for i in range(2)]
+    queued = [m.options(name=f"w{i}").submit(hold, gate).uid for i in range(3)]
+    pending = m.options(upstream_task_ids=[queued[0]], name="after").submit(quick).uid
     m.start_processing()
     wait_states(qtbot, m, [first], TaskState.COMPLETED)
     wait_states(qtbot, m, running, TaskState.RUNNING)
@@ -79,7 +79,7 @@ def test_indicator_refreshes_by_itself_at_a_bounded_rate(qtbot, make_manager, ga
     qtbot.addWidget(ind)
     assert not ind.running_timers()  # no work, no timer
     assert ind.refresh_interval == 100
-    uid = m.submit(hold, gate, name="h").uid
+    uid = m.options(name="h").submit(hold, gate).uid
     qtbot.waitUntil(lambda: ind.text() == "1 running · 0 queued", timeout=5000)
     assert ind.running_timers() == {"refresh"}
     assert m.task_state(uid) is TaskState.RUNNING
@@ -167,7 +167,7 @@ def test_late_added_signals_of_an_ended_batch_are_not_counted_in_the_next(qtbot,
     with qtbot.waitSignal(m.task_group_finished, timeout=10000):
         pass  # the first batch's signals arrive now, the task_added ones first
     m.pause_processing()
-    queued = m.submit(quick, group="next")
+    queued = m.options(group="next").submit(quick)
     qtbot.waitUntil(lambda: not ind.is_idle(), timeout=10000)
     ind.refresh()
     assert ind.toolTip().splitlines()[-1] == "0 of 1 finished"

@@ -94,16 +94,16 @@ def block():
 @pytest.mark.parametrize("grouped", [False, True], ids=["flat", "grouped"])
 def test_model_follows_the_manager(qtbot, model_failures, make_manager, grouped):
     manager = make_manager(max_threads=4)
-    before = [manager.submit(ok, i, name=f"early{i}", group="early") for i in range(3)]
+    before = [manager.options(name=f"early{i}", group="early").submit(ok, i) for i in range(3)]
     model = TaskModel(manager, grouped=grouped)
     tester = QAbstractItemModelTester(model, QAbstractItemModelTester.FailureReportingMode.Warning)
     assert model_rows(model) == manager_rows(manager)  # read at construction
 
-    handles = [manager.submit(ok, i, name=f"ok{i}", group=f"g{i % 3}") for i in range(30)]
-    failing = [manager.submit(boom, name=f"boom{i}", group="bad") for i in range(3)]
-    blocking = [manager.submit(block, name=f"block{i}", group=None) for i in range(2)]
-    queued = manager.submit(
-        ok, "never", name="queued", group="g0", upstream_task_ids=[blocking[0].uid]
+    handles = [manager.options(name=f"ok{i}", group=f"g{i % 3}").submit(ok, i) for i in range(30)]
+    failing = [manager.options(name=f"boom{i}", group="bad").submit(boom) for i in range(3)]
+    blocking = [manager.options(name=f"block{i}", group=None).submit(block) for i in range(2)]
+    queued = manager.options(name="queued", group="g0", upstream_task_ids=[blocking[0].uid]).submit(
+        ok, "never"
     )
     manager.start_processing()
     qtbot.waitUntil(lambda: all(h.done() for h in before + handles + failing), timeout=5000)
@@ -146,8 +146,8 @@ def test_model_follows_the_manager(qtbot, model_failures, make_manager, grouped)
     qtbot.waitUntil(lambda: blocking[1].done(), timeout=5000)
 
     # new tasks after the clear, in new groups, and a retry
-    more = [manager.submit(ok, i, group="late") for i in range(5)]
-    bad = manager.submit(boom, group="late bad")
+    more = [manager.options(group="late").submit(ok, i) for i in range(5)]
+    bad = manager.options(group="late bad").submit(boom)
     qtbot.waitUntil(lambda: all(h.done() for h in more + [bad]), timeout=5000)
     qtbot.waitUntil(lambda: matches(model, manager), timeout=5000)
     manager.retry(bad.uid)
@@ -250,7 +250,7 @@ def test_tasks_forgotten_before_a_pass(qtbot, model_failures, make_manager):
     model = TaskModel(manager, grouped=True)
     model.refresh_interval = 60_000  # no pass comes by itself in this test
     tester = QAbstractItemModelTester(model, QAbstractItemModelTester.FailureReportingMode.Warning)
-    handles = [manager.submit(ok, i, group=i % 2) for i in range(50)]
+    handles = [manager.options(group=i % 2).submit(ok, i) for i in range(50)]
     manager.start_processing()
     qtbot.waitUntil(lambda: all(h.done() for h in handles), timeout=5000)
     qtbot.waitUntil(model.has_pending, timeout=5000)
@@ -266,7 +266,7 @@ def test_tasks_forgotten_before_a_pass(qtbot, model_failures, make_manager):
 
 def test_elapsed_ticks_while_running(qtbot, make_manager):
     manager = make_manager(start_processing=True)
-    handle = manager.submit(block, name="long")
+    handle = manager.options(name="long").submit(block)
     model = TaskModel(manager)
     qtbot.waitUntil(lambda: model.task_info(handle.uid) is not None, timeout=5000)
     qtbot.waitUntil(lambda: model.task_info(handle.uid).state is TaskState.RUNNING, timeout=5000)
@@ -287,8 +287,8 @@ def test_elapsed_ticks_while_running(qtbot, make_manager):
 def test_group_rows(qtbot, make_manager):
     manager = make_manager()
     for i in range(3):
-        manager.submit(ok, i, group="pics")
-    manager.submit(ok, 9, group=None)
+        manager.options(group="pics").submit(ok, i)
+    manager.options(group=None).submit(ok, 9)
     model = TaskModel(manager, grouped=True)
     assert model.groups() == ["pics", None]
     pics, none = model.index(0, NAME), model.index(1, NAME)
@@ -368,11 +368,11 @@ def test_multi_data_answers_what_data_answers_and_views_use_it(qtbot, make_manag
     from PySide6.QtWidgets import QTreeView
 
     manager = make_manager(start_processing=True)
-    done = manager.submit(ok, 1, name="done", group="g")
-    bad = manager.submit(boom, name="bad", group="g")
+    done = manager.options(name="done", group="g").submit(ok, 1)
+    bad = manager.options(name="bad", group="g").submit(boom)
     qtbot.waitUntil(lambda: done.done() and bad.done(), timeout=5000)
     manager.pause_processing()
-    manager.submit(ok, 2, name="queued", group=None)
+    manager.options(name="queued", group=None).submit(ok, 2)
     model = TaskModel(manager, grouped=grouped)
     roles = [int(r) for r in Qt.ItemDataRole if r < Qt.ItemDataRole.UserRole]
     roles += [TaskModel.UidRole, TaskModel.StateRole, TaskModel.ProgressRole,

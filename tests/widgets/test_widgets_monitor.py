@@ -61,7 +61,7 @@ def test_summary_follows_the_manager(qtbot, monitor):
     manager = monitor.model.manager
     assert monitor.summary_label.text() == "No tasks"
     first = [manager.submit(ok, i) for i in range(3)]
-    manager.submit(ok, upstream_task_ids=[first[0].uid])
+    manager.options(upstream_task_ids=[first[0].uid]).submit(ok)
     qtbot.waitUntil(lambda: monitor.summary_label.text() == "3 queued · 1 pending", timeout=5000)
     manager.submit(boom)
     manager.start_processing()
@@ -70,7 +70,7 @@ def test_summary_follows_the_manager(qtbot, monitor):
 
 def test_cancel_selected_queued_and_running(qtbot, monitor):
     manager = monitor.model.manager
-    queued = [manager.submit(ok, i, name=f"q{i}") for i in range(3)]
+    queued = [manager.options(name=f"q{i}").submit(ok, i) for i in range(3)]
     qtbot.waitUntil(lambda: synced(monitor), timeout=5000)
     assert not monitor.cancel_button.isEnabled()
     assert monitor.select_uid(queued[1].uid)
@@ -84,7 +84,7 @@ def test_cancel_selected_queued_and_running(qtbot, monitor):
     assert manager.task_state(queued[2].uid) is TaskState.CANCELLED
     assert manager.task_state(queued[0].uid) is TaskState.QUEUED
 
-    running = manager.submit(block, name="runner")
+    running = manager.options(name="runner").submit(block)
     manager.start_processing()
     qtbot.waitUntil(lambda: running.running() and synced(monitor), timeout=5000)
     assert monitor.select_uid(running.uid)
@@ -106,7 +106,7 @@ def test_retry_reruns_a_failed_task(qtbot, monitor):
             raise RuntimeError("first time fails")
         return "fine"
 
-    handle = manager.submit(flaky, name="flaky")
+    handle = manager.options(name="flaky").submit(flaky)
     manager.start_processing()
     qtbot.waitUntil(lambda: handle.done() and synced(monitor), timeout=5000)
     assert handle.state is TaskState.FAILED
@@ -125,7 +125,7 @@ def test_clear_finished_keeps_live_rows(qtbot, monitor):
     manager.start_processing()
     qtbot.waitUntil(lambda: all(h.done() for h in done), timeout=5000)
     manager.pause_processing()
-    live = [manager.submit(ok, i, name="waits") for i in range(2)]
+    live = [manager.options(name="waits").submit(ok, i) for i in range(2)]
     qtbot.waitUntil(lambda: synced(monitor), timeout=5000)
     assert len(visible_uids(monitor)) == 7
     monitor.clear_button.click()
@@ -137,9 +137,9 @@ def test_clear_finished_keeps_live_rows(qtbot, monitor):
 
 def test_filters_hide_rows(qtbot, monitor):
     manager = monitor.model.manager
-    a = [manager.submit(ok, i, name=f"alpha {i}", group="A") for i in range(3)]
-    b = [manager.submit(ok, i, name=f"beta {i}", group="B") for i in range(2)]
-    bad = manager.submit(boom, name="gamma", group="B")
+    a = [manager.options(name=f"alpha {i}", group="A").submit(ok, i) for i in range(3)]
+    b = [manager.options(name=f"beta {i}", group="B").submit(ok, i) for i in range(2)]
+    bad = manager.options(name="gamma", group="B").submit(boom)
     manager.start_processing()
     qtbot.waitUntil(lambda: all(h.done() for h in a + b + [bad]) and synced(monitor), timeout=5000)
     every = [h.uid for h in a + b + [bad]]
@@ -166,8 +166,8 @@ def test_filters_hide_rows(qtbot, monitor):
 
 def test_error_panel_and_copy(qtbot, monitor):
     manager = monitor.model.manager
-    good = manager.submit(ok, 1, name="good")
-    bad = manager.submit(boom, name="bad")
+    good = manager.options(name="good").submit(ok, 1)
+    bad = manager.options(name="bad").submit(boom)
     manager.start_processing()
     qtbot.waitUntil(lambda: bad.done() and good.done() and synced(monitor), timeout=5000)
     traceback = manager.info(bad.uid).traceback
@@ -228,7 +228,7 @@ def test_progress_delegate_paints(qtbot, monitor):
         current_task().report_progress(1, 2, "half way")
         current_task().sleep(30)
 
-    running = manager.submit(half, name="half")
+    running = manager.options(name="half").submit(half)
     manager.start_processing()
     qtbot.waitUntil(lambda: monitor.model.task_info(running.uid) is not None, timeout=5000)
     qtbot.waitUntil(
@@ -243,7 +243,7 @@ def test_progress_delegate_paints(qtbot, monitor):
 
 def test_sorting_by_a_column(qtbot, monitor):
     manager = monitor.model.manager
-    handles = [manager.submit(ok, name=name) for name in ("pear", "apple", "fig")]
+    handles = [manager.options(name=name).submit(ok) for name in ("pear", "apple", "fig")]
     qtbot.waitUntil(lambda: synced(monitor), timeout=5000)
     assert visible_uids(monitor) == [h.uid for h in handles]  # task order at first
     monitor.view.sortByColumn(0, Qt.SortOrder.AscendingOrder)
@@ -253,12 +253,12 @@ def test_sorting_by_a_column(qtbot, monitor):
 
 def test_grouped_monitor(qtbot, make_manager):
     manager = make_manager()
-    early = manager.submit(ok, name="early", group="E")
+    early = manager.options(name="early", group="E").submit(ok)
     widget = TaskMonitor(manager, grouped=True)
     assert widget.view.isExpanded(widget.proxy.index(0, 0))  # groups start expanded
     qtbot.addWidget(widget)
-    a = [manager.submit(ok, i, name=f"a{i}", group="A") for i in range(2)]
-    b = manager.submit(boom, name="b0", group="B")
+    a = [manager.options(name=f"a{i}", group="A").submit(ok, i) for i in range(2)]
+    b = manager.options(name="b0", group="B").submit(boom)
     manager.start_processing()
     qtbot.waitUntil(lambda: all(h.done() for h in a + [b, early]) and synced(widget), timeout=5000)
     proxy = widget.proxy
@@ -296,8 +296,8 @@ def test_actions_from_the_keyboard(qtbot, monitor):
     monitor.activateWindow()
     qtbot.waitUntil(monitor.isActiveWindow, timeout=5000)
     manager = monitor.model.manager
-    bad = manager.submit(boom, name="bad")
-    blocker = manager.submit(block, name="blocker")
+    bad = manager.options(name="bad").submit(boom)
+    blocker = manager.options(name="blocker").submit(block)
     manager.start_processing()
     qtbot.waitUntil(
         lambda: bad.done() and blocker.state is TaskState.RUNNING and synced(monitor),
@@ -354,7 +354,7 @@ def test_alt_mnemonics_reach_every_control(qtbot, monitor):
     monitor.activateWindow()
     qtbot.waitUntil(monitor.isActiveWindow, timeout=5000)
     manager = monitor.model.manager
-    bad = manager.submit(boom, name="bad")
+    bad = manager.options(name="bad").submit(boom)
     manager.start_processing()
     qtbot.waitUntil(lambda: bad.done() and synced(monitor), timeout=5000)
     assert monitor.select_uid(bad.uid)
@@ -384,7 +384,7 @@ def test_alt_mnemonics_reach_every_control(qtbot, monitor):
         QTest.keyClick(QApplication.focusWidget(), Qt.Key.Key_L, Qt.KeyboardModifier.AltModifier)
     qtbot.waitUntil(lambda: monitor.model.uids() == [], timeout=5000)
 
-    blocker = manager.submit(block, name="blocker")
+    blocker = manager.options(name="blocker").submit(block)
     qtbot.waitUntil(lambda: blocker.state is TaskState.RUNNING and synced(monitor), timeout=5000)
     assert monitor.select_uid(blocker.uid)
     with qtbot.waitSignal(monitor.cancel_button.clicked, timeout=2000):
@@ -398,10 +398,10 @@ def test_grouped_monitor_stops_expanding_new_groups_past_its_limit(qtbot, make_m
     qtbot.addWidget(widget)
     widget.auto_expand_limit = 3
     for i in range(3):
-        manager.submit(ok, i, group="small")
+        manager.options(group="small").submit(ok, i)
     qtbot.waitUntil(lambda: synced(widget) and widget.model.task_count() == 3, timeout=5000)
     assert widget.view.isExpanded(widget.proxy.index(0, 0))  # came while below the limit
-    manager.submit(ok, 9, group="late")
+    manager.options(group="late").submit(ok, 9)
     qtbot.waitUntil(lambda: synced(widget) and widget.proxy.rowCount() == 2, timeout=5000)
     late = widget.proxy.index(1, 0)
     assert late.data(TaskModel.GroupRole) == "late"
@@ -413,8 +413,8 @@ def test_proxy_answers_every_role_of_a_cell_in_one_call(qtbot, monitor):
     # multiData through the filter proxy gives what data() gives, role by role,
     # for the sorted and filtered row (the proxy maps the index once).
     manager = monitor.model.manager
-    handles = [manager.submit(ok, i, name=f"task {i}") for i in range(3)]
-    bad = manager.submit(boom, name="broken")
+    handles = [manager.options(name=f"task {i}").submit(ok, i) for i in range(3)]
+    bad = manager.options(name="broken").submit(boom)
     manager.start_processing()
     qtbot.waitUntil(
         lambda: all(h.done() for h in [*handles, bad]) and synced(monitor), timeout=5000

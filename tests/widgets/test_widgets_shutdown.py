@@ -48,7 +48,7 @@ def states(model: TaskModel, uids) -> list[TaskState]:
 
 def start_four(qtbot, manager, gate):
     """Two tasks running (max_threads=2) and two queued behind them."""
-    uids = [manager.submit(block, gate, name=f"job {i}").uid for i in range(4)]
+    uids = [manager.options(name=f"job {i}").submit(block, gate).uid for i in range(4)]
     qtbot.waitUntil(
         lambda: (
             [manager.task_state(u) for u in uids]
