@@ -1,4 +1,4 @@
-"""Process tasks: ``submit(fn, ..., executor="process")`` (the documented path).
+"""Process tasks: ``options(executor="process").submit(fn, ...)`` (the documented path).
 
 The implementation lives in :mod:`bgtasks.executors.processes`.
 """

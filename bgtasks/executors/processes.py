@@ -1,7 +1,7 @@
 """Run tasks in a pool of worker processes, with hard cancel: :class:`ProcessExecutor`.
 
 CPU-bound Python does not scale across threads (the GIL); it does across
-processes.  ``manager.submit(fn, *args, executor="process")`` runs ``fn`` in a
+processes.  ``manager.options(executor="process").submit(fn, *args)`` runs ``fn`` in a
 spawned worker process and keeps everything else of a task: uid, signals,
 group, dependencies, priority, handle, retries.  Stopping a running process
 task really stops it: the worker is terminated and replaced.

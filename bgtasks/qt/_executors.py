@@ -1,4 +1,4 @@
-"""The manager's executors: where a task runs (``submit(..., executor=...)``), by name.
+"""The manager's executors: where a task runs (``options(executor=...)``), by name.
 
 ``"thread"`` is the manager's own pool; ``"process"`` and ``"dask"`` are made on
 first use; :meth:`~bgtasks.BackgroundTaskManager.set_executor` names others.  An
