@@ -1,4 +1,4 @@
-"""Run chosen tasks on a Dask cluster: ``manager.submit(fn, ..., executor="dask")``.
+"""Run chosen tasks on a Dask cluster: ``manager.options(executor="dask").submit(fn, ...)``.
 
 A task submitted with ``executor="dask"`` keeps everything a thread task has
 (uid, signals, group, dependencies, priority, handle, retries, timeout); a
