@@ -39,7 +39,7 @@ def _same(a: Any, b: Any) -> bool:
         return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
     if isinstance(a, float):
         return a == b and math.isfinite(a)
-    return a == b
+    return bool(a == b)
 
 
 def check_group(group: Any) -> None:

@@ -67,7 +67,7 @@ class RestoreReport:
     rows, moved to the journal's ``quarantine`` table, to what is wrong.
     """
 
-    handles: dict[int, TaskHandle] = field(default_factory=dict)
+    handles: dict[int, TaskHandle[Any]] = field(default_factory=dict)
     uids: dict[int, int] = field(default_factory=dict)
     interrupted: list[int] = field(default_factory=list)
     skipped: list[int] = field(default_factory=list)

@@ -181,7 +181,7 @@ class JournalSession:
                 SQL_FINISHED, {"result": text, "error": error, "t": time.time(), "jid": jid}
             )
 
-    def _on_done(self, jid: int, handle: TaskHandle) -> None:
+    def _on_done(self, jid: int, handle: TaskHandle[Any]) -> None:
         # Manager's thread: journal an end the worker did not see (stopped
         # while queued, failed or cancelled upstream).
         if jid not in self._live:
@@ -195,7 +195,7 @@ class JournalSession:
         else:
             self._mark_ended(jid, FINISHED)
 
-    def _watch(self, handle: TaskHandle, jid: int) -> None:
+    def _watch(self, handle: TaskHandle[Any], jid: int) -> None:
         handle.add_done_callback(lambda h: self._on_done(jid, h))
 
     def _write_uids(self, pairs: list[tuple[int, int]]) -> None:
@@ -230,7 +230,7 @@ class JournalSession:
         upstream: list[int],
         name: str | None,
         store_result: bool,
-    ) -> TaskHandle:
+    ) -> TaskHandle[Any]:
         # After the row's commit; the caller holds the lock, so the worker's
         # "started" write waits until the uid is recorded.
         handle = self.manager.options(

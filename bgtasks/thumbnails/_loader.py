@@ -103,7 +103,7 @@ def _decode_task(path: str, width: int, height: int) -> QImage:
 class _Request:
     __slots__ = ("handle", "priority", "evictable")
 
-    def __init__(self, handle: TaskHandle, priority: float, evictable: bool) -> None:
+    def __init__(self, handle: TaskHandle[QImage], priority: float, evictable: bool) -> None:
         self.handle = handle
         self.priority = priority
         self.evictable = evictable  # asked for by a view: cancelled when scrolled far away
@@ -228,9 +228,9 @@ class ThumbnailLoader(DiesAtHome, QObject):
         self._inflight[path] = _Request(handle, priority, evictable)
         return handle.uid
 
-    def _submit(self, path: str, priority: float) -> TaskHandle:
+    def _submit(self, path: str, priority: float) -> TaskHandle[QImage]:
         w, h = self._size.width(), self._size.height()
-        handle = self._manager.options(
+        handle: TaskHandle[QImage] = self._manager.options(
             priority=priority, group=self.group, owner=self, name="thumbnail",
             key=("bgtasks.thumbnail", path, w, h),
         ).submit(_decode_task, path, w, h)  # fmt: skip
