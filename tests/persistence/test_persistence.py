@@ -134,6 +134,31 @@ def test_arguments_must_be_json_data(open_journal):
     assert journal.manager.tasks() == []
 
 
+def test_journal_options_are_checked_at_the_call_and_merge_later_wins(open_journal):
+    journal = open_journal()
+    journal.restore()
+    with pytest.raises(TypeError) as caught:
+        journal.options(retries=2)
+    assert str(caught.value) == (
+        "unknown journal task option 'retries'; the options are "
+        "enduring, group, name, priority, store_result, upstream_task_ids"
+    )
+    with pytest.raises(TypeError, match=r"^store_result must be True or False, got None$"):
+        journal.options(name="a").options(store_result=None)
+    with pytest.raises(TypeError, match=r"^upstream_task_ids must be a list of task ids, got 3$"):
+        journal.options(upstream_task_ids=3)
+    first = journal.options(priority=1, group="g", name="a")
+    second = first.options(priority=5, enduring=True)
+    assert (first.task_options.priority, first.task_options.enduring) == (1, False)
+    handle = second.submit(f.add, 1, 2)
+    record = journal.record(handle.uid)
+    assert (record.priority, record.group, record.name, record.enduring) == (5, "g", "a", True)
+    with pytest.raises(AttributeError, match="^JournalSubmitter is immutable: cannot set 'x'$"):
+        second.x = 1
+    journal.manager.start_processing()
+    assert handle.result(timeout=10) == 3
+
+
 def test_upstream_must_be_a_persistent_task_of_this_journal(open_journal, make_manager, tmp_path):
     manager = make_manager()
     journal = open_journal(manager)
