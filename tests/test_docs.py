@@ -22,9 +22,7 @@ BLOCK = re.compile(r"^```python\n(.*?)^```\s*$", re.M | re.S)
 
 #: Blocks that use an API not in the package yet are skipped until it lands: a block
 #: matching a pattern below waits for that feature.  Delete the entry when it lands.
-WAITS_FOR: list[tuple[str, str]] = [
-    (r"\.options\(", "manager.options()"),
-]
+WAITS_FOR: list[tuple[str, str]] = []
 
 
 def _blocks() -> list:

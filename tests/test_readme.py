@@ -8,13 +8,10 @@ import re
 import subprocess
 import sys
 
-import pytest
-
 ROOT = pathlib.Path(__file__).parents[1]
 README = (ROOT / "README.md").read_text()
 
 
-@pytest.mark.skip(reason="waits for manager.options()")
 def test_readme_example_runs_as_written():
     example = re.search(r"## Example\n\n```python\n(.*?)```", README, re.S).group(1)
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
