@@ -103,6 +103,13 @@ class BackgroundTaskManager(DiesAtHome, Submission, Delivery, Executors, Registr
 
     Every run of a task ends exactly once: completed, failed or cancelled.
 
+    Nothing fails silently: a failure that no ``task_failed`` slot,
+    done-callback or handle (``result()``, ``exception()``, ``await``)
+    observes is logged at ERROR on the ``bgtasks`` logger with its traceback
+    (once per run; tasks that did not run because an upstream task failed
+    are not logged again).  Tasks added to a manager never started are
+    reported at WARNING a second after the first add, and at ``shut_down``.
+
     Thread safety: every method may be called from any thread, a running task
     included, except ``start_processing``, ``pause_processing``, ``shut_down``
     and the configuration setters, which belong to the manager's thread.
