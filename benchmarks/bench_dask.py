@@ -14,7 +14,7 @@ first submit to the last result, median (and best) of the runs, rows interleaved
 run by run in this one process:
 
 * ``thread``: ``manager.submit(fn, i)`` on the manager's pool (8 threads);
-* ``dask``: ``manager.submit(fn, i, executor="dask")`` with the default
+* ``dask``: ``manager.options(executor="dask").submit(fn, i)`` with the default
   ``DaskExecutor()`` (in-process LocalCluster, one thread per core, slots = threads);
 * ``dask, no slot cap``: the same cluster given as ``client=``, so all 8
   manager threads hand calls to Dask at once;

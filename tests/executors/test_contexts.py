@@ -78,7 +78,7 @@ def test_each_context_type_has_each_member_with_the_protocols_signature(cls, nam
 
 
 def run_context_kind(qtbot, manager, **options):
-    handle = manager.submit(f.context_kind, **options)
+    handle = manager.options(**options).submit(f.context_kind)
     qtbot.waitUntil(handle.done, timeout=60000)
     return handle.result(timeout=0)
 

@@ -742,7 +742,7 @@ def test_without_dask_the_package_imports_and_executor_dask_says_what_to_install
         from PySide6.QtCore import QCoreApplication
         app = QCoreApplication([])
         manager = bgtasks.BackgroundTaskManager()
-        for attempt in (DaskExecutor, lambda: manager.submit(print, executor="dask")):
+        for attempt in (DaskExecutor, lambda: manager.options(executor="dask").submit(print)):
             try:
                 attempt()
             except (ImportError, RuntimeError) as exc:
@@ -780,7 +780,7 @@ def simulate(steps):                      # runs on a Dask worker thread
 if __name__ == "__main__":
     app = QCoreApplication(sys.argv)
     manager = BackgroundTaskManager(start_processing=True)
-    handle = manager.submit(simulate, 1000, executor="dask", priority=5)
+    handle = manager.options(executor="dask", priority=5).submit(simulate, 1000)
     handle.add_done_callback(lambda h: (print(h.result()), app.quit()))
     app.exec()                            # prints 499500
     manager.shut_down()

@@ -147,7 +147,7 @@ def _run_app(body: str, tmp_path) -> subprocess.CompletedProcess[str]:
 def test_interpreter_exit_kills_the_grandchildren_of_a_process_task(tmp_path):
     out = _run_app(
         """
-        handle = manager.submit(f.start_grandchild_and_wait, executor="process")
+        handle = manager.options(executor="process").submit(f.start_grandchild_and_wait)
         while manager.info(handle.uid).status is None:
             time.sleep(0.01)
         print(*manager.info(handle.uid).status, flush=True)   # then exit, no shut_down
@@ -168,7 +168,7 @@ def test_a_parent_killed_by_sigkill_leaves_no_worker_or_grandchild(tmp_path):
     # No atexit hook runs: the worker sees its pipe close and takes its group along.
     out = _run_app(
         """
-        handle = manager.submit(f.start_grandchild_and_wait, executor="process")
+        handle = manager.options(executor="process").submit(f.start_grandchild_and_wait)
         while manager.info(handle.uid).status is None:
             time.sleep(0.01)
         print(*manager.info(handle.uid).status, flush=True)

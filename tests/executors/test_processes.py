@@ -1,6 +1,6 @@
 """ProcessExecutor: tasks in spawned worker processes, hard cancel, crashes, remote errors.
 
-Most tests go through ``manager.submit(..., executor=ex)``, as users do; each
+Most tests go through ``manager.options(executor=ex).submit(...)``, as users do; each
 test has its own small executor (the manager shuts it down with itself).
 """
 
@@ -544,7 +544,7 @@ def test_interpreter_exit_with_a_running_process_task_of_a_manager_does_not_hang
 
         app = QCoreApplication([])
         manager = BackgroundTaskManager(start_processing=True)
-        handle = manager.submit(f.publish_pid_then_spin, True, executor="process")
+        handle = manager.options(executor="process").submit(f.publish_pid_then_spin, True)
         while manager.info(handle.uid).status is None:
             time.sleep(0.01)
         print(manager.info(handle.uid).status, flush=True)   # then exit, no shut_down

@@ -665,7 +665,7 @@ def test_sigkill_at_any_point_loses_nothing_and_reruns_only_interrupted_tasks(tm
     assert states == [("finished", 30)]
 
 
-# ---------------------------------------------------------------- manager.submit(persist=True)
+# -------------------------------------------------- manager.options(persist=True).submit
 
 
 def test_submit_with_persist_goes_through_the_managers_journal(
