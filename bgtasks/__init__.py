@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from .executors._contract import Executor
     from .qt._futures import ManagerExecutor
     from .qt._manager import BackgroundTaskManager
-    from .qt._options import TaskSubmitter
+    from .qt._options import TaskOptions, TaskSubmitter
 
 _WHERE = {
     "BackgroundTaskManager": ".qt._manager",
@@ -31,6 +31,7 @@ _WHERE = {
     "TaskContextProtocol": ".core._context",
     "TaskHandle": ".core._handle",
     "TaskInfo": ".core._state",
+    "TaskOptions": ".qt._options",
     "TaskState": ".core._state",
     "TaskSubmitter": ".qt._options",
     "UpstreamFailed": ".core._errors",
@@ -48,6 +49,7 @@ __all__ = [
     "TaskContextProtocol",
     "TaskHandle",
     "TaskInfo",
+    "TaskOptions",
     "TaskState",
     "TaskSubmitter",
     "UpstreamFailed",

@@ -36,7 +36,7 @@ The package's modules:
 from __future__ import annotations
 
 from .codec import crc as _crc
-from .journal import TaskJournal
+from .journal import JournalOptions, JournalSubmitter, TaskJournal
 from .paths import default_journal_path
 from .records import JournalError, JournalRecord, RestoreReport
 from .registry import _registry, _unregister, persistable, persistable_functions
@@ -44,7 +44,9 @@ from .schema import CRC_COLUMNS as _CRC_COLUMNS
 
 __all__ = [
     "JournalError",
+    "JournalOptions",
     "JournalRecord",
+    "JournalSubmitter",
     "RestoreReport",
     "TaskJournal",
     "default_journal_path",
