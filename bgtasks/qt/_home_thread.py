@@ -89,7 +89,8 @@ class DiesAtHome:
         if home is None or threading.get_ident() == home:
             return
         try:
-            if not (Shiboken.isValid(self) and Shiboken.ownedByPython(self)):
+            me: Any = self  # a QObject: the mixin is only used on QObject subclasses
+            if not (Shiboken.isValid(me) and Shiboken.ownedByPython(me)):
                 return  # already gone, or a parent deletes it on its thread
             with _LOCK:
                 _PARKED.setdefault(home, []).append(self)  # resurrected

@@ -4,13 +4,16 @@ calls into the core's scheduler (a mixin of BackgroundTaskManager)."""
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from PySide6.QtCore import QThreadPool
 
 from ..core import ANY_GROUP, Scheduler, _graph, check_count, check_seconds
 from ..core._handle import TaskHandle
 from ..core._state import TaskInfo, TaskState
+
+if TYPE_CHECKING:
+    from ..core._handle import HandleOwner
 
 
 class Registry:
@@ -29,7 +32,7 @@ class Registry:
         group's k tasks.  Any thread."""
         return self._scheduler.set_group_priority(group, priority)
 
-    def retry(self, uid: int) -> TaskHandle:
+    def retry(self, uid: int) -> TaskHandle[Any]:
         """Run a failed or cancelled task again, and the failed or cancelled
         tasks upstream of it first; returns a handle on the new run.
 
@@ -40,7 +43,7 @@ class Registry:
         failed or cancelled (or whose function was released), ``RuntimeError``
         after ``shut_down()``.
         """
-        handle = TaskHandle(self)
+        handle: TaskHandle[Any] = TaskHandle(cast("HandleOwner", self))
         handle.uid = uid
         self._scheduler.retry(uid, handle)
         return handle

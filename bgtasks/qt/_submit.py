@@ -23,6 +23,7 @@ from ._options import DEFAULT_OPTIONS, TaskOptions, TaskSubmitter, checked
 if TYPE_CHECKING:
     from ..core import Scheduler
     from ..core._handle import HandleOwner
+    from ..executors._contract import RemoteCall
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -49,7 +50,7 @@ class Submission:
             kwargs: dict[str, Any],
             executor: str | Executor,
             resources: Mapping[str, int] | None,
-        ) -> tuple[Callable[..., Any], Executor, Mapping[str, int] | None]: ...
+        ) -> tuple[RemoteCall, Executor, Mapping[str, int] | None]: ...
         def _mark_used(self, name: str) -> None: ...
         def _own(self, owner: QObject, uid: int) -> None: ...
 
