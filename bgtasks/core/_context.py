@@ -24,6 +24,12 @@ class TaskContextProtocol(Protocol):
     :class:`bgtasks.loops.LoopTask` is given.  A backend that cannot forward
     something keeps the member and documents what it does instead (a Dask
     worker process forwards no settings: ``update_settings()`` returns False).
+
+    Threads: a context belongs to its running task.  Use it in the thread that
+    runs the task (the one :func:`current_task` was called in); none of it is
+    meant for the UI thread, which uses the manager (``stop_task``,
+    ``set_settings``, ``info``) instead.  It is ``runtime_checkable``:
+    ``isinstance(obj, TaskContextProtocol)`` checks the members are present.
     """
 
     @property
@@ -48,19 +54,41 @@ class TaskContextProtocol(Protocol):
         ...
 
     def raise_if_cancelled(self) -> None:
-        """Raise :class:`TaskCancelled` if a stop was requested."""
+        """Raise :class:`TaskCancelled` if a stop was requested.
+
+        Raises:
+            TaskCancelled: A stop was requested (``stop_task``, a timeout, shut down).
+        """
         ...
 
     def sleep(self, seconds: float) -> None:
-        """Wait ``seconds`` (``inf``: until a stop); raise :class:`TaskCancelled` as soon as
-        a stop is requested.  ``ValueError`` unless ``seconds`` is a non-negative number."""
+        """Wait, waking at once if a stop is requested.
+
+        Args:
+            seconds: How long to wait; ``inf`` waits until a stop.
+
+        Raises:
+            TaskCancelled: A stop was requested (before or during the wait).
+            ValueError: ``seconds`` is not a non-negative number.
+        """
         ...
 
     def report_progress(
         self, done: float, total: float | None = None, message: str | None = None
     ) -> None:
-        """Report progress: a fraction in [0, 1], or ``done`` out of ``total`` (checked by
-        :func:`progress_fraction`); the latest value wins, the last always arrives."""
+        """Report progress; the latest value wins and the last one always arrives.
+
+        Args:
+            done: A fraction in [0, 1], or the amount done out of ``total``.
+            total: The whole amount (a positive finite number); None when ``done``
+                is a fraction.
+            message: A text to show with the progress, or None.
+
+        Raises:
+            ValueError: ``total`` is not a positive finite number, or the fraction
+                is outside [0, 1].
+            TypeError: ``message`` is not a string.
+        """
         ...
 
     @property
@@ -77,19 +105,30 @@ class TaskContextProtocol(Protocol):
         ...
 
     def update_settings(self) -> bool:
-        """Adopt the latest value sent with ``set_settings(uid, value)``; True if there was
-        a new one."""
+        """Adopt the latest value sent with ``set_settings(uid, value)``.
+
+        Returns:
+            True if there was a new value (now in :attr:`settings`), else False.
+        """
         ...
 
 
 class TaskContext:
-    """The running task's view of its manager.
+    """The running task's view of its manager: a :class:`TaskContextProtocol`.
 
-    Get it with :func:`current_task` from inside a task function (any worker
-    thread).  Python code cannot be interrupted from outside: a task that wants
+    Get it with :func:`current_task` from inside a task function that runs in a
+    manager's worker thread; use it in that thread, while the task runs.
+    Python code cannot be interrupted from outside: a task that wants
     to be stoppable checks :attr:`cancelled`, calls :meth:`raise_if_cancelled`
     between steps, or waits with :meth:`sleep`, which wakes at once on a stop.
-    A task that lets :class:`TaskCancelled` propagate ends CANCELLED.
+    A task that lets :class:`TaskCancelled` propagate ends CANCELLED.  Progress
+    and status reach the manager's thread through its signals
+    (``task_progress``, ``task_status_changed``), delivered there in batches.
+
+    Args:
+        scheduler: The manager's scheduler (internal: :func:`current_task` makes
+            the context, user code does not).
+        task: The running task (internal).
     """
 
     __slots__ = ("_scheduler", "_task")
@@ -100,14 +139,17 @@ class TaskContext:
 
     @property
     def uid(self) -> int:
+        """The task's uid."""
         return self._task.uid
 
     @property
     def group(self) -> Any:
+        """The task's group (None if it has none)."""
         return self._task.group
 
     @property
     def priority(self) -> float:
+        """The task's priority."""
         return self._task.priority
 
     @property
@@ -116,12 +158,24 @@ class TaskContext:
         return self._scheduler.is_cancelled(self._task)
 
     def raise_if_cancelled(self) -> None:
-        """Raise :class:`TaskCancelled` if a stop was requested."""
+        """Raise :class:`TaskCancelled` if a stop was requested.
+
+        Raises:
+            TaskCancelled: A stop was requested (``stop_task``, a timeout, shut down).
+        """
         if self._scheduler.is_cancelled(self._task):
             raise TaskCancelled(f"task {self._task.uid} was asked to stop")
 
     def sleep(self, seconds: float) -> None:
-        """Wait ``seconds``; raise :class:`TaskCancelled` as soon as a stop is requested."""
+        """Wait, waking at once if a stop is requested.
+
+        Args:
+            seconds: How long to wait; ``inf`` waits until a stop.
+
+        Raises:
+            TaskCancelled: A stop was requested (before or during the wait).
+            ValueError: ``seconds`` is not a non-negative number.
+        """
         if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds >= 0:
             raise ValueError(f"seconds must be a non-negative number, got {seconds!r}")
         if self._scheduler.wait_cancelled(self._task, seconds):
@@ -132,15 +186,31 @@ class TaskContext:
     ) -> None:
         """Report progress: a fraction in [0, 1], or ``done`` out of ``total``.
 
-        Cheap enough to call in a tight loop: the UI gets the latest value at
-        most ~25 times a second, and the final one before the task's result.
+        Cheap enough to call in a tight loop: the manager's thread gets the
+        latest value (``task_progress``) at most ~25 times a second
+        (``progress_interval``), and the final one before the task's result.
+
+        Args:
+            done: A fraction in [0, 1], or the amount done out of ``total``.
+            total: The whole amount (a positive finite number); None when ``done``
+                is a fraction.
+            message: A text to show with the progress, or None.
+
+        Raises:
+            ValueError: ``total`` is not a positive finite number, or the fraction
+                is outside [0, 1].
+            TypeError: ``message`` is not a string.
         """
         fraction = progress_fraction(done, total, message)
         self._scheduler.report_progress(self._task, fraction, message)
 
     @property
     def status(self) -> Any:
-        """A value the task publishes for others (``info(uid).status``)."""
+        """A value the task publishes for others (``info(uid).status``).
+
+        Setting a new value emits ``task_status_changed`` on the manager's thread
+        (only while someone is connected to it).
+        """
         return self._task.status
 
     @status.setter
@@ -156,7 +226,9 @@ class TaskContext:
         """Adopt the latest value sent with ``set_settings(uid, value)``.
 
         Latest wins: values sent since the last call are replaced by the newest.
-        Returns True if there was a new value.
+
+        Returns:
+            True if there was a new value (now in :attr:`settings`), else False.
         """
         return self._scheduler.take_settings(self._task)
 
@@ -190,15 +262,23 @@ remote_context: Callable[[], Any] | None = None
 
 
 def current_task() -> TaskContextProtocol:
-    """The context of the task running in the calling thread: a :class:`TaskContext` in a
-    manager's thread, a backend's own :class:`TaskContextProtocol` elsewhere (a worker
-    process, a Dask worker).
+    """The context of the task running in the calling thread.
 
-    ``RuntimeError`` outside a task function.
+    Call it from inside a task function, in the thread (or process) that runs it.
+
+    Returns:
+        A :class:`TaskContext` in a manager's worker thread; a backend's own
+        :class:`TaskContextProtocol` elsewhere (a ProcessExecutor worker process,
+        a Dask worker).
+
+    Raises:
+        RuntimeError: No task is running in the calling thread.
     """
     running = current()
     if running is None:
-        remote: TaskContextProtocol | None = remote_context() if remote_context is not None else None
+        remote: TaskContextProtocol | None = (
+            remote_context() if remote_context is not None else None
+        )
         if remote is not None:
             return remote
         raise RuntimeError("current_task() was called outside a running task")

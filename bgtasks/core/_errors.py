@@ -39,16 +39,31 @@ class BgTasksError(Exception):
 
 
 class TaskCancelled(BgTasksError, concurrent.futures.CancelledError):
-    """The task was stopped: raised inside it by ``raise_if_cancelled()`` and
-    ``sleep()``, and by ``TaskHandle.result()`` for a cancelled task."""
+    """The task was stopped.
+
+    Raised in the task's own thread by ``current_task().raise_if_cancelled()`` and
+    ``current_task().sleep()`` (a task that lets it propagate ends CANCELLED), and by
+    ``TaskHandle.result()`` / ``exception()`` for a cancelled task, in the thread that
+    calls them.  It is a ``concurrent.futures.CancelledError``, so code written for
+    futures catches it.
+    """
 
 
 class UpstreamFailed(BgTasksError, RuntimeError):
     """A task did not run because a task upstream of it failed.
 
-    ``TaskHandle.exception()`` of such a task; ``uid`` is that task,
-    ``upstream`` the uid of the task that failed first and ``message`` its
-    message.
+    What ``TaskHandle.exception()`` returns (and ``result()`` raises) for such a
+    task.  It pickles, so it crosses process boundaries.
+
+    Args:
+        uid: The task that did not run.
+        upstream: The uid of the upstream task that failed first.
+        message: That task's error message.
+
+    Attributes:
+        uid: The task that did not run.
+        upstream: The uid of the upstream task that failed first.
+        message: That task's error message.
     """
 
     def __init__(self, uid: int, upstream: int, message: str) -> None:

@@ -17,7 +17,13 @@ from ._errors import BgTasksError
 
 
 class TaskState(enum.Enum):
-    """Where a task is in its life."""
+    """Where a task is in its life.
+
+    Read it with ``BackgroundTaskManager.task_state(uid)`` (any thread) or from a
+    :class:`TaskInfo`; ``task_state_changed`` reports each change on the manager's
+    thread.  Members compare by identity and are plain enum values, safe to share
+    between threads.
+    """
 
     PENDING = "pending"  #: waiting for upstream tasks (or for a retry's backoff)
     QUEUED = "queued"  #: ready, waiting for a worker
@@ -33,6 +39,7 @@ class TaskState(enum.Enum):
 
     @property
     def is_terminal(self) -> bool:
+        """True for COMPLETED, FAILED and CANCELLED: the states a run ends in."""
         return self in _TERMINAL
 
 
@@ -63,7 +70,21 @@ del P, Q, R, CG, D, F, C
 
 
 class IllegalTransition(BgTasksError, RuntimeError):
-    """A state change the transition table does not allow."""
+    """A state change the transition table does not allow.
+
+    Raised where the change was attempted (``retry`` of a task that has not ended,
+    for example), leaving the task's state as it was.
+
+    Args:
+        uid: The task.
+        old: Its state.
+        new: The state it was refused.
+
+    Attributes:
+        uid: The task.
+        old: Its state.
+        new: The state it was refused.
+    """
 
     def __init__(self, uid: int, old: TaskState, new: TaskState) -> None:
         super().__init__(f"task {uid}: illegal transition {old.name} -> {new.name}")
@@ -79,8 +100,30 @@ class IllegalTransition(BgTasksError, RuntimeError):
 class TaskInfo:
     """A frozen snapshot of one task (``BackgroundTaskManager.info``).
 
+    Taken under the scheduler's lock, so its fields agree with each other; it
+    never changes afterwards and may be read and passed on from any thread.
     Times are seconds since the epoch (``time.time()``); ``runtime`` is the
     time from the last start to the end, or to now while running.
+
+    Attributes:
+        uid: The task's uid.
+        name: A readable name (the function's qualified name unless given).
+        group: The task's group (None if it has none).
+        state: Its state when the snapshot was taken.
+        priority: Its priority (higher runs first).
+        key: Its deduplication key, or None.
+        upstream: The uids of the tasks it waits for.
+        created: When it was added.
+        started: When its function last started; None if it never ran.
+        ended: When its last run ended; None while it has not.
+        runtime: Seconds from the last start to the end (or to now); None if it
+            never ran.
+        progress: The latest progress fraction in [0, 1]; None if none was reported.
+        message: The latest progress message.
+        status: What the task last set as its status.
+        error: The error message of a failed task ("" otherwise).
+        traceback: The traceback of a failed task ("" otherwise).
+        attempts: How many times the function started.
     """
 
     uid: int
