@@ -20,7 +20,11 @@ if TYPE_CHECKING:
 class Executor(ABC):
     """A place other than the manager's threads where a task can run.
 
-    Subclasses are registered with :meth:`BackgroundTaskManager.set_executor`.
+    Register an instance with ``BackgroundTaskManager.set_executor(name, executor)``
+    or pass it as ``options(executor=instance)``.  The manager calls :meth:`check`
+    on the submitting thread, :meth:`run` in one of its worker threads (several at
+    once, up to :attr:`slots`), and :meth:`shut_down` once when it shuts down
+    (normally on its own thread): an implementation must be thread-safe.
     """
 
     #: How many of its tasks may run at once: the manager keeps the rest queued
@@ -31,9 +35,18 @@ class Executor(ABC):
     def check(
         self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]
     ) -> None:
-        """Raise ``TypeError`` saying why ``fn(*args, **kwargs)`` cannot run here.
+        """Refuse a call that cannot run here, before anything is registered.
 
-        Called by ``submit`` on the submitting thread, before anything is registered.
+        Called by ``submit`` on the submitting thread (any thread).
+
+        Args:
+            fn: The task's function.
+            args: Its positional arguments.
+            kwargs: Its keyword arguments (without those upstream tasks will add).
+
+        Raises:
+            TypeError: The call cannot run here (the message says why, e.g. the
+                function or an argument does not pickle).
         """
 
     @abstractmethod
@@ -46,19 +59,53 @@ class Executor(ABC):
     ) -> Any:
         """Run the call and return its result; called in a manager worker thread.
 
-        ``kwargs`` include results merged from upstream tasks.  Raise the
-        call's own exception (its original type, with the remote traceback
-        chained), raise :class:`bgtasks.TaskCancelled` once ``context.cancelled``
-        is true and the remote work is stopped, and forward progress with
+        Blocks that worker thread until the call ends.  Forward progress with
         ``context.report_progress``.
+
+        Args:
+            fn: The task's function.
+            args: Its positional arguments.
+            kwargs: Its keyword arguments, including results merged from upstream
+                tasks.
+            context: The running task's context (the worker thread's
+                ``current_task()``).
+
+        Returns:
+            The call's result.
+
+        Raises:
+            TaskCancelled: ``context.cancelled`` became true and the remote work
+                was stopped.
+            Exception: The call's own exception, of its original type, with the
+                remote traceback chained.
         """
 
     def shut_down(self, timeout: float) -> None:  # noqa: B027 - optional hook
-        """Stop the backend within ``timeout`` seconds; called once by the manager's shut_down."""
+        """Stop the backend within ``timeout`` seconds.
+
+        Called once by the manager's ``shut_down`` (on the manager's thread), or
+        with 0.0 for an executor the manager made and never used.  The default
+        does nothing.
+
+        Args:
+            timeout: The most seconds to wait for running calls.
+        """
 
 
 class RemoteCall:
-    """The function a proxy task runs: ``executor.run(fn, args, kwargs, current_task())``."""
+    """The function a proxy task runs: ``executor.run(fn, args, kwargs, current_task())``.
+
+    The manager makes one for each task submitted to an executor and calls it in a
+    worker thread, like any task function.
+
+    Args:
+        executor: Where the call runs.
+        fn: The task's function.
+
+    Attributes:
+        executor: Where the call runs.
+        fn: The task's function.
+    """
 
     __slots__ = ("__name__", "executor", "fn")
 

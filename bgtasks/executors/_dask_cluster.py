@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-try:
-    import distributed
-    import distributed.security
-except ImportError:  # the optional extra is not installed
-    distributed = None
+if TYPE_CHECKING:  # an optional extra: typed as Any whether it is installed or not
+    distributed: Any
+else:
+    try:
+        import distributed
+        import distributed.security
+    except ImportError:  # the optional extra is not installed
+        distributed = None
 
 
 def check_where(
@@ -141,7 +144,7 @@ def _loopback_worker_class() -> Any:
     global _LoopbackWorker
     if _LoopbackWorker is None:
 
-        class LoopbackWorker(distributed.Worker):
+        class LoopbackWorker(distributed.Worker):  # type: ignore[misc]  # Any: see the import
             def __init__(self, *args: Any, dashboard_address: Any = None, **kwargs: Any):
                 super().__init__(
                     *args, dashboard_address=dashboard_address or "127.0.0.1:0", **kwargs

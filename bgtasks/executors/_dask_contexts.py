@@ -23,13 +23,17 @@ from ..core._validate import check_seconds
 if TYPE_CHECKING:
     from ..core._context import TaskContextProtocol
 
-try:
-    import distributed
-except ImportError:  # the optional extra is not installed
-    distributed = None
+if TYPE_CHECKING:  # an optional extra: typed as Any whether it is installed or not
+    distributed: Any
+else:
+    try:
+        import distributed
+    except ImportError:  # the optional extra is not installed
+        distributed = None
 
-#: The least time between two progress events sent from another process.
 REMOTE_PROGRESS_INTERVAL = 0.04
+"""The least time, in seconds, between two progress events a task sends from a Dask
+worker process (in-process workers use the manager's ``progress_interval``)."""
 
 # Dask worker states in which a task is still wanted.
 _RUNNING_STATES = frozenset({"executing", "long-running"})

@@ -32,7 +32,8 @@ def receive(worker: Worker, uid: int, context: TaskContextProtocol) -> tuple[Any
         data = worker.conn.recv_bytes()
     except (EOFError, OSError):
         return EOF_MARK
-    message = pickle.loads(data)  # plain types only: values travel as inner pickles
+    # plain types only: values travel as inner pickles
+    message: tuple[Any, ...] = pickle.loads(data)
     kind = message[0]
     if kind == "output":
         _, task_uid, stream, line = message

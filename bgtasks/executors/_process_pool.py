@@ -49,7 +49,9 @@ class Worker:
 
     @property
     def pid(self) -> int:
-        return self.process.pid
+        """The worker process's id (it has started: a Worker is made after its start)."""
+        pid: int = self.process.pid
+        return pid
 
     def send(self, message: tuple[Any, ...]) -> bool:
         """Send ``message``; False if the worker is gone."""

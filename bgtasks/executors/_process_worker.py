@@ -43,7 +43,17 @@ from ._process_output import Output, flush_stdio
 
 
 class RemoteTraceback(BgTasksError):
-    """The traceback of an exception raised in a worker process (the ``__cause__``)."""
+    """The traceback of an exception raised in a worker process (the ``__cause__``).
+
+    Made in the parent process when a task's exception comes back, so the error
+    the handle or ``task_failed`` reports shows where it was raised remotely.
+
+    Args:
+        text: The formatted remote traceback.
+
+    Attributes:
+        text: The formatted remote traceback.
+    """
 
     def __init__(self, text: str) -> None:
         super().__init__(text)
@@ -56,8 +66,16 @@ class RemoteTraceback(BgTasksError):
 class UnpicklableError(BgTasksError):
     """Stands in for an exception raised in a worker process that could not be pickled.
 
-    ``type_name`` is the original exception's qualified type name, ``repr`` its repr;
-    the remote traceback is chained as ``__cause__``.
+    The remote traceback is chained as ``__cause__``.
+
+    Args:
+        type_name: The original exception's qualified type name.
+        text: The original exception's repr.
+        reason: Why it could not be pickled.
+
+    Attributes:
+        type_name: The original exception's qualified type name.
+        repr: The original exception's repr.
     """
 
     def __init__(self, type_name: str, text: str, reason: str) -> None:

@@ -46,15 +46,21 @@ from ._dask_contexts import LocalContext, in_process, run_call
 if TYPE_CHECKING:
     from ..core._context import TaskContextProtocol
 
-try:
-    import cloudpickle
-    import distributed
-except ImportError:  # the optional extra is not installed
-    cloudpickle = None
-    distributed = None
+if TYPE_CHECKING:  # an optional extra: typed as Any whether it is installed or not
+    cloudpickle: Any
+    distributed: Any
+else:
+    try:
+        import cloudpickle
+        import distributed
+    except ImportError:  # the optional extra is not installed
+        cloudpickle = None
+        distributed = None
 
-#: The error raised when the ``dask`` extra is missing.
+__all__ = ["MISSING_EXTRA", "REMOTE_PROGRESS_INTERVAL", "DaskExecutor"]
+
 MISSING_EXTRA = "executor='dask' needs the dask extra: pip install 'bgtasks[dask]'"
+"""The message of the ``ImportError`` raised when the ``dask`` extra is missing."""
 
 #: Local clusters whose close outlived shut_down's timeout (a task never returned).
 _LEFT_RUNNING: list[Any] = []
@@ -95,6 +101,41 @@ class DaskExecutor(Executor):
     that submits and :meth:`run` in its worker threads.  Progress from another
     process is forwarded on the Dask client's event-loop thread; the manager
     delivers it, like every signal, on its own thread.
+
+    Args:
+        address: A running scheduler's address (``"tls://host:8786"``); None for
+            the local cluster or ``client``.
+        client: The application's own synchronous ``distributed.Client``; left
+            open by :meth:`shut_down`.
+        n_workers: Workers of the local cluster.
+        threads_per_worker: Threads per local worker (default: one per core).
+        processes: Put the local cluster's workers in processes (TLS on 127.0.0.1).
+        slots: The most of its tasks running at once; default the local cluster's
+            thread count, no cap for an address or a client.
+        poll_interval: Seconds between two checks for a stop request while a call
+            runs.
+        connect_timeout: Seconds to wait for the scheduler at ``address``.
+        dashboard_address: Where the local cluster's dashboard listens; None: no
+            dashboard.
+        security: A ``distributed.security.Security`` for the connection, False
+            for no TLS, None for the default (temporary credentials with
+            ``processes=True``).
+        **cluster_kwargs: Further keywords for ``distributed.LocalCluster``.
+
+    Raises:
+        ImportError: The ``dask`` extra (or ``cryptography`` for
+            ``processes=True``) is not installed.
+        TypeError: An argument of the wrong type, or cluster keywords without the
+            local cluster.
+        ValueError: An argument out of range, or a conflicting combination
+            (``address`` and ``client``; ``security`` with ``client``; an
+            asynchronous client).
+
+    Attributes:
+        address: The scheduler's address given, or None.
+        poll_interval: Seconds between two checks for a stop request.
+        connect_timeout: Seconds to wait for the scheduler at ``address``.
+        security: The security given.
     """
 
     def __init__(
@@ -151,7 +192,10 @@ class DaskExecutor(Executor):
 
     @property
     def client(self) -> Any:
-        """The ``distributed.Client`` in use; None before the first task on the local cluster."""
+        """The ``distributed.Client`` in use; None before the first task on the local cluster.
+
+        Any thread.
+        """
         return self._client
 
     # ----------------------------------------------------------------- contract
@@ -159,9 +203,19 @@ class DaskExecutor(Executor):
     def check(
         self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]
     ) -> None:
-        """Raise ``TypeError`` naming what cloudpickle cannot serialise (the submitting thread).
+        """Refuse a call that cloudpickle cannot serialise.
 
-        Lambdas and closures are fine; locks, open files, sockets, Qt objects are not.
+        Called on the submitting thread (any thread).  Lambdas and closures are
+        fine; locks, open files, sockets, Qt objects are not.
+
+        Args:
+            fn: The task's function.
+            args: Its positional arguments.
+            kwargs: Its keyword arguments.
+
+        Raises:
+            TypeError: The function or an argument cannot be pickled; the message
+                names which.
         """
         try:
             cloudpickle.dumps((fn, args, dict(kwargs)))
@@ -189,13 +243,19 @@ class DaskExecutor(Executor):
         kwargs: Mapping[str, Any],
         context: TaskContextProtocol,
     ) -> Any:
-        """Run ``fn(*args, **kwargs)`` on the cluster and return its result (a manager worker).
+        """Run ``fn(*args, **kwargs)`` on the cluster, blocking a manager worker thread.
 
-        Reports progress 0 before and 1 after the call (and whatever the call
-        reports in between); raises the call's own exception, or
-        :class:`TaskCancelled` once a stop was requested and the Dask future
-        cancelled.
-        """
+        Args:
+            fn: The task's function.
+            args: Its positional arguments.
+            kwargs: Its keyword arguments.
+            context: The task's context, polled for a stop every ``poll_interval`` s.
+
+        Returns:
+            The call's result (progress 0 is reported before the call, 1 after).
+
+        Raises:
+            TaskCancelled: A stop was requested (the Dask future is cancelled)."""
         client = self._ensure_client()
         context.raise_if_cancelled()
         name = getattr(fn, "__name__", type(fn).__name__)
@@ -248,6 +308,11 @@ class DaskExecutor(Executor):
         """Cancel this executor's calls and close what it created, within ``timeout`` s.
 
         Idempotent; a client given by the application stays open.  Any thread.
+        A local cluster that a never-ending task keeps open is left to close in
+        the background.
+
+        Args:
+            timeout: The most seconds to wait for the close.
         """
         with self._lock:
             if self._closed:

@@ -44,7 +44,16 @@ logger = logging.getLogger("bgtasks.processes")
 class WorkerDied(BgTasksError, RuntimeError):
     """The worker process running a task died (a crash, ``os._exit``, killed from outside).
 
-    ``exitcode`` is the process's exit code, negative for a signal (``-11``: SIGSEGV).
+    The task fails with it (``task_failed`` on the manager's thread; its handle's
+    ``exception()``).
+
+    Args:
+        message: What happened (the task, the pid, the exit code or signal).
+        exitcode: The process's exit code, negative for a signal (``-11``:
+            SIGSEGV); None if unknown.
+
+    Attributes:
+        exitcode: The process's exit code, negative for a signal; None if unknown.
     """
 
     def __init__(self, message: str, exitcode: int | None) -> None:
@@ -102,7 +111,27 @@ class ProcessExecutor(Executor):
     ``run`` blocks its thread until the task ends and calls ``context``'s
     methods (progress, status, settings) on that thread.  ``shut_down`` may be
     called from any thread and never hangs.  A daemon thread stops idle
-    workers.  ``clock`` (seconds, monotonic) is for tests.
+    workers.
+
+    Args:
+        max_workers: The most worker processes at once (default ``os.cpu_count()``);
+            also the executor's :attr:`slots`.
+        min_workers: Workers kept once started, even when idle.
+        idle_timeout: Seconds a worker may stay idle before it is stopped
+            (``inf``: never).
+        grace: Seconds between SIGTERM and SIGKILL for a worker being stopped.
+        cancel_window: Seconds a stopped task has to end by itself before its
+            worker is terminated.
+        clock: A monotonic clock in seconds, for tests.
+
+    Raises:
+        RuntimeError: Not a POSIX system (no ``select.poll`` or ``os.setpgrp``).
+        TypeError: An argument of the wrong type.
+        ValueError: An argument out of range (``min_workers > max_workers``).
+
+    Attributes:
+        grace: Seconds between SIGTERM and SIGKILL.
+        cancel_window: Seconds a stopped task has to end by itself.
     """
 
     def __init__(
@@ -139,14 +168,17 @@ class ProcessExecutor(Executor):
 
     @property
     def max_workers(self) -> int:
+        """The most worker processes at once (any thread)."""
         return self._pool.max_workers
 
     @property
     def min_workers(self) -> int:
+        """How many workers are kept once started, even when idle (any thread)."""
         return self._pool.min_workers
 
     @property
     def idle_timeout(self) -> float:
+        """Seconds a worker may stay idle before it is stopped (any thread)."""
         return self._pool.idle_timeout
 
     def worker_pids(self) -> list[int]:
@@ -157,17 +189,27 @@ class ProcessExecutor(Executor):
 
     @property
     def workers_started(self) -> int:
-        """How many worker processes this executor has started so far."""
+        """How many worker processes this executor has started so far (any thread)."""
         return self._pool.spawned
 
     def start_workers(self, n: int | None = None) -> int:
-        """Start idle workers now, up to ``n`` in all (default ``max_workers``),
-        rather than on first use; returns how many were started.
+        """Start idle workers now rather than on first use.
 
         Any thread.  Returns once the processes are launched; they finish
         starting (importing) in the background, so the first tasks need not wait
         for it.  Workers beyond ``min_workers`` are still stopped when idle for
         ``idle_timeout``.
+
+        Args:
+            n: How many workers to have in all (capped at ``max_workers``);
+                default ``max_workers``.
+
+        Returns:
+            How many workers were started.
+
+        Raises:
+            TypeError: ``n`` is not an int.
+            ValueError: ``n`` is negative.
         """
         if n is None:
             n = self._pool.max_workers
@@ -178,9 +220,14 @@ class ProcessExecutor(Executor):
         return started
 
     def reap_idle(self) -> int:
-        """Stop the workers idle for ``idle_timeout`` or longer (by ``clock``), keeping
-        ``min_workers``; returns how many were stopped.  Runs by itself in a
-        background thread; any thread may call it."""
+        """Stop the workers idle for ``idle_timeout`` or longer (by ``clock``).
+
+        Keeps ``min_workers``.  Runs by itself in a background thread; any thread
+        may call it.
+
+        Returns:
+            How many workers were stopped.
+        """
         return self._pool.reap_idle()
 
     # ---------------------------------------------------------------- contract
@@ -188,11 +235,20 @@ class ProcessExecutor(Executor):
     def check(
         self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]
     ) -> None:
-        """Raise ``TypeError`` saying why ``fn(*args, **kwargs)`` cannot run in a worker
-        process (a lambda, a local function, something that does not pickle).
+        """Refuse a call that cannot run in a worker process.
 
         Called on the submitting thread (any thread).  Pickles the arguments
         once to find out, so a huge argument costs that much at submit.
+
+        Args:
+            fn: The task's function: importable by name in a new process.
+            args: Its positional arguments.
+            kwargs: Its keyword arguments.
+
+        Raises:
+            TypeError: ``fn(*args, **kwargs)`` cannot be sent to a worker process
+                (a lambda, a local function, something that does not pickle);
+                the message says why.
         """
         check_sendable_callable(fn)
         check_sendable_arguments(fn, args, kwargs)
@@ -208,11 +264,26 @@ class ProcessExecutor(Executor):
 
         Called in a manager worker thread (any thread works); blocks it until
         the task ends.  Progress, status and settings requests from the worker
-        are forwarded to ``context`` on this thread.  Raises the task's own
-        exception (its type kept, the remote traceback as ``__cause__``),
-        :class:`bgtasks.TaskCancelled` once ``context.cancelled`` turned true,
-        :class:`WorkerDied` if the worker died, ``TypeError`` if something
-        cannot be pickled.
+        are forwarded to ``context`` on this thread.
+
+        Args:
+            fn: The task's function.
+            args: Its positional arguments.
+            kwargs: Its keyword arguments.
+            context: The running task's context, polled for a stop and given the
+                worker's progress, status and settings requests.
+
+        Returns:
+            The function's result, unpickled in this process.
+
+        Raises:
+            TaskCancelled: ``context.cancelled`` turned true (the worker was
+                terminated if the task did not end within ``cancel_window``).
+            WorkerDied: The worker process died while running the task.
+            TypeError: The call or its result cannot be pickled.
+            RuntimeError: The executor was shut down.
+            Exception: The task's own exception, its type kept, the remote
+                traceback as ``__cause__``.
         """
         try:
             payload = pickle.dumps(
@@ -246,6 +317,9 @@ class ProcessExecutor(Executor):
         Any thread; idempotent; never hangs.  Called by the manager's
         ``shut_down``.  A task still running ends CANCELLED; ``run`` raises
         ``RuntimeError`` afterwards.
+
+        Args:
+            timeout: Seconds between SIGTERM and SIGKILL.
         """
         self._pool.shut_down(timeout)
 
