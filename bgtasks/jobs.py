@@ -53,12 +53,12 @@ __all__ = [
     "JobResult",
 ]
 
-#: Seconds between checks, as ChimeraX's ``Job``: 5, 5, 10, 15, 25, 40, 65,
-#: 105, 170, 275, then 300 to 800 in steps of 50, then every 300 s (the last
-#: value of a timetable repeats).
 DEFAULT_TIMETABLE: tuple[float, ...] = (
     (5, 5, 10, 15, 25, 40, 65, 105, 170, 275) + tuple(range(300, 801, 50)) + (300,)
 )
+"""Seconds between checks, as ChimeraX's ``Job``: 5, 5, 10, 15, 25, 40, 65, 105, 170,
+275, then 300 to 800 in steps of 50, then every 300 s (the last value of a timetable
+repeats)."""
 
 _SLICE = 0.05  # seconds: how often a wait looks for a stop, fail() or wake()
 _KILL_WAIT = 30.0  # seconds to wait for a killed program to be reaped
@@ -68,8 +68,16 @@ _NOT_RUNNING = QProcess.ProcessState.NotRunning
 class JobError(BgTasksError, RuntimeError):
     """A job failed; with ``check=True``, the program exited with a non-zero code.
 
-    ``result`` is the job's :class:`JobResult` when the program ran to its end
-    (None otherwise).
+    The task fails with it: ``task_failed`` on the manager's thread, and the
+    handle's ``exception()``.
+
+    Args:
+        message: What went wrong.
+        result: The job's :class:`JobResult` when the program ran to its end.
+
+    Attributes:
+        result: The job's :class:`JobResult` when the program ran to its end
+            (None otherwise).
     """
 
     def __init__(self, message: str, result: JobResult | None = None) -> None:
@@ -89,8 +97,13 @@ class JobMonitorError(JobError):
 class JobResult:
     """What a job that ran to its end returns (the ``result`` of ``task_completed``).
 
-    ``exit_code`` is negative when a signal ended the program (``-9``: SIGKILL),
-    as in ``subprocess``.
+    Frozen: safe to read from any thread.
+
+    Attributes:
+        exit_code: The program's exit code, negative when a signal ended it
+            (``-9``: SIGKILL), as in ``subprocess``.
+        stdout: Its standard output, decoded with the job's ``encoding``.
+        stderr: Its standard error, decoded with the job's ``encoding``.
     """
 
     exit_code: int
@@ -101,33 +114,40 @@ class JobResult:
 class Job:
     """An external program run as a task: ``manager.submit(Job(program, arguments))``.
 
-    ``program`` is looked up on ``PATH`` (the ``PATH`` of ``env`` if given)
-    unless it contains a ``/``; relative paths are taken from ``cwd``.
-    ``JobLaunchError`` is raised here, on the calling thread, if it is missing
-    or not executable or ``cwd`` is not a directory.  ``env`` replaces the
-    environment (as in ``subprocess``); the program's stdin is closed.
-
-    ``timetable``: seconds between checks (:meth:`next_check`), the last value
-    repeating; default :data:`DEFAULT_TIMETABLE`.  ``grace``: seconds between
-    the terminate (SIGTERM) and the kill (SIGKILL) of a stopped program.  The
-    program runs in a session of its own and a stop signals its whole process
-    group, so the processes it started stop with it.
-    ``check``: a non-zero exit code fails the task with :class:`JobError`
-    (as ``subprocess.run(check=True)``); with ``check=False`` it completes
-    with the :class:`JobResult`.  Output is decoded with ``encoding``
-    (undecodable bytes replaced).
-
-    Subclass hooks, all called in the worker thread: :meth:`launch`,
-    :meth:`monitor`, :meth:`running`, :meth:`next_check`.  Inside them
-    ``bgtasks.current_task()`` gives the task's context (progress, status,
-    settings).  A job object runs one task at a time; it may run again after
-    (``retries``, ``retry``), each run starting afresh.
-
     Build it on any thread; only submit it to a manager's thread pool (not to
     another ``executor``): calling it outside a task raises ``RuntimeError``.
-    Each running job holds one of the manager's threads; cap how many
-    programs run at once with ``resources={"programs": 1}`` and
-    ``manager.set_resource_limit("programs", n)``.
+    The program runs in a session of its own, its stdin closed; a stop signals
+    its whole process group, so the processes it started stop with it.
+    Subclass hooks, all called in the worker thread: :meth:`launch`,
+    :meth:`monitor`, :meth:`running`, :meth:`next_check`; inside them
+    ``bgtasks.current_task()`` gives the task's context (progress, status,
+    settings).  A job object runs one task at a time; it may run again after
+    (``retries``, ``retry``), each run starting afresh.  Each running job holds
+    one of the manager's threads; cap how many programs run at once with
+    ``resources={"programs": 1}`` and ``manager.set_resource_limit("programs", n)``.
+    The arguments are kept as attributes of the same names (``program``
+    resolved to a path, ``given_program`` as given).
+
+    Args:
+        program: Looked up on ``PATH`` (the ``PATH`` of ``env`` if given) unless
+            it contains a ``/``; a relative path is taken from ``cwd``.
+        arguments: Its command-line arguments.
+        cwd: Its working directory; None: this process's.
+        env: Its whole environment (as in ``subprocess``); None: this process's.
+        timetable: Seconds between checks (:meth:`next_check`), the last value
+            repeating; None: :data:`DEFAULT_TIMETABLE`.
+        grace: Seconds between the SIGTERM and the SIGKILL of a stopped program.
+        check: A non-zero exit code fails the task with :class:`JobError` (as
+            ``subprocess.run(check=True)``); False: it completes with the
+            :class:`JobResult`.
+        encoding: Decodes the output (undecodable bytes replaced).
+
+    Raises:
+        JobLaunchError: Here, on the calling thread: the program is missing or
+            not executable, or ``cwd`` is not a directory.
+        TypeError: An argument of the wrong type.
+        ValueError: A bad ``timetable`` or ``grace``.
+        LookupError: An unknown ``encoding``.
     """
 
     def __init__(
@@ -235,11 +255,16 @@ class Job:
         self._wakeup.set()
 
     def fail(self, message: str) -> None:
-        """Fail the job: the program is stopped and the task ends FAILED with
-        ``JobMonitorError(message)``, whatever the program's exit code.
+        """Fail the job: stop the program; the task fails with ``JobMonitorError(message)``.
 
-        Meant for :meth:`monitor` (worker thread); safe from any thread.  The
-        first failure wins; a failure is never overwritten by the program's end.
+        Whatever the exit code.  Meant for :meth:`monitor` (worker thread); safe from
+        any thread.  The first failure wins; the program's end never overwrites it.
+
+        Args:
+            message: The failure's message.
+
+        Raises:
+            TypeError: ``message`` is not a string.
         """
         if not isinstance(message, str):
             raise TypeError(f"message must be a string, got {message!r}")
@@ -251,12 +276,15 @@ class Job:
     # ------------------------------------------------------------------ subclass hooks
 
     def launch(self, *args: Any, **kwargs: Any) -> None:
-        """Start the program.  Worker thread.
+        """Start the program (worker thread).  An override may prepare inputs from the
+        arguments, then call ``super().launch()``.
 
-        ``args`` and ``kwargs`` are the task's arguments and the dict results
-        of upstream tasks; this launch ignores them.  Subclasses may prepare
-        inputs from them first, then call ``super().launch()``.
-        ``JobLaunchError`` if the program does not start.
+        Args:
+            *args: The task's arguments (ignored here).
+            **kwargs: Its keyword arguments and upstream dict results (ignored here).
+
+        Raises:
+            JobLaunchError: The program did not start.
         """
         process = QProcess()
         process.setProgram(self.program)
@@ -309,7 +337,7 @@ class Job:
         """Seconds until the next :meth:`monitor`: the next value of :attr:`timetable`.
 
         Each call moves one step on; the last value repeats.  Worker thread
-        (it is called once per wait).
+        (it is called once per wait).  Override it for another schedule.
         """
         index = self._check_index
         self._check_index = index + 1
@@ -379,23 +407,8 @@ class Job:
         result = JobResult(code, self.stdout, self.stderr)
         self._set_status(f"exited with code {code}")
         if self.check and code != 0:
-            raise JobError(self._exit_message(code, result.stderr), result)
+            raise JobError(_exit_message(self.given_program, code, result.stderr), result)
         return result
-
-    def _exit_message(self, code: int, stderr: str) -> str:
-        if code < 0:
-            try:
-                name = signal.Signals(-code).name
-            except ValueError:
-                name = "an unknown signal"
-            text = f"{self.given_program!r} was killed by signal {-code} ({name})"
-        else:
-            text = f"{self.given_program!r} exited with code {code}"
-        lines = [line for line in stderr.splitlines() if line.strip()]
-        if lines:
-            last = lines[-1].strip()
-            text += f": {last[:200]}"
-        return text
 
     def _stop_requested(self) -> bool:
         context = self._context
@@ -500,6 +513,22 @@ class Job:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _exit_message(program: str, code: int, stderr: str) -> str:
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = "an unknown signal"
+        text = f"{program!r} was killed by signal {-code} ({name})"
+    else:
+        text = f"{program!r} exited with code {code}"
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    if lines:
+        last = lines[-1].strip()
+        text += f": {last[:200]}"
+    return text
 
 
 def _check_timetable(timetable: object) -> tuple[float, ...]:

@@ -97,6 +97,8 @@ class LoopPolicy(enum.Enum):
       than one period and a slow iteration causes no burst.)
     * ``TERMINATE``: end the loop: ``loop_finalize`` runs and the task
       completes normally with ``loop_result()``.
+
+    Plain enum values: any thread.
     """
 
     IMMEDIATE = "immediate"
@@ -119,7 +121,23 @@ class LoopSchedule:
 
     Starts are ``origin + k * period``; ``origin`` begins as ``start`` and
     only :attr:`LoopPolicy.IMMEDIATE` moves it (to the end of a late
-    iteration).  Not thread-safe: one loop owns it.
+    iteration).  Not thread-safe: one loop owns it (a :class:`LoopTask` makes
+    one per run, in its worker thread).
+
+    Args:
+        period: Seconds between starts (positive).
+        policy: What to do when an iteration ends after the next start.
+        start: The first start, on the loop's clock.
+
+    Raises:
+        TypeError: ``period`` is not a number or ``policy`` not a :class:`LoopPolicy`.
+        ValueError: ``period`` is not positive.
+
+    Attributes:
+        period: Seconds between starts.
+        policy: What to do when an iteration ends after the next start.
+        missed: How many scheduled starts were missed so far (late iterations
+            count one each for IMMEDIATE and TERMINATE, every skipped slot for SKIP).
     """
 
     __slots__ = ("_index", "_origin", "missed", "period", "policy")
@@ -139,10 +157,17 @@ class LoopSchedule:
         return self._origin + self._index * self.period
 
     def next_start(self, end: float) -> float | None:
-        """The start of the next iteration, given when the current one ``end``-ed.
+        """The start of the next iteration, given when the current one ended.
 
-        None means the loop must terminate (``TERMINATE`` and a missed start).
-        An iteration that ends exactly at the next start has not missed it.
+        Moves the schedule on.  An iteration that ends exactly at the next start
+        has not missed it.
+
+        Args:
+            end: When the current iteration ended, on the loop's clock.
+
+        Returns:
+            The next start; None when the loop must terminate (``TERMINATE`` and a
+            missed start).
         """
         following = self._origin + (self._index + 1) * self.period
         if end <= following:
@@ -163,10 +188,10 @@ class LoopSchedule:
         return None
 
 
-#: What a loop is given for stop, settings and status: a task context
-#: (:class:`bgtasks.TaskContextProtocol`, which every task context implements).
-#: The name is kept for code written against it.
 LoopContext = TaskContextProtocol
+"""What a loop is given for stop, settings and status: a task context
+(:class:`bgtasks.TaskContextProtocol`, which every task context implements).
+The name is kept for code written against it."""
 
 
 class LoopTask:
@@ -185,6 +210,27 @@ class LoopTask:
     many iterations (None: run until stopped).  ``settings``: the initial
     value of :attr:`settings`.  ``clock``: a monotonic clock in seconds, for
     tests (default ``time.monotonic``).
+
+    Args:
+        period: Seconds between starts (positive).
+        policy: What to do when an iteration ends after the next start.
+        max_iterations: End normally after this many iterations; None: run until
+            stopped.
+        settings: The initial value of :attr:`settings`.
+        clock: A monotonic clock in seconds, for tests.
+
+    Raises:
+        TypeError: An argument of the wrong type.
+        ValueError: ``period`` not positive, or ``max_iterations`` below 1.
+
+    Attributes:
+        period: Seconds between starts.
+        policy: What to do when an iteration ends after the next start.
+        max_iterations: The iterations after which the loop ends, or None.
+        settings: The settings in effect; replaced by each value
+            ``set_settings`` posts (worker thread).
+        status: What the loop publishes after each pass (``info(uid).status``).
+        iterations: How many iterations have returned in this run.
     """
 
     def __init__(
@@ -216,17 +262,20 @@ class LoopTask:
     # ------------------------------------------------------------------ hooks
 
     def loop_prepare(self) -> None:
-        """Called once before the first iteration.  Default: nothing."""
+        """Called once before the first iteration (worker thread).  Default: nothing."""
 
     def process_new_settings(self, settings: Any) -> None:
         """Called at the start of a pass when ``set_settings`` posted a value.
 
-        ``settings`` is the latest value posted (latest wins), already stored
-        in :attr:`settings`.  Default: nothing.
+        Worker thread.  Default: nothing.
+
+        Args:
+            settings: The latest value posted (latest wins), already stored in
+                :attr:`settings`.
         """
 
     def loop_iteration(self) -> None:
-        """The work of one pass.  Default: nothing."""
+        """The work of one pass (worker thread).  Default: nothing."""
 
     def update_status(self) -> None:
         """Called after each iteration to bring :attr:`status` up to date.
@@ -235,18 +284,22 @@ class LoopTask:
         value published (``==``): ``manager.info(uid).status`` returns it and
         the manager emits ``task_status_changed(uid, group, status)`` on its
         thread.  Assign a new value rather than mutating the old one in place.
-        Default: nothing.
+        Worker thread.  Default: nothing.
         """
 
     def loop_finalize(self) -> None:
-        """Called once at the end, however the loop ends.  Default: nothing.
+        """Called once at the end, however the loop ends (worker thread).  Default: nothing.
 
         After a stop, ``current_task().cancelled`` is true and
         ``current_task().sleep`` raises at once: finalize without waiting.
         """
 
     def loop_result(self) -> Any:
-        """The task's result when the loop ends by itself.  Default: None."""
+        """The task's result when the loop ends by itself (worker thread).
+
+        Returns:
+            The result ``task_completed`` delivers; None by default.
+        """
         return None
 
     # ------------------------------------------------------------------ control
@@ -267,6 +320,9 @@ class LoopTask:
 
         ``clock() - scheduled_start`` in :meth:`loop_iteration` is how late it
         started.  Worker thread, while the loop runs.
+
+        Raises:
+            RuntimeError: The loop is not running.
         """
         if self._schedule is None:
             raise RuntimeError("scheduled_start is only known while the loop runs")
@@ -274,22 +330,45 @@ class LoopTask:
 
     @property
     def missed(self) -> int:
-        """How many scheduled starts this run missed so far (see :class:`LoopSchedule`)."""
+        """How many scheduled starts this run missed so far (see :class:`LoopSchedule`).
+
+        Read it in the hooks (worker thread); 0 before the run.
+        """
         return 0 if self._schedule is None else self._schedule.missed
 
     # ------------------------------------------------------------------ running
 
     def __call__(self) -> Any:
-        """Run the loop as the current task (what the manager's worker calls)."""
+        """Run the loop as the current task (what the manager's worker calls).
+
+        Returns:
+            :meth:`loop_result` when the loop ends by itself.
+
+        Raises:
+            RuntimeError: Called outside a task, or the instance is already running.
+            TaskCancelled: The task was stopped.
+        """
         from .core._context import current_task
 
         return self.run(current_task())
 
     def run(self, context: LoopContext) -> Any:
-        """Run the loop with ``context`` for stop, settings and status; returns ``loop_result()``.
+        """Run the loop with ``context`` for stop, settings and status.
 
         Called in the worker thread by :meth:`__call__`; tests may pass their
-        own context.  ``RuntimeError`` if this instance is already running.
+        own context.  Blocks until the loop ends.
+
+        Args:
+            context: The running task's context (:data:`LoopContext`).
+
+        Returns:
+            :meth:`loop_result` when the loop ends by itself (``stop_loop``,
+            ``max_iterations``, ``TERMINATE``).
+
+        Raises:
+            RuntimeError: This instance is already running.
+            TaskCancelled: A stop was requested (``loop_finalize`` ran first).
+            Exception: Whatever a hook raised (``loop_finalize`` ran first).
         """
         if not self._running.acquire(blocking=False):
             raise RuntimeError(f"{self!r} is already running; submit a new instance")
