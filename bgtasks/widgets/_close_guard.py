@@ -30,7 +30,17 @@ AskFunction = Callable[[QWidget, Sequence[TaskInfo]], CloseChoice]
 
 
 def ask_with_message_box(window: QWidget, tasks: Sequence[TaskInfo]) -> CloseChoice:
-    """The default question: a modal QMessageBox with three buttons ("Stay" on Escape)."""
+    """The default question: a modal QMessageBox with three buttons ("Stay" on Escape).
+
+    GUI thread (it runs a modal dialog).
+
+    Args:
+        window: The window being closed (the dialog's parent).
+        tasks: The live tasks that hold it open.
+
+    Returns:
+        The user's choice.
+    """
     running = sum(info.state in (TaskState.RUNNING, TaskState.CANCELLING) for info in tasks)
     waiting = len(tasks) - running
     box = QMessageBox(window)
@@ -96,6 +106,11 @@ class CloseGuard(DiesAtHome, QObject):
     builds the wait dialog.  Signals: ``answered(CloseChoice)`` after each
     question, ``wait_finished(bool)`` when a wait ends (True: the tasks
     finished and the window was closed again; False: the user stopped it).
+
+    Args:
+        window: The top-level window whose close it guards (its event filter).
+        manager: The manager whose live tasks may hold the window open.
+        parent: The guard's QObject parent; None: ``window``.
     """
 
     answered = Signal(object)
@@ -127,20 +142,39 @@ class CloseGuard(DiesAtHome, QObject):
     # ------------------------------------------------------------------ configuration
 
     def ignore_group(self, group: Hashable) -> None:
-        """Tasks of ``group`` never hold the window open."""
+        """Tasks of ``group`` never hold the window open.  GUI thread.
+
+        Args:
+            group: A task group.
+        """
         self._ignored_groups.add(group)
 
     def unignore_group(self, group: Hashable) -> None:
+        """Undo :meth:`ignore_group`.  GUI thread.
+
+        Args:
+            group: A task group.
+        """
         self._ignored_groups.discard(group)
 
     def ignore_name(self, name: str) -> None:
-        """Tasks named ``name`` never hold the window open."""
+        """Tasks named ``name`` never hold the window open.  GUI thread.
+
+        Args:
+            name: A task name (``TaskInfo.name``).
+        """
         self._ignored_names.add(name)
 
     def unignore_name(self, name: str) -> None:
+        """Undo :meth:`ignore_name`.  GUI thread.
+
+        Args:
+            name: A task name.
+        """
         self._ignored_names.discard(name)
 
     def window(self) -> QWidget:
+        """The window it guards.  GUI thread."""
         return self._window
 
     def progress_dialog(self) -> QProgressDialog | None:
@@ -148,6 +182,7 @@ class CloseGuard(DiesAtHome, QObject):
         return self._dialog
 
     def is_waiting(self) -> bool:
+        """True while the guard waits for tasks (its dialog shows).  GUI thread."""
         return self._dialog is not None
 
     def running_timers(self) -> set[str]:
@@ -179,6 +214,7 @@ class CloseGuard(DiesAtHome, QObject):
     # ------------------------------------------------------------------ the guard
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt override
+        """Qt override: intercepts the window's close events.  GUI thread."""
         if watched is self._window and event.type() == QEvent.Type.Close:
             if self._guard_close():
                 return False

@@ -8,9 +8,10 @@ cell).  GUI thread only, as the model.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from typing import Any
 
-from PySide6.QtCore import QModelRoleDataSpan, Qt
+from PySide6.QtCore import QModelRoleData, Qt
 from PySide6.QtGui import QBrush, QColor
 
 from ..core._state import TaskInfo, TaskState
@@ -52,7 +53,14 @@ def group_label(group: Any) -> str:
 
 
 def format_elapsed(seconds: float | None) -> str:
-    """``0.4 s``, ``12.0 s``, ``3:07``, ``1:02:03``; empty for ``None``."""
+    """Format a duration: ``0.4 s``, ``12.0 s``, ``3:07``, ``1:02:03``.  Any thread.
+
+    Args:
+        seconds: The duration, or None.
+
+    Returns:
+        The text; empty for None.
+    """
     if seconds is None:
         return ""
     if seconds < 60:
@@ -136,7 +144,7 @@ def group_data(group: GroupRow, col: int, role: int) -> Any:
     return None
 
 
-def fill_group_span(group: GroupRow, col: int, role_data_span: QModelRoleDataSpan) -> None:
+def fill_group_span(group: GroupRow, col: int, role_data_span: Iterable[QModelRoleData]) -> None:
     """``multiData()`` for a group's cell: every role of the span, a value or cleared."""
     for slot in role_data_span:
         value = group_data(group, col, slot.role())

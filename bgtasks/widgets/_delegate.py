@@ -36,6 +36,7 @@ class ProgressDelegate(QStyledItemDelegate):
         option: QStyleOptionViewItem,
         index: QModelIndex | QPersistentModelIndex,
     ) -> None:
+        """Qt override: a progress bar for a cell with a fraction, else the default look (GUI thread)."""
         fraction = index.data(TaskModel.ProgressRole)
         text = index.data(Qt.ItemDataRole.DisplayRole)
         if fraction is None or not text:  # no progress to show (not started, say)

@@ -7,7 +7,6 @@ from typing import Any
 
 from PySide6.QtCore import (
     QModelIndex,
-    QModelRoleDataSpan,
     QPersistentModelIndex,
     QSortFilterProxyModel,
 )
@@ -64,7 +63,9 @@ class TaskFilterProxy(DiesAtHome, QSortFilterProxyModel):
             setattr(self, name, value)
 
     def multiData(  # noqa: N802 - Qt override
-        self, index: QModelIndex | QPersistentModelIndex, role_data_span: QModelRoleDataSpan
+        self,
+        index: QModelIndex | QPersistentModelIndex,
+        role_data_span: Any,  # a QModelRoleDataSpan: iterable, but PySide6's stubs omit __iter__
     ) -> None:
         # Qt's proxy answers multiData() with one data() per role, each
         # mapping the index and calling the source (in Python) again: a

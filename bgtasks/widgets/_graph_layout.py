@@ -26,9 +26,17 @@ def _mean(values: list[float], default: float) -> float:
 
 
 def layers(infos: list[TaskInfo]) -> dict[int, int]:
-    """uid -> layer: the length of the longest path from a root (a task with
-    no registered upstream task).  Upstream uids the manager has forgotten are
-    ignored."""
+    """The layer of each task: the length of its longest path from a root.
+
+    A root is a task with no registered upstream task; upstream uids the
+    manager has forgotten are ignored.  Pure: any thread.
+
+    Args:
+        infos: Snapshots of the tasks.
+
+    Returns:
+        uid -> layer.
+    """
     upstream = {info.uid: {u for u in info.upstream if u != info.uid} for info in infos}
     downstream: dict[int, list[int]] = {uid: [] for uid in upstream}
     waiting: dict[int, int] = {}

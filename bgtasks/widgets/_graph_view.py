@@ -34,9 +34,6 @@ from ..qt._manager import BackgroundTaskManager
 from ._graph_layout import NODE_HEIGHT, NODE_WIDTH, GraphLayout, lay_out
 from ._shutdown import SHUTDOWN_POLL_INTERVAL, WATCH_INTERVAL, manager_is_shut_down
 
-#: Node fill by state: the palette of ``manager.to_dot()`` (pending white,
-#: queued light blue, running yellow, cancelling orange, completed green,
-#: failed red, cancelled gray), in shades that keep black text readable.
 STATE_COLOURS: dict[TaskState, QColor] = {
     TaskState.PENDING: QColor("white"),
     TaskState.QUEUED: QColor("lightblue"),
@@ -46,6 +43,9 @@ STATE_COLOURS: dict[TaskState, QColor] = {
     TaskState.FAILED: QColor("#f04040"),
     TaskState.CANCELLED: QColor("#b4b4b4"),
 }
+"""Node fill by state: the palette of ``manager.to_dot()`` (pending white,
+queued light blue, running yellow, cancelling orange, completed green,
+failed red, cancelled gray), in shades that keep black text readable."""
 
 _ARROW = 9.0
 
@@ -54,6 +54,11 @@ class TaskNodeItem(QGraphicsItem):
     """One task: a rounded rectangle filled by state, ``"uid: name"`` over the state."""
 
     def __init__(self, info: TaskInfo) -> None:
+        """Make the node of a task (GUI thread, like every graphics item).
+
+        Args:
+            info: The task's snapshot (kept as ``info``).
+        """
         super().__init__()
         self.info = info
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIsSelectable)
@@ -63,19 +68,24 @@ class TaskNodeItem(QGraphicsItem):
 
     @property
     def uid(self) -> int:
+        """The task's uid."""
         return self.info.uid
 
     @property
     def state(self) -> TaskState:
+        """The task's state in the latest snapshot."""
         return self.info.state
 
     def colour(self) -> QColor:
+        """The fill colour of its state (:data:`STATE_COLOURS`)."""
         return STATE_COLOURS[self.info.state]
 
     def title(self) -> str:
+        """The first line: ``"uid: name"``."""
         return f"{self.info.uid}: {self.info.name}"
 
     def subtitle(self) -> str:
+        """The second line: the state, with the progress while running."""
         info = self.info
         text = info.state.name
         if info.state in (TaskState.RUNNING, TaskState.CANCELLING) and info.progress is not None:
@@ -83,6 +93,11 @@ class TaskNodeItem(QGraphicsItem):
         return text
 
     def update_info(self, info: TaskInfo) -> None:
+        """Show a newer snapshot of the task (text, tooltip, colour).  GUI thread.
+
+        Args:
+            info: The task's new snapshot.
+        """
         self.info = info
         tip = [self.title(), f"state: {info.state.value}", f"group: {info.group!r}"]
         if info.progress is not None:
@@ -97,9 +112,11 @@ class TaskNodeItem(QGraphicsItem):
         self.update()
 
     def boundingRect(self) -> QRectF:  # noqa: N802 - Qt override
+        """Qt override: the node's rectangle, with room for its outline."""
         return QRectF(-1, -1, NODE_WIDTH + 2, NODE_HEIGHT + 2)
 
     def shape(self) -> QPainterPath:
+        """Qt override: the rounded rectangle, for hits and selection."""
         path = QPainterPath()
         path.addRoundedRect(QRectF(0, 0, NODE_WIDTH, NODE_HEIGHT), 8, 8)
         return path
@@ -107,6 +124,7 @@ class TaskNodeItem(QGraphicsItem):
     def paint(
         self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None
     ) -> None:
+        """Qt override: draws the node (GUI thread)."""
         rect = QRectF(0, 0, NODE_WIDTH, NODE_HEIGHT)
         selected = self.isSelected()
         painter.setPen(
@@ -147,6 +165,12 @@ class TaskEdgeItem(QGraphicsPathItem):
     """An arrow from an upstream task's node to a downstream task's node."""
 
     def __init__(self, source: TaskNodeItem, target: TaskNodeItem) -> None:
+        """Make the arrow from ``source`` to ``target`` (GUI thread).
+
+        Args:
+            source: The upstream task's node.
+            target: The downstream task's node.
+        """
         super().__init__()
         self._head = QPainterPath()
         self.source = source
@@ -158,8 +182,12 @@ class TaskEdgeItem(QGraphicsPathItem):
         self.adjust()
 
     def adjust(self, lanes: Sequence[tuple[float, float, float]] = ()) -> None:
-        """Route the arrow; ``lanes`` are (left x, right x, y) passages through the
-        layers it crosses (gaps between their nodes), left to right."""
+        """Route the arrow between its nodes' current positions.  GUI thread.
+
+        Args:
+            lanes: (left x, right x, y) passages through the layers it crosses (gaps
+                between their nodes), left to right.
+        """
         self.lanes = tuple(lanes)
         src = self.source.pos() + QPointF(NODE_WIDTH, NODE_HEIGHT / 2)
         dst = self.target.pos() + QPointF(0, NODE_HEIGHT / 2)
@@ -182,11 +210,13 @@ class TaskEdgeItem(QGraphicsPathItem):
         self.setPath(path)
 
     def boundingRect(self) -> QRectF:  # noqa: N802 - Qt override
+        """Qt override: the curve's bounds with its arrow head."""
         return super().boundingRect().united(self._head.boundingRect()).adjusted(-2, -2, 2, 2)
 
     def paint(
         self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None
     ) -> None:
+        """Qt override: draws the curve and its arrow head (GUI thread)."""
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         painter.setPen(self.pen())
         painter.setBrush(Qt.BrushStyle.NoBrush)
@@ -213,6 +243,12 @@ class TaskGraphView(DiesAtHome, QGraphicsView):
     are read from the registry (running ones CANCELLING, queued ones
     CANCELLED), again a few times a second until they ended or
     ``shutdown_poll_limit`` seconds passed, and then nothing polls any more.
+
+    GUI thread only; the manager's signals it follows arrive on that thread.
+
+    Args:
+        manager: The manager whose tasks it draws.
+        parent: The parent widget.
     """
 
     ZOOM_STEP = 1.2
@@ -259,6 +295,7 @@ class TaskGraphView(DiesAtHome, QGraphicsView):
 
     @property
     def refresh_interval(self) -> int:
+        """Milliseconds between two refreshes while tasks change (settable).  GUI thread."""
         return self._timer.interval()
 
     @refresh_interval.setter
@@ -289,10 +326,17 @@ class TaskGraphView(DiesAtHome, QGraphicsView):
         return timers
 
     def zoom(self) -> float:
+        """The current scale (1.0: unscaled).  GUI thread."""
         return self.transform().m11()
 
     def zoom_by(self, factor: float) -> None:
-        """Scale the view by ``factor``, within MIN_ZOOM..MAX_ZOOM; stops auto-fitting."""
+        """Scale the view by ``factor``, within MIN_ZOOM..MAX_ZOOM; stops auto-fitting.
+
+        GUI thread.
+
+        Args:
+            factor: The scale factor (above 1 zooms in).
+        """
         self._auto_fit = False
         current = self.zoom()
         target = min(max(current * factor, self.MIN_ZOOM), self.MAX_ZOOM)
@@ -421,6 +465,7 @@ class TaskGraphView(DiesAtHome, QGraphicsView):
             self._timer.start()
 
     def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802 - Qt override
+        """Qt override: Ctrl + wheel zooms; otherwise scrolls."""
         if event.modifiers() & Qt.KeyboardModifier.ControlModifier:
             steps = event.angleDelta().y() / 120
             if steps:
@@ -430,6 +475,7 @@ class TaskGraphView(DiesAtHome, QGraphicsView):
         super().wheelEvent(event)
 
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 - Qt override
+        """Qt override: + and - zoom, 0 or F fits the graph to the view."""
         key = event.key()
         if key in (Qt.Key.Key_Plus, Qt.Key.Key_Equal):
             self.zoom_by(self.ZOOM_STEP)
@@ -443,6 +489,7 @@ class TaskGraphView(DiesAtHome, QGraphicsView):
         event.accept()
 
     def resizeEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
+        """Qt override: refits the graph while auto-fitting."""
         super().resizeEvent(event)
         if self._auto_fit:
             self._fit()

@@ -58,6 +58,10 @@ class TaskStatusIndicator(DiesAtHome, QWidget):
       stopping"`` while tasks that were running have not returned (re-read
       at the refresh rate for ``shutdown_poll_limit`` seconds at most), and
       finally ``"Shut down"``, greyed, with the timer stopped for good.
+
+    Args:
+        manager: The manager it summarises.
+        parent: The parent widget.
     """
 
     clicked = Signal()
@@ -139,10 +143,16 @@ class TaskStatusIndicator(DiesAtHome, QWidget):
         self.refresh()
 
     def set_monitor(self, widget: QWidget | None) -> None:
-        """Show and raise ``widget`` on activation (``None``: only emit ``clicked``)."""
+        """Show and raise ``widget`` on activation.  GUI thread.
+
+        Args:
+            widget: The widget to show (a :class:`TaskMonitor`, say); None: only emit
+                ``clicked``.
+        """
         self._monitor = widget
 
     def monitor(self) -> QWidget | None:
+        """The widget shown on activation, or None.  GUI thread."""
         return self._monitor
 
     def text(self) -> str:
@@ -154,6 +164,7 @@ class TaskStatusIndicator(DiesAtHome, QWidget):
         return None if self._idle or self._shut_down else self._bar.value() / _BAR_MAX
 
     def is_idle(self) -> bool:
+        """True while no task is live (the bar is hidden).  GUI thread."""
         return self._idle
 
     def is_shut_down(self) -> bool:
@@ -179,7 +190,13 @@ class TaskStatusIndicator(DiesAtHome, QWidget):
             monitor.activateWindow()
 
     def setToolTip(self, text: str) -> None:  # noqa: N802 - Qt override
-        """Set the tool tip's first part; the indicator appends the task counts."""
+        """Set the tool tip's first part; the indicator appends the task counts.
+
+        GUI thread.
+
+        Args:
+            text: The tool tip's first part.
+        """
         self._tip_hint = text
         self._set_details(self._tip_details)
 
@@ -320,6 +337,7 @@ class TaskStatusIndicator(DiesAtHome, QWidget):
     # ------------------------------------------------------------------ input
 
     def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802 - Qt override
+        """Qt override: a left click starts an activation."""
         if event.button() == Qt.MouseButton.LeftButton:
             self._pressed = True
             event.accept()
@@ -327,6 +345,7 @@ class TaskStatusIndicator(DiesAtHome, QWidget):
         super().mousePressEvent(event)
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802 - Qt override
+        """Qt override: a left click released inside activates."""
         if event.button() == Qt.MouseButton.LeftButton and self._pressed:
             self._pressed = False
             event.accept()
@@ -336,6 +355,7 @@ class TaskStatusIndicator(DiesAtHome, QWidget):
         super().mouseReleaseEvent(event)
 
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 - Qt override
+        """Qt override: Space or Enter activates."""
         if event.key() in (Qt.Key.Key_Space, Qt.Key.Key_Return, Qt.Key.Key_Enter) and not (
             event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier
         ):
@@ -345,6 +365,7 @@ class TaskStatusIndicator(DiesAtHome, QWidget):
         super().keyPressEvent(event)
 
     def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 - Qt override
+        """Qt override: draws the focus rectangle over the frame."""
         super().paintEvent(event)
         if self.hasFocus():  # keyboard users need to see where focus is
             painter = QStylePainter(self)

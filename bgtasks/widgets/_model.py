@@ -65,6 +65,11 @@ class TaskModel(DiesAtHome, RowModel):
     fraction of finished tasks for ``ProgressRole``.
 
     Manager's thread only.
+
+    Args:
+        manager: The manager whose tasks it lists.
+        parent: The QObject parent.
+        grouped: A tree with a row per group; False: a flat list.
     """
 
     #: Emitted at the end of every pass that changed something (or while tasks run).
@@ -124,6 +129,7 @@ class TaskModel(DiesAtHome, RowModel):
 
     @property
     def manager(self) -> BackgroundTaskManager:
+        """The manager whose tasks it lists."""
         return self._manager
 
     def is_shut_down(self) -> bool:

@@ -45,9 +45,15 @@ SHUT_DOWN_TIP = "The task manager has shut down"
 
 
 def summary_text(counts: dict[TaskState, int], shut_down: bool = False) -> str:
-    """``"3 running · 120 queued · 1 failed"``: the non-zero counts, or "No tasks".
+    """The summary line: ``"3 running · 120 queued · 1 failed"``.  Any thread.
 
-    With ``shut_down``: ``"Shut down · 2 cancelling · 5 cancelled"``."""
+    Args:
+        counts: Tasks per state (``TaskModel.state_counts()``).
+        shut_down: The manager was shut down: ``"Shut down · 2 cancelling · 5 cancelled"``.
+
+    Returns:
+        The non-zero counts, or "No tasks".
+    """
     parts = [f"{counts.get(s, 0)} {s.value}" for s in _SUMMARY_ORDER if counts.get(s, 0)]
     if shut_down:
         return " · ".join([SHUT_DOWN_TEXT, *parts])
@@ -81,7 +87,13 @@ class TaskMonitor(DiesAtHome, QWidget):
     def __init__(
         self, manager: BackgroundTaskManager, parent: QWidget | None = None, grouped: bool = False
     ) -> None:
-        """Show ``manager``'s tasks; with ``grouped`` as a tree, a row per group."""
+        """Show ``manager``'s tasks; with ``grouped`` as a tree, a row per group.
+
+        Args:
+            manager: The manager whose tasks it shows.
+            parent: The parent widget.
+            grouped: A tree with a row per group; False: a flat list.
+        """
         super().__init__(parent)
         self._remember_home()  # destroyed on this thread, whoever drops it last
         self._manager = manager
@@ -169,7 +181,14 @@ class TaskMonitor(DiesAtHome, QWidget):
         return [uid for uid in uids if uid is not None]
 
     def select_uid(self, uid: int) -> bool:
-        """Select (and make current) a task's row; False if it is filtered out or absent."""
+        """Select (and make current) a task's row.  GUI thread.
+
+        Args:
+            uid: The task.
+
+        Returns:
+            False if its row is filtered out or absent, else True.
+        """
         index = self.proxy.mapFromSource(self.model.index_of(uid))
         if not index.isValid():
             return False
@@ -224,6 +243,7 @@ class TaskMonitor(DiesAtHome, QWidget):
     # ------------------------------------------------------------------ internals
 
     def eventFilter(self, watched: Any, event: Any) -> bool:  # noqa: N802 - Qt override
+        """Qt override: Delete in the task view stops the selected tasks."""
         if watched is self.view and event.type() == event.Type.KeyPress:
             if event.matches(QKeySequence.StandardKey.Delete):
                 self.cancel_selected()

@@ -15,7 +15,6 @@ from typing import Any
 from PySide6.QtCore import (
     QAbstractItemModel,
     QModelIndex,
-    QModelRoleDataSpan,
     QObject,
     QPersistentModelIndex,
     Qt,
@@ -228,7 +227,9 @@ class RowModel(QAbstractItemModel):
         return task_data(node.info, index.column(), role)
 
     def multiData(  # noqa: N802 - Qt override
-        self, index: QModelIndex | QPersistentModelIndex, role_data_span: QModelRoleDataSpan
+        self,
+        index: QModelIndex | QPersistentModelIndex,
+        role_data_span: Any,  # a QModelRoleDataSpan: iterable, but PySide6's stubs omit __iter__
     ) -> None:
         # A delegate asks for ~10 roles per cell at each paint.  Qt's default
         # multiData calls data() once per role, letting go of the GIL around
@@ -252,6 +253,7 @@ class RowModel(QAbstractItemModel):
             fill_group_span(node, col, role_data_span)
             return
         info = node.info
+        value: object
         for slot in role_data_span:
             role = slot.role()
             # the roles a delegate asks for, answered inline; most have no value
