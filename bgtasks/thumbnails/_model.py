@@ -16,7 +16,6 @@ from typing import Any
 from PySide6.QtCore import (
     QAbstractListModel,
     QModelIndex,
-    QModelRoleDataSpan,
     QObject,
     QPersistentModelIndex,
     QSize,
@@ -41,6 +40,21 @@ class ThumbnailModel(DiesAtHome, QAbstractListModel):
 
     When the loader follows a view (``attach_view``), the view decides what
     to load; otherwise asking for a row's decoration requests it.
+
+    UI thread only; the loader's ``thumbnail_ready`` / ``thumbnail_failed``
+    signals it follows arrive there.
+
+    Args:
+        paths: The image paths, one per row.
+        loader: The loader that decodes the thumbnails.
+        parent: The QObject parent.
+        path_role: The role that answers a row's path.
+        size_hint_margin: Pixels added on each side of the thumbnail size for
+            ``SizeHintRole``.
+
+    Raises:
+        TypeError: ``size_hint_margin`` is not an int.
+        ValueError: ``size_hint_margin`` is negative.
     """
 
     def __init__(
@@ -73,7 +87,11 @@ class ThumbnailModel(DiesAtHome, QAbstractListModel):
         return list(self._paths)
 
     def set_paths(self, paths: Iterable[str | os.PathLike[str]]) -> None:
-        """Show ``paths`` instead (a model reset).  UI thread."""
+        """Show ``paths`` instead (a model reset).  UI thread.
+
+        Args:
+            paths: The new image paths, one per row.
+        """
         self.beginResetModel()
         self._set(paths)
         self.endResetModel()
@@ -86,11 +104,13 @@ class ThumbnailModel(DiesAtHome, QAbstractListModel):
         self._rows = rows
 
     def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008, N802
+        """Qt override: how many paths (0 under a valid parent: a list has no children)."""
         return 0 if parent.isValid() else len(self._paths)
 
     def data(
         self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole
     ) -> Any:
+        """Qt override: a row's value for ``role`` (see the class); None for others.  UI thread."""
         if not index.isValid() or not 0 <= index.row() < len(self._paths):
             return None
         path = self._paths[index.row()]
@@ -119,8 +139,11 @@ class ThumbnailModel(DiesAtHome, QAbstractListModel):
         return None
 
     def multiData(  # noqa: N802 - Qt override
-        self, index: QModelIndex | QPersistentModelIndex, role_data_span: QModelRoleDataSpan
+        self,
+        index: QModelIndex | QPersistentModelIndex,
+        role_data_span: Any,  # a QModelRoleDataSpan: iterable, but PySide6's stubs omit __iter__
     ) -> None:
+        """Qt override: every role a delegate asks for, in one call.  UI thread."""
         # One call per item for a delegate's ~10 roles (as TaskModel.multiData).
         # Every slot is written: a span reused from item to item must not keep
         # the previous item's icon or text.  No value: cleared, not set to None

@@ -39,6 +39,14 @@ class ViewTracker(DiesAtHome, QObject):
     <bgtasks.thumbnails.ThumbnailLoader.attach_view>` and found with its
     ``view_tracker(view)``.  Read, on the UI thread: :attr:`visible`,
     :attr:`keep`, :attr:`flings`, :attr:`view`; :attr:`debounce_ms` may be set.
+
+    Args:
+        view: The view it follows.
+        path_role: The role that answers a row's path.
+        column: The column whose cells it measures.
+        keep_screens: Returns how many screens beyond the viewport to keep.
+        changed: Called on the UI thread with what is visible and what to keep.
+        parent: The QObject parent.
     """
 
     #: Milliseconds of quiet before the viewport is read again.
@@ -145,17 +153,21 @@ class ViewTracker(DiesAtHome, QObject):
                     pass
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt override
+        """Qt override: a viewport resize or show schedules a read."""
         if event.type() in (QEvent.Type.Resize, QEvent.Type.Show):
             self.schedule()
         return False
 
     def schedule(self, *_: object) -> None:
-        """Read the viewport again soon.
+        """Read the viewport again soon.  UI thread (connected to the view's signals).
 
         A change at least ``debounce_ms`` after the last read is read at the
         next idle moment (a wheel step shows its rows without delay); one
         sooner waits for ``debounce_ms`` of quiet.  So a continuous scroll
         is read about every ``debounce_ms``.
+
+        Args:
+            *_: Ignored: the arguments of the signal connected to it.
         """
         now = time.monotonic()
         self._last_change = now
@@ -204,8 +216,15 @@ class ViewTracker(DiesAtHome, QObject):
             self._timer.start(self.debounce_ms)  # read again once it stops
 
     def rows(self, keep_screens: float) -> tuple[list[int], range]:
-        """The rows intersecting the viewport (in order), and the range of rows
-        within ``keep_screens`` viewports of it."""
+        """The rows intersecting the viewport, and the rows near it.  UI thread.
+
+        Args:
+            keep_screens: How many viewports beyond it count as near.
+
+        Returns:
+            The visible rows (in order), and the range of rows within
+            ``keep_screens`` viewports of it.
+        """
         view, model = self.view, self._model
         if view is None or model is None:
             return [], range(0)
@@ -222,8 +241,10 @@ class ViewTracker(DiesAtHome, QObject):
         vertical = count == 1 or last.top() > first.top()
         area = view.viewport().rect()
         extent = area.height() if vertical else area.width()
-        start_of = (lambda r: r.top()) if vertical else (lambda r: r.left())
-        end_of = (lambda r: r.bottom()) if vertical else (lambda r: r.right())
+        start_of: Callable[[QRect], int] = (lambda r: r.top()) if vertical else (lambda r: r.left())
+        end_of: Callable[[QRect], int] = (
+            (lambda r: r.bottom()) if vertical else (lambda r: r.right())
+        )
 
         def first_ending_at_or_after(pos: int) -> int:
             lo, hi = 0, count
