@@ -67,9 +67,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def give_up() -> None:
         nonlocal exit_code
-        print(
-            f"pipeline or thumbnails not done after {SCREENSHOT_DEADLINE:.0f} s", file=sys.stderr
-        )
+        print(f"pipeline or thumbnails not done after {SCREENSHOT_DEADLINE:.0f} s", file=sys.stderr)
         exit_code = 1
         screenshot()
 

@@ -19,8 +19,6 @@ RUFF_PATHS = ("bgtasks", "tests", "benchmarks", "demo_app")
 #: mypy on a cold cache reads PySide6's stubs: slow on a loaded machine.
 MYPY_SECONDS = 600
 
-ENABLED_BY_LEAD = pytest.mark.skip(reason="enabled by the lead once mypy/format are clean")
-
 
 def tool(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """Run ``python -m <args>`` with this interpreter, from the repository root."""
@@ -42,13 +40,11 @@ def test_ruff_check_is_clean():
     assert proc.returncode == 0, report(proc)
 
 
-@ENABLED_BY_LEAD
 def test_ruff_format_is_clean():
     proc = tool("ruff", "format", "--check", "--no-cache", *RUFF_PATHS)
     assert proc.returncode == 0, report(proc)
 
 
-@ENABLED_BY_LEAD
 @pytest.mark.timeout(MYPY_SECONDS + 60)
 def test_mypy_strict_is_clean():
     proc = tool("mypy", "bgtasks", timeout=MYPY_SECONDS)
