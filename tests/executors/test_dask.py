@@ -761,8 +761,9 @@ def test_without_dask_the_package_imports_and_executor_dask_says_what_to_install
     assert lines[2] == "0"
 
 
-# The example of the README's Dask section (the lead pastes it there), as written.
-README_EXAMPLE = """\
+# A Dask script as a user writes it (a __main__ guard, a progress-reporting task);
+# the guide's own Dask example is run by tests/test_docs.py.
+USER_SCRIPT = """\
 import sys
 
 from PySide6.QtCore import QCoreApplication
@@ -787,9 +788,9 @@ if __name__ == "__main__":
 """
 
 
-def test_the_readme_example_runs_as_written(tmp_path):
+def test_a_user_script_on_dask_runs_as_written(tmp_path):
     script = tmp_path / "example.py"
-    script.write_text(README_EXAMPLE)
+    script.write_text(USER_SCRIPT)
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
     proc = subprocess.run(
         [sys.executable, "-W", "error", str(script)],
