@@ -140,6 +140,9 @@ class TaskHandle(concurrent.futures.Future[T]):
     ``task_failed``, no done-callback, and ``result()``/``exception()``/await
     never used on a handle of it), it is logged at ERROR on the ``bgtasks``
     logger, with its traceback, once its last handle is garbage collected.
+
+    Attributes:
+        uid: The task's uid (0 until the manager has registered the task).
     """
 
     __slots__ = (
@@ -150,7 +153,12 @@ class TaskHandle(concurrent.futures.Future[T]):
     _done_callbacks: tuple[()] = ()  # Future's; callbacks go through the owner
 
     def __init__(self, owner: HandleOwner) -> None:
-        """Called by the owner; ``uid`` is set once the task is registered."""
+        """Made by the manager (any thread); ``uid`` is set once the task is registered.
+
+        Args:
+            owner: The object that issued the handle and answers for its task
+                (the manager), a :class:`HandleOwner`.
+        """
         # Future.__init__ is not called: it would make the condition eagerly.
         self._owner = owner
         self.uid = 0
@@ -326,6 +334,9 @@ class TaskHandle(concurrent.futures.Future[T]):
         logged on the ``bgtasks`` logger.  A done-callback counts as observing
         a failure.
 
+        Args:
+            fn: Called with this handle as its only argument.
+
         Raises:
             TypeError: ``fn`` is not callable.
         """
@@ -335,15 +346,33 @@ class TaskHandle(concurrent.futures.Future[T]):
         self._owner.add_handle_callback(self, fn)
 
     def set_running_or_notify_cancel(self) -> bool:
-        """Refused: only the manager changes a handle (``RuntimeError``)."""
+        """Refused: only the manager changes a handle.  Any thread (it always raises).
+
+        Raises:
+            RuntimeError: always.
+        """
         raise RuntimeError(self._refusal("set_running_or_notify_cancel()"))
 
     def set_result(self, result: Any) -> None:
-        """Refused: only the manager resolves a handle (``RuntimeError``)."""
+        """Refused: only the manager resolves a handle.  Any thread (it always raises).
+
+        Args:
+            result: Ignored.
+
+        Raises:
+            RuntimeError: always.
+        """
         raise RuntimeError(self._refusal("set_result()"))
 
     def set_exception(self, exception: BaseException | None) -> None:
-        """Refused: only the manager resolves a handle (``RuntimeError``)."""
+        """Refused: only the manager resolves a handle.  Any thread (it always raises).
+
+        Args:
+            exception: Ignored.
+
+        Raises:
+            RuntimeError: always.
+        """
         raise RuntimeError(self._refusal("set_exception()"))
 
     def _refusal(self, what: str) -> str:

@@ -148,8 +148,20 @@ class Delivery(_Base):
     # code outside bgtasks uses the handle's own methods instead.
 
     def stop_handle(self, uid: int) -> bool:
-        """For ``TaskHandle.cancel()``: stop the task and its downstream tasks
-        (not its upstream ones); False if it had already ended.  Any thread."""
+        """For ``TaskHandle.cancel()``: stop the task and its downstream tasks.  Any thread.
+
+        Its upstream tasks are left alone.
+
+        Args:
+            uid: The task's uid.
+
+        Returns:
+            False if the task had already ended, else True.
+
+        Raises:
+            TypeError: ``uid`` is not an int.
+            KeyError: a uid this manager never issued, or one forgotten.
+        """
         return self._scheduler.stop(uid, False, True)
 
     def handle_will_block(self) -> None:
@@ -162,9 +174,16 @@ class Delivery(_Base):
     def add_handle_callback(
         self, handle: TaskHandle[Any], fn: Callable[[TaskHandle[Any]], Any]
     ) -> None:
-        """For ``TaskHandle.add_done_callback()``: call ``fn(handle)`` on the
-        manager's thread once ``handle`` is done (soon, if it already is).
-        Any thread."""
+        """For ``TaskHandle.add_done_callback()``: call ``fn(handle)`` when it is done.
+
+        Any thread may call this; ``fn`` runs on the manager's thread once
+        ``handle`` is done (soon, if it already is), and what it raises is
+        logged.
+
+        Args:
+            handle: A handle this manager issued.
+            fn: Called with ``handle`` as its only argument.
+        """
         with self._callbacks_lock:
             if not handle.done():
                 self._callbacks.setdefault(handle.uid, []).append((handle, fn))

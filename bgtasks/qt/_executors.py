@@ -58,11 +58,19 @@ class Executors:
             self._executors_used.add(name)  # from now on set_executor refuses it
 
     def set_executor(self, name: str, executor: Executor) -> None:
-        """Run tasks submitted with ``executor=name`` on ``executor``.
+        """Run tasks submitted with ``executor=name`` on ``executor``.  Manager's thread.
 
         Replaces the default of ``"process"`` or ``"dask"`` (e.g. to size the
         process pool).  The manager shuts the executor down with itself.
-        Manager's thread; ``ValueError`` once a task used the name.
+
+        Args:
+            name: The name tasks give as ``options(executor=name)``.
+            executor: The :class:`~bgtasks.Executor` that runs them.
+
+        Raises:
+            ValueError: ``name`` is not a non-empty string other than
+                ``"thread"``, or a task already used the name.
+            TypeError: ``executor`` is not a :class:`~bgtasks.Executor`.
         """
         if not isinstance(name, str) or not name or name == "thread":
             raise ValueError(

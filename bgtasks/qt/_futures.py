@@ -40,7 +40,11 @@ class ManagerExecutor(concurrent.futures.Executor):
     """
 
     def __init__(self, manager: BackgroundTaskManager) -> None:
-        """Called by ``manager.executor()``."""
+        """Made by ``manager.executor()`` (any thread).
+
+        Args:
+            manager: The manager the tasks go to.
+        """
         self._manager = manager
         self._lock = threading.Lock()
         self._handles: list[TaskHandle[Any]] = []  # submitted here; ended ones pruned
@@ -53,6 +57,13 @@ class ManagerExecutor(concurrent.futures.Executor):
 
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> TaskHandle[T]:
         """Queue ``fn(*args, **kwargs)`` on the manager.  Any thread.
+
+        The task's signals and its handle's callbacks arrive on the manager's thread.
+
+        Args:
+            fn: The callable to run (positional-only).
+            *args: Positional arguments for ``fn``.
+            **kwargs: Keyword arguments for ``fn``, whatever their names.
 
         Returns:
             The task's handle, a ``concurrent.futures.Future``.

@@ -81,25 +81,34 @@ class BackgroundTaskManager(DiesAtHome, Submission, Delivery, Executors, Registr
     non-empty dict is merged into the task's keyword arguments, upstream keys
     winning over the task's own ``task_kwargs``.
 
-    Signals are always emitted on the thread the manager lives in, in the
-    order things happened:
+    Signals are always emitted on the thread the manager lives in (the
+    manager's thread), in the order things happened.  ``uid`` is the task's
+    uid (an int), ``group`` its group:
 
-    * ``task_completed(uid, group, result)``
-    * ``task_failed(uid, group, message, traceback_str)``: the task raised
-      (anything, ``SystemExit`` included), timed out, or an upstream task
-      failed; every downstream task of a failed task fails with the same
-      message and traceback and never runs (or is cancelled, by policy).
-    * ``task_group_finished(group)``: the last live task of a group ended and
-      at least one of the group's tasks completed or failed since the group's
-      last ``task_group_finished``.  A group whose tasks were all stopped
-      gets none.
-    * ``task_cancelled(uid, group)``: a stopped task ended.  (The seed's
-      signals stay silent for stopped tasks.)
-    * ``task_started(uid, group)``, ``task_progress(uid, group, fraction,
-      message)``, ``task_state_changed(uid, group, state)``,
-      ``task_added(uid, group)``, ``task_removed(uid, group)``,
-      ``task_status_changed(uid, group, status)`` (a running task set
-      ``current_task().status`` to a new value).
+    Signals:
+        task_completed(uid, group, result): the task returned ``result``.
+        task_failed(uid, group, message, traceback_str): the task raised
+            (anything, ``SystemExit`` included), timed out, or an upstream
+            task failed; ``message`` and ``traceback_str`` are str.  Every
+            downstream task of a failed task fails with the same message and
+            traceback and never runs (or is cancelled, by policy).
+        task_group_finished(group): the last live task of a group ended and
+            at least one of the group's tasks completed or failed since the
+            group's last ``task_group_finished``.  A group whose tasks were
+            all stopped gets none.
+        task_cancelled(uid, group): a stopped task ended.  (The seed's
+            signals stay silent for stopped tasks.)
+        task_started(uid, group): the task began to run on a worker.
+        task_progress(uid, group, fraction, message): the task reported
+            progress (``fraction`` a float, ``message`` a str), at most every
+            :attr:`progress_interval` seconds, and always before its end.
+        task_state_changed(uid, group, state): the task's new
+            :class:`~bgtasks.TaskState`.
+        task_added(uid, group): the task was registered.
+        task_removed(uid, group): a finished task was forgotten (see
+            :attr:`keep_finished` and :meth:`clear_finished`).
+        task_status_changed(uid, group, status): a running task set
+            ``current_task().status`` to a new value, ``status``.
 
     Every run of a task ends exactly once: completed, failed or cancelled.
 
@@ -112,7 +121,16 @@ class BackgroundTaskManager(DiesAtHome, Submission, Delivery, Executors, Registr
 
     Thread safety: every method may be called from any thread, a running task
     included, except ``start_processing``, ``pause_processing``, ``shut_down``
-    and the configuration setters, which belong to the manager's thread.
+    and the configuration setters (``set_executor``, the settable
+    properties), which belong to the manager's thread.  Done-callbacks of
+    handles run on the manager's thread.
+
+    Attributes:
+        drain_budget: Seconds the delivery may spend emitting signals before
+            it yields to the event loop (default 0.004).
+        shutdown_timeout: Seconds :meth:`shut_down` waits for running tasks
+            when no timeout is given, also when the application quits or the
+            interpreter exits (default 5.0).
     """
 
     task_completed = Signal(object, object, object)
@@ -134,7 +152,18 @@ class BackgroundTaskManager(DiesAtHome, Submission, Delivery, Executors, Registr
     ) -> None:
         """Create a manager with its own pool of at most ``max_threads`` threads.
 
-        Call on the thread whose event loop should receive the signals.
+        Call on the thread whose event loop should receive the signals: it
+        becomes the manager's thread.
+
+        Args:
+            parent: The manager's QObject parent, if any.
+            start_processing: Start dispatching at once; otherwise tasks wait
+                for :meth:`start_processing`.
+            max_threads: The most tasks that run at once in the pool.
+
+        Raises:
+            ValueError: ``max_threads`` is not an int from 1 to the core's
+                maximum (``bgtasks.core.MAX_WORKERS``).
         """
         check_count("max_threads", max_threads, minimum=1, maximum=MAX_WORKERS)
         super().__init__(parent)
@@ -196,12 +225,31 @@ class BackgroundTaskManager(DiesAtHome, Submission, Delivery, Executors, Registr
     ) -> int:
         """Queue ``cbl(*task_args, **task_kwargs)`` and return the task's uid.
 
-        ``options`` are the keyword-only task options of :meth:`submit`.  Any
-        thread may call this, a running task included.  Raises ``TypeError``
-        for a non-callable ``cbl``, a ``task_args`` that is not a list or tuple,
-        a ``task_kwargs`` that is not a mapping, an unhashable group or a
-        non-numeric priority; ``ValueError`` for an upstream id this manager
-        never issued; ``RuntimeError`` after ``shut_down()``.
+        Any thread may call this, a running task included; the task's signals
+        arrive on the manager's thread.
+
+        Args:
+            cbl: The callable to run.
+            priority: Higher runs first, FIFO among equals; ``None`` counts as 0.
+            group: Any hashable value, ``None`` included.
+            upstream_task_ids: Uids of tasks that must complete first; their
+                non-empty dict results are merged into ``task_kwargs``.
+            task_args: Positional arguments for ``cbl`` (a list or tuple).
+            task_kwargs: Keyword arguments for ``cbl`` (a mapping).
+            **options: Task options, as for :meth:`options` (but
+                ``persist``, and the three parameters above).
+
+        Returns:
+            The task's uid.
+
+        Raises:
+            TypeError: ``cbl`` is not callable, ``task_args`` is not a list or
+                tuple, ``task_kwargs`` not a mapping, ``group`` unhashable,
+                ``priority`` not a number, or an option is unknown or of the
+                wrong type.
+            ValueError: an upstream id this manager never issued, or an option
+                out of range.
+            RuntimeError: the manager is shut down.
         """
         if cbl is None or not callable(cbl):
             raise TypeError(f"cbl must be callable, got {cbl!r}")
@@ -219,11 +267,30 @@ class BackgroundTaskManager(DiesAtHome, Submission, Delivery, Executors, Registr
 
         Its result is ``task_kwargs`` updated with every upstream dict result,
         which makes it a fan-in point.  Any thread may call this.
+
+        Args:
+            priority: As in :meth:`add_task`.
+            group: As in :meth:`add_task`.
+            upstream_task_ids: As in :meth:`add_task`.
+            task_kwargs: The result's starting point (a mapping).
+            **options: Task options, as in :meth:`add_task`.
+
+        Returns:
+            The task's uid.
+
+        Raises:
+            TypeError: as :meth:`add_task`.
+            ValueError: as :meth:`add_task`.
+            RuntimeError: the manager is shut down.
         """
         return self._add(None, priority, group, upstream_task_ids, None, task_kwargs, options)
 
     def next_group_id(self) -> int:
-        """Return a group id no other call returned.  Any thread may call this."""
+        """Return a group id no other call returned.  Any thread may call this.
+
+        Returns:
+            A new int, for the ``group`` of tasks that belong together.
+        """
         return self._scheduler.next_group_id()
 
     def start_processing(self) -> None:
@@ -249,17 +316,34 @@ class BackgroundTaskManager(DiesAtHome, Submission, Delivery, Executors, Registr
         ``task_cancelled`` only.  With ``stop_upstream`` the tasks it waits for
         are stopped too, with ``stop_downstream`` the tasks waiting for it;
         tasks downstream of a stopped task can never get its result, so they
-        are stopped whatever ``stop_downstream`` says.
+        are stopped whatever ``stop_downstream`` says.  A task that already
+        ended is left alone.  Any thread; ``task_cancelled`` arrives on the
+        manager's thread.
 
-        Any thread.  ``KeyError`` for a uid this manager never issued; a task
-        that already ended is left alone.
+        Args:
+            task_id: The task's uid.
+            stop_upstream: Also stop the tasks it waits for.
+            stop_downstream: Also stop the tasks waiting for it.
+
+        Raises:
+            TypeError: ``task_id`` is not an int.
+            KeyError: a uid this manager never issued, or one forgotten.
         """
         self._scheduler.stop(task_id, stop_upstream, stop_downstream)
 
     def stop_task_group(
         self, group: Hashable, stop_upstream: bool = True, stop_downstream: bool = True
     ) -> None:
-        """Stop every live task of ``group``, as :meth:`stop_task` does.  Any thread."""
+        """Stop every live task of ``group``, as :meth:`stop_task` does.  Any thread.
+
+        Args:
+            group: The group (any hashable value, ``None`` included).
+            stop_upstream: Also stop the tasks they wait for.
+            stop_downstream: Also stop the tasks waiting for them.
+
+        Raises:
+            TypeError: ``group`` is unhashable.
+        """
         self._scheduler.stop_group(group, stop_upstream, stop_downstream)
 
     def stop_all_tasks(self) -> None:
@@ -274,6 +358,13 @@ class BackgroundTaskManager(DiesAtHome, Submission, Delivery, Executors, Registr
         timeout expires are left to finish in the background; their results
         are dropped.  Idempotent.  Runs by itself when the application quits
         or the interpreter exits.  Manager's thread.
+
+        Args:
+            timeout: Seconds to wait for running tasks; ``None`` uses
+                :attr:`shutdown_timeout`.
+
+        Raises:
+            ValueError: ``timeout`` is not a non-negative, finite number.
         """
         if timeout is None:
             timeout = self.shutdown_timeout

@@ -35,33 +35,42 @@ T = TypeVar("T")
 class TaskOptions:
     """The options of one task besides ``fn``'s own arguments, as one frozen value.
 
-    * ``priority``, ``group``, ``upstream_task_ids``: as in ``add_task``
-      (higher priority first; a group to stop or reprioritize together; the
-      uids of tasks that must complete first).
-    * ``name``: shown in ``info`` and graphs (default: the function's name).
-    * ``key``: while a task with this key is live, a new one attaches to it
-      instead of running again; each request gets its own uid, signals and
-      handle, and the shared work is cancelled only when every request is.
-      With ``cache_size`` > 0 finished results are kept by key (LRU);
-      failures never are.
-    * ``retries``: run again up to this many times when it raises one of
-      ``retry_on``, after ``backoff * 2**(attempt-1)`` seconds with ±50 % jitter.
-    * ``timeout``: seconds from start; then it is asked to stop, and ends
-      FAILED with ``TimeoutError``.
-    * ``resources``: e.g. ``{"disk": 1}``; at most the limit set by
-      ``set_resource_limit`` runs at once, whatever ``max_threads`` is.
-    * ``on_upstream_failure``: ``"fail"`` (default) or ``"cancel"``; a
-      cancelled upstream always cancels.
-    * ``exclusive``: cancel the group's older tasks that have not started
-      (latest wins).
-    * ``owner``: a QObject; when it is destroyed its tasks are cancelled and
-      nothing more is delivered for them.
-    * ``executor``: where ``fn`` runs: ``None``/``"thread"`` (the pool),
-      ``"process"``, ``"dask"``, a name given to ``set_executor``, or an
-      :class:`~bgtasks.executors.Executor`.
-    * ``persist``: journal the task in the journal given to ``set_journal``
-      (only ``priority``, ``group``, ``upstream_task_ids`` and ``name`` can
-      be journaled with it).
+    Made by :meth:`BackgroundTaskManager.options` (and from ``add_task``'s
+    ``**options``); immutable, so any thread may read and share it.
+
+    Attributes:
+        priority: Higher runs first, FIFO among equals; ``None`` counts as 0.
+        group: A group to stop or reprioritize together (any hashable value).
+        upstream_task_ids: The uids of tasks that must complete first.
+        name: Shown in ``info`` and graphs (default: the function's name).
+        key: While a task with this key is live, a new one attaches to it
+            instead of running again; each request gets its own uid, signals
+            and handle, and the shared work is cancelled only when every
+            request is.  With ``cache_size`` > 0 finished results are kept by
+            key (LRU); failures never are.
+        retries: Run again up to this many times when it raises one of
+            ``retry_on``, after ``backoff * 2**(attempt-1)`` seconds with
+            ±50 % jitter.
+        retry_on: The exception class (or tuple of them) that ``retries`` retries.
+        backoff: Seconds before the first retry (doubled each time).
+        timeout: Seconds from start; then it is asked to stop, and ends
+            FAILED with ``TimeoutError``.
+        resources: E.g. ``{"disk": 1}``; at most the limit set by
+            ``set_resource_limit`` runs at once, whatever ``max_threads`` is.
+        on_upstream_failure: ``"fail"`` (default) or ``"cancel"``; a
+            cancelled upstream always cancels.
+        exclusive: Cancel the group's older tasks that have not started
+            (latest wins).
+        owner: A QObject; when it is destroyed its tasks are cancelled and
+            nothing more is delivered for them.
+        executor: Where ``fn`` runs: ``None``/``"thread"`` (the pool),
+            ``"process"``, ``"dask"``, a name given to ``set_executor``, or an
+            :class:`~bgtasks.Executor`.
+        persist: Journal the task in the journal given to ``set_journal``
+            (only ``priority``, ``group``, ``upstream_task_ids`` and ``name``
+            can be journaled with it).
+        scheduled: The scheduler's part, set when the options are checked
+            (None: not checked yet); not a constructor argument.
     """
 
     priority: float | None = None
@@ -79,24 +88,49 @@ class TaskOptions:
     owner: QObject | None = None
     executor: str | Executor | None = None
     persist: bool = False
-    #: The scheduler's part, set by :func:`checked` (None: not checked yet).
     scheduled: Options | None = dataclasses.field(
         default=None, init=False, compare=False, repr=False
     )
 
     @classmethod
     def of(cls, options: Mapping[str, Any]) -> TaskOptions:
-        """The ``**options`` of ``add_task``: ``TypeError`` naming one that is not an option."""
+        """The options given as ``add_task``'s ``**options``.  Any thread.
+
+        Args:
+            options: Task options by name (not ``priority``, ``group``,
+                ``upstream_task_ids`` nor ``persist``: ``add_task`` takes those
+                otherwise).
+
+        Returns:
+            New options, not checked yet.
+
+        Raises:
+            TypeError: a name that is not one of these options (named).
+        """
         _check_names(options, _ADD_TASK_NAMES)
         return cls(**options)
 
     def merged(self, more: Mapping[str, Any]) -> TaskOptions:
-        """These options with ``more`` replacing them (unchecked: see :func:`checked`)."""
+        """These options with ``more`` replacing them (not checked).  Any thread.
+
+        Args:
+            more: Task options by name; they win over these.
+
+        Returns:
+            New options, or these if ``more`` is empty.
+
+        Raises:
+            TypeError: a name that is not a task option (named).
+        """
         _check_names(more, _NAMES)
         return dataclasses.replace(self, **more) if more else self
 
     def changed(self) -> dict[str, Any]:
-        """The options not at their default, by name, in field order."""
+        """The options not at their default, by name, in field order.  Any thread.
+
+        Returns:
+            A new dict.
+        """
         return {
             field.name: getattr(self, field.name)
             for field in dataclasses.fields(self)
@@ -104,7 +138,11 @@ class TaskOptions:
         }
 
     def scheduler_options(self) -> dict[str, Any]:
-        """The keywords of ``Scheduler.make_options``."""
+        """The keywords of ``Scheduler.make_options``.  Any thread.
+
+        Returns:
+            A new dict of the options the scheduler checks and keeps.
+        """
         return {
             "key": self.key,
             "retries": self.retries,
@@ -116,7 +154,11 @@ class TaskOptions:
         }
 
     def first_not_journaled(self) -> str | None:
-        """The first option a journal cannot record (not at its default), or None."""
+        """The first option a journal cannot record (not at its default).  Any thread.
+
+        Returns:
+            Its name, or None if a journal can record every option set.
+        """
         for name in self.changed():
             if name not in _JOURNALED:
                 return name
@@ -189,6 +231,12 @@ class TaskSubmitter:
     _options: TaskOptions
 
     def __init__(self, manager: Submission, options: TaskOptions) -> None:
+        """Made by ``manager.options(...)`` (any thread).
+
+        Args:
+            manager: The manager the tasks go to.
+            options: The bound options, already checked.
+        """
         object.__setattr__(self, "_manager", manager)
         object.__setattr__(self, "_options", options)
 
@@ -200,11 +248,18 @@ class TaskSubmitter:
 
     @property
     def task_options(self) -> TaskOptions:
-        """The bound options (checked)."""
+        """The bound options (checked).  Any thread."""
         return self._options
 
     def options(self, **task_options: Any) -> TaskSubmitter:
         """A new submitter with ``task_options`` merged into these (later wins).  Any thread.
+
+        Args:
+            **task_options: Task options by name, as for
+                :meth:`BackgroundTaskManager.options`.
+
+        Returns:
+            A new :class:`TaskSubmitter`; this one is unchanged.
 
         Raises:
             TypeError: for a name that is not a task option, or a value of the
@@ -218,6 +273,11 @@ class TaskSubmitter:
 
         Any thread, a running task included.  The task's signals arrive on the
         manager's thread; callbacks added to the handle run there too.
+
+        Args:
+            fn: The callable to run (positional-only).
+            *args: Positional arguments for ``fn``.
+            **kwargs: Keyword arguments for ``fn``, whatever their names.
 
         Returns:
             The task's :class:`~bgtasks.TaskHandle`.

@@ -123,6 +123,9 @@ class Submission:
         keywords (but ``persist``; ``priority``, ``group`` and
         ``upstream_task_ids`` are their parameters).
 
+        Args:
+            **task_options: The task options above, by name.
+
         Returns:
             A :class:`TaskSubmitter` bound to this manager and these options.
 
@@ -234,6 +237,16 @@ class Submission:
         Take it before the task ends to get its result: a completed task's
         result is dropped once ``task_completed`` has delivered it.  Callbacks
         added to the handle run on the manager's thread.
+
+        Args:
+            uid: The task's uid.
+
+        Returns:
+            A new handle of the task's current run (done at once if it ended).
+
+        Raises:
+            TypeError: ``uid`` is not an int.
+            KeyError: a uid this manager never issued, or one forgotten.
         """
         handle: TaskHandle[Any] = TaskHandle(cast("HandleOwner", self))
         handle.uid = uid
