@@ -17,7 +17,8 @@ The modules, each importing only the ones listed before it:
 * ``_view_tracker``: :class:`ViewTracker`, which rows of a view are on
   screen and which are near (it knows nothing of the loader);
 * ``_loader``: decoding (:func:`decode_thumbnail`, the worker's task) and
-  :class:`ThumbnailLoader` (requests, cache, outcomes, attached views);
+  :class:`ThumbnailLoader` (requests, outcomes, attached views; its cache
+  in the mixin ``_Cache``);
 * ``_model``: :class:`ThumbnailModel`, the item model over a loader.
 """
 

@@ -38,9 +38,9 @@ from ..core._validate import check_count, check_priority
 from ..qt._home_thread import DiesAtHome
 from ._view_tracker import ViewTracker
 
-#: Priority of the rows in a viewport: above any ordinary request.  Each
-#: viewport update adds one, so the newest screen always comes first.
 VISIBLE_PRIORITY = 1_000_000.0
+"""Priority of the rows in a viewport: above any ordinary request.  Each
+viewport update adds one, so the newest screen always comes first."""
 
 
 class ThumbnailError(BgTasksError, OSError):
@@ -48,7 +48,16 @@ class ThumbnailError(BgTasksError, OSError):
 
 
 def fit_size(source: QSize, box: QSize) -> QSize:
-    """``source`` scaled down to fit in ``box`` with its aspect ratio (never enlarged)."""
+    """``source`` scaled down to fit in ``box`` with its aspect ratio.  Any thread.
+
+    Args:
+        source: The image's size.
+        box: The largest size allowed.
+
+    Returns:
+        A new size, at least 1x1; ``source`` itself (a copy) if it fits already:
+        never enlarged.
+    """
     if source.width() <= box.width() and source.height() <= box.height():
         return QSize(source)
     scaled = source.scaled(box, Qt.AspectRatioMode.KeepAspectRatio)
@@ -59,7 +68,16 @@ def decode_thumbnail(path: str, size: QSize) -> QImage:
     """Read ``path`` scaled down to fit in ``size`` (aspect ratio kept, EXIF
     orientation applied).  Any thread: makes only a ``QImage``.
 
-    Raises :class:`ThumbnailError` naming the path and ``QImageReader``'s error.
+    Args:
+        path: The image file.
+        size: The largest size of the result.
+
+    Returns:
+        The image, in a format ``QPixmap.fromImage`` takes without converting.
+
+    Raises:
+        ThumbnailError: the file is missing, broken or of an unsupported
+            format (the message names the path and ``QImageReader``'s error).
     """
     reader = QImageReader(path)
     reader.setAutoTransform(True)
@@ -109,18 +127,117 @@ class _Request:
         self.evictable = evictable  # asked for by a view: cancelled when scrolled far away
 
 
-class ThumbnailLoader(DiesAtHome, QObject):
+class _Cache:
+    """The loader's byte-bounded LRU cache of pixmaps and its remembered failures.
+
+    A mixin of :class:`ThumbnailLoader` (which sets these attributes); UI thread.
+    """
+
+    cache_bytes: int
+    _cache: OrderedDict[str, tuple[QPixmap, int]]
+    _cached_bytes: int
+    _failed: OrderedDict[str, str]
+
+    def cached(self, path: str | os.PathLike[str]) -> QPixmap | None:
+        """The cached thumbnail of ``path``, which becomes the most recently used.  UI thread.
+
+        Args:
+            path: The image file.
+
+        Returns:
+            The pixmap, or None if it is not cached.
+        """
+        path = os.fspath(path)
+        item = self._cache.get(path)
+        if item is None:
+            return None
+        self._cache.move_to_end(path)
+        return item[0]
+
+    def error(self, path: str | os.PathLike[str]) -> str | None:
+        """The message of the remembered failure of ``path``.  UI thread.
+
+        Args:
+            path: The image file.
+
+        Returns:
+            The message ``thumbnail_failed`` gave, or None if none is remembered.
+        """
+        return self._failed.get(os.fspath(path))
+
+    def forget(self, path: str | os.PathLike[str]) -> None:
+        """Drop the cached thumbnail and remembered failure of ``path``.  UI thread.
+
+        Args:
+            path: The image file, e.g. one that changed.
+        """
+        path = os.fspath(path)
+        item = self._cache.pop(path, None)
+        if item is not None:
+            self._cached_bytes -= item[1]
+        self._failed.pop(path, None)
+
+    def clear_cache(self) -> None:
+        """Drop every cached thumbnail and remembered failure.  UI thread."""
+        self._cache.clear()
+        self._cached_bytes = 0
+        self._failed.clear()
+
+    @property
+    def cache_used(self) -> int:
+        """Bytes of the cached pixmaps (width * height * 4 each).  UI thread."""
+        return self._cached_bytes
+
+    def cached_paths(self) -> list[str]:
+        """Cached paths, least recently used first.  UI thread."""
+        return list(self._cache)
+
+    def _store(self, path: str, pixmap: QPixmap) -> None:
+        nbytes = pixmap.width() * pixmap.height() * 4
+        old = self._cache.pop(path, None)
+        if old is not None:
+            self._cached_bytes -= old[1]
+        if nbytes > self.cache_bytes:
+            return
+        self._cache[path] = (pixmap, nbytes)
+        self._cached_bytes += nbytes
+        while self._cached_bytes > self.cache_bytes:
+            _, (_, freed) = self._cache.popitem(last=False)
+            self._cached_bytes -= freed
+
+
+class ThumbnailLoader(DiesAtHome, _Cache, QObject):
     """Decodes thumbnails in a manager's workers, delivers pixmaps on the UI thread.
 
-    Signals (on the loader's thread):
-
-    * ``thumbnail_ready(path, pixmap)``: the thumbnail, at most ``size``, aspect kept.
-    * ``thumbnail_failed(path, message)``: missing, broken or unsupported file;
-      ``message`` names the path and ``QImageReader``'s error.  Failures are
-      remembered (:meth:`error`) and not retried until :meth:`forget`.
+    Signals:
+        * ``thumbnail_ready(path, pixmap)``: the thumbnail (a ``QPixmap``), at most
+          ``size``, aspect kept.  Emitted on the loader's thread.
+        * ``thumbnail_failed(path, message)``: missing, broken or unsupported file;
+          ``message`` names the path and ``QImageReader``'s error.  Failures
+          are remembered (:meth:`error`) and not retried until :meth:`forget`.
+          Emitted on the loader's thread.
 
     The tasks are in one group of ``manager`` (:attr:`group`) and owned by the
-    loader: deleting it cancels them.  Create and use it on the UI thread.
+    loader: deleting it cancels them.  Create and use it on the UI thread (the
+    manager's thread): every method belongs to it.
+
+    Args:
+        manager: The :class:`~bgtasks.BackgroundTaskManager` whose workers decode.
+        size: The largest thumbnail size (default 128x128).
+        cache_bytes: Bytes of pixmaps the cache keeps (width * height * 4 each).
+        parent: The loader's QObject parent, if any.
+        keep_screens: Queued requests of a view farther than this many screens
+            from its viewport are cancelled.
+
+    Attributes:
+        cache_bytes: As the argument; may be changed.
+        keep_screens: As the argument; may be changed.
+        default_priority: Priority of a plain ``request(path)`` (0.0).
+        group: The manager's group of the loader's tasks.
+
+    Raises:
+        ValueError: ``size`` is smaller than 1x1, or ``cache_bytes`` is not a
+            non-negative int.
     """
 
     thumbnail_ready = Signal(str, QPixmap)
@@ -143,9 +260,7 @@ class ThumbnailLoader(DiesAtHome, QObject):
         self._manager = manager
         self._size = size
         self.cache_bytes = cache_bytes
-        #: Queued requests of a view farther than this many screens are cancelled.
         self.keep_screens = float(keep_screens)
-        #: Priority of a plain ``request(path)``.
         self.default_priority = 0.0
         self.group = manager.next_group_id()
         self._cache: OrderedDict[str, tuple[QPixmap, int]] = OrderedDict()
@@ -164,19 +279,25 @@ class ThumbnailLoader(DiesAtHome, QObject):
 
     @property
     def size(self) -> QSize:
+        """The largest thumbnail size (a copy).  UI thread."""
         return QSize(self._size)
 
     @property
     def manager(self) -> Any:
+        """The manager whose workers decode.  UI thread."""
         return self._manager
 
     @staticmethod
     def supported_formats() -> list[str]:
-        """The image formats ``QImageReader`` can read here, e.g. ``["bmp", "jpeg", "png"]``."""
+        """The image formats ``QImageReader`` can read here.  Any thread.
+
+        Returns:
+            Their names, sorted, e.g. ``["bmp", "jpeg", "png"]``.
+        """
         return sorted({bytes(f.data()).decode() for f in QImageReader.supportedImageFormats()})
 
     def placeholder(self) -> QPixmap:
-        """A grey pixmap with a cross, of the thumbnail size, to show for failed files."""
+        """A grey pixmap with a cross, of the thumbnail size, for failed files.  UI thread."""
         if self._placeholder is None:
             w, h = self._size.width(), self._size.height()
             pixmap = QPixmap(w, h)
@@ -199,7 +320,18 @@ class ThumbnailLoader(DiesAtHome, QObject):
         within this call, without a task; the return value is then None.
         Otherwise returns the uid of the request's task; a path already in
         flight is not decoded twice (its priority is raised if ``priority`` is
-        higher).
+        higher).  UI thread; the signals are emitted on it.
+
+        Args:
+            path: The image file.
+            priority: The request's priority (default :attr:`default_priority`).
+
+        Returns:
+            The uid of the request's task, or None if answered at once.
+
+        Raises:
+            TypeError: ``priority`` is not a number.
+            RuntimeError: the manager was shut down.
         """
         path = os.fspath(path)
         priority = (
@@ -250,10 +382,16 @@ class ThumbnailLoader(DiesAtHome, QObject):
         old.cancel()
 
     def cancel(self, path: str | os.PathLike[str]) -> bool:
-        """Withdraw the request for ``path``; False if there was none in flight.
+        """Withdraw the request for ``path``.  UI thread.
 
         A queued decode never runs (unless another loader asked for the same
         path and size); a running one cannot be interrupted, its result is dropped.
+
+        Args:
+            path: The image file.
+
+        Returns:
+            False if there was no request in flight for it, else True.
         """
         entry = self._inflight.pop(os.fspath(path), None)
         if entry is None:
@@ -263,18 +401,27 @@ class ThumbnailLoader(DiesAtHome, QObject):
         return True
 
     def cancel_all(self) -> int:
-        """Withdraw every request in flight; returns how many."""
+        """Withdraw every request in flight.  UI thread.
+
+        Returns:
+            How many were withdrawn.
+        """
         paths = list(self._inflight)
         for path in paths:
             self.cancel(path)
         return len(paths)
 
     def pending(self) -> list[str]:
-        """The paths requested and not yet delivered (none once the manager is shut down)."""
+        """The paths requested and not yet delivered (none after a shut_down).  UI thread."""
         self._drop_if_shut_down()
         return list(self._inflight)
 
     def is_pending(self, path: str) -> bool:
+        """Whether a request for ``path`` is in flight (False after a shut_down).  UI thread.
+
+        Args:
+            path: The image file (a str).
+        """
         self._drop_if_shut_down()
         return path in self._inflight
 
@@ -291,60 +438,17 @@ class ThumbnailLoader(DiesAtHome, QObject):
         return True
 
     def pending_priority(self, path: str) -> float | None:
-        """The priority of the request in flight for ``path``, or None."""
+        """The priority of the request in flight for ``path``.  UI thread.
+
+        Args:
+            path: The image file (a str).
+
+        Returns:
+            The priority, or None if no request for it is in flight.
+        """
         self._drop_if_shut_down()
         entry = self._inflight.get(path)
         return None if entry is None else entry.priority
-
-    # ------------------------------------------------------------------ cache
-
-    def cached(self, path: str | os.PathLike[str]) -> QPixmap | None:
-        """The cached thumbnail of ``path`` (now the most recently used), or None."""
-        path = os.fspath(path)
-        item = self._cache.get(path)
-        if item is None:
-            return None
-        self._cache.move_to_end(path)
-        return item[0]
-
-    def error(self, path: str | os.PathLike[str]) -> str | None:
-        """The message of the remembered failure of ``path``, or None."""
-        return self._failed.get(os.fspath(path))
-
-    def forget(self, path: str | os.PathLike[str]) -> None:
-        """Drop the cached thumbnail and the remembered failure of ``path`` (the file changed)."""
-        path = os.fspath(path)
-        item = self._cache.pop(path, None)
-        if item is not None:
-            self._cached_bytes -= item[1]
-        self._failed.pop(path, None)
-
-    def clear_cache(self) -> None:
-        self._cache.clear()
-        self._cached_bytes = 0
-        self._failed.clear()
-
-    @property
-    def cache_used(self) -> int:
-        """Bytes of the cached pixmaps (width * height * 4 each)."""
-        return self._cached_bytes
-
-    def cached_paths(self) -> list[str]:
-        """Cached paths, least recently used first."""
-        return list(self._cache)
-
-    def _store(self, path: str, pixmap: QPixmap) -> None:
-        nbytes = pixmap.width() * pixmap.height() * 4
-        old = self._cache.pop(path, None)
-        if old is not None:
-            self._cached_bytes -= old[1]
-        if nbytes > self.cache_bytes:
-            return
-        self._cache[path] = (pixmap, nbytes)
-        self._cached_bytes += nbytes
-        while self._cached_bytes > self.cache_bytes:
-            _, (_, freed) = self._cache.popitem(last=False)
-            self._cached_bytes -= freed
 
     # ------------------------------------------------------------------ outcomes (UI thread)
 
@@ -393,10 +497,17 @@ class ThumbnailLoader(DiesAtHome, QObject):
     ) -> None:
         """Follow ``view``: request its visible rows first, cancel those scrolled far away.
 
-        ``path_role`` is the model role holding each row's path.  Rows are the
-        top-level rows of ``column``; list, table and icon views lay them out in
-        order, which the viewport search relies on.  Detached when the view is
-        destroyed, or with :meth:`detach_view`.
+        List, table and icon views lay rows out in order, which the viewport
+        search relies on.  Detached when the view is destroyed, or with
+        :meth:`detach_view`.  UI thread; attaching a view twice does nothing.
+
+        Args:
+            view: The view, on the loader's thread.
+            path_role: The model role holding each row's path.
+            column: The column whose top-level rows are the thumbnails.
+
+        Raises:
+            TypeError: ``view`` is not a ``QAbstractItemView``.
         """
         if not isinstance(view, QAbstractItemView):
             raise TypeError(f"view must be a QAbstractItemView, got {view!r}")
@@ -409,7 +520,11 @@ class ThumbnailLoader(DiesAtHome, QObject):
         self._trackers.append(tracker)
 
     def detach_view(self, view: QAbstractItemView) -> None:
-        """Stop following ``view`` (and forget trackers whose view was destroyed).  UI thread."""
+        """Stop following ``view`` (and forget trackers whose view was destroyed).  UI thread.
+
+        Args:
+            view: A view given to :meth:`attach_view`; another one is ignored.
+        """
         for tracker in list(self._trackers):
             if tracker.view is view or tracker.view is None:
                 tracker.close()
@@ -425,9 +540,14 @@ class ThumbnailLoader(DiesAtHome, QObject):
         return [view for view in (t.view for t in self._trackers) if view is not None]
 
     def view_tracker(self, view: QAbstractItemView) -> ViewTracker | None:
-        """The :class:`ViewTracker` following ``view`` (what it found visible
-        and near at its last update), or None if ``view`` is not attached.
-        UI thread; the tracker's attributes are for reading."""
+        """The :class:`ViewTracker` following ``view``, or None if it is not attached.
+
+        UI thread; the tracker's attributes (what it found visible and near at
+        its last update) are for reading.
+
+        Args:
+            view: A view.
+        """
         if view is None:  # a destroyed view's tracker has view None: never found
             return None
         return next((t for t in self._trackers if t.view is view), None)

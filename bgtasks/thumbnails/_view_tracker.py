@@ -182,7 +182,7 @@ class ViewTracker(DiesAtHome, QObject):
         During a fling (the view is still moving and shows none of the rows
         it showed at the last update) only the cancellation happens: rows
         requested now would be gone before they decode.  A read after the
-        scroll stops requests them.
+        scroll stops requests them.  The view's thread (the UI thread).
         """
         now = time.monotonic()
         still_moving = now - self._last_change < self.debounce_ms / 1000
