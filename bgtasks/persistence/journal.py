@@ -17,13 +17,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 from .codec import RECORD_COLUMNS, check_group, check_priority, decode_record, to_json
 from .records import JournalRecord, RestoreReport
 from .registry import function_name
-from .restore import (
-    RerunInterrupted,
-    RestorePlan,
-    check_rerun_interrupted,
-    old_uid,
-    plan_restore,
-)
+from .restore import RerunInterrupted, RestorePlan, check_rerun_interrupted, plan_restore
 from .schema import LIVE, SQL_RESET, SQL_RESUBMIT, SQL_SKIP
 from .session import JournalSession
 from .snapshot import build_snapshot, parse_snapshot
@@ -40,15 +34,8 @@ class TaskJournal(JournalSession):
     """Persistent tasks of one manager, journaled to an SQLite file.
 
     ``TaskJournal(manager, path=None, synchronous="normal")`` opens (or
-    creates) the journal at ``path`` (default :func:`default_journal_path`).
-    ``manager`` is a ``BackgroundTaskManager``, or anything with the journal
-    protocol (:class:`bgtasks.persistence.protocol.JournalManager`).
-    ``synchronous="normal"`` survives any crash of the process (SIGKILL
-    included) and keeps commits cheap; ``"full"`` also survives a power loss
-    or an OS crash, at the price of an fsync per commit.  Raises
-    :class:`JournalError` naming the path for a file that is not a bgtasks
-    journal (never overwriting it), one written by a newer format, a damaged
-    one, or one another process has open.
+    creates) the journal at ``path``; see the constructor's Args and Raises
+    (:class:`JournalError` for a file it cannot use, never overwritten).
 
     Every method may be called from any thread (a running task included);
     the journal's own bookkeeping of tasks that end without running (stopped
@@ -128,6 +115,9 @@ class TaskJournal(JournalSession):
           data); non-empty dict results are always kept, since they are
           merged into downstream tasks' kwargs, restored ones included.
 
+        Args:
+            **task_options: The options above, by name.
+
         Returns:
             A :class:`JournalSubmitter` bound to this journal and these options.
 
@@ -192,8 +182,11 @@ class TaskJournal(JournalSession):
     # ------------------------------------------------------------------ reading
 
     def records(self) -> list[JournalRecord]:
-        """Every task in the journal, oldest first, but the damaged rows
-        (:attr:`quarantined`).  Any thread."""
+        """Every task in the journal, oldest first, but the damaged rows.  Any thread.
+
+        Raises:
+            RuntimeError: the journal is closed.
+        """
         with self._lock:
             self._check_open()
             rows = self._db.execute(
@@ -202,7 +195,15 @@ class TaskJournal(JournalSession):
         return [decode_record(row) for row in rows]
 
     def record(self, uid: int) -> JournalRecord:
-        """The record of the task with manager uid ``uid`` (this run).  ``KeyError`` if none."""
+        """The record of a persistent task of this run.  Any thread.
+
+        Args:
+            uid: The task's manager uid in this run.
+
+        Raises:
+            KeyError: no persistent task of this run has this uid.
+            RuntimeError: the journal is closed.
+        """
         with self._lock:
             self._check_open()
             jid = self._uid_to_jid.get(uid)
@@ -213,7 +214,10 @@ class TaskJournal(JournalSession):
 
     @property
     def needs_restore(self) -> bool:
-        """True while tasks of a previous run wait for :meth:`restore` or :meth:`discard`."""
+        """True while tasks of a previous run wait for :meth:`restore` or :meth:`discard`.
+
+        Any thread.
+        """
         return self._needs_restore
 
     # ------------------------------------------------------------------ restoring
@@ -232,7 +236,19 @@ class TaskJournal(JournalSession):
         ``skipped``).  A task whose function name is not registered with
         :func:`persistable` is skipped too, reported and logged: the journal
         never imports a module by a name it holds.  Nothing is done a second
-        time: a second call finds nothing to restore.  Any thread.
+        time: a second call finds nothing to restore.  Any thread; the
+        restored tasks' signals arrive on the manager's thread.
+
+        Args:
+            rerun_interrupted: Whether the interrupted tasks run again: a bool,
+                or a function called with each one's :class:`JournalRecord`.
+
+        Returns:
+            What was re-submitted, skipped and quarantined.
+
+        Raises:
+            TypeError: ``rerun_interrupted`` is neither a bool nor callable.
+            RuntimeError: the journal is closed.
         """
         check_rerun_interrupted(rerun_interrupted)
         with self._lock:
@@ -257,9 +273,19 @@ class TaskJournal(JournalSession):
         """Submit the tasks of a :meth:`snapshot` again, as new persistent tasks.
 
         Same rules and report as :meth:`restore` (tasks running when the
-        snapshot was taken count as interrupted).  ``ValueError`` for data
-        that is not a snapshot or has a version this bgtasks cannot read;
-        nothing is submitted then.  Any thread.
+        snapshot was taken count as interrupted).  Any thread.
+
+        Args:
+            data: What :meth:`snapshot` returned (possibly through JSON).
+            rerun_interrupted: As for :meth:`restore`.
+
+        Returns:
+            What was submitted and skipped; keys are the snapshot's uids.
+
+        Raises:
+            ValueError: ``data`` is not a snapshot, or has a version this
+                bgtasks cannot read; nothing is submitted then.
+            RuntimeError: the journal is closed.
         """
         todo = parse_snapshot(data)
         report = RestoreReport()
@@ -299,31 +325,6 @@ class TaskJournal(JournalSession):
             self._needs_restore = False
             self._damaged.clear()
         return row_of
-
-    def _launch_restored(
-        self, plan: RestorePlan, row_of: dict[int, int], report: RestoreReport
-    ) -> None:
-        # Lock held, rows committed: hand the planned tasks to the manager.
-        new_uid: dict[int, int] = {}  # record's jid -> new uid
-        pairs: list[tuple[int, int]] = []
-        try:
-            for rec, fn, kwargs, upstream_jids in plan.launches:
-                old = old_uid(rec)
-                jid = row_of[rec.jid]
-                handle = self._launch(
-                    jid, fn, rec.args, kwargs, rec.priority, rec.group,
-                    [new_uid[u] for u in upstream_jids], rec.name, rec.store_result,
-                )  # fmt: skip
-                new_uid[rec.jid] = handle.uid
-                pairs.append((handle.uid, jid))
-                report.handles[old] = handle
-                report.uids[old] = handle.uid
-        finally:
-            self._write_uids(pairs)
-
-    def _watch_restored(self, report: RestoreReport) -> None:
-        for handle in report.handles.values():
-            self._watch(handle, self._uid_to_jid[handle.uid])
 
     def discard(self) -> list[JournalRecord]:
         """Give up the tasks of previous runs that did not end: they become ``skipped``.
@@ -414,7 +415,19 @@ class TaskJournal(JournalSession):
 
 @dataclasses.dataclass(frozen=True)
 class JournalOptions:
-    """The options of one persistent task (see :meth:`TaskJournal.options`)."""
+    """The options of one persistent task (see :meth:`TaskJournal.options`).
+
+    Frozen: any thread may read and share it.
+
+    Attributes:
+        priority: A number or None (0), as the manager's option.
+        group: None, a str or an int (what the journal can store).
+        upstream_task_ids: Uids of persistent tasks this journal submitted in
+            this run, or None.
+        name: A str or None (the function's name).
+        enduring: The task survives :meth:`TaskJournal.reset`.
+        store_result: Keep the result in the journal (if it is JSON data).
+    """
 
     priority: float | None = None
     group: str | int | None = None
@@ -424,7 +437,18 @@ class JournalOptions:
     store_result: bool = False
 
     def merged(self, more: Mapping[str, Any]) -> JournalOptions:
-        """These options with ``more`` replacing them, checked: ``TypeError`` for a bad one."""
+        """These options with ``more`` replacing them, checked.  Any thread.
+
+        Args:
+            more: Journal task options by name; they win over these.
+
+        Returns:
+            New options, or these if ``more`` is empty.
+
+        Raises:
+            TypeError: a name that is not an option (the message lists them),
+                or a value the journal cannot hold (the message names it).
+        """
         unknown = sorted(set(more) - _OPTION_NAMES)
         if unknown:
             raise TypeError(
@@ -463,6 +487,12 @@ class JournalSubmitter:
     _options: JournalOptions
 
     def __init__(self, journal: TaskJournal, options: JournalOptions) -> None:
+        """Made by ``journal.options(...)`` (any thread).
+
+        Args:
+            journal: The journal the tasks go to.
+            options: The bound options, already checked.
+        """
         object.__setattr__(self, "_journal", journal)
         object.__setattr__(self, "_options", options)
 
@@ -471,17 +501,45 @@ class JournalSubmitter:
 
     @property
     def task_options(self) -> JournalOptions:
-        """The bound options (checked)."""
+        """The bound options (checked).  Any thread."""
         return self._options
 
     def options(self, **task_options: Any) -> JournalSubmitter:
-        """A new submitter with ``task_options`` merged in (later wins); as
-        :meth:`TaskJournal.options`.  Any thread."""
+        """A new submitter with ``task_options`` merged in (later wins).  Any thread.
+
+        Args:
+            **task_options: Journal task options by name, as for
+                :meth:`TaskJournal.options`.
+
+        Returns:
+            A new :class:`JournalSubmitter`; this one is unchanged.
+
+        Raises:
+            TypeError: as :meth:`TaskJournal.options`.
+        """
         return JournalSubmitter(self._journal, self._options.merged(task_options))
 
     def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> TaskHandle[T]:
-        """Queue ``fn(*args, **kwargs)`` with the bound options; as
-        :meth:`TaskJournal.submit` (every keyword goes to ``fn``).  Any thread."""
+        """Queue ``fn(*args, **kwargs)`` with the bound options, as :meth:`TaskJournal.submit`.
+
+        Any thread, a running task included; the task's signals and its
+        handle's callbacks arrive on the manager's thread.
+
+        Args:
+            fn: A function registered with :func:`persistable` (positional-only).
+            *args: JSON data, the positional arguments of ``fn``.
+            **kwargs: JSON data, the keyword arguments of ``fn`` (every keyword
+                goes to ``fn``).
+
+        Returns:
+            The manager's :class:`~bgtasks.TaskHandle` of the task.
+
+        Raises:
+            TypeError: as :meth:`TaskJournal.submit`.
+            ValueError: an upstream uid that is not a persistent task of this
+                journal in this run.
+            RuntimeError: as :meth:`TaskJournal.submit`.
+        """
         return self._journal._submit_with(self._options, fn, args, kwargs)
 
     def __repr__(self) -> str:

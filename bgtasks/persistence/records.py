@@ -25,13 +25,28 @@ class JournalError(BgTasksError):
 class JournalRecord:
     """One persistent task as the journal holds it (``TaskJournal.records()``).
 
-    ``jid`` is the journal's id of the task, stable across restarts; ``uid``
-    the manager uid of its latest submission (None if the process died inside
-    ``submit``); ``session`` the run of the application that submitted it
-    last; ``state`` one of ``submitted``, ``started``, ``finished``,
-    ``failed``, ``cancelled``, ``skipped``; ``runs`` how many times it started.
-    ``result`` is the stored result (see ``store_result``), ``error`` the
-    failure message or why the task was skipped or its result not stored.
+    Frozen: any thread may read it.
+
+    Attributes:
+        jid: The journal's id of the task, stable across restarts.
+        uid: The manager uid of its latest submission (None if the process
+            died inside ``submit``).
+        session: The run of the application that submitted it last.
+        state: One of ``submitted``, ``started``, ``finished``, ``failed``,
+            ``cancelled``, ``skipped``.
+        function: The name it was registered under with ``persistable``.
+        args: Its positional arguments (JSON data).
+        kwargs: Its keyword arguments (JSON data).
+        name: Its name option, or None.
+        group: Its group (None, a str or an int).
+        priority: Its priority, or None.
+        upstream: The ``jid`` of each task it waits for.
+        enduring: Whether it survives ``TaskJournal.reset()``.
+        store_result: Whether its result is kept.
+        runs: How many times it started.
+        result: The stored result (see ``store_result``), or None.
+        error: The failure message, or why the task was skipped or its
+            result not stored; None otherwise.
     """
 
     jid: int
@@ -57,14 +72,19 @@ class RestoreReport:
     """What :meth:`TaskJournal.restore` or :meth:`TaskJournal.restore_snapshot` did.
 
     Keys are the tasks' old uids (their uids in the process that submitted
-    them).  ``handles`` and ``uids`` map each re-submitted task to its new
-    handle and uid.  ``interrupted`` lists the tasks that were running when
-    the process died (or when the snapshot was taken), rerun or not.
-    ``skipped`` lists the tasks not re-submitted, with the reason in
-    ``reasons``: an interrupted task the app chose not to rerun, a task whose
-    upstream was skipped, failed or cancelled, or whose upstream result could
-    not be stored.  ``quarantined`` maps the journal ids (``jid``) of damaged
-    rows, moved to the journal's ``quarantine`` table, to what is wrong.
+    them).  Made by the thread that called ``restore``; read it there.
+
+    Attributes:
+        handles: Old uid -> the re-submitted task's new handle.
+        uids: Old uid -> the re-submitted task's new uid.
+        interrupted: The tasks that were running when the process died (or
+            when the snapshot was taken), rerun or not.
+        skipped: The tasks not re-submitted, with the reason in ``reasons``.
+        reasons: Old uid -> why it was skipped: an interrupted task the app
+            chose not to rerun, a task whose upstream was skipped, failed or
+            cancelled, or whose upstream result could not be stored.
+        quarantined: The journal ids (``jid``) of damaged rows, moved to the
+            journal's ``quarantine`` table -> what is wrong.
     """
 
     handles: dict[int, TaskHandle[Any]] = field(default_factory=dict)

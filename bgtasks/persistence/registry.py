@@ -33,6 +33,21 @@ def persistable(fn: Callable[..., Any] | None = None, /, *, name: str | None = N
     calling ``restore()``.  A name can belong to one function only
     (``ValueError``), except that reloading a module re-registers its
     functions.  Any thread.
+
+    Args:
+        fn: The function (positional-only); omitted when called with ``name``
+            only, as ``@persistable(name=...)``.
+        name: The name to register it under (default ``module:qualname``).
+
+    Returns:
+        ``fn`` itself, or without ``fn`` a decorator that registers and returns it.
+
+    Raises:
+        TypeError: ``name`` is not a non-empty string, ``fn`` is not callable,
+            or it has no stable name (a lambda, a nested function) and no
+            ``name`` is given.
+        ValueError: ``name`` already belongs to another function, or ``fn``
+            is already registered under another name.
     """
     if name is not None and (not isinstance(name, str) or not name):
         raise TypeError(f"a persistable name must be a non-empty string, got {name!r}")

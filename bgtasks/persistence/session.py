@@ -1,5 +1,5 @@
-"""One run's open journal: the file, its lock, the tasks this run launched, and
-the writes of each task's life (started, ended, finished) as it runs.
+"""One run's open journal: the file, its lock, the tasks this run launched (restored
+ones included), and the writes of each task's life (started, ended, finished) as it runs.
 
 :class:`JournalSession` is the base of :class:`~.journal.TaskJournal`, which
 adds the API.  It is typed against :class:`~.protocol.JournalManager` and
@@ -22,7 +22,8 @@ from ..core._errors import TaskCancelled
 from .codec import RECORD_COLUMNS, decode_record, to_json
 from .paths import default_journal_path
 from .protocol import JournalManager
-from .records import CANCELLED, FAILED, FINISHED, JournalError, JournalRecord
+from .records import CANCELLED, FAILED, FINISHED, JournalError, JournalRecord, RestoreReport
+from .restore import RestorePlan, old_uid
 from .schema import LIVE, SQL_ENDED, SQL_FINISHED, SQL_STARTED, SQL_UID
 from .store import Transaction, open_journal
 
@@ -92,6 +93,23 @@ class JournalSession:
         *,
         synchronous: str = "normal",
     ) -> None:
+        """Open (or create) the journal at ``path`` and start a new session.  Any thread.
+
+        Args:
+            manager: A ``BackgroundTaskManager``, or anything with the journal
+                protocol (:class:`bgtasks.persistence.protocol.JournalManager`).
+            path: The journal file (default :func:`default_journal_path`).
+            synchronous: ``"normal"`` survives any crash of the process (SIGKILL
+                included) and keeps commits cheap; ``"full"`` also survives a
+                power loss or an OS crash, at the price of an fsync per commit.
+
+        Raises:
+            TypeError: ``manager`` has not the journal protocol.
+            ValueError: ``synchronous`` is neither ``"normal"`` nor ``"full"``.
+            JournalError: the file is not a bgtasks journal (it is left
+                untouched), was written by a newer format, is damaged, cannot
+                be opened, or another process has it open; the message names it.
+        """
         if not isinstance(manager, JournalManager):
             raise TypeError(f"manager must be a BackgroundTaskManager, got {manager!r}")
         if synchronous not in ("normal", "full"):
@@ -244,6 +262,31 @@ class JournalSession:
         if store_result:
             self._store.add(jid)
         return handle
+
+    def _launch_restored(
+        self, plan: RestorePlan, row_of: dict[int, int], report: RestoreReport
+    ) -> None:
+        # Lock held, rows committed: hand the planned tasks to the manager.
+        new_uid: dict[int, int] = {}  # record's jid -> new uid
+        pairs: list[tuple[int, int]] = []
+        try:
+            for rec, fn, kwargs, upstream_jids in plan.launches:
+                old = old_uid(rec)
+                jid = row_of[rec.jid]
+                handle = self._launch(
+                    jid, fn, rec.args, kwargs, rec.priority, rec.group,
+                    [new_uid[u] for u in upstream_jids], rec.name, rec.store_result,
+                )  # fmt: skip
+                new_uid[rec.jid] = handle.uid
+                pairs.append((handle.uid, jid))
+                report.handles[old] = handle
+                report.uids[old] = handle.uid
+        finally:
+            self._write_uids(pairs)
+
+    def _watch_restored(self, report: RestoreReport) -> None:
+        for handle in report.handles.values():
+            self._watch(handle, self._uid_to_jid[handle.uid])
 
     def _row(self, jid: int) -> Any:
         # The row of ``jid`` as RECORD_COLUMNS, or None.

@@ -86,29 +86,29 @@ class BackgroundTaskManager(DiesAtHome, Submission, Delivery, Executors, Registr
     uid (an int), ``group`` its group:
 
     Signals:
-        task_completed(uid, group, result): the task returned ``result``.
-        task_failed(uid, group, message, traceback_str): the task raised
-            (anything, ``SystemExit`` included), timed out, or an upstream
-            task failed; ``message`` and ``traceback_str`` are str.  Every
-            downstream task of a failed task fails with the same message and
-            traceback and never runs (or is cancelled, by policy).
-        task_group_finished(group): the last live task of a group ended and
-            at least one of the group's tasks completed or failed since the
-            group's last ``task_group_finished``.  A group whose tasks were
-            all stopped gets none.
-        task_cancelled(uid, group): a stopped task ended.  (The seed's
-            signals stay silent for stopped tasks.)
-        task_started(uid, group): the task began to run on a worker.
-        task_progress(uid, group, fraction, message): the task reported
-            progress (``fraction`` a float, ``message`` a str), at most every
-            :attr:`progress_interval` seconds, and always before its end.
-        task_state_changed(uid, group, state): the task's new
-            :class:`~bgtasks.TaskState`.
-        task_added(uid, group): the task was registered.
-        task_removed(uid, group): a finished task was forgotten (see
-            :attr:`keep_finished` and :meth:`clear_finished`).
-        task_status_changed(uid, group, status): a running task set
-            ``current_task().status`` to a new value, ``status``.
+        * ``task_completed(uid, group, result)``: the task returned ``result``.
+        * ``task_failed(uid, group, message, traceback_str)``: the task raised
+          (anything, ``SystemExit`` included), timed out, or an upstream
+          task failed; ``message`` and ``traceback_str`` are str.  Every
+          downstream task of a failed task fails with the same message and
+          traceback and never runs (or is cancelled, by policy).
+        * ``task_group_finished(group)``: the last live task of a group ended and
+          at least one of the group's tasks completed or failed since the
+          group's last ``task_group_finished``.  A group whose tasks were
+          all stopped gets none.
+        * ``task_cancelled(uid, group)``: a stopped task ended.  (The seed's
+          signals stay silent for stopped tasks.)
+        * ``task_started(uid, group)``: the task began to run on a worker.
+        * ``task_progress(uid, group, fraction, message)``: the task reported
+          progress (``fraction`` a float, ``message`` a str), at most every
+          :attr:`progress_interval` seconds, and always before its end.
+        * ``task_state_changed(uid, group, state)``: the task's new
+          :class:`~bgtasks.TaskState`.
+        * ``task_added(uid, group)``: the task was registered.
+        * ``task_removed(uid, group)``: a finished task was forgotten (see
+          :attr:`keep_finished` and :meth:`clear_finished`).
+        * ``task_status_changed(uid, group, status)``: a running task set
+          ``current_task().status`` to a new value, ``status``.
 
     Every run of a task ends exactly once: completed, failed or cancelled.
 
