@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 from .codec import RECORD_COLUMNS, check_group, check_priority, decode_record, to_json
 from .records import JournalRecord, RestoreReport
 from .registry import function_name
-from .restore import RerunInterrupted, RestorePlan, check_rerun_interrupted, plan_restore
-from .schema import LIVE, SQL_RESET, SQL_RESUBMIT, SQL_SKIP
+from .restore import RerunInterrupted, check_rerun_interrupted, plan_restore
+from .schema import LIVE, SQL_RESET, SQL_SKIP
 from .session import JournalSession
 from .snapshot import build_snapshot, parse_snapshot
 from .store import insert_task, quarantine_rows
@@ -34,8 +34,8 @@ class TaskJournal(JournalSession):
     """Persistent tasks of one manager, journaled to an SQLite file.
 
     ``TaskJournal(manager, path=None, synchronous="normal")`` opens (or
-    creates) the journal at ``path``; see the constructor's Args and Raises
-    (:class:`JournalError` for a file it cannot use, never overwritten).
+    creates) the journal at ``path`` and starts a new session (a run of the
+    application).
 
     Every method may be called from any thread (a running task included);
     the journal's own bookkeeping of tasks that end without running (stopped
@@ -44,6 +44,21 @@ class TaskJournal(JournalSession):
     call :meth:`restore` (or :meth:`discard`) before submitting new ones.
     Closing the journal (or the manager's ``shut_down``) while tasks run
     leaves them "started": the next run reports them as interrupted.
+
+    Args:
+        manager: A ``BackgroundTaskManager``, or anything with the journal
+            protocol (:class:`bgtasks.persistence.protocol.JournalManager`).
+        path: The journal file (default :func:`default_journal_path`).
+        synchronous: ``"normal"`` survives any crash of the process (SIGKILL
+            included) and keeps commits cheap; ``"full"`` also survives a
+            power loss or an OS crash, at the price of an fsync per commit.
+
+    Raises:
+        TypeError: ``manager`` has not the journal protocol.
+        ValueError: ``synchronous`` is neither ``"normal"`` nor ``"full"``.
+        JournalError: the file is not a bgtasks journal (it is left
+            untouched), was written by a newer format, is damaged, cannot
+            be opened, or another process has it open; the message names it.
     """
 
     @property
@@ -296,35 +311,6 @@ class TaskJournal(JournalSession):
             self._launch_restored(plan, row_of, report)
         self._watch_restored(report)
         return report
-
-    def _commit_restore(
-        self, plan: RestorePlan, report: RestoreReport, reuse_rows: bool
-    ) -> dict[int, int]:
-        """Lock held: commit the planned rows; returns record jid -> its row's jid.
-
-        ``reuse_rows`` (restore): the rows are resubmitted in place, the
-        skipped ones marked, the damaged ones quarantined.  Else (snapshot)
-        new rows are inserted.  Nothing runs yet: a refused write changes nothing.
-        """
-        row_of: dict[int, int] = {}
-        with self._writing():
-            if reuse_rows:
-                report.quarantined.update(quarantine_rows(self._db, self._damaged, self.path))
-                self._db.executemany(SQL_SKIP, plan.skipped_rows)
-            for rec, _, _, upstream_jids in plan.launches:
-                if reuse_rows:
-                    row_of[rec.jid] = rec.jid
-                    self._db.execute(SQL_RESUBMIT, {"session": self.session, "jid": rec.jid})
-                else:
-                    row_of[rec.jid] = insert_task(
-                        self._db, self.session, rec.function, json.dumps(rec.args),
-                        json.dumps(rec.kwargs), rec.name, rec.group, rec.priority,
-                        [row_of[u] for u in upstream_jids], rec.enduring, rec.store_result,
-                    )  # fmt: skip
-        if reuse_rows:
-            self._needs_restore = False
-            self._damaged.clear()
-        return row_of
 
     def discard(self) -> list[JournalRecord]:
         """Give up the tasks of previous runs that did not end: they become ``skipped``.

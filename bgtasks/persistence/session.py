@@ -1,5 +1,6 @@
 """One run's open journal: the file, its lock, the tasks this run launched (restored
-ones included), and the writes of each task's life (started, ended, finished) as it runs.
+ones included: a restore's rows are committed and launched here), and the writes of
+each task's life (started, ended, finished) as it runs.
 
 :class:`JournalSession` is the base of :class:`~.journal.TaskJournal`, which
 adds the API.  It is typed against :class:`~.protocol.JournalManager` and
@@ -8,6 +9,7 @@ never imports the manager.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sqlite3
@@ -24,8 +26,8 @@ from .paths import default_journal_path
 from .protocol import JournalManager
 from .records import CANCELLED, FAILED, FINISHED, JournalError, JournalRecord, RestoreReport
 from .restore import RestorePlan, old_uid
-from .schema import LIVE, SQL_ENDED, SQL_FINISHED, SQL_STARTED, SQL_UID
-from .store import Transaction, open_journal
+from .schema import LIVE, SQL_ENDED, SQL_FINISHED, SQL_RESUBMIT, SQL_SKIP, SQL_STARTED, SQL_UID
+from .store import Transaction, insert_task, open_journal, quarantine_rows
 
 if TYPE_CHECKING:
     from ..core._handle import TaskHandle
@@ -93,23 +95,7 @@ class JournalSession:
         *,
         synchronous: str = "normal",
     ) -> None:
-        """Open (or create) the journal at ``path`` and start a new session.  Any thread.
-
-        Args:
-            manager: A ``BackgroundTaskManager``, or anything with the journal
-                protocol (:class:`bgtasks.persistence.protocol.JournalManager`).
-            path: The journal file (default :func:`default_journal_path`).
-            synchronous: ``"normal"`` survives any crash of the process (SIGKILL
-                included) and keeps commits cheap; ``"full"`` also survives a
-                power loss or an OS crash, at the price of an fsync per commit.
-
-        Raises:
-            TypeError: ``manager`` has not the journal protocol.
-            ValueError: ``synchronous`` is neither ``"normal"`` nor ``"full"``.
-            JournalError: the file is not a bgtasks journal (it is left
-                untouched), was written by a newer format, is damaged, cannot
-                be opened, or another process has it open; the message names it.
-        """
+        """Open (or create) the journal at ``path``: see :class:`~.journal.TaskJournal`."""
         if not isinstance(manager, JournalManager):
             raise TypeError(f"manager must be a BackgroundTaskManager, got {manager!r}")
         if synchronous not in ("normal", "full"):
@@ -262,6 +248,35 @@ class JournalSession:
         if store_result:
             self._store.add(jid)
         return handle
+
+    def _commit_restore(
+        self, plan: RestorePlan, report: RestoreReport, reuse_rows: bool
+    ) -> dict[int, int]:
+        """Lock held: commit the planned rows; returns record jid -> its row's jid.
+
+        ``reuse_rows`` (restore): the rows are resubmitted in place, the
+        skipped ones marked, the damaged ones quarantined.  Else (snapshot)
+        new rows are inserted.  Nothing runs yet: a refused write changes nothing.
+        """
+        row_of: dict[int, int] = {}
+        with self._writing():
+            if reuse_rows:
+                report.quarantined.update(quarantine_rows(self._db, self._damaged, self.path))
+                self._db.executemany(SQL_SKIP, plan.skipped_rows)
+            for rec, _, _, upstream_jids in plan.launches:
+                if reuse_rows:
+                    row_of[rec.jid] = rec.jid
+                    self._db.execute(SQL_RESUBMIT, {"session": self.session, "jid": rec.jid})
+                else:
+                    row_of[rec.jid] = insert_task(
+                        self._db, self.session, rec.function, json.dumps(rec.args),
+                        json.dumps(rec.kwargs), rec.name, rec.group, rec.priority,
+                        [row_of[u] for u in upstream_jids], rec.enduring, rec.store_result,
+                    )  # fmt: skip
+        if reuse_rows:
+            self._needs_restore = False
+            self._damaged.clear()
+        return row_of
 
     def _launch_restored(
         self, plan: RestorePlan, row_of: dict[int, int], report: RestoreReport
