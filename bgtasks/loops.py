@@ -160,7 +160,7 @@ class LoopSchedule:
         """The start of the next iteration, given when the current one ended.
 
         Moves the schedule on.  An iteration that ends exactly at the next start
-        has not missed it.
+        has not missed it.  The thread of the loop that owns the schedule.
 
         Args:
             end: When the current iteration ended, on the loop's clock.

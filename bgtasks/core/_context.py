@@ -54,7 +54,7 @@ class TaskContextProtocol(Protocol):
         ...
 
     def raise_if_cancelled(self) -> None:
-        """Raise :class:`TaskCancelled` if a stop was requested.
+        """Raise :class:`TaskCancelled` if a stop was requested.  The task's own thread.
 
         Raises:
             TaskCancelled: A stop was requested (``stop_task``, a timeout, shut down).
@@ -62,7 +62,7 @@ class TaskContextProtocol(Protocol):
         ...
 
     def sleep(self, seconds: float) -> None:
-        """Wait, waking at once if a stop is requested.
+        """Wait, waking at once if a stop is requested.  The task's own thread.
 
         Args:
             seconds: How long to wait; ``inf`` waits until a stop.
@@ -77,6 +77,8 @@ class TaskContextProtocol(Protocol):
         self, done: float, total: float | None = None, message: str | None = None
     ) -> None:
         """Report progress; the latest value wins and the last one always arrives.
+
+        Call it in the task's own thread.
 
         Args:
             done: A fraction in [0, 1], or the amount done out of ``total``.
@@ -105,7 +107,7 @@ class TaskContextProtocol(Protocol):
         ...
 
     def update_settings(self) -> bool:
-        """Adopt the latest value sent with ``set_settings(uid, value)``.
+        """Adopt the latest value sent with ``set_settings(uid, value)``.  The task's own thread.
 
         Returns:
             True if there was a new value (now in :attr:`settings`), else False.
@@ -158,7 +160,7 @@ class TaskContext:
         return self._scheduler.is_cancelled(self._task)
 
     def raise_if_cancelled(self) -> None:
-        """Raise :class:`TaskCancelled` if a stop was requested.
+        """Raise :class:`TaskCancelled` if a stop was requested.  The task's own thread.
 
         Raises:
             TaskCancelled: A stop was requested (``stop_task``, a timeout, shut down).
@@ -167,7 +169,7 @@ class TaskContext:
             raise TaskCancelled(f"task {self._task.uid} was asked to stop")
 
     def sleep(self, seconds: float) -> None:
-        """Wait, waking at once if a stop is requested.
+        """Wait, waking at once if a stop is requested.  The task's own thread.
 
         Args:
             seconds: How long to wait; ``inf`` waits until a stop.
@@ -223,7 +225,7 @@ class TaskContext:
         return self._task.settings
 
     def update_settings(self) -> bool:
-        """Adopt the latest value sent with ``set_settings(uid, value)``.
+        """Adopt the latest value sent with ``set_settings(uid, value)``.  The task's own thread.
 
         Latest wins: values sent since the last call are replaced by the newest.
 

@@ -178,7 +178,7 @@ class CloseGuard(DiesAtHome, QObject):
         return self._window
 
     def progress_dialog(self) -> QProgressDialog | None:
-        """The wait dialog while waiting, else None."""
+        """The wait dialog while waiting, else None.  GUI thread."""
         return self._dialog
 
     def is_waiting(self) -> bool:
@@ -191,12 +191,15 @@ class CloseGuard(DiesAtHome, QObject):
         return {"poll"} if self._poll.isActive() else set()
 
     def manager_is_shut_down(self) -> bool:
-        """Whether the manager was shut down (or deleted): then nothing holds the window."""
+        """Whether the manager was shut down (or deleted): then nothing holds the window.
+
+        GUI thread.
+        """
         return manager_is_shut_down(self._manager)
 
     def important_tasks(self) -> list[TaskInfo]:
         """The live tasks that hold the window open, by uid (none once the
-        manager is shut down: they can deliver nothing more)."""
+        manager is shut down: they can deliver nothing more).  GUI thread."""
         if self.manager_is_shut_down():
             return []
         infos: list[TaskInfo] = []
@@ -207,7 +210,7 @@ class CloseGuard(DiesAtHome, QObject):
         return important
 
     def uninstall(self) -> None:
-        """Stop guarding the window."""
+        """Stop guarding the window.  GUI thread."""
         self._window.removeEventFilter(self)
         self._end_wait(False, close=False)
 

@@ -77,15 +77,15 @@ class TaskNodeItem(QGraphicsItem):
         return self.info.state
 
     def colour(self) -> QColor:
-        """The fill colour of its state (:data:`STATE_COLOURS`)."""
+        """The fill colour of its state (:data:`STATE_COLOURS`).  GUI thread."""
         return STATE_COLOURS[self.info.state]
 
     def title(self) -> str:
-        """The first line: ``"uid: name"``."""
+        """The first line: ``"uid: name"``.  GUI thread."""
         return f"{self.info.uid}: {self.info.name}"
 
     def subtitle(self) -> str:
-        """The second line: the state, with the progress while running."""
+        """The second line: the state, with the progress while running.  GUI thread."""
         info = self.info
         text = info.state.name
         if info.state in (TaskState.RUNNING, TaskState.CANCELLING) and info.progress is not None:
@@ -303,11 +303,11 @@ class TaskGraphView(DiesAtHome, QGraphicsView):
         self._timer.setInterval(int(ms))
 
     def nodes(self) -> dict[int, TaskNodeItem]:
-        """uid -> node item, as of the last refresh."""
+        """uid -> node item, as of the last refresh.  GUI thread."""
         return dict(self._nodes)
 
     def edges(self) -> set[tuple[int, int]]:
-        """(upstream uid, downstream uid) pairs, as of the last refresh."""
+        """(upstream uid, downstream uid) pairs, as of the last refresh.  GUI thread."""
         return set(self._edges)
 
     def edge_items(self) -> dict[tuple[int, int], TaskEdgeItem]:
@@ -344,17 +344,20 @@ class TaskGraphView(DiesAtHome, QGraphicsView):
             self.scale(target / current, target / current)
 
     def fit_to_view(self) -> None:
-        """Show the whole graph (never magnified beyond 1:1); auto-fit again on refresh."""
+        """Show the whole graph (never magnified beyond 1:1); auto-fit again on refresh.
+
+        GUI thread.
+        """
         self._auto_fit = True
         self._fit()
 
     def refresh(self) -> None:
-        """Rebuild from ``manager.tasks()`` now."""
+        """Rebuild from ``manager.tasks()`` now.  GUI thread."""
         self._structure_changed = True
         self._update()
 
     def is_shut_down(self) -> bool:
-        """Whether the view noticed that its manager was shut down (or deleted)."""
+        """Whether the view noticed that its manager was shut down (or deleted).  GUI thread."""
         return self._shut_down
 
     def _update(self) -> None:

@@ -156,11 +156,14 @@ class TaskStatusIndicator(DiesAtHome, QWidget):
         return self._monitor
 
     def text(self) -> str:
-        """The label's text."""
+        """The label's text.  GUI thread."""
         return self._label.text()
 
     def progress(self) -> float | None:
-        """The bar's fraction (0..1), ``None`` while idle or once the manager is shut down."""
+        """The bar's fraction (0..1), ``None`` while idle or once the manager is shut down.
+
+        GUI thread.
+        """
         return None if self._idle or self._shut_down else self._bar.value() / _BAR_MAX
 
     def is_idle(self) -> bool:
@@ -168,7 +171,10 @@ class TaskStatusIndicator(DiesAtHome, QWidget):
         return self._idle
 
     def is_shut_down(self) -> bool:
-        """Whether the indicator noticed that its manager was shut down (or deleted)."""
+        """Whether the indicator noticed that its manager was shut down (or deleted).
+
+        GUI thread.
+        """
         return self._shut_down
 
     def running_timers(self) -> set[str]:
@@ -178,7 +184,7 @@ class TaskStatusIndicator(DiesAtHome, QWidget):
         return {"refresh"} if self._timer.isActive() else set()
 
     def activate(self) -> None:
-        """What a click does: emit ``clicked``, show and raise the monitor."""
+        """What a click does: emit ``clicked``, show and raise the monitor.  GUI thread."""
         self.clicked.emit()
         monitor = self._monitor
         if monitor is not None:
@@ -201,7 +207,7 @@ class TaskStatusIndicator(DiesAtHome, QWidget):
         self._set_details(self._tip_details)
 
     def refresh(self) -> None:
-        """Re-read the manager now and update the bar, label and tool tip."""
+        """Re-read the manager now and update the bar, label and tool tip.  GUI thread."""
         if self._check_shut_down():
             self._refresh_shut_down()
             return

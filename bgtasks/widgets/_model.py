@@ -64,7 +64,9 @@ class TaskModel(DiesAtHome, RowModel):
     ``None`` for the task roles, their group for ``GroupRole`` and the
     fraction of finished tasks for ``ProgressRole``.
 
-    Manager's thread only.
+    Manager's thread only.  Signal: ``batch_applied()``, emitted on the
+    manager's thread at the end of every pass that changed something (or
+    while tasks run).
 
     Args:
         manager: The manager whose tasks it lists.
@@ -136,11 +138,11 @@ class TaskModel(DiesAtHome, RowModel):
         """Whether the model noticed that its manager was shut down (or deleted).
 
         From then on no signal comes: the model reads the registry itself, as
-        the module docstring says, and finally stops its timers."""
+        the module docstring says, and finally stops its timers.  Manager's thread."""
         return self._shut_down
 
     def has_pending(self) -> bool:
-        """Whether signals were received that no pass has applied yet."""
+        """Whether signals were received that no pass has applied yet.  Manager's thread."""
         return bool(self._pending)
 
     def pending(self) -> PendingUids:
@@ -154,7 +156,7 @@ class TaskModel(DiesAtHome, RowModel):
         self._apply()
 
     def flush(self) -> None:
-        """Apply every pending change now, ignoring the per-pass limits."""
+        """Apply every pending change now, ignoring the per-pass limits.  Manager's thread."""
         while self.has_pending():
             self._apply(limit=False)
 

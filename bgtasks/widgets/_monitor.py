@@ -175,7 +175,7 @@ class TaskMonitor(DiesAtHome, QWidget):
     # ------------------------------------------------------------------ public
 
     def selected_uids(self) -> list[int]:
-        """Uids of the selected tasks, in view order."""
+        """Uids of the selected tasks, in view order.  GUI thread."""
         rows = self.view.selectionModel().selectedRows(0)
         uids = (index.data(TaskModel.UidRole) for index in rows)
         return [uid for uid in uids if uid is not None]
@@ -201,7 +201,7 @@ class TaskMonitor(DiesAtHome, QWidget):
 
     def cancel_selected(self) -> int:
         """Stop the selected tasks that have not ended (and the tasks waiting
-        for them; not the ones they wait for); returns how many."""
+        for them; not the ones they wait for); returns how many.  GUI thread."""
         if self.model._check_shut_down():  # notices one at once
             return 0  # a shut-down manager takes no orders
         n = 0
@@ -216,7 +216,7 @@ class TaskMonitor(DiesAtHome, QWidget):
         return n
 
     def retry_selected(self) -> int:
-        """Run the selected failed or cancelled tasks again; returns how many."""
+        """Run the selected failed or cancelled tasks again; returns how many.  GUI thread."""
         if self.model._check_shut_down():  # notices one at once
             return 0  # a shut-down manager takes no orders
         n = 0
@@ -231,13 +231,16 @@ class TaskMonitor(DiesAtHome, QWidget):
         return n
 
     def clear_finished(self) -> int:
-        """Forget every finished task (the rows go at the next pass); returns how many."""
+        """Forget every finished task (the rows go at the next pass); returns how many.
+
+        GUI thread.
+        """
         if self.model._check_shut_down():  # notices one at once
             return 0  # a shut-down manager takes no orders
         return self._manager.clear_finished()
 
     def copy_traceback(self) -> None:
-        """Put the error panel's text on the clipboard."""
+        """Put the error panel's text on the clipboard.  GUI thread."""
         QGuiApplication.clipboard().setText(self.error_panel.toPlainText())
 
     # ------------------------------------------------------------------ internals

@@ -90,28 +90,50 @@ class RowModel(QAbstractItemModel):
         return self._grouped
 
     def groups(self) -> list[Any]:
-        """The groups of the tasks in the model, in the order they first appeared."""
+        """The groups of the tasks in the model, in the order they first appeared.
+
+        Manager's thread.
+        """
         return list(self._store.group_sizes)
 
     def state_counts(self) -> dict[TaskState, int]:
-        """How many task rows the model shows in each state (kept as rows change)."""
+        """How many task rows the model shows in each state (kept as rows change).
+
+        Manager's thread.
+        """
         return dict(self._store.counts)
 
     def task_count(self) -> int:
-        """How many task rows the model has (group rows not counted)."""
+        """How many task rows the model has (group rows not counted).  Manager's thread."""
         return len(self._nodes)
 
     def uids(self) -> list[int]:
-        """Every task uid in the model, in row order (groups in order in grouped mode)."""
+        """Every task uid in the model, in row order (groups in order in grouped mode).
+
+        Manager's thread.
+        """
         return self._store.uids()
 
     def task_info(self, uid: int) -> TaskInfo | None:
-        """The snapshot the model shows for ``uid``, or ``None`` if it has no such row."""
+        """The snapshot the model shows for ``uid``, or ``None`` if it has no such row.
+
+        Manager's thread.
+
+        Args:
+            uid: The task's uid.
+        """
         node = self._nodes.get(uid)
         return None if node is None else node.info
 
     def index_of(self, uid: int, column: int = 0) -> QModelIndex:
-        """The index of a task's cell, invalid if the model has no row for it."""
+        """The index of a task's cell, invalid if the model has no row for it.
+
+        Manager's thread.
+
+        Args:
+            uid: The task's uid.
+            column: The cell's column.
+        """
         node = self._nodes.get(uid)
         if node is None:
             return QModelIndex()
