@@ -110,9 +110,9 @@ def higher_is_better(measure: str) -> bool:
     return measure.endswith("tasks/s")
 
 
-def report(rows: dict[str, dict[str, list[float]]], old: str, rounds: int) -> str:
+def report(rows: dict[str, dict[str, list[float]]], old: str, new: str, rounds: int) -> str:
     lines = [
-        f"| measure | {old} (median) | this tree (median) | new vs old, speed | runs |",
+        f"| measure | {old} (median) | {new} (median) | new vs old, speed | runs |",
         "|---|---:|---:|---:|---:|",
     ]
     speeds = []
@@ -135,6 +135,7 @@ def report(rows: dict[str, dict[str, list[float]]], old: str, rounds: int) -> st
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--old", required=True, help="git revision of the old code")
+    parser.add_argument("--new", help="git revision of the new code (default: this working tree)")
     parser.add_argument("--rounds", type=int, default=6, help="ABBA rounds (default 6)")
     parser.add_argument("--bench", choices=sorted(BENCHES), action="append", help="default: all")
     parser.add_argument("--out", help="also write the table to this file (appended)")
@@ -144,7 +145,12 @@ def main(argv: list[str] | None = None) -> int:
     benches = args.bench or list(BENCHES)
     rows: dict[str, dict[str, list[float]]] = {"old": defaultdict(list), "new": defaultdict(list)}
     with tempfile.TemporaryDirectory(prefix="bgtasks-ab-") as tmp:
-        trees = {"old": export(args.old, pathlib.Path(tmp)), "new": ROOT}
+        base = pathlib.Path(tmp)
+        (base / "old").mkdir()
+        trees = {"old": export(args.old, base / "old"), "new": ROOT}
+        if args.new:
+            (base / "new").mkdir()
+            trees["new"] = export(args.new, base / "new")
         for r in range(args.rounds):
             order = ("old", "new") if r % 2 == 0 else ("new", "old")
             for bench in benches:
@@ -157,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
                     for k, v in measures.items():
                         rows[version][k].append(v)
             print(f"round {r + 1}/{args.rounds} done", flush=True)
-    table = report(rows, args.old, args.rounds)
+    table = report(rows, args.old, args.new or "this tree", args.rounds)
     print(table)
     if args.out:
         with open(args.out, "a", encoding="utf-8") as f:
