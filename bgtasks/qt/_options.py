@@ -181,8 +181,12 @@ def checked(
 ) -> TaskOptions:
     """``options`` with every value checked (and ``upstream_task_ids``, ``retry_on``
     and ``resources`` made immutable), or the error of the first bad one."""
-    check_priority("priority", options.priority)
-    check_hashable("group", options.group)
+    # A value at its default is valid: only what was given is checked (add_task's
+    # keyword options pass through here on every call).
+    if options.priority is not None:
+        check_priority("priority", options.priority)
+    if options.group is not None:
+        check_hashable("group", options.group)
     upstream = options.upstream_task_ids
     if upstream is not None:
         upstream = _check_upstream(upstream)
@@ -191,10 +195,14 @@ def checked(
                 raise TypeError(f"upstream_task_ids must be a list of task ids, got {upstream!r}")
     if options.name is not None:
         _check_name(options.name)
-    check_bool("exclusive", options.exclusive)
-    check_bool("persist", options.persist)
-    check_owner(options.owner)
-    check_executor(options.executor)
+    if options.exclusive is not False:
+        check_bool("exclusive", options.exclusive)
+    if options.persist is not False:
+        check_bool("persist", options.persist)
+    if options.owner is not None:
+        check_owner(options.owner)
+    if options.executor is not None:
+        check_executor(options.executor)
     scheduled = make_options(**options.scheduler_options())  # raises for a bad one
     retry_on = options.retry_on
     if isinstance(retry_on, type):
@@ -209,9 +217,17 @@ def checked(
                 f"option {refused!r} cannot be journaled: persist=True takes "
                 "priority, group, upstream_task_ids and name"
             )
-    result = dataclasses.replace(
-        options, upstream_task_ids=upstream, retry_on=retry_on, resources=resources
-    )
+    if (
+        upstream is options.upstream_task_ids
+        and retry_on is options.retry_on
+        and resources is options.resources
+        and options.scheduled is None
+    ):
+        result = options  # nothing to make immutable: no copy (add_task's hot path)
+    else:
+        result = dataclasses.replace(
+            options, upstream_task_ids=upstream, retry_on=retry_on, resources=resources
+        )
     object.__setattr__(result, "scheduled", scheduled)
     return result
 

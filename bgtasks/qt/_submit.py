@@ -15,10 +15,19 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
 from PySide6.QtCore import QObject
 
+from ..core._checks import _check_name
 from ..core._handle import TaskHandle
+from ..core._validate import check_bool
 from ..executors._contract import Executor
 from ._executors import not_an_executor, unknown_executor
-from ._options import DEFAULT_OPTIONS, TaskOptions, TaskSubmitter, checked
+from ._options import (
+    _ADD_TASK_NAMES,
+    DEFAULT_OPTIONS,
+    TaskOptions,
+    TaskSubmitter,
+    _check_names,
+    checked,
+)
 
 if TYPE_CHECKING:
     from ..core import Scheduler
@@ -269,7 +278,9 @@ class Submission:
         if not options or options is DEFAULT_OPTIONS:  # the common case: no task options
             return scheduler.add(fn, priority, group, upstream, args, kwargs, handle=handle)
         if not isinstance(options, TaskOptions):  # add_task's **options
-            options = TaskOptions.of(options)
+            if options.get("executor") in (None, "thread"):
+                return self._add_keywords(fn, priority, group, upstream, args, kwargs, options)
+            return self._add_routed(fn, priority, group, upstream, args, kwargs, options)
         if options.scheduled is None:
             options = self._checked(options)
         opts = options.scheduled
@@ -281,4 +292,57 @@ class Submission:
         )  # fmt: skip
         if owner is not None:
             self._own(owner, uid)
+        return uid
+
+    def _add_keywords(
+        self,
+        fn: Callable[..., Any] | None,
+        priority: Any,
+        group: Any,
+        upstream: Any,
+        args: Any,
+        kwargs: Any,
+        options: Mapping[str, Any],
+    ) -> int:
+        """add_task's keyword options on a thread: checked as ``options()`` checks
+        them, without building a ``TaskOptions`` (the per-call cost of keyed work)."""
+        _check_names(options, _ADD_TASK_NAMES)
+        rest = dict(options)
+        owner = rest.pop("owner", None)
+        exclusive = rest.pop("exclusive", False)
+        name = rest.pop("name", None)
+        rest.pop("executor", None)  # None or "thread"
+        if name is not None:
+            _check_name(name)
+        if exclusive is not False:
+            check_bool("exclusive", exclusive)
+        _check_owner(owner)
+        opts = self._scheduler.make_options(**rest)
+        uid = self._scheduler.add(
+            fn, priority, group, upstream, args, kwargs, opts, name, exclusive, None
+        )
+        if owner is not None:
+            self._own(owner, uid)
+        return uid
+
+    def _add_routed(
+        self,
+        fn: Callable[..., Any] | None,
+        priority: Any,
+        group: Any,
+        upstream: Any,
+        args: Any,
+        kwargs: Any,
+        options: Mapping[str, Any],
+    ) -> int:
+        """add_task's keyword options naming an executor: ``fn`` runs there."""
+        args = () if args is None else args
+        kwargs = {} if kwargs is None else kwargs
+        checked_options = self._checked(TaskOptions.of(options))
+        executor = checked_options.executor
+        assert fn is not None and executor is not None  # add_task has a callable
+        call, checked_options = self._route(fn, args, kwargs, checked_options, executor)
+        uid = self._add(call, priority, group, upstream, args, kwargs, checked_options)
+        if isinstance(executor, str):
+            self._mark_used(executor)
         return uid

@@ -4,6 +4,7 @@ immutable ``TaskSubmitter``; ``submit`` passes every keyword to the function."""
 from __future__ import annotations
 
 import math
+import os
 import threading
 
 import pytest
@@ -239,3 +240,28 @@ def test_add_task_keeps_its_keyword_options(qtbot, make_manager):
     with pytest.raises(ValueError, match=r"^retries must be a non-negative integer, got -1$"):
         m.add_task(print, retries=-1)
     assert [i.uid for i in m.tasks()] == [uid, through]
+
+
+ADD_TASK_CASES = [
+    case
+    for case in test_a_bad_value_is_refused_at_options_naming_it.pytestmark[0].args[1]
+    if not {"priority", "group", "upstream_task_ids", "persist"} & set(case[0])
+]
+
+
+@pytest.mark.parametrize(("options", "error", "message"), ADD_TASK_CASES)
+def test_add_task_refuses_the_same_bad_values_naming_them(make_manager, options, error, message):
+    m = make_manager()
+    with pytest.raises(error) as caught:
+        m.add_task(print, **options)
+    assert str(caught.value) == message
+    assert m.tasks() == []  # nothing registered
+
+
+def test_add_task_runs_a_task_on_the_executor_it_names(qtbot, make_manager):
+    # Before, add_task(..., executor="process") was accepted and ran in a thread.
+    m = make_manager(start_processing=True)
+    uid = m.add_task(os.getpid, executor="process")
+    handle = m.handle(uid)
+    assert handle.result(timeout=60) != os.getpid()
+    assert m.info(uid).name == "getpid"
