@@ -143,8 +143,9 @@ class Scheduler(
         prio = check_priority("priority", priority)
         args = _check_args(task_args)
         kwargs = _check_kwargs(task_kwargs)
-        check_hashable("group", group)
-        upstream = _check_upstream(upstream_task_ids)
+        if group is not None:  # (calls spared on the common path: no group, no upstream)
+            check_hashable("group", group)
+        upstream = () if upstream_task_ids is None else _check_upstream(upstream_task_ids)
         name = _name_of(fn) if name is None else _check_name(name)
 
         # This thread already holds the lock: a finalizer that the garbage
@@ -153,7 +154,8 @@ class Scheduler(
         with self._lock:
             if self._closed:
                 raise RuntimeError("this task manager has been shut down; it accepts no new tasks")
-            self._check_refs(upstream, opts, group)
+            if upstream or opts.resources or group is not None:
+                self._check_refs(upstream, opts, group)
             uid = self._next_uid
             self._next_uid = uid + 1
             task = Task(uid, name, fn, args, kwargs, prio, group, upstream, opts)
