@@ -1,6 +1,6 @@
 """Tasks on a ``dask.distributed`` cluster: ``executor="dask"`` (the documented path).
 
-The implementation lives in :mod:`bgtasks.executors.dask`.
+The implementation lives in ``bgtasks.executors.dask``.
 """
 
 from __future__ import annotations

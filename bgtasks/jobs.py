@@ -1,6 +1,6 @@
 """External programs as tasks: ``manager.submit(Job(program, arguments))``.
 
-A :class:`Job` runs a program through ``QProcess`` in a manager worker
+A ``Job`` runs a program through ``QProcess`` in a manager worker
 thread, so it is a task like any other: it has a uid, signals, a group,
 dependencies, a handle, and can be stopped.  It follows ChimeraX's ``Job``
 (launch, then check the program now and then) and fixes that one's defects:
@@ -73,10 +73,10 @@ class JobError(BgTasksError, RuntimeError):
 
     Args:
         message: What went wrong.
-        result: The job's :class:`JobResult` when the program ran to its end.
+        result: The job's ``JobResult`` when the program ran to its end.
 
     Attributes:
-        result: The job's :class:`JobResult` when the program ran to its end
+        result: The job's ``JobResult`` when the program ran to its end
             (None otherwise).
     """
 
@@ -90,7 +90,7 @@ class JobLaunchError(JobError):
 
 
 class JobMonitorError(JobError):
-    """The job's monitor failed it: :meth:`Job.fail` was called, or ``monitor()`` raised."""
+    """The job's monitor failed it: ``Job.fail`` was called, or ``monitor()`` raised."""
 
 
 @dataclass(frozen=True)
@@ -118,8 +118,8 @@ class Job:
     another ``executor``): calling it outside a task raises ``RuntimeError``.
     The program runs in a session of its own, its stdin closed; a stop signals
     its whole process group, so the processes it started stop with it.
-    Subclass hooks, all called in the worker thread: :meth:`launch`,
-    :meth:`monitor`, :meth:`running`, :meth:`next_check`; inside them
+    Subclass hooks, all called in the worker thread: ``launch``,
+    ``monitor``, ``running``, ``next_check``; inside them
     ``bgtasks.current_task()`` gives the task's context (progress, status,
     settings).  A job object runs one task at a time; it may run again after
     (``retries``, ``retry``), each run starting afresh.  Each running job holds
@@ -134,12 +134,12 @@ class Job:
         arguments: Its command-line arguments.
         cwd: Its working directory; None: this process's.
         env: Its whole environment (as in ``subprocess``); None: this process's.
-        timetable: Seconds between checks (:meth:`next_check`), the last value
-            repeating; None: :data:`DEFAULT_TIMETABLE`.
+        timetable: Seconds between checks (``next_check``), the last value
+            repeating; None: ``DEFAULT_TIMETABLE``.
         grace: Seconds between the SIGTERM and the SIGKILL of a stopped program.
-        check: A non-zero exit code fails the task with :class:`JobError` (as
+        check: A non-zero exit code fails the task with ``JobError`` (as
             ``subprocess.run(check=True)``); False: it completes with the
-            :class:`JobResult`.
+            ``JobResult``.
         encoding: Decodes the output (undecodable bytes replaced).
 
     Raises:
@@ -248,7 +248,7 @@ class Job:
     # ------------------------------------------------------------------ control from any thread
 
     def wake(self) -> None:
-        """Check now: end the current wait so that :meth:`monitor` runs at once.
+        """Check now: end the current wait so that ``monitor`` runs at once.
 
         Any thread.  A wake during ``monitor()`` skips the next wait.
         """
@@ -257,7 +257,7 @@ class Job:
     def fail(self, message: str) -> None:
         """Fail the job: stop the program; the task fails with ``JobMonitorError(message)``.
 
-        Whatever the exit code.  Meant for :meth:`monitor` (worker thread); safe from
+        Whatever the exit code.  Meant for ``monitor`` (worker thread); safe from
         any thread.  The first failure wins; the program's end never overwrites it.
 
         Args:
@@ -322,10 +322,10 @@ class Job:
         It runs at least once in a run that is not stopped, the last time
         after the program ended (so it sees all of its output).
 
-        Does nothing by default.  Override it to parse :attr:`stdout`, report
+        Does nothing by default.  Override it to parse ``stdout``, report
         progress with ``bgtasks.current_task().report_progress(...)``, or call
-        :meth:`fail`.  An exception raised here fails the task with
-        :class:`JobMonitorError` (chained to it) and stops the program.
+        ``fail``.  An exception raised here fails the task with
+        ``JobMonitorError`` (chained to it) and stops the program.
         """
 
     def running(self) -> bool:
@@ -334,7 +334,7 @@ class Job:
         return process is not None and process.state() != _NOT_RUNNING
 
     def next_check(self) -> float:
-        """Seconds until the next :meth:`monitor`: the next value of :attr:`timetable`.
+        """Seconds until the next ``monitor``: the next value of ``timetable``.
 
         Each call moves one step on; the last value repeats.  Worker thread
         (it is called once per wait).  Override it for another schedule.

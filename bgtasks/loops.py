@@ -1,6 +1,6 @@
 """Loop tasks: work repeated at a fixed rate in a manager's worker thread (QMI's loop task).
 
-Subclass :class:`LoopTask`, override the hooks you need and submit an
+Subclass ``LoopTask``, override the hooks you need and submit an
 instance, which is callable.  Example (runs as written)::
 
     import sys
@@ -41,13 +41,13 @@ calls, in this order::
 Starts follow a fixed grid ``t0 + k * period`` (``t0``: the end of
 ``loop_prepare``), computed by multiplication, so waits and late wake-ups
 never make it drift.  An iteration that ends after the next start has
-*missed* it; :class:`LoopPolicy` says what happens then.
+*missed* it; ``LoopPolicy`` says what happens then.
 
 How a loop ends:
 
-* by itself (:meth:`LoopTask.stop_loop`, ``max_iterations``, or
-  :attr:`LoopPolicy.TERMINATE` on a missed start): ``loop_finalize`` runs and
-  the task COMPLETES with :meth:`LoopTask.loop_result` (``task_completed``,
+* by itself (``LoopTask.stop_loop``, ``max_iterations``, or
+  ``LoopPolicy.TERMINATE`` on a missed start): ``loop_finalize`` runs and
+  the task COMPLETES with ``LoopTask.loop_result`` (``task_completed``,
   ``handle.result()``);
 * on a stop from outside (``manager.stop_task``, ``handle.cancel()``, a
   ``timeout``, shut down): the current wait ends at once, ``loop_finalize``
@@ -120,8 +120,8 @@ class LoopSchedule:
     """The start times of a fixed-rate loop: pure arithmetic, no clock, no waiting.
 
     Starts are ``origin + k * period``; ``origin`` begins as ``start`` and
-    only :attr:`LoopPolicy.IMMEDIATE` moves it (to the end of a late
-    iteration).  Not thread-safe: one loop owns it (a :class:`LoopTask` makes
+    only ``LoopPolicy.IMMEDIATE`` moves it (to the end of a late
+    iteration).  Not thread-safe: one loop owns it (a ``LoopTask`` makes
     one per run, in its worker thread).
 
     Args:
@@ -130,7 +130,7 @@ class LoopSchedule:
         start: The first start, on the loop's clock.
 
     Raises:
-        TypeError: ``period`` is not a number or ``policy`` not a :class:`LoopPolicy`.
+        TypeError: ``period`` is not a number or ``policy`` not a ``LoopPolicy``.
         ValueError: ``period`` is not positive.
 
     Attributes:
@@ -190,12 +190,12 @@ class LoopSchedule:
 
 LoopContext = TaskContextProtocol
 """What a loop is given for stop, settings and status: a task context
-(:class:`bgtasks.TaskContextProtocol`, which every task context implements).
+(``bgtasks.TaskContextProtocol``, which every task context implements).
 The name is kept for code written against it."""
 
 
 class LoopTask:
-    """A task that repeats :meth:`loop_iteration` every ``period`` seconds.
+    """A task that repeats ``loop_iteration`` every ``period`` seconds.
 
     Subclass it, override the hooks, and submit an instance to a manager
     (``manager.submit(MyLoop(period=0.5))``).  Every hook runs in the worker
@@ -205,10 +205,10 @@ class LoopTask:
     it may be submitted again (or retried) once that loop has ended.
 
     ``period``: seconds between starts (positive).  ``policy``: what to do when
-    an iteration ends after the next start (:class:`LoopPolicy`, default
+    an iteration ends after the next start (``LoopPolicy``, default
     ``IMMEDIATE`` as in QMI).  ``max_iterations``: end normally after this
     many iterations (None: run until stopped).  ``settings``: the initial
-    value of :attr:`settings`.  ``clock``: a monotonic clock in seconds, for
+    value of ``settings``.  ``clock``: a monotonic clock in seconds, for
     tests (default ``time.monotonic``).
 
     Args:
@@ -216,7 +216,7 @@ class LoopTask:
         policy: What to do when an iteration ends after the next start.
         max_iterations: End normally after this many iterations; None: run until
             stopped.
-        settings: The initial value of :attr:`settings`.
+        settings: The initial value of ``settings``.
         clock: A monotonic clock in seconds, for tests.
 
     Raises:
@@ -271,16 +271,16 @@ class LoopTask:
 
         Args:
             settings: The latest value posted (latest wins), already stored in
-                :attr:`settings`.
+                ``settings``.
         """
 
     def loop_iteration(self) -> None:
         """The work of one pass (worker thread).  Default: nothing."""
 
     def update_status(self) -> None:
-        """Called after each iteration to bring :attr:`status` up to date.
+        """Called after each iteration to bring ``status`` up to date.
 
-        The loop then publishes :attr:`status` when it differs from the last
+        The loop then publishes ``status`` when it differs from the last
         value published (``==``): ``manager.info(uid).status`` returns it and
         the manager emits ``task_status_changed(uid, group, status)`` on its
         thread.  Assign a new value rather than mutating the old one in place.
@@ -318,7 +318,7 @@ class LoopTask:
     def scheduled_start(self) -> float:
         """When the current iteration was due to start, on ``clock``'s scale.
 
-        ``clock() - scheduled_start`` in :meth:`loop_iteration` is how late it
+        ``clock() - scheduled_start`` in ``loop_iteration`` is how late it
         started.  Worker thread, while the loop runs.
 
         Raises:
@@ -330,7 +330,7 @@ class LoopTask:
 
     @property
     def missed(self) -> int:
-        """How many scheduled starts this run missed so far (see :class:`LoopSchedule`).
+        """How many scheduled starts this run missed so far (see ``LoopSchedule``).
 
         Read it in the hooks (worker thread); 0 before the run.
         """
@@ -342,7 +342,7 @@ class LoopTask:
         """Run the loop as the current task (what the manager's worker calls).
 
         Returns:
-            :meth:`loop_result` when the loop ends by itself.
+            ``loop_result`` when the loop ends by itself.
 
         Raises:
             RuntimeError: Called outside a task, or the instance is already running.
@@ -355,14 +355,14 @@ class LoopTask:
     def run(self, context: LoopContext) -> Any:
         """Run the loop with ``context`` for stop, settings and status.
 
-        Called in the worker thread by :meth:`__call__`; tests may pass their
+        Called in the worker thread by ``__call__``; tests may pass their
         own context.  Blocks until the loop ends.
 
         Args:
-            context: The running task's context (:data:`LoopContext`).
+            context: The running task's context (``LoopContext``).
 
         Returns:
-            :meth:`loop_result` when the loop ends by itself (``stop_loop``,
+            ``loop_result`` when the loop ends by itself (``stop_loop``,
             ``max_iterations``, ``TERMINATE``).
 
         Raises:

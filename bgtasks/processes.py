@@ -1,6 +1,6 @@
 """Process tasks: ``options(executor="process").submit(fn, ...)`` (the documented path).
 
-The implementation lives in :mod:`bgtasks.executors.processes`.
+The implementation lives in ``bgtasks.executors.processes``.
 """
 
 from __future__ import annotations

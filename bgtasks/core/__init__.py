@@ -3,19 +3,19 @@
 Nothing in this package imports Qt (a test checks it).
 
 The Qt layer (``bgtasks/_manager.py``) gives the scheduler two
-callbacks and runs :func:`run_worker` in its thread pool:
+callbacks and runs ``run_worker`` in its thread pool:
 
 * ``spawn(n)`` starts ``n`` more workers.  It is called *outside* the lock, by
   whichever thread made tasks ready.  The scheduler counts its workers, so
   never more than ``max_workers`` run at once.
-* ``wake()`` asks the owner's thread to call :meth:`Scheduler.take_events`.  It
+* ``wake()`` asks the owner's thread to call ``Scheduler.take_events``.  It
   is called *under* the lock, at most once until ``take_events`` finds the
   outbox empty, so a flood of results costs one wake-up, not one per task.
 
 Design:
 
 * One lock (``Scheduler._lock``) guards every field.  No user code runs under
-  it: task functions run in workers between :meth:`Scheduler.finish` calls,
+  it: task functions run in workers between ``Scheduler.finish`` calls,
   and signals are emitted by the owner after ``take_events`` returns.  No
   user object dies under it either: references dropped under the lock go to
   a graveyard emptied after the lock is released (a finalizer may call back
@@ -40,10 +40,10 @@ Design:
   and result are dropped when they end (failed and cancelled ones keep theirs
   for ``retry``).
 * Retries' backoffs, timeouts and held-back progress are deadlines in one
-  heap, served by one daemon timer thread (:meth:`Scheduler.tick`), so they
+  heap, served by one daemon timer thread (``Scheduler.tick``), so they
   never wait for the owner's event loop.
 
-Layout: :class:`Scheduler` (``_scheduler.py``: the lock, add, claim, finish,
+Layout: ``Scheduler`` (``_scheduler.py``: the lock, add, claim, finish,
 close) is assembled from one mixin per concern, each in its own module and all
 sharing the fields declared in ``_fields.py``: ``_ready`` (the heap, claims,
 how many workers), ``_transitions`` (ends and their propagation),

@@ -1,7 +1,7 @@
 """What a running task sees of its controller: ``bgtasks.current_task()``.
 
-:class:`TaskContextProtocol` is what every task context provides, wherever the
-task runs; :class:`TaskContext` is the context of a task in a manager's thread.
+``TaskContextProtocol`` is what every task context provides, wherever the
+task runs; ``TaskContext`` is the context of a task in a manager's thread.
 """
 
 from __future__ import annotations
@@ -16,17 +16,17 @@ from ._errors import TaskCancelled
 
 @runtime_checkable
 class TaskContextProtocol(Protocol):
-    """What :func:`current_task` returns, wherever the task runs.
+    """What ``current_task`` returns, wherever the task runs.
 
     Every task context implements it with these signatures and meanings: a
-    task in a manager's thread (:class:`TaskContext`), in a ProcessExecutor
+    task in a manager's thread (``TaskContext``), in a ProcessExecutor
     worker process, on a Dask worker (in this process or another), and what a
-    :class:`bgtasks.loops.LoopTask` is given.  A backend that cannot forward
+    ``bgtasks.loops.LoopTask`` is given.  A backend that cannot forward
     something keeps the member and documents what it does instead (a Dask
     worker process forwards no settings: ``update_settings()`` returns False).
 
     Threads: a context belongs to its running task.  Use it in the thread that
-    runs the task (the one :func:`current_task` was called in); none of it is
+    runs the task (the one ``current_task`` was called in); none of it is
     meant for the UI thread, which uses the manager (``stop_task``,
     ``set_settings``, ``info``) instead.  It is ``runtime_checkable``:
     ``isinstance(obj, TaskContextProtocol)`` checks the members are present.
@@ -54,7 +54,7 @@ class TaskContextProtocol(Protocol):
         ...
 
     def raise_if_cancelled(self) -> None:
-        """Raise :class:`TaskCancelled` if a stop was requested.  The task's own thread.
+        """Raise ``TaskCancelled`` if a stop was requested.  The task's own thread.
 
         Raises:
             TaskCancelled: A stop was requested (``stop_task``, a timeout, shut down).
@@ -103,32 +103,32 @@ class TaskContextProtocol(Protocol):
 
     @property
     def settings(self) -> Any:
-        """The settings adopted by the last :meth:`update_settings` (None before)."""
+        """The settings adopted by the last ``update_settings`` (None before)."""
         ...
 
     def update_settings(self) -> bool:
         """Adopt the latest value sent with ``set_settings(uid, value)``.  The task's own thread.
 
         Returns:
-            True if there was a new value (now in :attr:`settings`), else False.
+            True if there was a new value (now in ``settings``), else False.
         """
         ...
 
 
 class TaskContext:
-    """The running task's view of its manager: a :class:`TaskContextProtocol`.
+    """The running task's view of its manager: a ``TaskContextProtocol``.
 
-    Get it with :func:`current_task` from inside a task function that runs in a
+    Get it with ``current_task`` from inside a task function that runs in a
     manager's worker thread; use it in that thread, while the task runs.
     Python code cannot be interrupted from outside: a task that wants
-    to be stoppable checks :attr:`cancelled`, calls :meth:`raise_if_cancelled`
-    between steps, or waits with :meth:`sleep`, which wakes at once on a stop.
-    A task that lets :class:`TaskCancelled` propagate ends CANCELLED.  Progress
+    to be stoppable checks ``cancelled``, calls ``raise_if_cancelled``
+    between steps, or waits with ``sleep``, which wakes at once on a stop.
+    A task that lets ``TaskCancelled`` propagate ends CANCELLED.  Progress
     and status reach the manager's thread through its signals
     (``task_progress``, ``task_status_changed``), delivered there in batches.
 
     Args:
-        scheduler: The manager's scheduler (internal: :func:`current_task` makes
+        scheduler: The manager's scheduler (internal: ``current_task`` makes
             the context, user code does not).
         task: The running task (internal).
     """
@@ -160,7 +160,7 @@ class TaskContext:
         return self._scheduler.is_cancelled(self._task)
 
     def raise_if_cancelled(self) -> None:
-        """Raise :class:`TaskCancelled` if a stop was requested.  The task's own thread.
+        """Raise ``TaskCancelled`` if a stop was requested.  The task's own thread.
 
         Raises:
             TaskCancelled: A stop was requested (``stop_task``, a timeout, shut down).
@@ -221,7 +221,7 @@ class TaskContext:
 
     @property
     def settings(self) -> Any:
-        """The settings adopted by the last :meth:`update_settings` (None before)."""
+        """The settings adopted by the last ``update_settings`` (None before)."""
         return self._task.settings
 
     def update_settings(self) -> bool:
@@ -230,7 +230,7 @@ class TaskContext:
         Latest wins: values sent since the last call are replaced by the newest.
 
         Returns:
-            True if there was a new value (now in :attr:`settings`), else False.
+            True if there was a new value (now in ``settings``), else False.
         """
         return self._scheduler.take_settings(self._task)
 
@@ -269,8 +269,8 @@ def current_task() -> TaskContextProtocol:
     Call it from inside a task function, in the thread (or process) that runs it.
 
     Returns:
-        A :class:`TaskContext` in a manager's worker thread; a backend's own
-        :class:`TaskContextProtocol` elsewhere (a ProcessExecutor worker process,
+        A ``TaskContext`` in a manager's worker thread; a backend's own
+        ``TaskContextProtocol`` elsewhere (a ProcessExecutor worker process,
         a Dask worker).
 
     Raises:

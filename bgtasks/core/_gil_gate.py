@@ -9,19 +9,19 @@ row while the workers swapped the GIL hundreds of times.
 
 The gate makes the starvation visible and lets the workers step aside:
 
-* the UI thread calls :meth:`beat` from a short timer (every millisecond)
+* the UI thread calls ``beat`` from a short timer (every millisecond)
   while workers run and send events, and from each pass that delivers them; a
   beat is Python code, so it only runs when the UI thread has the GIL;
-* between tasks a worker checks :meth:`starved`: no beat for ``stale_after``
+* between tasks a worker checks ``starved``: no beat for ``stale_after``
   seconds means the UI thread has wanted the GIL (or been busy) that long.  It
-  then calls :meth:`give_way` and blocks, without the GIL, until the next beat
+  then calls ``give_way`` and blocks, without the GIL, until the next beat
   or ``park_for`` seconds;
 * a park that ends without a beat means the UI thread was not waiting for the
   GIL (it is blocked elsewhere, or busy in C++): parks are then spaced out,
   doubling each time up to ``max_backoff`` seconds, so a UI thread blocked for
   long costs the workers next to nothing.  A beat resets the spacing;
 * a UI thread about to block on a task (``TaskHandle.result()``) calls
-  :meth:`blocking` first: the workers may be what it waits for.
+  ``blocking`` first: the workers may be what it waits for.
 
 No Qt here: the manager owns the timer.  Workers read ``beat_at`` without a
 lock (a float attribute: one atomic read); only the UI thread writes it.
@@ -46,8 +46,8 @@ MAX_BACKOFF = 0.25
 class GilGate:
     """Between a UI thread that beats and the workers that give way to it.
 
-    :meth:`beat`, :meth:`stop`: the UI thread.  :meth:`starved`,
-    :meth:`give_way`: worker threads.
+    ``beat``, ``stop``: the UI thread.  ``starved``,
+    ``give_way``: worker threads.
     """
 
     def __init__(
@@ -105,7 +105,7 @@ class GilGate:
     def give_way(self) -> bool:
         """Block until the next beat or ``park_for`` seconds; True if a beat came.
 
-        Called by a worker that found :meth:`starved`, between tasks, holding
+        Called by a worker that found ``starved``, between tasks, holding
         no lock.
         """
         event = self._event  # before re-checking: a beat in between sets this one

@@ -1,7 +1,7 @@
 """``TaskHandle``: one task as a ``concurrent.futures.Future``.
 
 A handle knows its task only by uid and asks the object that issued it, its
-:class:`HandleOwner`, for everything else.  ``BackgroundTaskManager`` is the
+``HandleOwner``, for everything else.  ``BackgroundTaskManager`` is the
 owner in the library; any object with these five methods will do (the core's
 tests use a fake over a bare ``Scheduler``).  The scheduler resolves a handle
 it was given (``Scheduler.add(..., handle)``) by calling ``_resolve`` once per
@@ -40,7 +40,7 @@ _DONE = (FINISHED, CANCELLED_AND_NOTIFIED)
 
 
 class HandleOwner(Protocol):
-    """What a :class:`TaskHandle` needs from the object that issued it.
+    """What a ``TaskHandle`` needs from the object that issued it.
 
     Every method may be called from any thread, a running task included.
     """
@@ -50,7 +50,7 @@ class HandleOwner(Protocol):
         ...
 
     def info(self, uid: int) -> TaskInfo:
-        """A frozen snapshot of the task; ``KeyError`` as :meth:`task_state`."""
+        """A frozen snapshot of the task; ``KeyError`` as ``task_state``."""
         ...
 
     def stop_handle(self, uid: int) -> bool:
@@ -157,7 +157,7 @@ class TaskHandle(concurrent.futures.Future[T]):
 
         Args:
             owner: The object that issued the handle and answers for its task
-                (the manager), a :class:`HandleOwner`.
+                (the manager), a ``HandleOwner``.
         """
         # Future.__init__ is not called: it would make the condition eagerly.
         self._owner = owner

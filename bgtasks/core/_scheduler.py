@@ -272,7 +272,7 @@ class Scheduler(
         ``TaskCancelled`` means it honoured a stop, or cancelled itself).
         Returns the worker's next task, or None if it should retire.  With
         ``claim_next=False`` it claims nothing and the worker stays: it calls
-        :meth:`claim_next` later.  ``merge``: see :func:`_merge_of` (the worker
+        ``claim_next`` later.  ``merge``: see ``_merge_of`` (the worker
         makes it, outside the lock).
         """
         with self._lock:

@@ -20,7 +20,7 @@ class TaskState(enum.Enum):
     """Where a task is in its life.
 
     Read it with ``BackgroundTaskManager.task_state(uid)`` (any thread) or from a
-    :class:`TaskInfo`; ``task_state_changed`` reports each change on the manager's
+    ``TaskInfo``; ``task_state_changed`` reports each change on the manager's
     thread.  Members compare by identity and are plain enum values, safe to share
     between threads.
     """

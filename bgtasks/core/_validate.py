@@ -71,7 +71,7 @@ def check_seconds(
 ) -> float:
     """A non-negative (or ``positive``) number of seconds; NaN is refused.
 
-    Unless ``infinite``, also at most :data:`threading.TIMEOUT_MAX` (so never
+    Unless ``infinite``, also at most ``threading.TIMEOUT_MAX`` (so never
     inf): what a timer or ``Event.wait`` can wait for.  With ``infinite`` any
     larger value, inf included, is allowed (``sleep(inf)``: until stopped); the
     caller then waits in pieces of at most ``TIMEOUT_MAX``.

@@ -3,8 +3,8 @@
 A task submitted with ``executor=`` keeps everything the manager gives a
 thread task (its uid, signals, group, dependencies, priority, handle, retries)
 and runs, in a worker thread, a small proxy that hands the call to the backend
-and waits for it.  The manager calls :meth:`Executor.check` at submit (so bad
-input is refused at the call) and :meth:`Executor.run` in the worker thread.
+and waits for it.  The manager calls ``Executor.check`` at submit (so bad
+input is refused at the call) and ``Executor.run`` in the worker thread.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ class Executor(ABC):
     """A place other than the manager's threads where a task can run.
 
     Register an instance with ``BackgroundTaskManager.set_executor(name, executor)``
-    or pass it as ``options(executor=instance)``.  The manager calls :meth:`check`
-    on the submitting thread, :meth:`run` in one of its worker threads (several at
-    once, up to :attr:`slots`), and :meth:`shut_down` once when it shuts down
+    or pass it as ``options(executor=instance)``.  The manager calls ``check``
+    on the submitting thread, ``run`` in one of its worker threads (several at
+    once, up to ``slots``), and ``shut_down`` once when it shuts down
     (normally on its own thread): an implementation must be thread-safe.
     """
 

@@ -1,8 +1,8 @@
 """``bgtasks.current_task()`` inside a call that a DaskExecutor runs.
 
-:func:`run_call` is what the Dask worker runs.  On an in-process worker the
-call sees the task's own context (a :class:`LocalContext` around it); in
-another process (a real cluster, ``processes=True``) a :class:`RemoteContext`
+``run_call`` is what the Dask worker runs.  On an in-process worker the
+call sees the task's own context (a ``LocalContext`` around it); in
+another process (a real cluster, ``processes=True``) a ``RemoteContext``
 sends progress and status back as Dask events and reads cancellation from the
 Dask worker's state.  Importing this module installs the hook that
 ``current_task()`` asks on a thread that runs no manager task.
@@ -65,7 +65,7 @@ def run_call(
 
 
 class LocalContext:
-    """The task's own context (a :class:`bgtasks.TaskContextProtocol`), seen from an
+    """The task's own context (a ``bgtasks.TaskContextProtocol``), seen from an
     in-process Dask worker thread.
 
     After the manager's call ended (the task was cancelled while the Dask

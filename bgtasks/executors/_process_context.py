@@ -1,7 +1,7 @@
 """What ``bgtasks.current_task()`` returns inside a ProcessExecutor worker process.
 
-:class:`WorkerContext` sends progress, status and settings requests to the
-parent over the worker's end of the pipe (a :class:`Channel`); the parent's
+``WorkerContext`` sends progress, status and settings requests to the
+parent over the worker's end of the pipe (a ``Channel``); the parent's
 cancel request makes its ``cancelled`` true and wakes its ``sleep``.
 """
 
@@ -37,10 +37,10 @@ class Channel:
 class WorkerContext:
     """What ``bgtasks.current_task()`` returns inside a worker process.
 
-    A :class:`bgtasks.TaskContextProtocol`, as :class:`bgtasks.TaskContext` is:
+    A ``bgtasks.TaskContextProtocol``, as ``bgtasks.TaskContext`` is:
     progress, status and settings travel to the parent; ``cancelled`` turns
     true when the parent asks the task to stop (before it terminates the
-    process), which also wakes :meth:`sleep`.  Usable from any thread of the
+    process), which also wakes ``sleep``.  Usable from any thread of the
     worker process.
     """
 
@@ -76,12 +76,12 @@ class WorkerContext:
         return self._stop.is_set()
 
     def raise_if_cancelled(self) -> None:
-        """Raise :class:`bgtasks.TaskCancelled` if a stop was requested."""
+        """Raise ``bgtasks.TaskCancelled`` if a stop was requested."""
         if self._stop.is_set():
             raise TaskCancelled(f"task {self._uid} was asked to stop")
 
     def sleep(self, seconds: float) -> None:
-        """Wait ``seconds``; raise :class:`bgtasks.TaskCancelled` as soon as a stop is requested."""
+        """Wait ``seconds``; raise ``bgtasks.TaskCancelled`` as soon as a stop is requested."""
         check_seconds("seconds", seconds, infinite=True)
         # A thread cannot wait beyond TIMEOUT_MAX at once (inf: until a stop).
         deadline = time.monotonic() + seconds
@@ -129,7 +129,7 @@ class WorkerContext:
 
     @property
     def settings(self) -> Any:
-        """The settings adopted by the last :meth:`update_settings` (None before)."""
+        """The settings adopted by the last ``update_settings`` (None before)."""
         return self._settings
 
     def update_settings(self) -> bool:
@@ -143,9 +143,9 @@ class WorkerContext:
         return changed
 
     def request_stop(self) -> None:
-        """The parent asked the task to stop: :attr:`cancelled` turns true, :meth:`sleep` wakes."""
+        """The parent asked the task to stop: ``cancelled`` turns true, ``sleep`` wakes."""
         self._stop.set()
 
     def answer_settings(self, changed: bool, data: bytes) -> None:
-        """The parent's reply to the request :meth:`update_settings` is waiting on."""
+        """The parent's reply to the request ``update_settings`` is waiting on."""
         self._replies.put((changed, data))

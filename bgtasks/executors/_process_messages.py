@@ -1,8 +1,8 @@
 """The parent's side of a worker's messages (the protocol is in ``_process_worker``).
 
-:func:`receive` handles one message while a task runs: output lines go to the
+``receive`` handles one message while a task runs: output lines go to the
 ``bgtasks.processes`` logger, progress, status and settings requests to the
-task's context; :func:`outcome` turns the message that ends a task into its
+task's context; ``outcome`` turns the message that ends a task into its
 result or its exception.
 """
 
@@ -21,12 +21,12 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("bgtasks.processes")
 
-#: What :func:`receive` returns when the worker's end of the pipe closed.
+#: What ``receive`` returns when the worker's end of the pipe closed.
 EOF_MARK = ("eof",)
 
 
 def receive(worker: Worker, uid: int, context: TaskContextProtocol) -> tuple[Any, ...] | None:
-    """Handle one message; the ("ok"/"error", ...) that ends the task, :data:`EOF_MARK`
+    """Handle one message; the ("ok"/"error", ...) that ends the task, ``EOF_MARK``
     if the pipe closed, else None."""
     try:
         data = worker.conn.recv_bytes()

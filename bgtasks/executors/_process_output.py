@@ -1,8 +1,8 @@
 """A worker process's output: what it writes to file descriptors 1 and 2, as lines.
 
-Each descriptor is replaced by a pipe; an :class:`Output` reads it, splits it
-into lines (:class:`LineSplitter`, linear in what it reads, a line longer than
-:data:`MAX_LINE` in pieces) and sends each line to the parent tagged with the
+Each descriptor is replaced by a pipe; an ``Output`` reads it, splits it
+into lines (``LineSplitter``, linear in what it reads, a line longer than
+``MAX_LINE`` in pieces) and sends each line to the parent tagged with the
 running task's uid.  The parent logs them (``bgtasks.processes``).
 """
 
@@ -31,11 +31,11 @@ MAX_LINE = 1 << 20
 class LineSplitter:
     """Splits a byte stream into lines, in time and memory linear in what it is fed.
 
-    :meth:`feed` returns the complete lines in a chunk (without their ``\n``); only
+    ``feed`` returns the complete lines in a chunk (without their ``\n``); only
     the new chunk is searched for newlines, and the unfinished line is kept in one
     ``bytearray``.  A line longer than ``limit`` bytes comes out in pieces of at most
     ``limit`` bytes, cut before a UTF-8 sequence rather than inside it, as soon as
-    that much is pending.  :meth:`flush` returns the unfinished rest.
+    that much is pending.  ``flush`` returns the unfinished rest.
     """
 
     def __init__(self, limit: int = MAX_LINE) -> None:
@@ -110,7 +110,7 @@ class Output:
     A pump thread forwards lines while the task runs; at the task's end the
     main thread drains what is left itself (under the same lock), so the last
     lines always precede the result and a quiet task pays two system calls.
-    Lines longer than :data:`MAX_LINE` bytes are forwarded in pieces.
+    Lines longer than ``MAX_LINE`` bytes are forwarded in pieces.
     """
 
     def __init__(self, fd: int, stream: str, channel: Channel, task_uid: Callable[[], Any]):

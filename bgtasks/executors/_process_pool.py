@@ -1,6 +1,6 @@
 """The worker processes of a ProcessExecutor: one process and its pipe, and the pool.
 
-A :class:`Pool` starts workers on demand (up to ``max_workers``), hands an
+A ``Pool`` starts workers on demand (up to ``max_workers``), hands an
 idle one to each ``run`` call, replaces one that must not run anything more,
 and stops workers idle for ``idle_timeout`` from a daemon reaper thread.  Every
 stop signals the worker's whole process group, so what its tasks started stops

@@ -20,7 +20,7 @@ manager worker thread hands the call to ``dask.distributed`` and waits for it:
   see the cancellation of the Dask future, and settings are not forwarded.
 
 Dask is optional: ``pip install 'bgtasks[dask]'``.  This module imports without
-it; constructing a :class:`DaskExecutor` then raises ``ImportError``.
+it; constructing a ``DaskExecutor`` then raises ``ImportError``.
 
 This module holds the executor; its options and cluster set-up (loopback,
 TLS) are in ``_dask_cluster``, ``current_task()`` inside the call in
@@ -82,7 +82,7 @@ class DaskExecutor(Executor):
     own.  No dashboard is started unless ``dashboard_address`` is given; Dask's
     HTTP servers (health, metrics) listen on free ports of 127.0.0.1 only.
     Other keywords go to ``LocalCluster``.  Either way Dask pickles the
-    function and arguments, so :meth:`check` refuses what it cannot pickle.
+    function and arguments, so ``check`` refuses what it cannot pickle.
 
     ``DaskExecutor("tls://host:8786", security=Security(...))`` connects to a
     running scheduler (its workers need ``bgtasks[dask]`` and the task
@@ -90,15 +90,15 @@ class DaskExecutor(Executor):
     cloudpickle sends by value).  A plain ``tcp://`` scheduler runs code for
     anyone who reaches its port: use TLS with client certificates there.
     ``DaskExecutor(client=client)`` uses the application's own synchronous
-    ``distributed.Client``, which :meth:`shut_down` leaves open.
+    ``distributed.Client``, which ``shut_down`` leaves open.
 
     ``slots`` caps how many of its tasks run at once (the manager keeps the
     rest queued by priority); by default the local cluster's thread count, no
     cap for a cluster given by address or client.  ``poll_interval`` is how
     often a waiting call checks for a stop request (the cancel latency).
 
-    Construct it on any thread; the manager calls :meth:`check` on the thread
-    that submits and :meth:`run` in its worker threads.  Progress from another
+    Construct it on any thread; the manager calls ``check`` on the thread
+    that submits and ``run`` in its worker threads.  Progress from another
     process is forwarded on the Dask client's event-loop thread; the manager
     delivers it, like every signal, on its own thread.
 
@@ -106,7 +106,7 @@ class DaskExecutor(Executor):
         address: A running scheduler's address (``"tls://host:8786"``); None for
             the local cluster or ``client``.
         client: The application's own synchronous ``distributed.Client``; left
-            open by :meth:`shut_down`.
+            open by ``shut_down``.
         n_workers: Workers of the local cluster.
         threads_per_worker: Threads per local worker (default: one per core).
         processes: Put the local cluster's workers in processes (TLS on 127.0.0.1).

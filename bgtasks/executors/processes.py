@@ -1,4 +1,4 @@
-"""Run tasks in a pool of worker processes, with hard cancel: :class:`ProcessExecutor`.
+"""Run tasks in a pool of worker processes, with hard cancel: ``ProcessExecutor``.
 
 CPU-bound Python does not scale across threads (the GIL); it does across
 processes.  ``manager.options(executor="process").submit(fn, *args)`` runs ``fn`` in a
@@ -96,7 +96,7 @@ class ProcessExecutor(Executor):
     this process is killed: a worker whose pipe closes kills its group).
 
     A worker that dies while running a task (a crash, ``os._exit``) fails that
-    task with :class:`WorkerDied` and is replaced.  Lines the worker writes to
+    task with ``WorkerDied`` and is replaced.  Lines the worker writes to
     its stdout / stderr (file descriptors 1 and 2, so C code is caught too) go
     to the ``bgtasks.processes`` logger at INFO / WARNING, as
     ``"[task 17] line"``.
@@ -115,7 +115,7 @@ class ProcessExecutor(Executor):
 
     Args:
         max_workers: The most worker processes at once (default ``os.cpu_count()``);
-            also the executor's :attr:`slots`.
+            also the executor's ``slots``.
         min_workers: Workers kept once started, even when idle.
         idle_timeout: Seconds a worker may stay idle before it is stopped
             (``inf``: never).

@@ -1,36 +1,36 @@
 """Saved and restored task queues: ``TaskJournal`` journals persistent tasks to SQLite.
 
-A persistent task is submitted through a :class:`TaskJournal` instead of the
-manager.  Its function must be registered with :func:`persistable` (the
+A persistent task is submitted through a ``TaskJournal`` instead of the
+manager.  Its function must be registered with ``persistable`` (the
 journal stores its name, ``module:qualname`` or an explicit one) and its
 arguments JSON data (``None``, bools, numbers, strings, lists and dicts with
 string keys, nested), so that the journal can be read by any tool and a
 foreign or tampered file can never run code: restore runs only functions the
 application registered, and never imports a module a file names.  The journal writes each task's
 life (submitted, started, finished, failed, cancelled) to an embedded SQLite
-database, and :meth:`TaskJournal.restore` re-submits on the next start the
+database, and ``TaskJournal.restore`` re-submits on the next start the
 tasks that did not end, with their priorities, groups and dependencies.
 
 File format: SQLite in WAL mode, ``PRAGMA application_id`` = 0x62677461
 ("bgta"), ``PRAGMA user_version`` = the format version, a ``meta`` table with
 ``format = 'bgtasks-journal'``.  Any other file is refused with
-:class:`JournalError` and left untouched.  One process at a time owns a
+``JournalError`` and left untouched.  One process at a time owns a
 journal file (exclusive locking mode); another one gets ``JournalError``.
 
 The package's modules:
 
-* :mod:`.journal`: :class:`TaskJournal`, the API;
-* :mod:`.protocol`: :class:`~.protocol.JournalManager`, what the journal needs
+* ``.journal``: ``TaskJournal``, the API;
+* ``.protocol``: ``JournalManager``, what the journal needs
   from a manager (it never imports the manager);
-* :mod:`.records`: :class:`JournalError`, :class:`JournalRecord`,
-  :class:`RestoreReport` and the row states;
-* :mod:`.registry`: :func:`persistable` and the registry of persistable functions;
-* :mod:`.codec`: task values as JSON text, row checksums, rows decoded into records;
-* :mod:`.schema`: the file format, its tables and the SQL that writes rows;
-* :mod:`.store`: opening, creating and upgrading a file, transactions, quarantine;
-* :mod:`.integrity`: the checks of an existing file before it is written to;
-* :mod:`.restore`: restore planning; :mod:`.snapshot`: snapshots;
-* :mod:`.paths`: :func:`default_journal_path`.
+* ``.records``: ``JournalError``, ``JournalRecord``,
+  ``RestoreReport`` and the row states;
+* ``.registry``: ``persistable`` and the registry of persistable functions;
+* ``.codec``: task values as JSON text, row checksums, rows decoded into records;
+* ``.schema``: the file format, its tables and the SQL that writes rows;
+* ``.store``: opening, creating and upgrading a file, transactions, quarantine;
+* ``.integrity``: the checks of an existing file before it is written to;
+* ``.restore``: restore planning; ``.snapshot``: snapshots;
+* ``.paths``: ``default_journal_path``.
 """
 
 from __future__ import annotations

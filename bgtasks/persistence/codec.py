@@ -58,7 +58,7 @@ def check_priority(priority: Any) -> None:
         raise TypeError(f"priority must be a finite number or None, got {priority!r}")
 
 
-#: The columns :func:`decode_record` reads, in its order.
+#: The columns ``decode_record`` reads, in its order.
 RECORD_COLUMNS = (
     "jid, uid, session, state, function, args, kwargs, name, grp, priority, upstream, "
     "enduring, store_result, runs, result, error"
@@ -66,7 +66,7 @@ RECORD_COLUMNS = (
 
 
 def decode_record(row: tuple[Any, ...]) -> JournalRecord:
-    """The record of a row selected as :data:`RECORD_COLUMNS`."""
+    """The record of a row selected as ``RECORD_COLUMNS``."""
     (jid, uid, session, state, function, args, kwargs, name, grp, priority, upstream,
      enduring, store_result, runs, result, error) = row  # fmt: skip
     return JournalRecord(

@@ -1,8 +1,8 @@
 """Checking an existing journal file before anything writes to it.
 
-:func:`probe` reads the file on a read-only connection: its format and
+``probe`` reads the file on a read-only connection: its format and
 version, ``PRAGMA integrity_check``, its metadata, and every row's checksum
-and values.  A foreign or damaged file raises :class:`JournalError`; damaged
+and values.  A foreign or damaged file raises ``JournalError``; damaged
 rows of a sound file are returned, to be quarantined.
 """
 

@@ -1,9 +1,9 @@
-"""The journal: :class:`TaskJournal`, the API of persistent tasks.
+"""The journal: ``TaskJournal``, the API of persistent tasks.
 
 It never imports the manager: the open file and the writes of each task's
-life are :class:`~.session.JournalSession` (typed against
-:class:`~.protocol.JournalManager`), the SQL lives in :mod:`.store` and
-:mod:`.schema`, restore planning in :mod:`.restore`, snapshots in :mod:`.snapshot`.
+life are ``JournalSession`` (typed against
+``JournalManager``), the SQL lives in ``.store`` and
+``.schema``, restore planning in ``.restore``, snapshots in ``.snapshot``.
 """
 
 from __future__ import annotations
@@ -41,14 +41,14 @@ class TaskJournal(JournalSession):
     the journal's own bookkeeping of tasks that end without running (stopped
     while queued, upstream failed) happens in done callbacks on the manager's
     thread.  If the journal holds tasks that did not end in a previous run,
-    call :meth:`restore` (or :meth:`discard`) before submitting new ones.
+    call ``restore`` (or ``discard``) before submitting new ones.
     Closing the journal (or the manager's ``shut_down``) while tasks run
     leaves them "started": the next run reports them as interrupted.
 
     Args:
         manager: A ``BackgroundTaskManager``, or anything with the journal
-            protocol (:class:`bgtasks.persistence.protocol.JournalManager`).
-        path: The journal file (default :func:`default_journal_path`).
+            protocol (``bgtasks.persistence.protocol.JournalManager``).
+        path: The journal file (default ``default_journal_path``).
         synchronous: ``"normal"`` survives any crash of the process (SIGKILL
             included) and keeps commits cheap; ``"full"`` also survives a
             power loss or an OS crash, at the price of an fsync per commit.
@@ -65,8 +65,8 @@ class TaskJournal(JournalSession):
     def quarantined(self) -> dict[int, str]:
         """Rows found damaged when this journal was opened: ``jid`` -> what is wrong.
 
-        They are never run nor returned by :meth:`records`;
-        :meth:`restore` and :meth:`discard` move them to the ``quarantine``
+        They are never run nor returned by ``records``;
+        ``restore`` and ``discard`` move them to the ``quarantine``
         table of the file (nothing is deleted).
         """
         return dict(self._quarantined)
@@ -92,19 +92,19 @@ class TaskJournal(JournalSession):
         """Queue ``fn(*args, **kwargs)`` on the manager as a persistent task.
 
         Every keyword argument goes to ``fn``, whatever its name; bind task
-        options first with :meth:`options`:
+        options first with ``options``:
         ``journal.options(priority=5, enduring=True).submit(fn, *args, **kwargs)``.
         The journal has committed the task's "submitted" row when this
         returns.  Any thread may call this, a running task included; the
         handle's callbacks and the task's signals arrive on the manager's thread.
 
         Args:
-            fn: A function registered with :func:`persistable` (positional-only).
+            fn: A function registered with ``persistable`` (positional-only).
             *args: JSON data, the positional arguments of ``fn``.
             **kwargs: JSON data, the keyword arguments of ``fn``.
 
         Returns:
-            The manager's :class:`~bgtasks.TaskHandle` of the task.
+            The manager's ``TaskHandle`` of the task.
 
         Raises:
             TypeError: ``fn`` is not registered, or the arguments are not JSON
@@ -117,7 +117,7 @@ class TaskJournal(JournalSession):
     def options(self, **task_options: Any) -> JournalSubmitter:
         """Bind journal task options: ``journal.options(group="g").submit(fn, *args, **kwargs)``.
 
-        Checked here, once; the :class:`JournalSubmitter` returned is immutable,
+        Checked here, once; the ``JournalSubmitter`` returned is immutable,
         may be reused from any thread, and its ``options(**more)`` merges more
         options in (later wins).  Any thread may call this.  The options:
 
@@ -125,7 +125,7 @@ class TaskJournal(JournalSession):
           ``name``: a str or None (as the manager's options).
         * ``upstream_task_ids``: uids of persistent tasks this journal
           submitted in this run (checked at ``submit``: ``ValueError`` otherwise).
-        * ``enduring``: the task survives :meth:`reset`.
+        * ``enduring``: the task survives ``reset``.
         * ``store_result``: keep the result in the journal (if it is JSON
           data); non-empty dict results are always kept, since they are
           merged into downstream tasks' kwargs, restored ones included.
@@ -134,7 +134,7 @@ class TaskJournal(JournalSession):
             **task_options: The options above, by name.
 
         Returns:
-            A :class:`JournalSubmitter` bound to this journal and these options.
+            A ``JournalSubmitter`` bound to this journal and these options.
 
         Raises:
             TypeError: a name that is not an option (the message lists them)
@@ -229,7 +229,7 @@ class TaskJournal(JournalSession):
 
     @property
     def needs_restore(self) -> bool:
-        """True while tasks of a previous run wait for :meth:`restore` or :meth:`discard`.
+        """True while tasks of a previous run wait for ``restore`` or ``discard``.
 
         Any thread.
         """
@@ -249,14 +249,14 @@ class TaskJournal(JournalSession):
         ``rerun_interrupted`` is True (or returns True for their record),
         else they and the tasks downstream of them are skipped (state
         ``skipped``).  A task whose function name is not registered with
-        :func:`persistable` is skipped too, reported and logged: the journal
+        ``persistable`` is skipped too, reported and logged: the journal
         never imports a module by a name it holds.  Nothing is done a second
         time: a second call finds nothing to restore.  Any thread; the
         restored tasks' signals arrive on the manager's thread.
 
         Args:
             rerun_interrupted: Whether the interrupted tasks run again: a bool,
-                or a function called with each one's :class:`JournalRecord`.
+                or a function called with each one's ``JournalRecord``.
 
         Returns:
             What was re-submitted, skipped and quarantined.
@@ -285,14 +285,14 @@ class TaskJournal(JournalSession):
     def restore_snapshot(
         self, data: Mapping[str, Any], rerun_interrupted: RerunInterrupted = True
     ) -> RestoreReport:
-        """Submit the tasks of a :meth:`snapshot` again, as new persistent tasks.
+        """Submit the tasks of a ``snapshot`` again, as new persistent tasks.
 
-        Same rules and report as :meth:`restore` (tasks running when the
+        Same rules and report as ``restore`` (tasks running when the
         snapshot was taken count as interrupted).  Any thread.
 
         Args:
-            data: What :meth:`snapshot` returned (possibly through JSON).
-            rerun_interrupted: As for :meth:`restore`.
+            data: What ``snapshot`` returned (possibly through JSON).
+            rerun_interrupted: As for ``restore``.
 
         Returns:
             What was submitted and skipped; keys are the snapshot's uids.
@@ -316,7 +316,7 @@ class TaskJournal(JournalSession):
         """Give up the tasks of previous runs that did not end: they become ``skipped``.
 
         Returns their records (as they were).  Damaged rows are moved to the
-        ``quarantine`` table, as by :meth:`restore`.  Any thread.
+        ``quarantine`` table, as by ``restore``.  Any thread.
         """
         with self._lock:
             self._check_open()
@@ -401,7 +401,7 @@ class TaskJournal(JournalSession):
 
 @dataclasses.dataclass(frozen=True)
 class JournalOptions:
-    """The options of one persistent task (see :meth:`TaskJournal.options`).
+    """The options of one persistent task (see ``TaskJournal.options``).
 
     Frozen: any thread may read and share it.
 
@@ -411,7 +411,7 @@ class JournalOptions:
         upstream_task_ids: Uids of persistent tasks this journal submitted in
             this run, or None.
         name: A str or None (the function's name).
-        enduring: The task survives :meth:`TaskJournal.reset`.
+        enduring: The task survives ``TaskJournal.reset``.
         store_result: Keep the result in the journal (if it is JSON data).
     """
 
@@ -463,7 +463,7 @@ class JournalOptions:
 class JournalSubmitter:
     """A journal with task options bound: ``journal.options(...).submit(fn, *args, **kwargs)``.
 
-    Made by :meth:`TaskJournal.options`; immutable, so it can be kept and
+    Made by ``TaskJournal.options``; immutable, so it can be kept and
     shared between threads.  Any thread may call its methods.
     """
 
@@ -495,36 +495,36 @@ class JournalSubmitter:
 
         Args:
             **task_options: Journal task options by name, as for
-                :meth:`TaskJournal.options`.
+                ``TaskJournal.options``.
 
         Returns:
-            A new :class:`JournalSubmitter`; this one is unchanged.
+            A new ``JournalSubmitter``; this one is unchanged.
 
         Raises:
-            TypeError: as :meth:`TaskJournal.options`.
+            TypeError: as ``TaskJournal.options``.
         """
         return JournalSubmitter(self._journal, self._options.merged(task_options))
 
     def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> TaskHandle[T]:
-        """Queue ``fn(*args, **kwargs)`` with the bound options, as :meth:`TaskJournal.submit`.
+        """Queue ``fn(*args, **kwargs)`` with the bound options, as ``TaskJournal.submit``.
 
         Any thread, a running task included; the task's signals and its
         handle's callbacks arrive on the manager's thread.
 
         Args:
-            fn: A function registered with :func:`persistable` (positional-only).
+            fn: A function registered with ``persistable`` (positional-only).
             *args: JSON data, the positional arguments of ``fn``.
             **kwargs: JSON data, the keyword arguments of ``fn`` (every keyword
                 goes to ``fn``).
 
         Returns:
-            The manager's :class:`~bgtasks.TaskHandle` of the task.
+            The manager's ``TaskHandle`` of the task.
 
         Raises:
-            TypeError: as :meth:`TaskJournal.submit`.
+            TypeError: as ``TaskJournal.submit``.
             ValueError: an upstream uid that is not a persistent task of this
                 journal in this run.
-            RuntimeError: as :meth:`TaskJournal.submit`.
+            RuntimeError: as ``TaskJournal.submit``.
         """
         return self._journal._submit_with(self._options, fn, args, kwargs)
 

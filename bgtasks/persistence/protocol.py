@@ -1,7 +1,7 @@
 """What a journal needs from a manager: the journal protocol.
 
-:class:`~bgtasks.persistence.TaskJournal` is typed against
-:class:`JournalManager`, not against ``BackgroundTaskManager``, so the
+``TaskJournal`` is typed against
+``JournalManager``, not against ``BackgroundTaskManager``, so the
 persistence package never imports the manager (nor Qt through it):
 anything with these members can back a journal.
 """
@@ -23,7 +23,7 @@ class OptionsSubmitter(Protocol):
 
 @runtime_checkable
 class JournalManager(Protocol):
-    """The members of a manager a :class:`TaskJournal` uses.
+    """The members of a manager a ``TaskJournal`` uses.
 
     ``options(priority=..., group=..., upstream_task_ids=..., name=...)``
     returns an object whose ``submit(fn)`` queues ``fn()`` (the journal

@@ -69,7 +69,7 @@ class JournalRecord:
 
 @dataclass
 class RestoreReport:
-    """What :meth:`TaskJournal.restore` or :meth:`TaskJournal.restore_snapshot` did.
+    """What ``TaskJournal.restore`` or ``TaskJournal.restore_snapshot`` did.
 
     Keys are the tasks' old uids (their uids in the process that submitted
     them).  Made by the thread that called ``restore``; read it there.

@@ -24,9 +24,9 @@ def persistable(fn: Callable[..., Any] | None = None, /, *, name: str | None = N
 
     ``@persistable`` registers a module-level function under
     ``module:qualname``; ``@persistable(name="app.render")`` under an explicit
-    name that stays valid if the function moves.  :meth:`TaskJournal.submit`
+    name that stays valid if the function moves.  ``TaskJournal.submit``
     (and ``manager.options(persist=True).submit``) accept only registered functions,
-    and :meth:`TaskJournal.restore` / :meth:`TaskJournal.restore_snapshot`
+    and ``TaskJournal.restore`` / ``TaskJournal.restore_snapshot``
     run only the functions registered under the names the journal holds:
     a name nobody registered is reported and skipped, never imported.  So
     register (import the modules that define) your task functions before

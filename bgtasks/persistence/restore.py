@@ -1,6 +1,6 @@
 """Restore planning: which unfinished tasks run again, and why the others are skipped.
 
-:func:`plan_restore` decides everything before the journal writes a row or
+``plan_restore`` decides everything before the journal writes a row or
 hands a task to the manager, so that a refused write or a raising
 ``rerun_interrupted`` leaves nothing running and nothing changed.
 """
@@ -34,7 +34,7 @@ class RestorePlan:
 
 
 def old_uid(rec: JournalRecord) -> int:
-    """The key of a task in a :class:`RestoreReport`: its uid, or -jid if it had none."""
+    """The key of a task in a ``RestoreReport``: its uid, or -jid if it had none."""
     return rec.uid if rec.uid is not None else -rec.jid
 
 

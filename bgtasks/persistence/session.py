@@ -2,8 +2,8 @@
 ones included: a restore's rows are committed and launched here), and the writes of
 each task's life (started, ended, finished) as it runs.
 
-:class:`JournalSession` is the base of :class:`~.journal.TaskJournal`, which
-adds the API.  It is typed against :class:`~.protocol.JournalManager` and
+``JournalSession`` is the base of ``TaskJournal``, which
+adds the API.  It is typed against ``JournalManager`` and
 never imports the manager.
 """
 
@@ -95,7 +95,7 @@ class JournalSession:
         *,
         synchronous: str = "normal",
     ) -> None:
-        """Open (or create) the journal at ``path``: see :class:`~.journal.TaskJournal`."""
+        """Open (or create) the journal at ``path``: see ``TaskJournal``."""
         if not isinstance(manager, JournalManager):
             raise TypeError(f"manager must be a BackgroundTaskManager, got {manager!r}")
         if synchronous not in ("normal", "full"):

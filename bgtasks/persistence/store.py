@@ -1,8 +1,8 @@
 """The SQL store: opening (creating, upgrading) a journal file, transactions, row writes.
 
 One process at a time owns a journal file (exclusive locking mode); another
-one gets :class:`JournalError`.  An existing file is checked first
-(:func:`.integrity.probe`), so a damaged or foreign file is refused before
+one gets ``JournalError``.  An existing file is checked first
+(``.integrity.probe``), so a damaged or foreign file is refused before
 anything writes to it.
 """
 
@@ -37,7 +37,7 @@ class Transaction:
     """``with``: take the lock, BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error).
 
     A failed BEGIN or COMMIT (a full disk, an I/O error) is rolled back and
-    raised as :class:`JournalError` naming the file.
+    raised as ``JournalError`` naming the file.
     """
 
     __slots__ = ("_db", "_lock", "_path")
@@ -87,7 +87,7 @@ class Transaction:
 
 
 def open_journal(path: Path, synchronous: str) -> tuple[sqlite3.Connection, Opened]:
-    """:func:`_open_once`, tried again for ~0.2 s while another process holds the file.
+    """``_open_once``, tried again for ~0.2 s while another process holds the file.
 
     Two processes opening one file at once briefly lock each other out
     (one probing while the other creates it); a process that keeps the
@@ -108,7 +108,7 @@ def _open_once(path: Path, synchronous: str) -> tuple[sqlite3.Connection, Opened
 
     An existing file is checked first on a read-only connection (format,
     ``PRAGMA integrity_check``, metadata, every row's checksum and values), so
-    a damaged or foreign file raises :class:`JournalError` before anything
+    a damaged or foreign file raises ``JournalError`` before anything
     writes to it.  Damaged rows of a sound file are returned, not refused.
     """
     for _ in range(3):

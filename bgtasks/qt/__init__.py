@@ -1,4 +1,4 @@
-"""The Qt layer: the :class:`BackgroundTaskManager` QObject over the Qt-free core.
+"""The Qt layer: the ``BackgroundTaskManager`` QObject over the Qt-free core.
 
 It adds signals, a private thread pool whose workers run the core's worker
 loop, the drain that turns the core's events into signals on the manager's

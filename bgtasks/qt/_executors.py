@@ -1,7 +1,7 @@
 """The manager's executors: where a task runs (``options(executor=...)``), by name.
 
 ``"thread"`` is the manager's own pool; ``"process"`` and ``"dask"`` are made on
-first use; :meth:`~bgtasks.BackgroundTaskManager.set_executor` names others.  An
+first use; ``set_executor`` names others.  An
 executor's slots become a resource limit of the scheduler, so surplus tasks wait
 in the manager's priority queue.
 """
@@ -65,12 +65,12 @@ class Executors:
 
         Args:
             name: The name tasks give as ``options(executor=name)``.
-            executor: The :class:`~bgtasks.Executor` that runs them.
+            executor: The ``Executor`` that runs them.
 
         Raises:
             ValueError: ``name`` is not a non-empty string other than
                 ``"thread"``, or a task already used the name.
-            TypeError: ``executor`` is not a :class:`~bgtasks.Executor`.
+            TypeError: ``executor`` is not a ``Executor``.
         """
         if not isinstance(name, str) or not name or name == "thread":
             raise ValueError(

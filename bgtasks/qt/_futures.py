@@ -24,11 +24,11 @@ _NOT_STARTED = (TaskState.PENDING, TaskState.QUEUED)
 
 
 class ManagerExecutor(concurrent.futures.Executor):
-    """A ``concurrent.futures.Executor`` view of a :class:`BackgroundTaskManager`.
+    """A ``concurrent.futures.Executor`` view of a ``BackgroundTaskManager``.
 
     Made by ``manager.executor()``.  ``submit`` is the manager's ``submit``
     (every keyword argument goes to ``fn``) and returns its
-    :class:`~bgtasks.TaskHandle`, so tasks submitted here get the manager's
+    ``TaskHandle``, so tasks submitted here get the manager's
     signals, priorities (0) and pool like any other.  ``map`` is the standard
     one.  ``shutdown`` ends this view only: it accepts no more work, cancels
     its tasks that have not started if asked, and waits for its own tasks;

@@ -10,7 +10,7 @@ to the dying object itself, and the object's thread, delivering one of those
 events at the same moment, called ``QObject::event`` on it and wrote through
 a null pointer.
 
-:class:`DiesAtHome` keeps such an object alive when its finalizer runs on a
+``DiesAtHome`` keeps such an object alive when its finalizer runs on a
 foreign thread (PEP 442 resurrection) and posts it home, to a small releaser
 object living on that thread; the home thread deletes the C++ object on its
 next turn of the event loop, the normal way.  The mixin adds no ``event``
@@ -67,7 +67,7 @@ class _Releaser(QObject):
 class DiesAtHome:
     """Mixin for a QObject subclass: its C++ object is destroyed on its thread.
 
-    Call :meth:`_remember_home` in ``__init__``, on the object's thread, after
+    Call ``_remember_home`` in ``__init__``, on the object's thread, after
     ``QObject.__init__``.  Only objects that Python owns are protected (one
     with a parent is deleted by its parent, on the parent's thread).
     """

@@ -1,7 +1,7 @@
 """``BackgroundTaskManager``: the Qt layer over the scheduling core.
 
-It adds to :class:`~bgtasks._scheduler.Scheduler`: a private ``QThreadPool``
-whose workers run :func:`~bgtasks._scheduler.run_worker`; a drain that turns
+It adds to ``Scheduler``: a private ``QThreadPool``
+whose workers run ``run_worker``; a drain that turns
 the scheduler's events into signals and done-callbacks on the manager's
 thread; a timer for retries and timeouts; owners; and lifetime handling
 (``shut_down``, application quit, interpreter exit, deletion).
@@ -101,12 +101,12 @@ class BackgroundTaskManager(DiesAtHome, Submission, Delivery, Executors, Registr
         * ``task_started(uid, group)``: the task began to run on a worker.
         * ``task_progress(uid, group, fraction, message)``: the task reported
           progress (``fraction`` a float, ``message`` a str), at most every
-          :attr:`progress_interval` seconds, and always before its end.
+          ``progress_interval`` seconds, and always before its end.
         * ``task_state_changed(uid, group, state)``: the task's new
-          :class:`~bgtasks.TaskState`.
+          ``TaskState``.
         * ``task_added(uid, group)``: the task was registered.
         * ``task_removed(uid, group)``: a finished task was forgotten (see
-          :attr:`keep_finished` and :meth:`clear_finished`).
+          ``keep_finished`` and ``clear_finished``).
         * ``task_status_changed(uid, group, status)``: a running task set
           ``current_task().status`` to a new value, ``status``.
 
@@ -128,7 +128,7 @@ class BackgroundTaskManager(DiesAtHome, Submission, Delivery, Executors, Registr
     Attributes:
         drain_budget: Seconds the delivery may spend emitting signals before
             it yields to the event loop (default 0.004).
-        shutdown_timeout: Seconds :meth:`shut_down` waits for running tasks
+        shutdown_timeout: Seconds ``shut_down`` waits for running tasks
             when no timeout is given, also when the application quits or the
             interpreter exits (default 5.0).
     """
@@ -158,7 +158,7 @@ class BackgroundTaskManager(DiesAtHome, Submission, Delivery, Executors, Registr
         Args:
             parent: The manager's QObject parent, if any.
             start_processing: Start dispatching at once; otherwise tasks wait
-                for :meth:`start_processing`.
+                for ``start_processing``.
             max_threads: The most tasks that run at once in the pool.
 
         Raises:
@@ -236,7 +236,7 @@ class BackgroundTaskManager(DiesAtHome, Submission, Delivery, Executors, Registr
                 non-empty dict results are merged into ``task_kwargs``.
             task_args: Positional arguments for ``cbl`` (a list or tuple).
             task_kwargs: Keyword arguments for ``cbl`` (a mapping).
-            **options: Task options, as for :meth:`options` (but
+            **options: Task options, as for ``options`` (but
                 ``persist``, and the three parameters above).
 
         Returns:
@@ -269,18 +269,18 @@ class BackgroundTaskManager(DiesAtHome, Submission, Delivery, Executors, Registr
         which makes it a fan-in point.  Any thread may call this.
 
         Args:
-            priority: As in :meth:`add_task`.
-            group: As in :meth:`add_task`.
-            upstream_task_ids: As in :meth:`add_task`.
+            priority: As in ``add_task``.
+            group: As in ``add_task``.
+            upstream_task_ids: As in ``add_task``.
             task_kwargs: The result's starting point (a mapping).
-            **options: Task options, as in :meth:`add_task`.
+            **options: Task options, as in ``add_task``.
 
         Returns:
             The task's uid.
 
         Raises:
-            TypeError: as :meth:`add_task`.
-            ValueError: as :meth:`add_task`.
+            TypeError: as ``add_task``.
+            ValueError: as ``add_task``.
             RuntimeError: the manager is shut down.
         """
         return self._add(None, priority, group, upstream_task_ids, None, task_kwargs, options)
@@ -334,7 +334,7 @@ class BackgroundTaskManager(DiesAtHome, Submission, Delivery, Executors, Registr
     def stop_task_group(
         self, group: Hashable, stop_upstream: bool = True, stop_downstream: bool = True
     ) -> None:
-        """Stop every live task of ``group``, as :meth:`stop_task` does.  Any thread.
+        """Stop every live task of ``group``, as ``stop_task`` does.  Any thread.
 
         Args:
             group: The group (any hashable value, ``None`` included).
@@ -347,7 +347,7 @@ class BackgroundTaskManager(DiesAtHome, Submission, Delivery, Executors, Registr
         self._scheduler.stop_group(group, stop_upstream, stop_downstream)
 
     def stop_all_tasks(self) -> None:
-        """Stop every queued and running task, as :meth:`stop_task` does.  Any thread."""
+        """Stop every queued and running task, as ``stop_task`` does.  Any thread."""
         self._scheduler.stop_all()
 
     def shut_down(self, timeout: float | None = None) -> None:
@@ -361,7 +361,7 @@ class BackgroundTaskManager(DiesAtHome, Submission, Delivery, Executors, Registr
 
         Args:
             timeout: Seconds to wait for running tasks; ``None`` uses
-                :attr:`shutdown_timeout`.
+                ``shutdown_timeout``.
 
         Raises:
             ValueError: ``timeout`` is not a non-negative, finite number.
@@ -400,8 +400,8 @@ class BackgroundTaskManager(DiesAtHome, Submission, Delivery, Executors, Registr
 
         For code written against the standard interface, e.g.
         ``loop.run_in_executor(manager.executor(), fn, *args)``.  Its
-        ``submit(fn, /, *args, **kwargs)`` is :meth:`submit`: it returns a
-        :class:`TaskHandle`, a ``concurrent.futures.Future``.  Its
+        ``submit(fn, /, *args, **kwargs)`` is ``submit``: it returns a
+        ``TaskHandle``, a ``concurrent.futures.Future``.  Its
         ``shutdown()`` ends only that view (it accepts no more work, and
         cancels or waits for its own tasks), never the manager.
 
@@ -440,7 +440,7 @@ class BackgroundTaskManager(DiesAtHome, Submission, Delivery, Executors, Registr
 
     @property
     def is_shut_down(self) -> bool:
-        """True once :meth:`shut_down` has run (or started).  Any thread."""
+        """True once ``shut_down`` has run (or started).  Any thread."""
         return self._shut_down
 
     # ------------------------------------------------------------------ internals

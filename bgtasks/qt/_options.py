@@ -1,11 +1,11 @@
 """``TaskOptions`` and ``TaskSubmitter``: task options in a namespace of their own.
 
 ``manager.options(**task_options)`` checks the options once and returns a
-:class:`TaskSubmitter`; its ``submit(fn, /, *args, **kwargs)`` passes every
+``TaskSubmitter``; its ``submit(fn, /, *args, **kwargs)`` passes every
 keyword to ``fn``.  The ``**options`` of ``add_task`` and
-``add_pass_through_task`` become the same :class:`TaskOptions`.  The field
+``add_pass_through_task`` become the same ``TaskOptions``.  The field
 defaults below are the only place the options' defaults are written; each
-value is checked by the rule of :mod:`bgtasks.core._validate`, the
+value is checked by the rule of ``bgtasks.core._validate``, the
 scheduler's ``make_options`` or the manager's executor registry, never here.
 """
 
@@ -35,7 +35,7 @@ T = TypeVar("T")
 class TaskOptions:
     """The options of one task besides ``fn``'s own arguments, as one frozen value.
 
-    Made by :meth:`BackgroundTaskManager.options` (and from ``add_task``'s
+    Made by ``BackgroundTaskManager.options`` (and from ``add_task``'s
     ``**options``); immutable, so any thread may read and share it.
 
     Attributes:
@@ -65,7 +65,7 @@ class TaskOptions:
             nothing more is delivered for them.
         executor: Where ``fn`` runs: ``None``/``"thread"`` (the pool),
             ``"process"``, ``"dask"``, a name given to ``set_executor``, or an
-            :class:`~bgtasks.Executor`.
+            ``Executor``.
         persist: Journal the task in the journal given to ``set_journal``
             (only ``priority``, ``group``, ``upstream_task_ids`` and ``name``
             can be journaled with it).
@@ -235,10 +235,10 @@ def checked(
 class TaskSubmitter:
     """A manager with task options bound: ``manager.options(...).submit(fn, *args, **kwargs)``.
 
-    Made by :meth:`BackgroundTaskManager.options`, which checked the options;
+    Made by ``BackgroundTaskManager.options``, which checked the options;
     immutable, so one submitter can be kept and shared between threads.  Any
     thread may call its methods; the task's signals arrive on the manager's
-    thread, as for :meth:`BackgroundTaskManager.submit`.
+    thread, as for ``BackgroundTaskManager.submit``.
     """
 
     __slots__ = ("_manager", "_options")
@@ -272,10 +272,10 @@ class TaskSubmitter:
 
         Args:
             **task_options: Task options by name, as for
-                :meth:`BackgroundTaskManager.options`.
+                ``BackgroundTaskManager.options``.
 
         Returns:
-            A new :class:`TaskSubmitter`; this one is unchanged.
+            A new ``TaskSubmitter``; this one is unchanged.
 
         Raises:
             TypeError: for a name that is not a task option, or a value of the
@@ -296,7 +296,7 @@ class TaskSubmitter:
             **kwargs: Keyword arguments for ``fn``, whatever their names.
 
         Returns:
-            The task's :class:`~bgtasks.TaskHandle`.
+            The task's ``TaskHandle``.
 
         Raises:
             TypeError: ``fn`` is not callable, or its executor cannot run it.

@@ -4,7 +4,7 @@
 reference to a pool were dropped while a task never returns, whichever thread
 dropped it would hang; if it were dropped by one of the pool's own threads,
 that thread would wait for itself.  So a pool is never freed by accident:
-``_LIVE`` keeps every pool until :func:`release_pool` has seen it idle, and a
+``_LIVE`` keeps every pool until ``release_pool`` has seen it idle, and a
 pool that does not become idle in time is handed to Qt for good instead (its
 threads finish their tasks in the background, and the process can still exit).
 """

@@ -60,7 +60,7 @@ class Registry:
 
         A handle is the outcome of one run: handles taken before keep the
         outcome they had (a future never changes once done); the returned one
-        (and :meth:`handle` from now on) follows the new run.  Any thread;
+        (and ``handle`` from now on) follows the new run.  Any thread;
         its signals arrive on the manager's thread.
 
         Args:
@@ -178,7 +178,7 @@ class Registry:
         Raises:
             TypeError: ``uid`` is not an int.
             KeyError: a uid this manager never issued, or one forgotten (see
-                :attr:`keep_finished`).
+                ``keep_finished``).
         """
         return self._scheduler.state(uid)
 
@@ -189,7 +189,7 @@ class Registry:
             uid: The task's uid.
 
         Returns:
-            Its :class:`~bgtasks.TaskInfo`.
+            Its ``TaskInfo``.
 
         Raises:
             TypeError: ``uid`` is not an int.
@@ -206,7 +206,7 @@ class Registry:
             uids: The tasks' uids.
 
         Returns:
-            A :class:`~bgtasks.TaskInfo` by uid; uids not registered are left out.
+            A ``TaskInfo`` by uid; uids not registered are left out.
         """
         return self._scheduler.infos_of(uids)
 
@@ -218,7 +218,7 @@ class Registry:
             state: Only the tasks in this state (default: every state).
 
         Returns:
-            The tasks' :class:`~bgtasks.TaskInfo`.
+            The tasks' ``TaskInfo``.
 
         Raises:
             TypeError: ``state`` is not a TaskState or None, or ``group`` is

@@ -1,7 +1,7 @@
 """Submitting work: ``submit``, ``options``, handles, the journal hook, and the one
 path every add takes.
 
-A mixin of :class:`bgtasks.BackgroundTaskManager`: it reads the manager's
+A mixin of ``bgtasks.BackgroundTaskManager``: it reads the manager's
 ``_scheduler``, its executor registry (``_remote_call``, ``_mark_used``), its owners
 (``_own``) and its journal.
 """
@@ -64,7 +64,7 @@ class Submission:
         def _own(self, owner: QObject, uid: int) -> None: ...
 
     def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> TaskHandle[T]:
-        """Queue ``fn(*args, **kwargs)`` and return its :class:`~bgtasks.TaskHandle`.
+        """Queue ``fn(*args, **kwargs)`` and return its ``TaskHandle``.
 
         Every keyword argument goes to ``fn``, whatever its name
         (``submit(fn, timeout=3)`` calls ``fn(timeout=3)``).  To give the task
@@ -91,10 +91,10 @@ class Submission:
     def options(self, **task_options: Any) -> TaskSubmitter:
         """Bind task options: ``manager.options(priority=5).submit(fn, *args, **kwargs)``.
 
-        The options are checked here, once; the returned :class:`TaskSubmitter`
+        The options are checked here, once; the returned ``TaskSubmitter``
         is immutable and may be kept and reused from any thread.  Its
         ``options(**more)`` returns a new one with ``more`` merged in (later wins).
-        Any thread may call this.  The options (see :class:`TaskOptions`):
+        Any thread may call this.  The options (see ``TaskOptions``):
 
         * ``priority``, ``group``, ``upstream_task_ids``: as in ``add_task``.
         * ``name``: shown in ``info`` and graphs (default: the function's name).
@@ -109,7 +109,7 @@ class Submission:
         * ``timeout``: seconds from start; then it is asked to stop, and ends
           FAILED with ``TimeoutError``.
         * ``resources``: e.g. ``{"disk": 1}``; at most the limit set by
-          :meth:`set_resource_limit` runs at once, whatever ``max_threads`` is.
+          ``set_resource_limit`` runs at once, whatever ``max_threads`` is.
         * ``on_upstream_failure``: ``"fail"`` (default, as the seed) or
           ``"cancel"``; a cancelled upstream always cancels.
         * ``exclusive``: cancel the group's older tasks that have not started
@@ -117,13 +117,13 @@ class Submission:
         * ``owner``: a QObject; when it is destroyed its tasks are cancelled
           and nothing more is delivered for them.
         * ``executor``: where ``fn`` runs: ``None``/``"thread"`` (the pool),
-          ``"process"`` (worker processes, :class:`bgtasks.executors.processes.ProcessExecutor`),
-          ``"dask"`` (:class:`bgtasks.executors.dask.DaskExecutor`), another name
-          given to :meth:`set_executor`, or an :class:`Executor`.  Everything
+          ``"process"`` (worker processes, ``bgtasks.executors.processes.ProcessExecutor``),
+          ``"dask"`` (``bgtasks.executors.dask.DaskExecutor``), another name
+          given to ``set_executor``, or an ``Executor``.  Everything
           else (signals, dependencies, cancel, handles) stays the same; the
           executor refuses at ``submit`` what it cannot run (``TypeError``).
-        * ``persist``: journal the task in the :class:`bgtasks.persistence.TaskJournal`
-          given to :meth:`set_journal`, so it survives a crash or a restart
+        * ``persist``: journal the task in the ``bgtasks.persistence.TaskJournal``
+          given to ``set_journal``, so it survives a crash or a restart
           (``journal.options`` has more: ``enduring``, ``store_result``).
           Only ``priority``, ``group``, ``upstream_task_ids`` and ``name`` are
           journaled; other options are refused with ``persist=True``.
@@ -136,7 +136,7 @@ class Submission:
             **task_options: The task options above, by name.
 
         Returns:
-            A :class:`TaskSubmitter` bound to this manager and these options.
+            A ``TaskSubmitter`` bound to this manager and these options.
 
         Raises:
             TypeError: a name that is not a task option (the message lists
@@ -227,7 +227,7 @@ class Submission:
         """Journal tasks submitted with ``options(persist=True)`` in ``journal``.  Any thread.
 
         Args:
-            journal: A :class:`bgtasks.persistence.TaskJournal` of this manager.
+            journal: A ``bgtasks.persistence.TaskJournal`` of this manager.
 
         Raises:
             TypeError: ``journal`` is not a TaskJournal.
@@ -241,7 +241,7 @@ class Submission:
         self._journal = journal
 
     def handle(self, uid: int) -> TaskHandle[Any]:
-        """A :class:`TaskHandle` for a task added with ``add_task``.  Any thread.
+        """A ``TaskHandle`` for a task added with ``add_task``.  Any thread.
 
         Take it before the task ends to get its result: a completed task's
         result is dropped once ``task_completed`` has delivered it.  Callbacks

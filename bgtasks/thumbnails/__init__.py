@@ -1,7 +1,7 @@
 """Thumbnails: decode images in the background, visible rows first.
 
 ``ThumbnailLoader`` decodes an image file to a small ``QImage`` in a worker of
-a :class:`~bgtasks.BackgroundTaskManager` and converts it to a ``QPixmap`` on
+a ``BackgroundTaskManager`` and converts it to a ``QPixmap`` on
 the UI thread; repeats come from a byte-bounded cache, and requests for a path
 in flight share one decode.  ``loader.attach_view(view)`` loads the rows in the
 viewport first and cancels the queued ones scrolled far away.
@@ -9,17 +9,17 @@ viewport first and cancels the queued ones scrolled far away.
 thumbnail: ``view.setModel(ThumbnailModel(paths, loader))``.
 
 Threads: everything here belongs to the UI thread (the loader's thread), and
-every signal is emitted there, except :func:`decode_thumbnail`, which any
+every signal is emitted there, except ``decode_thumbnail``, which any
 thread may call (it makes ``QImage`` objects only).
 
 The modules, each importing only the ones listed before it:
 
-* ``_view_tracker``: :class:`ViewTracker`, which rows of a view are on
+* ``_view_tracker``: ``ViewTracker``, which rows of a view are on
   screen and which are near (it knows nothing of the loader);
-* ``_loader``: decoding (:func:`decode_thumbnail`, the worker's task) and
-  :class:`ThumbnailLoader` (requests, outcomes, attached views; its cache
+* ``_loader``: decoding (``decode_thumbnail``, the worker's task) and
+  ``ThumbnailLoader`` (requests, outcomes, attached views; its cache
   in the mixin ``_Cache``);
-* ``_model``: :class:`ThumbnailModel`, the item model over a loader.
+* ``_model``: ``ThumbnailModel``, the item model over a loader.
 """
 
 from __future__ import annotations

@@ -1,14 +1,14 @@
 """The thumbnail loader: decode images in workers, deliver pixmaps on the UI thread.
 
 ``ThumbnailLoader`` decodes an image file to a small ``QImage`` in a worker of
-a :class:`~bgtasks.BackgroundTaskManager` (:func:`decode_thumbnail`:
+a ``BackgroundTaskManager`` (``decode_thumbnail``:
 ``QImageReader`` with a scaled size, so JPEGs decode at a fraction of their
 resolution) and converts it to a ``QPixmap`` on the UI thread, where pixmaps
 must be made.  Repeats are answered from a byte-bounded LRU cache of pixmaps
 without any task; a request for a path already in flight attaches to it (the
 manager's ``key=``), so ten requests mean one decode.
 
-``attach_view(view)`` gives the view a :class:`ViewTracker`, which reports
+``attach_view(view)`` gives the view a ``ViewTracker``, which reports
 the rows in the viewport after each scroll, resize or model change; the loader
 requests them with a priority above everything requested before, and cancels
 the queued requests the view asked for that lie more than ``keep_screens``
@@ -16,7 +16,7 @@ screens away, so the first screen loads first and a fast scroll does not
 decode what is never shown.
 
 Threads: every method belongs to the thread the loader lives in (the UI
-thread), and every signal is emitted there.  Only :func:`decode_thumbnail`
+thread), and every signal is emitted there.  Only ``decode_thumbnail``
 runs in workers; it makes ``QImage`` objects only.
 """
 
@@ -130,7 +130,7 @@ class _Request:
 class _Cache:
     """The loader's byte-bounded LRU cache of pixmaps and its remembered failures.
 
-    A mixin of :class:`ThumbnailLoader` (which sets these attributes); UI thread.
+    A mixin of ``ThumbnailLoader`` (which sets these attributes); UI thread.
     """
 
     cache_bytes: int
@@ -214,15 +214,15 @@ class ThumbnailLoader(DiesAtHome, _Cache, QObject):
           ``size``, aspect kept.  Emitted on the loader's thread.
         * ``thumbnail_failed(path, message)``: missing, broken or unsupported file;
           ``message`` names the path and ``QImageReader``'s error.  Failures
-          are remembered (:meth:`error`) and not retried until :meth:`forget`.
+          are remembered (``error``) and not retried until ``forget``.
           Emitted on the loader's thread.
 
-    The tasks are in one group of ``manager`` (:attr:`group`) and owned by the
+    The tasks are in one group of ``manager`` (``group``) and owned by the
     loader: deleting it cancels them.  Create and use it on the UI thread (the
     manager's thread): every method belongs to it.
 
     Args:
-        manager: The :class:`~bgtasks.BackgroundTaskManager` whose workers decode.
+        manager: The ``BackgroundTaskManager`` whose workers decode.
         size: The largest thumbnail size (default 128x128).
         cache_bytes: Bytes of pixmaps the cache keeps (width * height * 4 each).
         parent: The loader's QObject parent, if any.
@@ -324,7 +324,7 @@ class ThumbnailLoader(DiesAtHome, _Cache, QObject):
 
         Args:
             path: The image file.
-            priority: The request's priority (default :attr:`default_priority`).
+            priority: The request's priority (default ``default_priority``).
 
         Returns:
             The uid of the request's task, or None if answered at once.
@@ -499,7 +499,7 @@ class ThumbnailLoader(DiesAtHome, _Cache, QObject):
 
         List, table and icon views lay rows out in order, which the viewport
         search relies on.  Detached when the view is destroyed, or with
-        :meth:`detach_view`.  UI thread; attaching a view twice does nothing.
+        ``detach_view``.  UI thread; attaching a view twice does nothing.
 
         Args:
             view: The view, on the loader's thread.
@@ -523,7 +523,7 @@ class ThumbnailLoader(DiesAtHome, _Cache, QObject):
         """Stop following ``view`` (and forget trackers whose view was destroyed).  UI thread.
 
         Args:
-            view: A view given to :meth:`attach_view`; another one is ignored.
+            view: A view given to ``attach_view``; another one is ignored.
         """
         for tracker in list(self._trackers):
             if tracker.view is view or tracker.view is None:
@@ -540,7 +540,7 @@ class ThumbnailLoader(DiesAtHome, _Cache, QObject):
         return [view for view in (t.view for t in self._trackers) if view is not None]
 
     def view_tracker(self, view: QAbstractItemView) -> ViewTracker | None:
-        """The :class:`ViewTracker` following ``view``, or None if it is not attached.
+        """The ``ViewTracker`` following ``view``, or None if it is not attached.
 
         UI thread; the tracker's attributes (what it found visible and near at
         its last update) are for reading.

@@ -1,6 +1,6 @@
 """The thumbnail model: a list model over image paths whose decoration is the thumbnail.
 
-It answers from its :class:`~bgtasks.thumbnails.ThumbnailLoader`'s cache and
+It answers from its ``ThumbnailLoader``'s cache and
 announces each arrival with ``dataChanged``; it loads nothing itself except,
 when no view is attached to the loader, the rows a view asks to paint.
 

@@ -3,7 +3,7 @@
 A ``ViewTracker`` watches one view (scroll bars, viewport resize and show,
 model changes), and after a short debounce finds the rows in the viewport and
 the rows within ``keep_screens`` screens of it, then hands both path lists to
-the ``changed`` callback it was given (a :class:`~bgtasks.thumbnails.ThumbnailLoader`
+the ``changed`` callback it was given (a ``ThumbnailLoader``
 requests the visible paths and cancels what is no longer near).  The tracker
 knows nothing of the loader: it is given how far to keep (``keep_screens()``)
 and whom to tell (``changed``), so it imports nothing of the package.
@@ -35,10 +35,10 @@ _MODEL_SIGNALS = ("modelReset", "rowsInserted", "rowsRemoved", "rowsMoved", "lay
 class ViewTracker(DiesAtHome, QObject):
     """Follows one view and reports its visible and nearby paths.  UI thread only.
 
-    Made by :meth:`ThumbnailLoader.attach_view
-    <bgtasks.thumbnails.ThumbnailLoader.attach_view>` and found with its
-    ``view_tracker(view)``.  Read, on the UI thread: :attr:`visible`,
-    :attr:`keep`, :attr:`flings`, :attr:`view`; :attr:`debounce_ms` may be set.
+    Made by ``ThumbnailLoader.attach_view
+    <bgtasks.thumbnails.ThumbnailLoader.attach_view>`` and found with its
+    ``view_tracker(view)``.  Read, on the UI thread: ``visible``,
+    ``keep``, ``flings``, ``view``; ``debounce_ms`` may be set.
 
     Args:
         view: The view it follows.
@@ -100,7 +100,7 @@ class ViewTracker(DiesAtHome, QObject):
     @property
     def flings(self) -> int:
         """How many updates only cancelled, because the view was flung past a
-        screen (see :meth:`update_now`).  UI thread."""
+        screen (see ``update_now``).  UI thread."""
         return self._flings
 
     @property

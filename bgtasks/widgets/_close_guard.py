@@ -77,7 +77,7 @@ class CloseGuard(DiesAtHome, QObject):
     Installed as an event filter on ``window`` (and parented to it unless
     ``parent`` is given).  When the window gets a close event while
     *important* tasks are PENDING, QUEUED, RUNNING or CANCELLING, the guard
-    calls ``self.ask(window, tasks)``, which returns a :class:`CloseChoice`:
+    calls ``self.ask(window, tasks)``, which returns a ``CloseChoice``:
 
     * ``CANCEL_AND_QUIT``: ``manager.stop_all_tasks()``, and the window closes
       (unimportant tasks are stopped too: the application is going away).
@@ -97,11 +97,11 @@ class CloseGuard(DiesAtHome, QObject):
     emits nothing more).
 
     **Unimportant tasks** never hold a window open: tasks of a group given
-    to :meth:`ignore_group`, tasks whose name was given to
-    :meth:`ignore_name`, and tasks for which ``is_important(info)`` (a
+    to ``ignore_group``, tasks whose name was given to
+    ``ignore_name``, and tasks for which ``is_important(info)`` (a
     replaceable callable, default: always True) returns False.
 
-    ``ask`` defaults to :func:`ask_with_message_box`; assign any callable
+    ``ask`` defaults to ``ask_with_message_box``; assign any callable
     with that signature (tests do).  ``progress_dialog_factory(window)``
     builds the wait dialog.  Signals: ``answered(CloseChoice)`` after each
     question, ``wait_finished(bool)`` when a wait ends (True: the tasks
@@ -150,7 +150,7 @@ class CloseGuard(DiesAtHome, QObject):
         self._ignored_groups.add(group)
 
     def unignore_group(self, group: Hashable) -> None:
-        """Undo :meth:`ignore_group`.  GUI thread.
+        """Undo ``ignore_group``.  GUI thread.
 
         Args:
             group: A task group.
@@ -166,7 +166,7 @@ class CloseGuard(DiesAtHome, QObject):
         self._ignored_names.add(name)
 
     def unignore_name(self, name: str) -> None:
-        """Undo :meth:`ignore_name`.  GUI thread.
+        """Undo ``ignore_name``.  GUI thread.
 
         Args:
             name: A task name.

@@ -1,4 +1,4 @@
-"""The columns and roles of :class:`~bgtasks.widgets.TaskModel`: what each cell answers.
+"""The columns and roles of ``TaskModel``: what each cell answers.
 
 Plain functions of a row's snapshot, called from the model's ``data()`` and
 ``multiData()`` (the views' hottest calls: no more than one Python call per

@@ -1,4 +1,4 @@
-"""``TaskFilterProxy``: the :class:`~bgtasks.widgets.TaskMonitor`'s filter by
+"""``TaskFilterProxy``: the ``TaskMonitor``'s filter by
 group, state and text.  GUI thread only."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ ANY_GROUP: Any = object()
 
 
 class TaskFilterProxy(DiesAtHome, QSortFilterProxyModel):
-    """Filters a :class:`TaskModel` by group, state and text.
+    """Filters a ``TaskModel`` by group, state and text.
 
     The text matches, case-insensitively, a task's name, group, message or
     error.  Group rows (grouped mode) show while one of their tasks does.

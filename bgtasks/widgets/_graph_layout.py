@@ -1,4 +1,4 @@
-"""Where :class:`~bgtasks.widgets.TaskGraphView` puts its nodes and arrows.
+"""Where ``TaskGraphView`` puts its nodes and arrows.
 
 Pure geometry of task snapshots, no Qt: a column per layer (the longest
 path from a root); in a column, nodes sorted by the mean height of their

@@ -77,7 +77,7 @@ class TaskNodeItem(QGraphicsItem):
         return self.info.state
 
     def colour(self) -> QColor:
-        """The fill colour of its state (:data:`STATE_COLOURS`).  GUI thread."""
+        """The fill colour of its state (``STATE_COLOURS``).  GUI thread."""
         return STATE_COLOURS[self.info.state]
 
     def title(self) -> str:
@@ -236,7 +236,7 @@ class TaskGraphView(DiesAtHome, QGraphicsView):
     Nodes are kept per uid across refreshes (selection survives).
 
     Zoom: Ctrl+wheel, ``+``/``-`` (``=`` too), ``0`` or ``F`` fits the graph in
-    view (:meth:`fit_to_view`).  Until the user zooms, every refresh fits.
+    view (``fit_to_view``).  Until the user zooms, every refresh fits.
 
     A shut-down manager emits nothing more: while live nodes are shown a slow
     watch timer looks at ``manager.is_shut_down``; once it is, the live nodes

@@ -51,7 +51,7 @@ class TaskStatusIndicator(DiesAtHome, QWidget):
       with ``hide_when_idle = True`` the whole widget hides instead.
     * **Activation**: a left click, or Space/Enter/Return while it has focus,
       emits ``clicked`` and shows and raises the widget given to
-      :meth:`set_monitor`, if any.
+      ``set_monitor``, if any.
     * **Shut down**: the manager emits nothing after ``shut_down()``; each
       refresh looks at ``manager.is_shut_down`` (or whether the manager's
       QObject was deleted).  Then the label reads ``"Shut down · 2
@@ -146,7 +146,7 @@ class TaskStatusIndicator(DiesAtHome, QWidget):
         """Show and raise ``widget`` on activation.  GUI thread.
 
         Args:
-            widget: The widget to show (a :class:`TaskMonitor`, say); None: only emit
+            widget: The widget to show (a ``TaskMonitor``, say); None: only emit
                 ``clicked``.
         """
         self._monitor = widget

@@ -20,7 +20,7 @@ rows still stopping a few times a second until the registry says they
 ended, for ``shutdown_poll_limit`` seconds at most, and stops for good.
 
 The parts live in their own modules: the rows in ``_rows`` (a
-:class:`~._rows.RowStore`), the Qt item-model methods over them in
+``RowStore``), the Qt item-model methods over them in
 ``_row_model`` (the base class), what a cell answers in ``_columns``, the
 recorded changes and the fetch in ``_pending``, removing rows in
 ``_removals``, the edits that tell the views in ``_row_edits``, and the
@@ -48,19 +48,19 @@ from ._shutdown import SHUTDOWN_POLL_INTERVAL, WATCH_INTERVAL, manager_is_shut_d
 
 
 class TaskModel(DiesAtHome, RowModel):
-    """Tasks of one :class:`~bgtasks.BackgroundTaskManager` as rows.
+    """Tasks of one ``BackgroundTaskManager`` as rows.
 
     Columns: name, group, state, progress, message, elapsed time, error
-    (numbered :attr:`NameColumn` … :attr:`ErrorColumn`).  A
+    (numbered ``NameColumn`` … ``ErrorColumn``).  A
     flat table, or with ``grouped=True`` a tree with one row per group (in the
     order groups first appeared) and the group's tasks below it.  Empty groups
     disappear.
 
-    Besides the display roles, each task cell answers :attr:`UidRole` (int),
-    :attr:`StateRole` (:class:`~bgtasks.TaskState`), :attr:`ProgressRole`
-    (float in 0..1), :attr:`TracebackRole` (str), :attr:`InfoRole` (the
-    :class:`~bgtasks.TaskInfo` snapshot), :attr:`GroupRole` (the group value)
-    and :attr:`SortRole` (a value that sorts naturally).  Group rows answer
+    Besides the display roles, each task cell answers ``UidRole`` (int),
+    ``StateRole`` (``TaskState``), ``ProgressRole``
+    (float in 0..1), ``TracebackRole`` (str), ``InfoRole`` (the
+    ``TaskInfo`` snapshot), ``GroupRole`` (the group value)
+    and ``SortRole`` (a value that sorts naturally).  Group rows answer
     ``None`` for the task roles, their group for ``GroupRole`` and the
     fraction of finished tasks for ``ProgressRole``.
 
@@ -152,7 +152,7 @@ class TaskModel(DiesAtHome, RowModel):
 
     def apply_pass(self) -> None:
         """Run one pass now, as the timer does: within ``pass_budget`` seconds and
-        ``max_items_per_pass`` tasks (:meth:`flush` ignores both).  Manager's thread only."""
+        ``max_items_per_pass`` tasks (``flush`` ignores both).  Manager's thread only."""
         self._apply()
 
     def flush(self) -> None:

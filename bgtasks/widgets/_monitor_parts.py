@@ -1,4 +1,4 @@
-"""The parts of a :class:`~bgtasks.widgets.TaskMonitor`, each built by a small
+"""The parts of a ``TaskMonitor``, each built by a small
 function: the filter bar, the task view, the action bar, the traceback pane
 and the keyboard shortcuts.  The monitor lays them out and wires them.
 

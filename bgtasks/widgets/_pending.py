@@ -1,4 +1,4 @@
-"""The changes a :class:`~bgtasks.widgets.TaskModel` recorded from the
+"""The changes a ``TaskModel`` recorded from the
 manager's signals and not applied yet, and the fetch that applies inserts
 and refreshes.
 

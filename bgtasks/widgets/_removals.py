@@ -1,4 +1,4 @@
-"""The rows a :class:`~bgtasks.widgets.TaskModel` was told to remove, and
+"""The rows a ``TaskModel`` was told to remove, and
 removing them in blocks.
 
 A block is contiguous rows of one parent, one ``beginRemoveRows`` each.
@@ -22,7 +22,7 @@ MIN_CHUNK = 64
 
 
 class Removals:
-    """The uids whose rows are to go (``uids``), applied by :meth:`apply`."""
+    """The uids whose rows are to go (``uids``), applied by ``apply``."""
 
     def __init__(self) -> None:
         self.uids: set[int] = set()

@@ -1,7 +1,7 @@
-"""Edits of a :class:`~bgtasks.widgets.TaskModel`'s rows that tell its views:
+"""Edits of a ``TaskModel``'s rows that tell its views:
 inserting snapshots, changed ranges, and removing an empty group row.
 
-Functions of the model and its :class:`~._rows.RowStore`: each wraps a
+Functions of the model and its ``RowStore``: each wraps a
 store change in Qt's ``begin…``/``end…`` calls, or emits ``dataChanged``
 once per contiguous range.  GUI thread only, as the model.
 """

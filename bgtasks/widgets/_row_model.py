@@ -1,8 +1,8 @@
-"""``RowModel``: the Qt item-model face of a :class:`~._rows.RowStore`.
+"""``RowModel``: the Qt item-model face of a ``RowStore``.
 
 It answers Qt (index, parent, row counts, cell data) from the store's
 containers, with no call per row beyond Qt's own, and reads the rows for
-the public accessors.  :class:`~bgtasks.widgets.TaskModel` derives from it
+the public accessors.  ``TaskModel`` derives from it
 and keeps the store in step with a manager.
 
 GUI thread only: the model's thread.
@@ -56,8 +56,8 @@ _ROOT = QModelIndex()  # the invalid index: the parent of top rows
 
 
 class RowModel(QAbstractItemModel):
-    """Task rows (and group rows, with ``grouped``) of a :class:`~._rows.RowStore`
-    as a Qt item model; see :class:`~bgtasks.widgets.TaskModel` for the
+    """Task rows (and group rows, with ``grouped``) of a ``RowStore``
+    as a Qt item model; see ``TaskModel`` for the
     columns and roles.  GUI thread only."""
 
     UidRole = UID_ROLE

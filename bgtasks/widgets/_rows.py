@@ -1,4 +1,4 @@
-"""The row store of :class:`~bgtasks.widgets.TaskModel`: its task and group rows.
+"""The row store of ``TaskModel``: its task and group rows.
 
 Plain Python, no Qt: the model calls these methods between its
 ``begin…Rows`` and ``end…Rows`` calls, and reads the containers directly
