@@ -7,6 +7,7 @@ import os
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Hashable
+from threading import get_ident
 from typing import Any
 
 from ._checks import _check_args, _check_kwargs, _check_name, _check_upstream
@@ -241,7 +242,9 @@ class Scheduler(
             if task is None:
                 self._active -= 1
             self._flush_wake()
-        if self._grave or self._deferred:
+        # A worker never buries (only the owner's thread does): skip _after()
+        # and its calls unless there is something this thread may do.
+        if self._deferred or (self._grave and get_ident() == self._owner_ident):
             self._after()
         return task
 
@@ -252,7 +255,9 @@ class Scheduler(
             if task is None:
                 self._active -= 1
             self._flush_wake()
-        if self._grave or self._deferred:
+        # A worker never buries (only the owner's thread does): skip _after()
+        # and its calls unless there is something this thread may do.
+        if self._deferred or (self._grave and get_ident() == self._owner_ident):
             self._after()
         return task
 
@@ -317,7 +322,9 @@ class Scheduler(
                 self._wake()
         if spawn:
             self._spawn(spawn)
-        if self._grave or self._deferred:
+        # A worker never buries (only the owner's thread does): skip _after()
+        # and its calls unless there is something this thread may do.
+        if self._deferred or (self._grave and get_ident() == self._owner_ident):
             self._after()
         return nxt
 
