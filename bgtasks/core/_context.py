@@ -115,6 +115,32 @@ class TaskContextProtocol(Protocol):
         ...
 
 
+class SentTaskIdentity:
+    """``uid``, ``group`` and ``priority`` of a task whose context lives in another
+    process (a process worker, a Dask worker): copies made when the task was sent.
+    """
+
+    _uid: int
+    _group: Any
+    _priority: float
+
+    @property
+    def uid(self) -> int:
+        """The task's uid.  Any thread."""
+        return self._uid
+
+    @property
+    def group(self) -> Any:
+        """The task's group (None, or its repr on Dask, if it could not be sent
+        to this process).  Any thread."""
+        return self._group
+
+    @property
+    def priority(self) -> float:
+        """The task's priority when it was sent.  Any thread."""
+        return self._priority
+
+
 class TaskContext:
     """The running task's view of its manager: a ``TaskContextProtocol``.
 

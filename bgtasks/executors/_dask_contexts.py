@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..core import _context
-from ..core._context import progress_fraction
+from ..core._context import SentTaskIdentity, progress_fraction
 from ..core._errors import TaskCancelled
 from ..core._validate import check_seconds
 
@@ -128,7 +128,7 @@ class LocalContext:
         return False if self._ended else self._context.update_settings()
 
 
-class RemoteContext:
+class RemoteContext(SentTaskIdentity):
     """``current_task()`` in a Dask worker process: progress and status travel as events,
     ``cancelled`` follows the Dask future; settings are not forwarded (``settings`` stays
     None, ``update_settings()`` returns False)."""
@@ -140,19 +140,6 @@ class RemoteContext:
         self._sent_at = 0.0
         self.last_progress: tuple[float, str | None] | None = None
         self._worker = distributed.get_worker()
-
-    @property
-    def uid(self) -> int:
-        return self._uid
-
-    @property
-    def group(self) -> Any:
-        """The task's group, or its repr if it could not travel to this process."""
-        return self._group
-
-    @property
-    def priority(self) -> float:
-        return self._priority
 
     @property
     def cancelled(self) -> bool:

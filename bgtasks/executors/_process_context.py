@@ -14,7 +14,7 @@ import time
 from multiprocessing.connection import Connection
 from typing import Any
 
-from ..core._context import progress_fraction
+from ..core._context import SentTaskIdentity, progress_fraction
 from ..core._errors import TaskCancelled
 from ..core._validate import TIMEOUT_MAX, check_seconds
 
@@ -34,7 +34,7 @@ class Channel:
             self.conn.send_bytes(data)
 
 
-class WorkerContext:
+class WorkerContext(SentTaskIdentity):
     """What ``bgtasks.current_task()`` returns inside a worker process.
 
     A ``bgtasks.TaskContextProtocol``, as ``bgtasks.TaskContext`` is:
@@ -56,19 +56,6 @@ class WorkerContext:
         self._pending: tuple[float, str | None] | None = None
         self._sent_at = 0.0
         self.active = True
-
-    @property
-    def uid(self) -> int:
-        return self._uid
-
-    @property
-    def group(self) -> Any:
-        """The task's group (None if it could not be sent to the worker)."""
-        return self._group
-
-    @property
-    def priority(self) -> float:
-        return self._priority
 
     @property
     def cancelled(self) -> bool:

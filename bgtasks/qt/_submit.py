@@ -278,9 +278,7 @@ class Submission:
         if not options or options is DEFAULT_OPTIONS:  # the common case: no task options
             return scheduler.add(fn, priority, group, upstream, args, kwargs, handle=handle)
         if not isinstance(options, TaskOptions):  # add_task's **options
-            if options.get("executor") in (None, "thread"):
-                return self._add_keywords(fn, priority, group, upstream, args, kwargs, options)
-            return self._add_routed(fn, priority, group, upstream, args, kwargs, options)
+            return self._add_keywords(fn, priority, group, upstream, args, kwargs, options)
         if options.scheduled is None:
             options = self._checked(options)
         opts = options.scheduled
@@ -304,8 +302,22 @@ class Submission:
         kwargs: Any,
         options: Mapping[str, Any],
     ) -> int:
-        """add_task's keyword options on a thread: checked as ``options()`` checks
-        them, without building a ``TaskOptions`` (the per-call cost of keyed work)."""
+        """add_task's keyword options, checked as ``options()`` checks them.
+
+        On a thread (the common case) without building a ``TaskOptions``: that
+        is the per-call cost of keyed work.  Naming an executor, ``fn`` runs there.
+        """
+        executor = options.get("executor")
+        if executor not in (None, "thread"):
+            args = () if args is None else args
+            kwargs = {} if kwargs is None else kwargs
+            checked_options = self._checked(TaskOptions.of(options))
+            assert fn is not None  # add_task has a callable
+            call, checked_options = self._route(fn, args, kwargs, checked_options, executor)
+            uid = self._add(call, priority, group, upstream, args, kwargs, checked_options)
+            if isinstance(executor, str):
+                self._mark_used(executor)
+            return uid
         _check_names(options, _ADD_TASK_NAMES)
         rest = dict(options)
         owner = rest.pop("owner", None)
@@ -323,26 +335,4 @@ class Submission:
         )
         if owner is not None:
             self._own(owner, uid)
-        return uid
-
-    def _add_routed(
-        self,
-        fn: Callable[..., Any] | None,
-        priority: Any,
-        group: Any,
-        upstream: Any,
-        args: Any,
-        kwargs: Any,
-        options: Mapping[str, Any],
-    ) -> int:
-        """add_task's keyword options naming an executor: ``fn`` runs there."""
-        args = () if args is None else args
-        kwargs = {} if kwargs is None else kwargs
-        checked_options = self._checked(TaskOptions.of(options))
-        executor = checked_options.executor
-        assert fn is not None and executor is not None  # add_task has a callable
-        call, checked_options = self._route(fn, args, kwargs, checked_options, executor)
-        uid = self._add(call, priority, group, upstream, args, kwargs, checked_options)
-        if isinstance(executor, str):
-            self._mark_used(executor)
         return uid
