@@ -308,7 +308,7 @@ class Submission:
         is the per-call cost of keyed work.  Naming an executor, ``fn`` runs there.
         """
         executor = options.get("executor")
-        if executor not in (None, "thread"):
+        if executor is not None and executor != "thread":
             args = () if args is None else args
             kwargs = {} if kwargs is None else kwargs
             checked_options = self._checked(TaskOptions.of(options))
@@ -318,8 +318,10 @@ class Submission:
             if isinstance(executor, str):
                 self._mark_used(executor)
             return uid
-        _check_names(options, _ADD_TASK_NAMES)
-        rest = dict(options)
+        if not options.keys() <= _ADD_TASK_NAMES:
+            _check_names(options, _ADD_TASK_NAMES)
+        # add_task's own **options dict: popped in place (nobody else holds it)
+        rest: dict[str, Any] = options if type(options) is dict else dict(options)
         owner = rest.pop("owner", None)
         exclusive = rest.pop("exclusive", False)
         name = rest.pop("name", None)
@@ -328,7 +330,8 @@ class Submission:
             _check_name(name)
         if exclusive is not False:
             check_bool("exclusive", exclusive)
-        _check_owner(owner)
+        if owner is not None:
+            _check_owner(owner)
         opts = self._scheduler.make_options(**rest)
         uid = self._scheduler.add(
             fn, priority, group, upstream, args, kwargs, opts, name, exclusive, None
