@@ -45,6 +45,7 @@ from ..core import (
 from . import _pool
 from ._delivery import WAKE, Delivery
 from ._executors import Executors
+from ._flat import flatten_mixins
 from ._futures import ManagerExecutor
 from ._home_thread import DiesAtHome
 from ._qt_types import create_loaded_qt_types
@@ -72,6 +73,7 @@ _START_HINT = "call start_processing(), or pass start_processing=True"
 _LIVE_MANAGERS: weakref.WeakSet[BackgroundTaskManager] = weakref.WeakSet()
 
 
+@flatten_mixins
 class BackgroundTaskManager(DiesAtHome, Submission, Delivery, Executors, Registry, QObject):
     """Runs tasks in a private thread pool and reports on the manager's thread.
 

@@ -35,6 +35,7 @@ from ..core._context import current_task
 from ..core._errors import BgTasksError
 from ..core._handle import TaskHandle
 from ..core._validate import check_count, check_priority
+from ..qt._flat import flatten_mixins
 from ..qt._home_thread import DiesAtHome
 from ._view_tracker import ViewTracker
 
@@ -206,6 +207,7 @@ class _Cache:
             self._cached_bytes -= freed
 
 
+@flatten_mixins
 class ThumbnailLoader(DiesAtHome, _Cache, QObject):
     """Decodes thumbnails in a manager's workers, delivers pixmaps on the UI thread.
 

@@ -38,6 +38,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
+from ..qt._flat import flatten_mixins
 from ..qt._home_thread import DiesAtHome
 from ..qt._manager import BackgroundTaskManager
 from ._columns import ELAPSED
@@ -47,6 +48,7 @@ from ._row_model import RowModel
 from ._shutdown import SHUTDOWN_POLL_INTERVAL, WATCH_INTERVAL, manager_is_shut_down
 
 
+@flatten_mixins
 class TaskModel(DiesAtHome, RowModel):
     """Tasks of one ``BackgroundTaskManager`` as rows.
 
