@@ -716,6 +716,10 @@ class Report:
     def row(self, *cells: object) -> None:
         self.w("| " + " | ".join(str(c) for c in cells) + " |")
 
+    def pass_row(self, label: str, ok: bool, passed: str = "yes") -> None:
+        """A target that holds or does not: ``passed`` or "NO", and the verdict."""
+        self.row(label, passed if ok else "NO", self.target(ok))
+
     def med_rate(self, name: str) -> float:
         runs = self.res["throughput"].get(name, [])
         return median([f.rate for f in runs]) if runs and all(f.ok for f in runs) else 0.0
@@ -931,10 +935,10 @@ class Report:
             f"{max(f.windows, default=0)} with the end-of-task delivery)",
             target(bool(f.steady) and max_steady <= TARGET_PROGRESS_RATE),
         )
-        row(
+        self.pass_row(
             "progress flood: final progress 1.0 of every task, before its `task_completed`",
-            "all tasks" if f.ok else "NO",
-            target(f.ok),
+            f.ok,
+            "all tasks",
         )
 
     def other_targets(self) -> None:
@@ -966,11 +970,7 @@ class Report:
             "information",
         )
         self.throughput_targets()
-        row(
-            "every result right (all checks above)",
-            "yes" if self.correct else "NO",
-            target(self.correct),
-        )
+        self.pass_row("every result right (all checks above)", self.correct)
 
     def throughput_targets(self) -> None:
         row, target, med_rate = self.row, self.target, self.med_rate
