@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
+from ..core._immutable import Immutable
 from .codec import RECORD_COLUMNS, check_group, check_priority, decode_record, to_json
 from .records import JournalRecord, RestoreReport
 from .registry import function_name
@@ -460,7 +461,7 @@ class JournalOptions:
         return options
 
 
-class JournalSubmitter:
+class JournalSubmitter(Immutable):
     """A journal with task options bound: ``journal.options(...).submit(fn, *args, **kwargs)``.
 
     Made by ``TaskJournal.options``; immutable, so it can be kept and
@@ -481,9 +482,6 @@ class JournalSubmitter:
         """
         object.__setattr__(self, "_journal", journal)
         object.__setattr__(self, "_options", options)
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"JournalSubmitter is immutable: cannot set {name!r}")
 
     @property
     def task_options(self) -> JournalOptions:

@@ -17,6 +17,7 @@ from collections.abc import Callable, Hashable, Mapping
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from ..core._checks import _check_name, _check_upstream
+from ..core._immutable import Immutable
 from ..core._validate import check_bool, check_hashable, check_priority
 
 if TYPE_CHECKING:
@@ -232,7 +233,7 @@ def checked(
     return result
 
 
-class TaskSubmitter:
+class TaskSubmitter(Immutable):
     """A manager with task options bound: ``manager.options(...).submit(fn, *args, **kwargs)``.
 
     Made by ``BackgroundTaskManager.options``, which checked the options;
@@ -255,12 +256,6 @@ class TaskSubmitter:
         """
         object.__setattr__(self, "_manager", manager)
         object.__setattr__(self, "_options", options)
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"TaskSubmitter is immutable: cannot set {name!r}")
-
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"TaskSubmitter is immutable: cannot delete {name!r}")
 
     @property
     def task_options(self) -> TaskOptions:
