@@ -11,16 +11,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:  # an optional extra: typed as Any whether it is installed or not
-    distributed: Any
-else:
-    try:
-        import distributed
-        import distributed.security
-    except ImportError:  # the optional extra is not installed
-        distributed = None
+from ._dask_extra import distributed
 
 
 def check_where(

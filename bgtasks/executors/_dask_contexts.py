@@ -23,13 +23,7 @@ from ..core._validate import check_seconds
 if TYPE_CHECKING:
     from ..core._context import TaskContextProtocol
 
-if TYPE_CHECKING:  # an optional extra: typed as Any whether it is installed or not
-    distributed: Any
-else:
-    try:
-        import distributed
-    except ImportError:  # the optional extra is not installed
-        distributed = None
+from ._dask_extra import distributed
 
 REMOTE_PROGRESS_INTERVAL = 0.04
 """The least time, in seconds, between two progress events a task sends from a Dask

@@ -46,16 +46,7 @@ from ._dask_contexts import LocalContext, in_process, run_call
 if TYPE_CHECKING:
     from ..core._context import TaskContextProtocol
 
-if TYPE_CHECKING:  # an optional extra: typed as Any whether it is installed or not
-    cloudpickle: Any
-    distributed: Any
-else:
-    try:
-        import cloudpickle
-        import distributed
-    except ImportError:  # the optional extra is not installed
-        cloudpickle = None
-        distributed = None
+from ._dask_extra import cloudpickle, distributed
 
 __all__ = ["MISSING_EXTRA", "REMOTE_PROGRESS_INTERVAL", "DaskExecutor"]
 
