@@ -47,6 +47,7 @@ from ._delivery import WAKE, Delivery
 from ._executors import Executors
 from ._flat import flatten_mixins
 from ._futures import ManagerExecutor
+from ._group_names import GroupNames
 from ._home_thread import DiesAtHome
 from ._qt_types import create_loaded_qt_types
 from ._registry import Registry
@@ -74,7 +75,9 @@ _LIVE_MANAGERS: weakref.WeakSet[BackgroundTaskManager] = weakref.WeakSet()
 
 
 @flatten_mixins
-class BackgroundTaskManager(DiesAtHome, Submission, Delivery, Executors, Registry, QObject):
+class BackgroundTaskManager(
+    DiesAtHome, Submission, Delivery, Executors, Registry, GroupNames, QObject
+):
     """Runs tasks in a private thread pool and reports on the manager's thread.
 
     A task is a callable with arguments, a priority (higher first, FIFO among
@@ -111,6 +114,9 @@ class BackgroundTaskManager(DiesAtHome, Submission, Delivery, Executors, Registr
           ``keep_finished`` and ``clear_finished``).
         * ``task_status_changed(uid, group, status)``: a running task set
           ``current_task().status`` to a new value, ``status``.
+        * ``group_renamed(group, name)``: ``set_group_name`` gave ``group`` a
+          new name (``name`` a str; ``""``: the name was cleared, or dropped
+          with the group's last task).
 
     Every run of a task ends exactly once: completed, failed or cancelled.
 
@@ -122,8 +128,8 @@ class BackgroundTaskManager(DiesAtHome, Submission, Delivery, Executors, Registr
     reported at WARNING a second after the first add, and at ``shut_down``.
 
     Thread safety: every method may be called from any thread, a running task
-    included, except ``start_processing``, ``pause_processing``, ``shut_down``
-    and the configuration setters (``set_executor``, the settable
+    included, except ``start_processing``, ``pause_processing``, ``shut_down``,
+    ``set_group_name`` and the configuration setters (``set_executor``, the settable
     properties), which belong to the manager's thread.  Done-callbacks of
     handles run on the manager's thread.
 
@@ -145,6 +151,7 @@ class BackgroundTaskManager(DiesAtHome, Submission, Delivery, Executors, Registr
     task_added = Signal(object, object)
     task_removed = Signal(object, object)
     task_status_changed = Signal(object, object, object)
+    group_renamed = Signal(object, str)
 
     def __init__(
         self,
