@@ -60,7 +60,9 @@ class SchedulerFields:
     _ended: dict[int, tuple[TaskState, str, str]]  # forgotten, not COMPLETED
     progress_interval: float
     _next_uid: int
-    _ready: list[tuple[float, int, Task]]  # (-priority, uid, task), lazy deletion
+    _ready: list[
+        tuple[float, int]
+    ]  # (-priority, uid), lazy deletion: atomic, so untracked by the gc
     _n_ready: int  # QUEUED tasks, parked ones included
     _groups: dict[Hashable, dict[int, Task]]  # live tasks of each group
     _groups_reported: set[Hashable]  # had a completion/failure this round

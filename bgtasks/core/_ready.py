@@ -27,7 +27,7 @@ class Ready(SchedulerFields):
 
     def _queue(self, task: Task) -> None:
         self._move(task, QUEUED)
-        heapq.heappush(self._ready, (-task.priority, task.uid, task))
+        heapq.heappush(self._ready, (-task.priority, task.uid))
         self._n_ready += 1
 
     def _reprioritise(self, task: Task, priority: float) -> None:
@@ -36,7 +36,7 @@ class Ready(SchedulerFields):
         task.priority = priority
         if task.state is QUEUED and not task.parked:  # the old heap entry goes stale
             ready = self._ready
-            heapq.heappush(ready, (-priority, task.uid, task))
+            heapq.heappush(ready, (-priority, task.uid))
             if len(ready) > 2 * self._n_ready + 1024:
                 self._compact_ready()
         work = task.work
@@ -50,9 +50,16 @@ class Ready(SchedulerFields):
         """Drop the ready heap's stale entries (priority changes leave them)."""
         seen: set[int] = set()
         live = []
+        tasks = self._tasks
         for entry in self._ready:
-            prio, uid, task = entry
-            if task.state is QUEUED and -prio == task.priority and not task.parked:
+            prio, uid = entry
+            task = tasks.get(uid)
+            if (
+                task is not None
+                and task.state is QUEUED
+                and -prio == task.priority
+                and not task.parked
+            ):
                 if uid not in seen:
                     seen.add(uid)
                     live.append(entry)
@@ -64,9 +71,11 @@ class Ready(SchedulerFields):
         if self._paused or self._closed:
             return None
         ready = self._ready
+        tasks = self._tasks
         while ready:
-            prio, _, task = heapq.heappop(ready)
-            if task.state is not QUEUED or -prio != task.priority or task.parked:
+            prio, uid = heapq.heappop(ready)
+            task = tasks.get(uid)
+            if task is None or task.state is not QUEUED or -prio != task.priority or task.parked:
                 continue  # stale entry
             res = task.opts.resources
             if res and not self._acquire(task, res):

@@ -55,4 +55,4 @@ class Resources(SchedulerFields):
                     t.parked = False
                     self._n_parked -= 1
                     if t.state is QUEUED:
-                        heapq.heappush(self._ready, (-t.priority, t.uid, t))
+                        heapq.heappush(self._ready, (-t.priority, t.uid))

@@ -95,7 +95,7 @@ class Scheduler(
         self._ended: dict[int, tuple[TaskState, str, str]] = {}  # forgotten, not COMPLETED
         self.progress_interval = 0.04
         self._next_uid = 1
-        self._ready: list[tuple[float, int, Task]] = []
+        self._ready: list[tuple[float, int]] = []
         self._n_ready = 0  # QUEUED tasks, parked ones included
         self._groups: dict[Hashable, dict[int, Task]] = {}  # live tasks of each group
         self._groups_reported: set[Hashable] = set()  # had a completion/failure this round
