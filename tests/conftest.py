@@ -32,6 +32,13 @@ def _close_schedulers(monkeypatch):
         scheduler.close()
 
 
+@pytest.fixture(autouse=True)
+def _private_thumbnail_cache(monkeypatch, tmp_path_factory):
+    """Thumbnail loaders keep a disk cache in $XDG_CACHE_HOME/thumbnails: every
+    test (and the programs it starts) writes it to a temp dir, never ~/.cache."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.getbasetemp() / "xdg-cache"))
+
+
 @pytest.fixture
 def make_manager(qtbot):
     """Build managers that are shut down (with a short timeout) when the test ends."""
