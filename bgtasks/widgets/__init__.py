@@ -1,5 +1,6 @@
 """Qt widgets for bgtasks: an item model of a manager's tasks, a progress-bar
-delegate, a task monitor, a status-bar indicator, a close guard and a graph view.
+delegate, a task monitor, a status-bar indicator, a close guard, a progress
+dialog for a batch and a graph view.
 
 Everything here belongs to the GUI thread (which must be the manager's thread).
 """
@@ -14,9 +15,12 @@ from ._graph_view import STATE_COLOURS, TaskEdgeItem, TaskGraphView, TaskNodeIte
 from ._indicator import TaskStatusIndicator
 from ._model import TaskModel
 from ._monitor import TaskMonitor, summary_text
+from ._progress_batch import BatchFailure
+from ._progress_dialog import TaskProgressDialog
 
 __all__ = [
     "STATE_COLOURS",
+    "BatchFailure",
     "CloseChoice",
     "CloseGuard",
     "ProgressDelegate",
@@ -25,6 +29,7 @@ __all__ = [
     "TaskModel",
     "TaskMonitor",
     "TaskNodeItem",
+    "TaskProgressDialog",
     "TaskStatusIndicator",
     "ask_with_message_box",
     "format_elapsed",
