@@ -7,8 +7,10 @@ cell).  GUI thread only, as the model.
 
 from __future__ import annotations
 
+import re
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from functools import lru_cache
 from typing import Any
 
 from PySide6.QtCore import QModelRoleData, Qt
@@ -47,9 +49,41 @@ TOOLTIP = int(Qt.ItemDataRole.ToolTipRole)
 USER = int(Qt.ItemDataRole.UserRole)
 
 
-def group_label(group: Any) -> str:
-    """How a group value is shown: ``str(group)``, or "(no group)" for ``None``."""
+#: No group has a name (the default of ``names`` below).
+NO_NAMES: Mapping[Any, str] = {}
+
+
+def group_label(group: Any, names: Mapping[Any, str] = NO_NAMES) -> str:
+    """How a group is shown: its name in ``names`` (the manager's
+    ``set_group_name``), else ``str(group)``, or "(no group)" for ``None``."""
+    if names:
+        name = names.get(group)
+        if name:
+            return name
     return "(no group)" if group is None else str(group)
+
+
+_DIGITS = re.compile(r"(\d+)")
+
+
+@lru_cache(maxsize=4096)
+def natural_key(text: str) -> str:
+    """A string whose plain order (code unit by code unit, as Qt compares
+    strings) is the natural order of ``text``: runs of digits by their value,
+    the rest case-insensitively, a number before a word ("2" < "10" < "a").
+
+    Each run of digits becomes a control character, its length and the
+    digits, so a longer number sorts after a shorter one.
+    """
+    parts = _DIGITS.split(text)
+    out = []
+    for i, part in enumerate(parts):
+        if i % 2:  # digits
+            digits = part.lstrip("0") or "0"
+            out.append(f"\x01{len(digits):04d}{digits}")
+        else:
+            out.append(part.casefold())
+    return "".join(out)
 
 
 def format_elapsed(seconds: float | None) -> str:
@@ -80,10 +114,10 @@ def elapsed_of(info: TaskInfo) -> float | None:
     return info.runtime
 
 
-def task_data(info: TaskInfo, col: int, role: int) -> Any:
-    """What a task's cell in column ``col`` answers for ``role``."""
+def task_data(info: TaskInfo, col: int, role: int, names: Mapping[Any, str] = NO_NAMES) -> Any:
+    """What a task's cell in column ``col`` answers for ``role`` (``names``: the groups' names)."""
     if role == Qt.ItemDataRole.DisplayRole:
-        return display(info, col)
+        return display(info, col, names)
     if role == UID_ROLE:
         return info.uid
     if role == STATE_ROLE:
@@ -97,7 +131,7 @@ def task_data(info: TaskInfo, col: int, role: int) -> Any:
     if role == GROUP_ROLE:
         return info.group
     if role == SORT_ROLE:
-        return sort_key(info, col)
+        return sort_key(info, col, names)
     if role == Qt.ItemDataRole.ToolTipRole:
         if col == ERROR and info.error:
             return info.error
@@ -111,7 +145,7 @@ def task_data(info: TaskInfo, col: int, role: int) -> Any:
     return None
 
 
-def group_data(group: GroupRow, col: int, role: int) -> Any:
+def group_data(group: GroupRow, col: int, role: int, names: Mapping[Any, str] = NO_NAMES) -> Any:
     """What a group's cell in column ``col`` answers for ``role`` (grouped mode)."""
     if role == GROUP_ROLE:
         return group.key
@@ -128,7 +162,8 @@ def group_data(group: GroupRow, col: int, role: int) -> Any:
         if role == PROGRESS_ROLE:
             return finished / total if total else 0.0
         if col == NAME:
-            return group_label(group.key) if role == Qt.ItemDataRole.DisplayRole else str(group.key)
+            label = group_label(group.key, names)
+            return label if role == Qt.ItemDataRole.DisplayRole else natural_key(label)
         if col == GROUP:
             return f"{total} tasks" if role == Qt.ItemDataRole.DisplayRole else total
         if col == STATE:
@@ -144,18 +179,23 @@ def group_data(group: GroupRow, col: int, role: int) -> Any:
     return None
 
 
-def fill_group_span(group: GroupRow, col: int, role_data_span: Iterable[QModelRoleData]) -> None:
+def fill_group_span(
+    group: GroupRow,
+    col: int,
+    role_data_span: Iterable[QModelRoleData],
+    names: Mapping[Any, str] = NO_NAMES,
+) -> None:
     """``multiData()`` for a group's cell: every role of the span, a value or cleared."""
     for slot in role_data_span:
-        value = group_data(group, col, slot.role())
+        value = group_data(group, col, slot.role(), names)
         if value is None:
             slot.clearData()
         else:
             slot.setData(value)
 
 
-def display(info: TaskInfo, col: int) -> str | None:
-    """A task's cell text in column ``col``."""
+def display(info: TaskInfo, col: int, names: Mapping[Any, str] = NO_NAMES) -> str | None:
+    """A task's cell text in column ``col`` (``names``: the groups' names)."""
     if col == NAME:
         return info.name
     if col == STATE:
@@ -165,7 +205,7 @@ def display(info: TaskInfo, col: int) -> str | None:
             return "100%"
         return "" if info.progress is None else f"{info.progress * 100:.0f}%"
     if col == GROUP:
-        return group_label(info.group)
+        return group_label(info.group, names)
     if col == MESSAGE:
         return info.message
     if col == ELAPSED:
@@ -184,12 +224,12 @@ def progress_of(info: TaskInfo) -> float:
     return min(1.0, max(0.0, float(info.progress)))
 
 
-def sort_key(info: TaskInfo, col: int) -> Any:
+def sort_key(info: TaskInfo, col: int, names: Mapping[Any, str] = NO_NAMES) -> Any:
     """A value of a task's cell in column ``col`` that sorts naturally."""
     if col == NAME:
         return info.name
     if col == GROUP:
-        return group_label(info.group)
+        return natural_key(group_label(info.group, names))
     if col == STATE:
         return list(TaskState).index(info.state)
     if col == PROGRESS:

@@ -38,12 +38,14 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
+from ..core import check_count
+from ..core._state import TaskState
 from ..qt._flat import flatten_mixins
 from ..qt._home_thread import DiesAtHome
 from ..qt._manager import BackgroundTaskManager
 from ._columns import ELAPSED
-from ._pending import PendingChanges, PendingUids
-from ._row_edits import emit_changed, insert_infos
+from ._pending import PendingChanges, PendingUids, beyond_window
+from ._row_edits import emit_changed, insert_infos, relabel_group
 from ._row_model import RowModel
 from ._shutdown import SHUTDOWN_POLL_INTERVAL, WATCH_INTERVAL, manager_is_shut_down
 
@@ -66,21 +68,39 @@ class TaskModel(DiesAtHome, RowModel):
     ``None`` for the task roles, their group for ``GroupRole`` and the
     fraction of finished tasks for ``ProgressRole``.
 
-    Manager's thread only.  Signal: ``batch_applied()``, emitted on the
-    manager's thread at the end of every pass that changed something (or
-    while tasks run).
+    Groups are shown by their manager's names (``set_group_name``; the
+    model follows ``group_renamed``), else as ``str(group)``, "(no group)"
+    for ``None``; a group column sorts naturally (``SortRole``: 2 before 10).
+
+    ``finished_rows`` bounds the rows of finished tasks: beyond it the rows
+    that finished first leave (the manager keeps the tasks), so a flood costs
+    the views a bounded number of rows.  ``state_counts()`` counts rows,
+    ``task_counts()`` the tasks, those without a row included.
+
+    Manager's thread only.  Signals, emitted on the manager's thread:
+    ``batch_applied()`` at the end of every pass that changed something (or
+    while tasks run), and ``rows_updated(uids)`` during a pass, with the
+    list of uids whose rows it gave a new snapshot.
 
     Args:
         manager: The manager whose tasks it lists.
         parent: The QObject parent.
         grouped: A tree with a row per group; False: a flat list.
+        finished_rows: The most rows of finished tasks it shows (see
+            ``finished_rows``); ``None``: every one.
     """
 
     #: Emitted at the end of every pass that changed something (or while tasks run).
     batch_applied = Signal()
+    #: Emitted during a pass with the uids (a list) of the rows given a new snapshot.
+    rows_updated = Signal(object)
 
     def __init__(
-        self, manager: BackgroundTaskManager, parent: QObject | None = None, grouped: bool = False
+        self,
+        manager: BackgroundTaskManager,
+        parent: QObject | None = None,
+        grouped: bool = False,
+        finished_rows: int | None = None,
     ) -> None:
         super().__init__(parent, grouped)
         self._remember_home()  # destroyed on this thread, whoever drops it last
@@ -101,10 +121,12 @@ class TaskModel(DiesAtHome, RowModel):
         self._shut_down = False  # noticed that the manager was shut down
         self._shutdown_deadline = 0.0
         self._stopping: set[int] = set()  # after a shut-down: rows still live
+        self._finished_rows = check_count("finished_rows", finished_rows, optional=True)
+        self._hidden_changed = False  # counts of rows-less tasks changed since the last pass
 
         self._pending = pending = PendingChanges()
         self._to_add, self._dirty = pending.to_add, pending.dirty
-        self._removals = pending.removals
+        self._removals, self._trims = pending.removals, pending.trims
 
         self._timer = QTimer(self)
         self._timer.setInterval(self.refresh_interval)
@@ -121,8 +143,12 @@ class TaskModel(DiesAtHome, RowModel):
         manager.task_removed.connect(self._on_removed)
         manager.task_state_changed.connect(self._on_changed)
         manager.task_progress.connect(self._on_progress)
+        manager.group_renamed.connect(self._on_group_renamed)
+        self._names.update(manager.group_names())
         infos = manager.tasks()
         infos.sort(key=lambda i: i.uid)
+        if self._finished_rows is not None:
+            infos = beyond_window(self._store, infos, self._finished_rows)
         insert_infos(self, self._store, infos, signal=False)
         if self._store.active:
             self._timer.start()
@@ -135,6 +161,34 @@ class TaskModel(DiesAtHome, RowModel):
     def manager(self) -> BackgroundTaskManager:
         """The manager whose tasks it lists."""
         return self._manager
+
+    @property
+    def finished_rows(self) -> int | None:
+        """The most rows of finished tasks the model shows (``None``: every one).
+
+        Beyond it, the rows that finished first leave at the next pass (the
+        manager still has the tasks; ``task_counts()`` still counts them); a
+        finished task that would leave at once never gets a row.  A retried
+        task gets its row back.  Read and set on the manager's thread; a
+        value that is not a non-negative int or ``None`` raises
+        ``ValueError`` and changes nothing.
+        """
+        return self._finished_rows
+
+    @finished_rows.setter
+    def finished_rows(self, rows: int | None) -> None:
+        self._finished_rows = check_count("finished_rows", rows, optional=True)
+        self._wake()
+
+    def task_counts(self) -> dict[TaskState, int]:
+        """How many tasks the model knows in each state: its rows, and the finished
+        tasks without a row (see ``finished_rows``).  Tasks the manager forgot
+        are not counted.  Manager's thread."""
+        return self._store.task_counts()
+
+    def hidden_count(self) -> int:
+        """How many finished tasks have no row (see ``finished_rows``).  Manager's thread."""
+        return len(self._store.hidden)
 
     def is_shut_down(self) -> bool:
         """Whether the model noticed that its manager was shut down (or deleted).
@@ -191,14 +245,34 @@ class TaskModel(DiesAtHome, RowModel):
         if uid in self._to_add:  # announced, never inserted
             del self._to_add[uid]
         elif uid in self._nodes:
+            self._trims.discard(uid)  # it goes the usual way, not counted hidden
+            self._store.keep(uid)
             self._removals.add(uid)
             self._dirty.pop(uid, None)
             self._wake()
+        elif self._store.unhide(uid):  # left the window, now forgotten
+            self._hidden_changed = True
+            self._wake()
 
     def _on_changed(self, uid: int, group: Any, *_: Any) -> None:
-        if uid in self._nodes and uid not in self._removals.uids:
-            self._dirty[uid] = None
+        if uid in self._nodes:
+            if uid not in self._removals.uids:
+                if uid in self._trims.uids:  # retried before its row left the window
+                    self._trims.discard(uid)
+                    self._store.keep(uid)
+                self._dirty[uid] = None
+                self._wake()
+        elif self._store.unhide(uid):  # retried after its row left: it gets one again
+            self._hidden_changed = True
+            self._to_add[uid] = None
             self._wake()
+
+    def _on_group_renamed(self, group: Any, name: str) -> None:
+        if name:
+            self._names[group] = name
+        else:
+            self._names.pop(group, None)
+        relabel_group(self, self._store, group)
 
     def _on_progress(self, uid: int, group: Any, fraction: float, message: str) -> None:
         self._on_changed(uid, group)
@@ -220,23 +294,39 @@ class TaskModel(DiesAtHome, RowModel):
         if self._removals.uids:
             done += self._removals.apply(self, self._store, deadline, cap)
         if (self._to_add or self._dirty) and done < cap and perf_counter() < deadline:
-            done += self._pending.apply_fetched(
-                self, self._store, self._manager, deadline, cap - done
+            taken, updated = self._pending.apply_fetched(
+                self, self._store, self._manager, deadline, cap - done, self._finished_rows
             )
+            done += taken
+            if updated:
+                self.rows_updated.emit(updated)
+        done += self._trim(deadline, cap - done)
+        counted, self._hidden_changed = self._hidden_changed, False  # counts to show
         self._tick_elapsed()
         seconds = perf_counter() - start
         self.pass_count += 1
         self.largest_pass_items = max(self.largest_pass_items, done)
         self.largest_pass_seconds = max(self.largest_pass_seconds, seconds)
         if self._shut_down:
-            if self._after_shut_down_pass() or noticed or done:
+            if self._after_shut_down_pass() or noticed or done or counted:
                 self.batch_applied.emit()
             return
         if not self.has_pending() and not self._store.active:
             self._timer.stop()
         self._update_watch()
-        if done or self._store.active:
+        if done or counted or self._store.active:
             self.batch_applied.emit()
+
+    def _trim(self, deadline: float, cap: int) -> int:
+        """Remove the oldest finished rows beyond ``finished_rows``, within the pass's limits."""
+        limit = self._finished_rows
+        trims = self._trims
+        if limit is not None:
+            for uid in self._store.trim(limit):
+                trims.add(uid)
+        if not trims.uids or cap <= 0 or perf_counter() >= deadline:
+            return 0
+        return trims.apply(self, self._store, deadline, cap)
 
     def _tick_elapsed(self) -> None:
         active = self._store.active

@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 
 from PySide6.QtCore import QAbstractItemModel
 
+from ..core._state import TaskInfo
 from ..qt._manager import BackgroundTaskManager
 from ._columns import COLUMNS
 from ._removals import MIN_CHUNK, Removals
@@ -35,17 +36,20 @@ class PendingUids(NamedTuple):
 
 
 class PendingChanges:
-    """Uids to insert (``to_add``), to read again (``dirty``) and to remove (``removals``)."""
+    """Uids to insert (``to_add``), to read again (``dirty``) and to remove:
+    forgotten by the manager (``removals``) or out of the window of finished
+    rows (``trims``)."""
 
     def __init__(self) -> None:
         self.to_add: dict[int, None] = {}  # insertion-ordered set of uids
         self.dirty: dict[int, None] = {}
         self.removals = Removals()
+        self.trims = Removals()
         # seconds one task costs a pass (fetch + rows), measured: sizes the chunks
         self._item_cost = 5e-6
 
     def __bool__(self) -> bool:
-        return bool(self.to_add or self.removals.uids or self.dirty)
+        return bool(self.to_add or self.removals.uids or self.dirty or self.trims.uids)
 
     def uids(self) -> PendingUids:
         """A copy of what is recorded."""
@@ -58,11 +62,15 @@ class PendingChanges:
         manager: BackgroundTaskManager,
         deadline: float,
         cap: int,
-    ) -> int:
+        window: int | None = None,
+    ) -> tuple[int, list[int]]:
         """Insert and refresh up to ``cap`` recorded tasks with one ``infos()``
         call: one wait for the scheduler lock per pass, not one per task.  The
         chunk is sized from the measured cost per task so the pass stays near
-        its budget; a pass takes at least a few tasks, so the queue drains."""
+        its budget; a pass takes at least a few tasks, so the queue drains.
+        With a ``window`` of finished rows, finished tasks that would leave it
+        at once get no row (they are counted hidden).  Returns how many tasks
+        it took, and the uids of the rows that changed."""
         room = deadline - perf_counter()
         if room != float("inf"):
             # aim at half the room left: a long call is more likely to lose the
@@ -72,16 +80,36 @@ class PendingChanges:
         updates = take(self.dirty, cap - len(adds))
         taken = len(adds) + len(updates)
         if not taken:
-            return 0
+            return 0, []
         began = perf_counter()
         # uids already forgotten are left out: their task_removed follows
         snaps = manager.infos([*adds, *updates])
         get = snaps.get
-        insert_infos(model, store, [inf for uid in adds if (inf := get(uid)) is not None], True)
-        emit_changed(model, store.update(updates, get), 0, COLUMNS - 1)
+        fresh = [inf for uid in adds if (inf := get(uid)) is not None]
+        if window is not None:
+            fresh = beyond_window(store, fresh, window)
+        insert_infos(model, store, fresh, True)
+        changed = store.update(updates, get)
+        emit_changed(model, changed, 0, COLUMNS - 1)
         cost = (perf_counter() - began) / taken
         self._item_cost = 0.5 * self._item_cost + 0.5 * max(cost, 1e-7)
-        return taken
+        return taken, [node.uid for node in changed]
+
+
+def beyond_window(store: RowStore, infos: list[TaskInfo], window: int) -> list[TaskInfo]:
+    """The snapshots of ``infos`` that get a row: of more than ``window`` finished
+    tasks, the first ones would leave the window at once; they are counted hidden."""
+    skip = sum(1 for inf in infos if inf.state.is_terminal) - window
+    if skip <= 0:
+        return infos
+    kept: list[TaskInfo] = []
+    for inf in infos:
+        if skip and inf.state.is_terminal:
+            store.hide(inf)
+            skip -= 1
+        else:
+            kept.append(inf)
+    return kept
 
 
 def take(queue: dict[int, Any], n: int) -> list[int]:

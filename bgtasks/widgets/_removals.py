@@ -35,6 +35,12 @@ class Removals:
         self.uids.add(uid)
         self._order = None
 
+    def discard(self, uid: int) -> None:
+        """Keep ``uid``'s row after all (if it was to go)."""
+        if uid in self.uids:
+            self.uids.discard(uid)
+            self._order = None
+
     def apply(self, model: QAbstractItemModel, store: RowStore, deadline: float, cap: int) -> int:
         """Remove rows, block by block, until ``cap`` rows went or ``deadline``
         (``perf_counter()``) passed (one block at least); returns how many went."""

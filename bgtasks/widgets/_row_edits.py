@@ -14,7 +14,7 @@ from typing import Any
 from PySide6.QtCore import QAbstractItemModel, QModelIndex
 
 from ..core._state import TaskInfo
-from ._columns import COLUMNS
+from ._columns import COLUMNS, GROUP, NAME
 from ._rows import GroupRow, RowStore, TaskRow
 
 
@@ -100,3 +100,24 @@ def remove_group_row(model: QAbstractItemModel, store: RowStore, group: GroupRow
     model.beginRemoveRows(QModelIndex(), row, row)
     store.drop_group(group)  # renumbers before the end: views ask parent()
     model.endRemoveRows()
+
+
+def relabel_group(model: QAbstractItemModel, store: RowStore, group: Any) -> None:
+    """The cells that show ``group``'s label changed (it was renamed): its
+    row's name when grouped, its tasks' group cells (flat: the whole column,
+    one signal)."""
+    if store.grouped:
+        row = store.group_of_key.get(group)
+        if row is None:
+            return
+        model.dataChanged.emit(
+            model.createIndex(row.row, NAME, 0), model.createIndex(row.row, NAME, 0)
+        )
+        if row.children:
+            last = len(row.children) - 1
+            model.dataChanged.emit(
+                model.createIndex(0, GROUP, row.gid), model.createIndex(last, GROUP, row.gid)
+            )
+    elif store.top and group in store.group_sizes:
+        last = len(store.top) - 1
+        model.dataChanged.emit(model.createIndex(0, GROUP, 0), model.createIndex(last, GROUP, 0))

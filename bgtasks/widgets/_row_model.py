@@ -48,6 +48,7 @@ from ._columns import (
     display,
     fill_group_span,
     group_data,
+    group_label,
     task_data,
 )
 from ._rows import GroupRow, RowStore, TaskRow
@@ -83,6 +84,8 @@ class RowModel(QAbstractItemModel):
         # the containers the per-row Qt methods read (no lookup through the store)
         self._top, self._groups = store.top, store.groups
         self._group_of_gid, self._nodes = store.group_of_gid, store.nodes
+        #: The names of the groups that have one (kept by ``TaskModel``).
+        self._names: dict[Any, str] = {}
 
     @property
     def grouped(self) -> bool:
@@ -95,6 +98,17 @@ class RowModel(QAbstractItemModel):
         Manager's thread.
         """
         return list(self._store.group_sizes)
+
+    def group_label(self, group: Any) -> str:
+        """How the model shows ``group``: the manager's name for it
+        (``set_group_name``), else ``str(group)`` ("(no group)" for ``None``).
+
+        Manager's thread.
+
+        Args:
+            group: The group.
+        """
+        return group_label(group, self._names)
 
     def state_counts(self) -> dict[TaskState, int]:
         """How many task rows the model shows in each state (kept as rows change).
@@ -245,8 +259,8 @@ class RowModel(QAbstractItemModel):
         if node is None:
             return None
         if isinstance(node, GroupRow):
-            return group_data(node, index.column(), role)
-        return task_data(node.info, index.column(), role)
+            return group_data(node, index.column(), role, self._names)
+        return task_data(node.info, index.column(), role, self._names)
 
     def multiData(  # noqa: N802 - Qt override
         self,
@@ -272,21 +286,22 @@ class RowModel(QAbstractItemModel):
             return
         col = index.column()
         if isinstance(node, GroupRow):
-            fill_group_span(node, col, role_data_span)
+            fill_group_span(node, col, role_data_span, self._names)
             return
         info = node.info
+        names = self._names
         value: object
         for slot in role_data_span:
             role = slot.role()
             # the roles a delegate asks for, answered inline; most have no value
             if role == DISPLAY:
-                value = display(info, col)
+                value = display(info, col, names)
             elif role == FOREGROUND:
                 value = BRUSHES.get(info.state)
             elif role == ALIGNMENT:
                 value = RIGHT if col == ELAPSED else None
             elif role == TOOLTIP or role > USER:
-                value = task_data(info, col, role)
+                value = task_data(info, col, role, names)
             else:
                 continue  # a role no cell answers: never set, still empty
             if value is None:

@@ -11,6 +11,7 @@ GUI thread only (the thread of the model that owns the store).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from itertools import islice
 from typing import Any
 
 from ..core._state import TaskInfo, TaskState
@@ -60,6 +61,16 @@ class RowStore:
         self.group_sizes: dict[Any, int] = {}  # group -> rows, in order of appearance
         self.active: set[int] = set()  # uids shown running: elapsed ticks
         self.counts: dict[TaskState, int] = dict.fromkeys(TaskState, 0)  # rows per state
+        # The window of finished rows: uids of the rows showing a finished task,
+        # oldest first (the order the model saw them finish).  Those chosen to
+        # leave it (``trim``) are out of ``finished`` and wait in ``trimming``
+        # for their rows to go; then they are ``hidden``: no row, still counted.
+        self.finished: dict[int, None] = {}
+        self.trimming: set[int] = set()
+        self.hidden: dict[int, TaskState] = {}
+        self.hidden_counts: dict[TaskState, int] = dict.fromkeys(TaskState, 0)
+        #: Bumped whenever a group gets its first row or loses its last one.
+        self.groups_version = 0
 
     def uids(self) -> list[int]:
         """Every task uid, in row order (groups in order in grouped mode)."""
@@ -115,14 +126,21 @@ class RowStore:
         """Append a row per snapshot under ``group`` (``None``: the top rows)."""
         rows = self.rows_of(group)
         nodes, active, sizes, counts = self.nodes, self.active, self.group_sizes, self.counts
+        finished = self.finished
         for row, inf in enumerate(infos, len(rows)):
-            sizes[inf.group] = sizes.get(inf.group, 0) + 1
-            counts[inf.state] += 1
+            size = sizes.get(inf.group, 0)
+            if not size:
+                self.groups_version += 1
+            sizes[inf.group] = size + 1
+            state = inf.state
+            counts[state] += 1
             node = TaskRow(inf, group, row)
             rows.append(node)
             nodes[inf.uid] = node
-            if inf.state in ACTIVE:
+            if state in ACTIVE:
                 active.add(inf.uid)
+            elif state.is_terminal:
+                finished[inf.uid] = None
 
     def drop_block(self, rows: list[TaskRow], block: list[TaskRow], forget: set[int]) -> None:
         """Remove ``block``, contiguous rows of ``rows`` listed last first; their
@@ -132,33 +150,84 @@ class RowStore:
         for row in range(first, len(rows)):
             rows[row].row = row
         nodes, active, sizes, counts = self.nodes, self.active, self.group_sizes, self.counts
+        finished, trimming = self.finished, self.trimming
         for node in block:
             uid = node.uid
-            counts[node.info.state] -= 1
+            state = node.info.state
+            counts[state] -= 1
             del nodes[uid]
             forget.discard(uid)
             active.discard(uid)
+            finished.pop(uid, None)
+            if uid in trimming:  # left the window: no row, still counted
+                trimming.discard(uid)
+                self.hidden[uid] = state
+                self.hidden_counts[state] += 1
             key = node.info.group
             sizes[key] -= 1
             if not sizes[key]:
                 del sizes[key]
+                self.groups_version += 1
 
     def update(self, uids: list[int], get: Callable[[int], TaskInfo | None]) -> list[TaskRow]:
         """Give the rows of ``uids`` their new snapshot, ``get(uid)``; returns the
         rows changed (a uid with no row or no snapshot is left alone)."""
-        nodes, active, counts = self.nodes, self.active, self.counts
+        nodes, active, counts, finished = self.nodes, self.active, self.counts, self.finished
         changed: list[TaskRow] = []
         for uid in uids:
             node = nodes.get(uid)
             inf = get(uid)
             if node is None or inf is None:
                 continue
+            state = inf.state
             counts[node.info.state] -= 1
-            counts[inf.state] += 1
+            counts[state] += 1
             node.info = inf
-            if inf.state in ACTIVE:
+            if state in ACTIVE:
                 active.add(uid)
             else:
                 active.discard(uid)
+            if state.is_terminal:
+                if uid not in finished and uid not in self.trimming:
+                    finished[uid] = None
+            else:  # retried
+                finished.pop(uid, None)
             changed.append(node)
         return changed
+
+    # ------------------------------------------------------------------ the window of finished rows
+
+    def hide(self, info: TaskInfo) -> None:
+        """Count a finished task that gets no row (it left the window before it had one)."""
+        self.hidden[info.uid] = info.state
+        self.hidden_counts[info.state] += 1
+
+    def unhide(self, uid: int) -> bool:
+        """Stop counting a hidden task (forgotten, or live again); False if it was not hidden."""
+        state = self.hidden.pop(uid, None)
+        if state is None:
+            return False
+        self.hidden_counts[state] -= 1
+        return True
+
+    def trim(self, limit: int) -> list[int]:
+        """Choose the oldest finished rows beyond ``limit`` to leave the window; their uids."""
+        finished = self.finished
+        excess = len(finished) - limit
+        if excess <= 0:
+            return []
+        out = list(islice(finished, excess))
+        for uid in out:
+            del finished[uid]
+        self.trimming.update(out)
+        return out
+
+    def keep(self, uid: int) -> None:
+        """A row chosen to leave the window stays after all (its task is live again, or
+        forgotten: it goes the usual way)."""
+        self.trimming.discard(uid)
+
+    def task_counts(self) -> dict[TaskState, int]:
+        """Tasks per state: the rows, and the finished tasks that left the window."""
+        hidden = self.hidden_counts
+        return {state: n + hidden[state] for state, n in self.counts.items()}
