@@ -329,6 +329,7 @@ class TaskProgressDialog(DiesAtHome, QDialog):
         super().showEvent(event)
         self._over_handled = False
         if not self._batch.is_over() and not self._shut_down:
+            self.estimate.update(self.clock(), self._batch.fraction())
             self._estimate_timer.start()
         QTimer.singleShot(0, self._refresh)
 
@@ -398,7 +399,8 @@ class TaskProgressDialog(DiesAtHome, QDialog):
     def _refresh(self) -> None:
         batch = self._batch
         self.bar.setValue(round(batch.fraction() * _BAR_MAX))
-        self.failure_list.add(batch.failures())
+        if self.failure_list.add(batch.failures()):
+            self._grow()
         self._show_status()
         self._show_current()
         if self._shut_down:
@@ -407,11 +409,13 @@ class TaskProgressDialog(DiesAtHome, QDialog):
             self._offer_close()
         elif batch.is_over():
             self._estimate_timer.stop()
+            self.current.setVisible(False)
             self._end()
         elif self._cancelling:
             self.button.setText("Cancelling…")
             self.button.setEnabled(False)
         else:  # running (again, after a retry)
+            self.current.setVisible(True)
             self.heading.setText(self._text)
             self.button.setText("&Cancel")
             self.button.setEnabled(True)
@@ -439,6 +443,14 @@ class TaskProgressDialog(DiesAtHome, QDialog):
         self.current.setText(shown)
         self.current.setToolTip(full if shown != full else "")
         self.current.setAccessibleDescription(full)
+
+    def _grow(self) -> None:
+        """Make room for the failure list (never shrinks, stays on the screen)."""
+        screen = self.screen().availableGeometry()
+        width = min(max(self.width(), 640), screen.width())
+        height = min(max(self.height(), 440), screen.height())
+        if (width, height) != (self.width(), self.height()):
+            self.resize(width, height)
 
     def _end(self) -> None:
         counts = self._batch.counts()

@@ -26,7 +26,8 @@ class FailureList:
         view.setHeaderLabels(["Task", "Error"])
         view.setAccessibleName("Failed tasks")
         view.setAccessibleDescription("Expand a task to read its traceback")
-        view.setWordWrap(True)
+        view.setUniformRowHeights(False)  # a traceback row is many lines high
+        view.header().setStretchLastSection(True)
         self.label.setBuddy(view)
         self.label.hide()
         view.hide()
@@ -36,11 +37,12 @@ class FailureList:
         """The failed tasks listed."""
         return set(self._listed)
 
-    def add(self, failures: Sequence[BatchFailure]) -> None:
-        """List the failures not listed yet, each with its traceback as a child row."""
+    def add(self, failures: Sequence[BatchFailure]) -> bool:
+        """List the failures not listed yet, each with its traceback as a child row;
+        True if there were any."""
         new = [failure for failure in failures if failure.uid not in self._listed]
         if not new:
-            return
+            return False
         mono = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
         for failure in new:
             self._listed.add(failure.uid)
@@ -55,6 +57,7 @@ class FailureList:
         self.view.resizeColumnToContents(0)
         self.label.show()
         self.view.show()
+        return True
 
     def drop(self, uid: int) -> None:
         """Remove a task's row (it runs again)."""
