@@ -22,101 +22,34 @@ runs in workers; it makes ``QImage`` objects only.
 
 from __future__ import annotations
 
+import math
 import os
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
 from typing import Any
 
-from PySide6.QtCore import QObject, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QImage, QImageIOHandler, QImageReader, QPainter, QPen, QPixmap
-from PySide6.QtWidgets import QAbstractItemView
+from PySide6.QtCore import QObject, QSize, Signal
+from PySide6.QtGui import QColor, QGuiApplication, QImage, QImageReader, QPainter, QPen, QPixmap
 
 from ..core._context import current_task
-from ..core._errors import BgTasksError
 from ..core._handle import TaskHandle
 from ..core._validate import check_count, check_priority
 from ..qt._flat import flatten_mixins
 from ..qt._home_thread import DiesAtHome
-from ._view_tracker import ViewTracker
-
-VISIBLE_PRIORITY = 1_000_000.0
-"""Priority of the rows in a viewport: above any ordinary request.  Each
-viewport update adds one, so the newest screen always comes first."""
-
-
-class ThumbnailError(BgTasksError, OSError):
-    """An image could not be read: missing, broken or of an unsupported format."""
+from ._decode import decode_thumbnail, printable
+from ._disk_cache import DiskCache
+from ._memory_cache import _GENERATION, _Cache
+from ._views import _Views
 
 
-def fit_size(source: QSize, box: QSize) -> QSize:
-    """``source`` scaled down to fit in ``box`` with its aspect ratio.  Any thread.
-
-    Args:
-        source: The image's size.
-        box: The largest size allowed.
-
-    Returns:
-        A new size, at least 1x1; ``source`` itself (a copy) if it fits already:
-        never enlarged.
-    """
-    if source.width() <= box.width() and source.height() <= box.height():
-        return QSize(source)
-    scaled = source.scaled(box, Qt.AspectRatioMode.KeepAspectRatio)
-    return QSize(max(1, scaled.width()), max(1, scaled.height()))
-
-
-def decode_thumbnail(path: str, size: QSize) -> QImage:
-    """Read ``path`` scaled down to fit in ``size`` (aspect ratio kept, EXIF
-    orientation applied).  Any thread: makes only a ``QImage``.
-
-    Args:
-        path: The image file.
-        size: The largest size of the result.
-
-    Returns:
-        The image, in a format ``QPixmap.fromImage`` takes without converting.
-
-    Raises:
-        ThumbnailError: the file is missing, broken or of an unsupported
-            format (the message names the path and ``QImageReader``'s error).
-    """
-    reader = QImageReader(path)
-    reader.setAutoTransform(True)
-    source = reader.size()
-    if source.isValid():
-        # The scaled size applies before the EXIF rotation: fit the shown shape.
-        rotated = bool(
-            reader.transformation() & QImageIOHandler.Transformation.TransformationRotate90
-        )
-        shown = source.transposed() if rotated else source
-        target = fit_size(shown, size)
-        if target != shown:
-            reader.setScaledSize(target.transposed() if rotated else target)
-    image = reader.read()
-    if image.isNull():
-        raise ThumbnailError(f"cannot read image {path}: {reader.errorString()}")
-    if not source.isValid() and (image.width() > size.width() or image.height() > size.height()):
-        image = image.scaled(
-            size, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
-        )
-    # The formats QPixmap.fromImage takes without a conversion on the UI thread.
-    wanted = (
-        QImage.Format.Format_ARGB32_Premultiplied
-        if image.hasAlphaChannel()
-        else QImage.Format.Format_RGB32
-    )
-    if image.format() != wanted:
-        image.convertTo(wanted)
-    return image
-
-
-def _decode_task(path: str, width: int, height: int) -> QImage:
+def _decode_task(path: str, width: int, height: int, disk: DiskCache | None) -> QImage:
     # Runs in a worker.  A request cancelled while queued never gets here; one
     # cancelled just before it starts is skipped (a decode cannot be interrupted).
     current_task().raise_if_cancelled()
-    # Looked up as this module's global when the task runs, so a test can
-    # replace it (to count or hold decodes) for every loader at once.
-    return decode_thumbnail(path, QSize(width, height))
+    # decode_thumbnail is looked up as this module's global when the task runs,
+    # so a test can replace it (to count or hold decodes) for every loader at once.
+    if disk is None:
+        return decode_thumbnail(path, QSize(width, height))
+    return disk.thumbnail(path, QSize(width, height), decode_thumbnail)
 
 
 class _Request:
@@ -128,108 +61,47 @@ class _Request:
         self.evictable = evictable  # asked for by a view: cancelled when scrolled far away
 
 
-class _Cache:
-    """The loader's byte-bounded LRU cache of pixmaps and its remembered failures.
-
-    A mixin of ``ThumbnailLoader`` (which sets these attributes); UI thread.
-    """
-
-    cache_bytes: int
-    _cache: OrderedDict[str, tuple[QPixmap, int]]
-    _cached_bytes: int
-    _failed: OrderedDict[str, str]
-
-    def cached(self, path: str | os.PathLike[str]) -> QPixmap | None:
-        """The cached thumbnail of ``path``, which becomes the most recently used.  UI thread.
-
-        Args:
-            path: The image file.
-
-        Returns:
-            The pixmap, or None if it is not cached.
-        """
-        path = os.fspath(path)
-        item = self._cache.get(path)
-        if item is None:
-            return None
-        self._cache.move_to_end(path)
-        return item[0]
-
-    def error(self, path: str | os.PathLike[str]) -> str | None:
-        """The message of the remembered failure of ``path``.  UI thread.
-
-        Args:
-            path: The image file.
-
-        Returns:
-            The message ``thumbnail_failed`` gave, or None if none is remembered.
-        """
-        return self._failed.get(os.fspath(path))
-
-    def forget(self, path: str | os.PathLike[str]) -> None:
-        """Drop the cached thumbnail and remembered failure of ``path``.  UI thread.
-
-        Args:
-            path: The image file, e.g. one that changed.
-        """
-        path = os.fspath(path)
-        item = self._cache.pop(path, None)
-        if item is not None:
-            self._cached_bytes -= item[1]
-        self._failed.pop(path, None)
-
-    def clear_cache(self) -> None:
-        """Drop every cached thumbnail and remembered failure.  UI thread."""
-        self._cache.clear()
-        self._cached_bytes = 0
-        self._failed.clear()
-
-    @property
-    def cache_used(self) -> int:
-        """Bytes of the cached pixmaps (width * height * 4 each).  UI thread."""
-        return self._cached_bytes
-
-    def cached_paths(self) -> list[str]:
-        """Cached paths, least recently used first.  UI thread."""
-        return list(self._cache)
-
-    def _store(self, path: str, pixmap: QPixmap) -> None:
-        nbytes = pixmap.width() * pixmap.height() * 4
-        old = self._cache.pop(path, None)
-        if old is not None:
-            self._cached_bytes -= old[1]
-        if nbytes > self.cache_bytes:
-            return
-        self._cache[path] = (pixmap, nbytes)
-        self._cached_bytes += nbytes
-        while self._cached_bytes > self.cache_bytes:
-            _, (_, freed) = self._cache.popitem(last=False)
-            self._cached_bytes -= freed
-
-
 @flatten_mixins
-class ThumbnailLoader(DiesAtHome, _Cache, QObject):
+class ThumbnailLoader(DiesAtHome, _Cache, _Views, QObject):
     """Decodes thumbnails in a manager's workers, delivers pixmaps on the UI thread.
 
     Signals:
         * ``thumbnail_ready(path, pixmap)``: the thumbnail (a ``QPixmap``), at most
-          ``size``, aspect kept.  Emitted on the loader's thread.
-        * ``thumbnail_failed(path, message)``: missing, broken or unsupported file;
-          ``message`` names the path and ``QImageReader``'s error.  Failures
-          are remembered (``error``) and not retried until ``forget``.
-          Emitted on the loader's thread.
+          ``size`` in device-independent pixels, aspect kept, with the loader's
+          ``device_pixel_ratio``.  Emitted on the loader's thread.
+        * ``thumbnail_failed(path, message)``: missing, broken, too large or
+          unsupported file; ``message`` names the path and ``QImageReader``'s
+          error.  Failures are remembered (``error``) and not retried until
+          ``forget``.  Emitted on the loader's thread.
+        * ``visible_loaded(view)``: every row in the viewport of an attached
+          ``view`` has its thumbnail (or its failure); once per screen, again
+          after a scroll shows new rows and they have loaded.  Emitted on the
+          loader's thread.
+
+    ``path`` is exactly the string the caller (or the model) gave: a file name
+    that is not UTF-8, as ``os.listdir`` returns it, arrives unchanged (the
+    signals carry Python objects, not ``QString``).
 
     The tasks are in one group of ``manager`` (``group``) and owned by the
     loader: deleting it cancels them.  Create and use it on the UI thread (the
-    manager's thread): every method belongs to it.
+    manager's thread): every method belongs to it.  The decode and the disk
+    cache's reads and writes run in the manager's workers.
 
     Args:
         manager: The ``BackgroundTaskManager`` whose workers decode.
-        size: The largest thumbnail size (default 128x128).
-        cache_bytes: Bytes of pixmaps the cache keeps (width * height * 4 each).
+        size: The largest thumbnail size, in device-independent pixels
+            (default 128x128).
+        cache_bytes: Bytes of pixmaps the cache keeps (width * height * 4 each,
+            in device pixels).
         parent: The loader's QObject parent, if any.
         keep_screens: Queued requests of a view farther than this many screens
             from its viewport are cancelled.
+        device_pixel_ratio: Decode at ``size`` times this and mark the pixmaps
+            with it, so they are sharp on a HiDPI screen.  None (default): the
+            highest ratio of the screens (``QGuiApplication.devicePixelRatio()``).
+        disk_cache: True (default): keep thumbnails on disk in the shared
+            freedesktop.org cache, ``$XDG_CACHE_HOME/thumbnails``; a path: that
+            folder instead; False: no disk cache.
 
     Attributes:
         cache_bytes: As the argument; may be changed.
@@ -238,12 +110,14 @@ class ThumbnailLoader(DiesAtHome, _Cache, QObject):
         group: The manager's group of the loader's tasks.
 
     Raises:
-        ValueError: ``size`` is smaller than 1x1, or ``cache_bytes`` is not a
-            non-negative int.
+        ValueError: ``size`` is smaller than 1x1, ``cache_bytes`` is not a
+            non-negative int, or ``device_pixel_ratio`` is not a positive number.
+        TypeError: ``disk_cache`` is not a bool or a path.
     """
 
-    thumbnail_ready = Signal(str, QPixmap)
-    thumbnail_failed = Signal(str, str)
+    thumbnail_ready = Signal(object, QPixmap)
+    thumbnail_failed = Signal(object, str)
+    visible_loaded = Signal(QObject)
 
     def __init__(
         self,
@@ -252,6 +126,9 @@ class ThumbnailLoader(DiesAtHome, _Cache, QObject):
         cache_bytes: int = 64 * 1024 * 1024,
         parent: QObject | None = None,
         keep_screens: float = 2.0,
+        *,
+        device_pixel_ratio: float | None = None,
+        disk_cache: bool | str | os.PathLike[str] = True,
     ) -> None:
         super().__init__(parent)
         self._remember_home()  # destroyed on this thread, whoever drops it last
@@ -259,6 +136,8 @@ class ThumbnailLoader(DiesAtHome, _Cache, QObject):
         if size.width() < 1 or size.height() < 1:
             raise ValueError(f"size must be at least 1x1, got {size.width()}x{size.height()}")
         check_count("cache_bytes", cache_bytes)
+        self._dpr = _check_ratio(device_pixel_ratio)
+        self._disk = _disk_cache(disk_cache)
         self._manager = manager
         self._size = size
         self.cache_bytes = cache_bytes
@@ -268,11 +147,12 @@ class ThumbnailLoader(DiesAtHome, _Cache, QObject):
         self._cache: OrderedDict[str, tuple[QPixmap, int]] = OrderedDict()
         self._cached_bytes = 0
         self._failed: OrderedDict[str, str] = OrderedDict()
+        self._generations: dict[str, int] = {}
+        self._generation = next(_GENERATION)
         self._inflight: dict[str, _Request] = {}
         self._uid_path: dict[int, str] = {}  # live request uid -> path
         self._placeholder: QPixmap | None = None
-        self._trackers: list[ViewTracker] = []
-        self._visible_generation = 0
+        self._init_views()
         manager.task_completed.connect(self._on_completed)
         manager.task_failed.connect(self._on_failed)
         manager.task_cancelled.connect(self._on_cancelled)
@@ -289,6 +169,20 @@ class ThumbnailLoader(DiesAtHome, _Cache, QObject):
         """The manager whose workers decode.  UI thread."""
         return self._manager
 
+    @property
+    def device_pixel_ratio(self) -> float:
+        """The ratio thumbnails are decoded for (see the class).  UI thread."""
+        if self._dpr is not None:
+            return self._dpr
+        app = QGuiApplication.instance()
+        return float(app.devicePixelRatio()) if isinstance(app, QGuiApplication) else 1.0
+
+    @property
+    def disk_cache_dir(self) -> str | None:
+        """The folder of the disk cache (holding ``normal/``, ``large/``, ...),
+        or None without one.  UI thread."""
+        return None if self._disk is None else self._disk.root
+
     @staticmethod
     def supported_formats() -> list[str]:
         """The image formats ``QImageReader`` can read here.  Any thread.
@@ -301,8 +195,10 @@ class ThumbnailLoader(DiesAtHome, _Cache, QObject):
     def placeholder(self) -> QPixmap:
         """A grey pixmap with a cross, of the thumbnail size, for failed files.  UI thread."""
         if self._placeholder is None:
-            w, h = self._size.width(), self._size.height()
+            ratio = self.device_pixel_ratio
+            w, h = _scaled(self._size, ratio)
             pixmap = QPixmap(w, h)
+            pixmap.setDevicePixelRatio(ratio)
             pixmap.fill(QColor(224, 224, 224))
             painter = QPainter(pixmap)
             painter.setPen(QPen(QColor(160, 160, 160), max(1, min(w, h) // 32)))
@@ -363,11 +259,12 @@ class ThumbnailLoader(DiesAtHome, _Cache, QObject):
         return handle.uid
 
     def _submit(self, path: str, priority: float) -> TaskHandle[QImage]:
-        w, h = self._size.width(), self._size.height()
+        w, h = _scaled(self._size, self.device_pixel_ratio)  # device pixels
+        disk = self._disk
         handle: TaskHandle[QImage] = self._manager.options(
             priority=priority, group=self.group, owner=self, name="thumbnail",
-            key=("bgtasks.thumbnail", path, w, h),
-        ).submit(_decode_task, path, w, h)  # fmt: skip
+            key=("bgtasks.thumbnail", path, w, h, disk is not None, self._generation_of(path)),
+        ).submit(_decode_task, path, w, h, disk)  # fmt: skip
         self._uid_path[handle.uid] = path
         return handle
 
@@ -470,110 +367,47 @@ class ThumbnailLoader(DiesAtHome, _Cache, QObject):
         if path is None:
             return
         pixmap = QPixmap.fromImage(result)  # UI thread: the only place pixmaps are made
+        pixmap.setDevicePixelRatio(self.device_pixel_ratio)
         self._store(path, pixmap)
         self.thumbnail_ready.emit(path, pixmap)
+        self._arrived(path)
 
     def _on_failed(self, uid: int, group: Any, message: str, _traceback: str) -> None:
         path = self._take(uid, group)
         if path is None:
             return
-        if path not in message:  # not our ThumbnailError: say which file
-            message = f"cannot make a thumbnail of {path}: {message}"
+        if printable(path) not in message:  # not our ThumbnailError: say which file
+            message = f"cannot make a thumbnail of {printable(path)}: {message}"
         self._failed[path] = message
         while len(self._failed) > 10_000:
             self._failed.popitem(last=False)
         self.thumbnail_failed.emit(path, message)
+        self._arrived(path)
 
     def _on_cancelled(self, uid: int, group: Any) -> None:
         path = self._take(uid, group)
         if path is not None:  # cancelled by someone else (stop_task_group, shut_down)
             pass
 
-    # ------------------------------------------------------------------ views
 
-    def attach_view(
-        self,
-        view: QAbstractItemView,
-        path_role: int = Qt.ItemDataRole.UserRole,
-        column: int = 0,
-    ) -> None:
-        """Follow ``view``: request its visible rows first, cancel those scrolled far away.
+def _check_ratio(ratio: float | None) -> float | None:
+    if ratio is None:
+        return None
+    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not ratio > 0:
+        raise ValueError(f"device_pixel_ratio must be a positive number or None, got {ratio!r}")
+    return float(ratio)
 
-        List, table and icon views lay rows out in order, which the viewport
-        search relies on.  Detached when the view is destroyed, or with
-        ``detach_view``.  UI thread; attaching a view twice does nothing.
 
-        Args:
-            view: The view, on the loader's thread.
-            path_role: The model role holding each row's path.
-            column: The column whose top-level rows are the thumbnails.
+def _disk_cache(setting: bool | str | os.PathLike[str]) -> DiskCache | None:
+    if setting is True:
+        return DiskCache()
+    if setting is False:
+        return None
+    if isinstance(setting, (str, os.PathLike)):
+        return DiskCache(os.fspath(setting))
+    raise TypeError(f"disk_cache must be True, False or a folder, got {setting!r}")
 
-        Raises:
-            TypeError: ``view`` is not a ``QAbstractItemView``.
-        """
-        if not isinstance(view, QAbstractItemView):
-            raise TypeError(f"view must be a QAbstractItemView, got {view!r}")
-        if any(t.view is view for t in self._trackers):
-            return
-        tracker = ViewTracker(
-            view, int(path_role), column,
-            keep_screens=lambda: self.keep_screens, changed=self._viewport_changed, parent=self,
-        )  # fmt: skip
-        self._trackers.append(tracker)
 
-    def detach_view(self, view: QAbstractItemView) -> None:
-        """Stop following ``view`` (and forget trackers whose view was destroyed).  UI thread.
-
-        Args:
-            view: A view given to ``attach_view``; another one is ignored.
-        """
-        for tracker in list(self._trackers):
-            if tracker.view is view or tracker.view is None:
-                tracker.close()
-                self._trackers.remove(tracker)
-
-    def has_views(self) -> bool:
-        """True if the loader follows a view that still exists.  UI thread."""
-        return any(t.view is not None for t in self._trackers)
-
-    def views(self) -> list[QAbstractItemView]:
-        """The views the loader follows, in the order attached; destroyed ones
-        are left out.  UI thread."""
-        return [view for view in (t.view for t in self._trackers) if view is not None]
-
-    def view_tracker(self, view: QAbstractItemView) -> ViewTracker | None:
-        """The ``ViewTracker`` following ``view``, or None if it is not attached.
-
-        UI thread; the tracker's attributes (what it found visible and near at
-        its last update) are for reading.
-
-        Args:
-            view: A view.
-        """
-        if view is None:  # a destroyed view's tracker has view None: never found
-            return None
-        return next((t for t in self._trackers if t.view is view), None)
-
-    def _viewport_changed(
-        self, visible: Sequence[str], keep: Iterable[str], request: bool = True
-    ) -> None:
-        """A tracker's view shows ``visible`` (in order) and keeps ``keep`` close;
-        ``request=False`` while it is flung: cancel only."""
-        if request:
-            self._visible_generation += 1
-            # Newest screen above every older one; within it, reading order.
-            base = VISIBLE_PRIORITY + self._visible_generation
-            count = len(visible)
-            try:
-                for i, path in enumerate(visible):
-                    if path in self._cache or path in self._failed:
-                        continue
-                    self._request(path, base + (count - i) / (count + 1), evictable=True)
-            except RuntimeError:  # the manager was shut down: nothing more to load
-                return
-        near: set[str] = set()
-        for tracker in self._trackers:
-            near.update(tracker.keep)
-        for path, entry in list(self._inflight.items()):
-            if entry.evictable and path not in near:
-                self.cancel(path)
+def _scaled(size: QSize, ratio: float) -> tuple[int, int]:
+    """``size`` in device pixels at ``ratio`` (rounded up: never blurry)."""
+    return math.ceil(size.width() * ratio - 1e-9), math.ceil(size.height() * ratio - 1e-9)

@@ -21,6 +21,8 @@ from PySide6.QtCore import (
     QSize,
     Qt,
 )
+from PySide6.QtGui import QFont, QFontMetrics
+from PySide6.QtWidgets import QApplication, QStyle, QStyleOptionViewItem
 
 from ..core._validate import check_count
 from ..qt._home_thread import DiesAtHome
@@ -30,13 +32,20 @@ from ._loader import ThumbnailLoader
 class ThumbnailModel(DiesAtHome, QAbstractListModel):
     """A list model over image paths whose ``DecorationRole`` is the thumbnail.
 
-    ``DisplayRole`` is the file name, ``ToolTipRole`` the path (or the error),
-    ``path_role`` (``Qt.UserRole``) the path.  ``DecorationRole`` is the
-    pixmap once loaded, the loader's placeholder for a failed file, and None
-    while loading; ``dataChanged`` announces each arrival.  ``SizeHintRole``
-    is the loader's thumbnail size plus ``size_hint_margin`` pixels on each
-    side, before and after loading, so a view with ``setUniformItemSizes(True)``
-    sizes its items for the thumbnails instead of for the first empty row.
+    ``DisplayRole`` is the file name (the caption), ``ToolTipRole`` the path
+    (or the error), ``path_role`` (``Qt.UserRole``) the path.
+    ``DecorationRole`` is the pixmap once loaded, the loader's placeholder for
+    a failed file, and None while loading; ``dataChanged`` announces each
+    arrival.  ``SizeHintRole`` holds the thumbnail box (the loader's size,
+    whatever the image's aspect ratio) and ``caption_lines`` lines of caption
+    below it, measured by the application's style with ``caption_font``, plus
+    ``size_hint_margin`` pixels on each side; it is the same before and after
+    loading, so a view with ``setUniformItemSizes(True)`` sizes its items for
+    the thumbnails instead of for the first empty row, and in ``IconMode``
+    no caption overlaps its image.  A longer file name is elided.
+
+    A file name that is not UTF-8 is shown with a replacement character; the
+    path itself reaches the loader unchanged (``thumbnail_path``).
 
     When the loader follows a view (``attach_view``), the view decides what
     to load; otherwise asking for a row's decoration requests it.
@@ -49,12 +58,16 @@ class ThumbnailModel(DiesAtHome, QAbstractListModel):
         loader: The loader that decodes the thumbnails.
         parent: The QObject parent.
         path_role: The role that answers a row's path.
-        size_hint_margin: Pixels added on each side of the thumbnail size for
+        size_hint_margin: Pixels added on each side of the item for
             ``SizeHintRole``.
+        caption_lines: Lines of caption below the thumbnail (0: no caption,
+            ``DisplayRole`` is then None).
+        caption_font: The font the view shows captions in (default: the
+            application's font for list views).
 
     Raises:
-        TypeError: ``size_hint_margin`` is not an int.
-        ValueError: ``size_hint_margin`` is negative.
+        TypeError: ``size_hint_margin`` or ``caption_lines`` is not an int.
+        ValueError: ``size_hint_margin`` or ``caption_lines`` is negative.
     """
 
     def __init__(
@@ -64,13 +77,19 @@ class ThumbnailModel(DiesAtHome, QAbstractListModel):
         parent: QObject | None = None,
         path_role: int = Qt.ItemDataRole.UserRole,
         size_hint_margin: int = 4,
+        caption_lines: int = 1,
+        caption_font: QFont | None = None,
     ) -> None:
         super().__init__(parent)
         self._remember_home()  # destroyed on this thread, whoever drops it last
         check_count("size_hint_margin", size_hint_margin)
+        check_count("caption_lines", caption_lines)
         self._loader = loader
         self._path_role = int(path_role)
         self._margin = int(size_hint_margin)
+        self._caption_lines = caption_lines
+        self._font = QFont(caption_font) if caption_font is not None else None
+        self._size_hint: QSize | None = None
         self._paths: list[str] = []
         self._rows: dict[str, list[int]] = {}
         self._set(paths)
@@ -81,6 +100,22 @@ class ThumbnailModel(DiesAtHome, QAbstractListModel):
     def loader(self) -> ThumbnailLoader:
         """The loader whose thumbnails the model shows.  UI thread."""
         return self._loader
+
+    def thumbnail_path(self, row: int) -> str | None:
+        """The exact path of ``row`` (what ``attach_view`` reads), or None.  UI thread.
+
+        Args:
+            row: A row of the model.
+        """
+        return self._paths[row] if 0 <= row < len(self._paths) else None
+
+    def item_size(self) -> QSize:
+        """The ``SizeHintRole`` of every row: thumbnail box, caption and margins.  UI thread."""
+        if self._size_hint is None:
+            self._size_hint = _item_size(
+                self._loader.size, self._caption_lines, self._font, self._margin
+            )
+        return QSize(self._size_hint)
 
     def paths(self) -> list[str]:
         """The paths, one per row (a copy).  UI thread."""
@@ -130,12 +165,11 @@ class ThumbnailModel(DiesAtHome, QAbstractListModel):
         if role == self._path_role:
             return path
         if role == Qt.ItemDataRole.SizeHintRole:
-            size, grow = self._loader.size, 2 * self._margin
-            return QSize(size.width() + grow, size.height() + grow)
+            return self.item_size()
         if role == Qt.ItemDataRole.DisplayRole:
-            return os.path.basename(path) or path
+            return _shown(os.path.basename(path) or path) if self._caption_lines else None
         if role == Qt.ItemDataRole.ToolTipRole:
-            return self._loader.error(path) or path
+            return self._loader.error(path) or _shown(path)
         return None
 
     def multiData(  # noqa: N802 - Qt override
@@ -160,3 +194,33 @@ class ThumbnailModel(DiesAtHome, QAbstractListModel):
         for row in self._rows.get(path, ()):
             index = self.index(row, 0)
             self.dataChanged.emit(index, index, [Qt.ItemDataRole.DecorationRole])
+
+
+def _shown(text: str) -> str:
+    """``text`` as Qt can show it: a non-UTF-8 byte becomes U+FFFD."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def _item_size(box: QSize, lines: int, font: QFont | None, margin: int) -> QSize:
+    """An icon-mode item holding a ``box`` decoration above ``lines`` of text,
+    as the application's style lays it out, plus ``margin`` on each side."""
+    if lines == 0:
+        return QSize(box.width() + 2 * margin, box.height() + 2 * margin)
+    font = QFont(font) if font is not None else QApplication.font("QListView")  # type: ignore[call-overload]  # str at runtime
+    option = QStyleOptionViewItem()
+    option.features = (
+        QStyleOptionViewItem.ViewItemFeature.HasDecoration
+        | QStyleOptionViewItem.ViewItemFeature.HasDisplay
+    )
+    option.decorationPosition = QStyleOptionViewItem.Position.Top
+    option.decorationAlignment = Qt.AlignmentFlag.AlignCenter
+    option.displayAlignment = Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop
+    option.decorationSize = QSize(box)
+    option.font = font
+    option.fontMetrics = QFontMetrics(font)
+    option.text = "\n".join(["Xg"] * lines)
+    style = QApplication.style()
+    natural = style.sizeFromContents(QStyle.ContentsType.CT_ItemViewItem, option, QSize(), None)
+    width = max(natural.width(), box.width() + 2 * style.pixelMetric(
+        QStyle.PixelMetric.PM_FocusFrameHMargin, option, None) + 2)  # fmt: skip
+    return QSize(width + 2 * margin, natural.height() + 2 * margin)

@@ -10,7 +10,13 @@ and whom to tell (``changed``), so it imports nothing of the package.
 
 The search is a binary search over ``visualRect``: list, table and icon views
 lay top-level rows out in reading order, so a row's rectangle never ends above
-(or, in a single horizontal line, left of) the previous one.
+(or, in a single horizontal line, left of) the previous one.  A hidden row
+(``setRowHidden``) has an empty rectangle at the origin, which would break
+that order: the search gives it the place of the next row shown.
+
+Paths are read from the model's ``path_role``, or from its
+``thumbnail_path(row)`` if it has one: a ``QVariant`` cannot carry a
+non-UTF-8 file name (a Python ``str`` with surrogate escapes), a direct call can.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 import shiboken6
-from PySide6.QtCore import QEvent, QObject, QRect, QTimer
+from PySide6.QtCore import QEvent, QModelIndex, QObject, QRect, QTimer
 from PySide6.QtWidgets import QAbstractItemView
 
 from ..qt._home_thread import DiesAtHome
@@ -47,6 +53,7 @@ class ViewTracker(DiesAtHome, QObject):
         keep_screens: Returns how many screens beyond the viewport to keep.
         changed: Called on the UI thread with what is visible and what to keep.
         parent: The QObject parent.
+        gone: Called with the tracker on the UI thread when its view is destroyed.
     """
 
     #: Milliseconds of quiet before the viewport is read again.
@@ -61,11 +68,13 @@ class ViewTracker(DiesAtHome, QObject):
         keep_screens: Callable[[], float],
         changed: ViewportChanged,
         parent: QObject | None = None,
+        gone: Callable[[ViewTracker], None] | None = None,
     ) -> None:
         super().__init__(parent)
         self._remember_home()  # destroyed on this thread, whoever drops it last
         self._keep_screens = keep_screens
         self._changed = changed
+        self._gone = gone
         self._view: QAbstractItemView | None = view
         self._path_role = path_role
         self._column = column
@@ -121,6 +130,7 @@ class ViewTracker(DiesAtHome, QObject):
                 bar.valueChanged.disconnect(self.schedule)
                 bar.rangeChanged.disconnect(self.schedule)
             view.viewport().removeEventFilter(self)
+            view.destroyed.disconnect(self._view_gone)
         self._unhook_model()
         self._view = None
         self._keep = set()
@@ -131,6 +141,8 @@ class ViewTracker(DiesAtHome, QObject):
         self._model = None
         self._keep = set()
         self._timer.stop()
+        if self._gone is not None:
+            self._gone(self)
 
     def _hook_model(self) -> None:
         view = self.view
@@ -194,15 +206,15 @@ class ViewTracker(DiesAtHome, QObject):
             self._keep, self._visible = set(), []
             return
         visible_rows, keep_rows = self.rows(self._keep_screens())
-        role, column, root = self._path_role, self._column, view.rootIndex()
+        path_of = self._path_reader(view, model)
         visible: list[str] = []
         keep: set[str] = set()
         for row in keep_rows:
-            path = model.index(row, column, root).data(role)
+            path = path_of(row)
             if path:
                 keep.add(str(path))
         for row in visible_rows:
-            path = model.index(row, column, root).data(role)
+            path = path_of(row)
             if path:
                 visible.append(str(path))
         keep.update(visible)
@@ -214,6 +226,14 @@ class ViewTracker(DiesAtHome, QObject):
         if fling:
             self._flings += 1
             self._timer.start(self.debounce_ms)  # read again once it stops
+
+    def _path_reader(self, view: QAbstractItemView, model: Any) -> Callable[[int], Any]:
+        """How to read a row's path: the model's ``thumbnail_path``, or the role."""
+        direct = getattr(model, "thumbnail_path", None)
+        if callable(direct) and view.rootIndex() == QModelIndex():
+            return direct  # type: ignore[no-any-return]
+        role, column, root = self._path_role, self._column, view.rootIndex()
+        return lambda row: model.index(row, column, root).data(role)
 
     def rows(self, keep_screens: float) -> tuple[list[int], range]:
         """The rows intersecting the viewport, and the rows near it.  UI thread.
@@ -232,12 +252,8 @@ class ViewTracker(DiesAtHome, QObject):
         count = model.rowCount(root)
         if count == 0:
             return [], range(0)
-        column = self._column
-
-        def rect(row: int) -> QRect:
-            return view.visualRect(model.index(row, column, root))
-
-        first, last = rect(0), rect(count - 1)
+        layout = _Layout(view, model, self._column, count)
+        first, last = layout.place(0), layout.last_shown()
         vertical = count == 1 or last.top() > first.top()
         area = view.viewport().rect()
         extent = area.height() if vertical else area.width()
@@ -250,7 +266,7 @@ class ViewTracker(DiesAtHome, QObject):
             lo, hi = 0, count
             while lo < hi:
                 mid = (lo + hi) // 2
-                if end_of(rect(mid)) >= pos:
+                if end_of(layout.place(mid)) >= pos:
                     hi = mid
                 else:
                     lo = mid + 1
@@ -260,14 +276,65 @@ class ViewTracker(DiesAtHome, QObject):
             lo, hi = -1, count - 1
             while lo < hi:
                 mid = (lo + hi + 1) // 2
-                if start_of(rect(mid)) < pos:
+                if start_of(layout.place(mid)) < pos:
                     lo = mid
                 else:
                     hi = mid - 1
             return lo
 
         top, bottom = first_ending_at_or_after(0), last_starting_before(extent)
-        visible = [r for r in range(top, bottom + 1) if rect(r).intersects(area)]
+        visible = [r for r in range(top, bottom + 1) if layout.rect(r).intersects(area)]
         margin = int(extent * keep_screens)
         keep = range(first_ending_at_or_after(-margin), last_starting_before(extent + margin) + 1)
         return visible, keep
+
+
+#: Where the search places the hidden rows after the last row shown: beyond everything.
+_BEYOND = QRect(1 << 30, 1 << 30, 0, 0)
+
+
+class _Layout:
+    """The rectangles of a view's top-level rows during one read.
+
+    ``place(row)`` is the row's rectangle, or for a hidden row (an empty
+    rectangle at the origin) the rectangle of the next row shown, so the
+    places keep the reading order the binary search needs.  Each row's place
+    is looked up once per read.
+    """
+
+    def __init__(self, view: QAbstractItemView, model: Any, column: int, count: int) -> None:
+        self._view, self._model, self._column = view, model, column
+        self._root = view.rootIndex()
+        self._count = count
+        self._placed: dict[int, QRect] = {}
+
+    def rect(self, row: int) -> QRect:
+        return self._view.visualRect(self._model.index(row, self._column, self._root))
+
+    def place(self, row: int) -> QRect:
+        found = self._placed.get(row)
+        if found is not None:
+            return found
+        hidden = []
+        while row < self._count:
+            found = self._placed.get(row)
+            if found is not None:
+                break
+            found = self.rect(row)
+            if not found.isEmpty():
+                break
+            hidden.append(row)
+            row += 1
+        if found is None or found.isEmpty():
+            found = _BEYOND  # hidden rows up to the end
+        for each in (*hidden, row):
+            self._placed[each] = found
+        return found
+
+    def last_shown(self) -> QRect:
+        """The rectangle of the last row not hidden (the last row's if all are)."""
+        for row in range(self._count - 1, -1, -1):
+            found = self.rect(row)
+            if not found.isEmpty():
+                return found
+        return self.rect(self._count - 1)
