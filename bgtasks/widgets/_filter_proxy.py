@@ -23,7 +23,8 @@ ANY_GROUP: Any = object()
 class TaskFilterProxy(DiesAtHome, QSortFilterProxyModel):
     """Filters a ``TaskModel`` by group, state and text.
 
-    The text matches, case-insensitively, a task's name, group, message or
+    The text matches, case-insensitively, a task's name, group (as the
+    model shows it: its name, see ``TaskModel.group_label``), message or
     error.  Group rows (grouped mode) show while one of their tasks does.
     GUI thread only.
     """
@@ -82,6 +83,7 @@ class TaskFilterProxy(DiesAtHome, QSortFilterProxyModel):
         if self._group is ANY_GROUP and self._state is None and not self._text:
             return True
         model = self.sourceModel()
+        label = model.group_label if isinstance(model, TaskModel) else group_label
         info = (
             model._info_at(source_row, source_parent)
             if isinstance(model, TaskModel)
@@ -97,7 +99,7 @@ class TaskFilterProxy(DiesAtHome, QSortFilterProxyModel):
             text = self._text
             return (
                 text in info.name.casefold()
-                or text in group_label(info.group).casefold()
+                or text in label(info.group).casefold()
                 or text in info.message.casefold()
                 or text in info.error.casefold()
             )

@@ -7,16 +7,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QModelIndex, Qt
+from PySide6.QtCore import QItemSelection, QModelIndex, Qt
 from PySide6.QtGui import QGuiApplication, QKeySequence, QShortcut
 from PySide6.QtWidgets import QHBoxLayout, QSplitter, QTreeView, QVBoxLayout, QWidget
 
 from ..core._state import TaskState
 from ..qt._home_thread import DiesAtHome
 from ..qt._manager import BackgroundTaskManager
-from ._columns import group_label
 from ._filter_proxy import TaskFilterProxy
+from ._group_filter import GroupFilter
 from ._model import TaskModel
+from ._monitor_actions import reasons_text, report_refusals, retry_tasks, tasks_text
 from ._monitor_parts import (
     build_action_bar,
     build_filter_bar,
@@ -25,8 +26,8 @@ from ._monitor_parts import (
     build_traceback_pane,
     set_tab_order,
 )
+from ._selection import CANCEL, KEYED_REASON, NO_RETRY, RETRY, SelectionTally
 
-_RETRYABLE = frozenset({TaskState.FAILED, TaskState.CANCELLED})
 #: The order of the summary line.
 _SUMMARY_ORDER = (
     TaskState.RUNNING,
@@ -44,20 +45,38 @@ SHUT_DOWN_TEXT = "Shut down"
 SHUT_DOWN_TIP = "The task manager has shut down"
 
 
-def summary_text(counts: dict[TaskState, int], shut_down: bool = False) -> str:
+_FINISHED = (TaskState.COMPLETED, TaskState.FAILED, TaskState.CANCELLED)
+
+
+def summary_text(counts: dict[TaskState, int], shut_down: bool = False, hidden: int = 0) -> str:
     """The summary line: ``"3 running · 120 queued · 1 failed"``.  Any thread.
 
+    The counts are tasks (``TaskModel.task_counts()``), rows or not: when
+    finished tasks have no row (``hidden``, see ``TaskModel.finished_rows``)
+    the line says how many finished ones the rows show:
+    ``"2 running · 3017 completed · 8 failed (1000 of 3025 finished shown)"``.
+
     Args:
-        counts: Tasks per state (``TaskModel.state_counts()``).
+        counts: Tasks per state.
         shut_down: The manager was shut down: ``"Shut down · 2 cancelling · 5 cancelled"``.
+        hidden: How many of the finished tasks counted have no row.
 
     Returns:
         The non-zero counts, or "No tasks".
     """
     parts = [f"{counts.get(s, 0)} {s.value}" for s in _SUMMARY_ORDER if counts.get(s, 0)]
     if shut_down:
-        return " · ".join([SHUT_DOWN_TEXT, *parts])
-    return " · ".join(parts) if parts else "No tasks"
+        text = " · ".join([SHUT_DOWN_TEXT, *parts])
+    else:
+        text = " · ".join(parts) if parts else "No tasks"
+    if hidden:
+        finished = sum(counts.get(s, 0) for s in _FINISHED)
+        text += f" ({finished - hidden} of {finished} finished shown)"
+    return text
+
+
+#: The Retry button's tool tip; a line follows when selected tasks cannot be retried.
+RETRY_TIP = "Run the selected failed or cancelled tasks again (Alt+R, Ctrl+R)"
 
 
 class TaskMonitor(DiesAtHome, QWidget):
@@ -75,7 +94,20 @@ class TaskMonitor(DiesAtHome, QWidget):
     ``QShortcut`` objects (Delete on the table only; the others with
     ``Qt.WidgetWithChildrenShortcut``, active while the focus is anywhere in
     the monitor); each clicks its button, so a disabled action stays inert.
-    * A summary line of the model's ``state_counts()``, refreshed with each model pass.
+    * A summary line of the model's ``task_counts()``, refreshed with each
+      model pass; it says how many finished tasks the rows show when older
+      ones left the window of ``finished_rows``.
+    * A status line (``status_label``) saying what the last action did:
+      Retry goes through the whole selection, runs again what it can and
+      explains (tool tip, and a WARNING on the ``bgtasks`` logger) what it
+      cannot.  The Retry button is enabled only while a selected task can
+      run again; its tool tip says how many selected tasks cannot (a task
+      with a ``key`` keeps no function to run again).
+    * Groups are shown by their names (``set_group_name``; renames follow).
+      The group filter lists the groups the rows show, in natural order
+      (numbers by value, names alphabetically), and keeps the chosen one.
+    * Work per model pass is in proportion to the rows that changed, never
+      to the rows selected.
     * Once the manager is shut down (it emits nothing more; the model notices
       and reads the registry): the summary starts with "Shut down", tasks
       still stopping show as cancelling until they end, and the actions are
@@ -85,26 +117,37 @@ class TaskMonitor(DiesAtHome, QWidget):
     """
 
     def __init__(
-        self, manager: BackgroundTaskManager, parent: QWidget | None = None, grouped: bool = False
+        self,
+        manager: BackgroundTaskManager,
+        parent: QWidget | None = None,
+        grouped: bool = False,
+        finished_rows: int | None = 1000,
     ) -> None:
         """Show ``manager``'s tasks; with ``grouped`` as a tree, a row per group.
+
+        GUI thread (the manager's).
 
         Args:
             manager: The manager whose tasks it shows.
             parent: The parent widget.
             grouped: A tree with a row per group; False: a flat list.
+            finished_rows: The most rows of finished tasks shown (the model's
+                ``finished_rows``): the rows that finished first leave
+                beyond it, still counted in the summary.  ``None``: all.
+
+        Raises:
+            ValueError: ``finished_rows`` is not a non-negative int or None.
         """
         super().__init__(parent)
         self._remember_home()  # destroyed on this thread, whoever drops it last
         self._manager = manager
         self.setAccessibleName("Task monitor")
-        self.model = TaskModel(manager, self, grouped=grouped)
+        self.model = TaskModel(manager, self, grouped=grouped, finished_rows=finished_rows)
         self.proxy = TaskFilterProxy(self)
         # group rows show while a task of theirs does; a flat list has none
         self.proxy.setRecursiveFilteringEnabled(grouped)
-        self._groups_listed: set[Any] = set()  # groups in the group filter
-        self._last_group: list[Any] = []
         self.proxy.setSourceModel(self.model)
+        self._tally = SelectionTally(self.model, self.proxy)
 
         filters = build_filter_bar(self)
         self.group_combo, self.state_combo = filters.group_combo, filters.state_combo
@@ -113,6 +156,8 @@ class TaskMonitor(DiesAtHome, QWidget):
         actions = build_action_bar(self)
         self.cancel_button, self.retry_button = actions.cancel_button, actions.retry_button
         self.clear_button, self.summary_label = actions.clear_button, actions.summary_label
+        self.status_label = actions.status_label
+        self._group_filter = GroupFilter(self.group_combo, self.model)
         pane = build_traceback_pane(self)
         self.error_panel, self.copy_button = pane.error_panel, pane.copy_button
         self._lay_out(filters.layout, pane.box, actions.layout)
@@ -165,6 +210,8 @@ class TaskMonitor(DiesAtHome, QWidget):
         self.copy_button.clicked.connect(self.copy_traceback)
         self.view.selectionModel().selectionChanged.connect(self._selection_changed)
         self.view.selectionModel().currentChanged.connect(self._show_traceback)
+        self.model.rows_updated.connect(self._rows_updated)
+        self._manager.group_renamed.connect(self._group_renamed)
         if isinstance(self.view, QTreeView):
             if self.model.task_count() < self.auto_expand_limit:
                 self.view.expandAll()
@@ -216,19 +263,24 @@ class TaskMonitor(DiesAtHome, QWidget):
         return n
 
     def retry_selected(self) -> int:
-        """Run the selected failed or cancelled tasks again; returns how many.  GUI thread."""
+        """Run the selected failed or cancelled tasks again; returns how many.
+
+        Goes through the whole selection: a task that cannot run again (a
+        task with a key, one forgotten meanwhile) is skipped, and the status
+        line (its tool tip: why, task by task) and a WARNING on the
+        ``bgtasks`` logger say so.  GUI thread.
+        """
         if self.model._check_shut_down():  # notices one at once
             return 0  # a shut-down manager takes no orders
-        n = 0
-        for uid in self.selected_uids():
-            try:
-                state = self._manager.task_state(uid)
-            except KeyError:
-                continue
-            if state in _RETRYABLE:
-                self._manager.retry(uid)
-                n += 1
-        return n
+        uids = self.selected_uids()
+        outcome = retry_tasks(self._manager, uids)
+        text = f"Retried {tasks_text(outcome.retried)}"
+        if outcome.refused:
+            text += f"; {len(outcome.refused)} could not be retried"
+            report_refusals(len(uids), outcome)
+        self.status_label.setText(text)
+        self.status_label.setToolTip(reasons_text(outcome.refused))
+        return outcome.retried
 
     def clear_finished(self) -> int:
         """Forget every finished task (the rows go at the next pass); returns how many.
@@ -262,41 +314,51 @@ class TaskMonitor(DiesAtHome, QWidget):
                 self.view.expand(self.proxy.mapFromSource(self.model.index(row, 0)))
 
     def _group_chosen(self, _: int) -> None:
-        self.proxy.set_group(self.group_combo.currentData())
+        self.proxy.set_group(self._group_filter.chosen())
+        self._group_filter.sync(force=True)  # a group kept only while chosen may go
 
     def _state_chosen(self, _: int) -> None:
         self.proxy.set_state(self.state_combo.currentData())
 
     def _refresh(self) -> None:
         shut_down = self.model.is_shut_down()
-        self.summary_label.setText(summary_text(self.model.state_counts(), shut_down))
+        model = self.model
+        self.summary_label.setText(
+            summary_text(model.task_counts(), shut_down, model.hidden_count())
+        )
         tip = SHUT_DOWN_TIP if shut_down else ""
         if self.summary_label.toolTip() != tip:
             self.summary_label.setToolTip(tip)
-        groups = self.model.groups()
-        if len(groups) != len(self._groups_listed) or groups[-1:] != self._last_group:
-            combo = self.group_combo
-            for group in groups:
-                if group not in self._groups_listed:
-                    self._groups_listed.add(group)
-                    combo.addItem(group_label(group), group)
-            self._last_group = groups[-1:]
+        self._group_filter.sync()
         self._update_buttons()
         self._show_traceback(self.view.currentIndex())
 
-    def _selection_changed(self, *_: Any) -> None:
+    def _selection_changed(self, selected: QItemSelection, deselected: QItemSelection) -> None:
+        self._tally.selection_changed(selected, deselected)
         self._update_buttons()
+
+    def _rows_updated(self, uids: list[int]) -> None:
+        self._tally.rows_updated(uids)  # the buttons follow at the end of the pass
+
+    def _group_renamed(self, group: Any, name: str) -> None:
+        self._group_filter.relabel()
 
     def _update_buttons(self) -> None:
         if self.model.is_shut_down():  # a shut-down manager takes no orders
             for button in (self.cancel_button, self.retry_button, self.clear_button):
                 button.setEnabled(False)
             return
-        infos = [self.model.task_info(uid) for uid in self.selected_uids()]
-        states = [info.state for info in infos if info is not None]
-        self.cancel_button.setEnabled(any(not s.is_terminal for s in states))
-        self.retry_button.setEnabled(any(s in _RETRYABLE for s in states))
+        count = self._tally.count
+        self.cancel_button.setEnabled(count(CANCEL) > 0)
+        self.retry_button.setEnabled(count(RETRY) > 0)
         self.clear_button.setEnabled(True)
+        stuck = count(NO_RETRY)
+        tip = RETRY_TIP
+        if stuck:
+            tip += f"\n{tasks_text(stuck).replace(' task', ' selected task')} cannot be retried: "
+            tip += KEYED_REASON
+        if self.retry_button.toolTip() != tip:
+            self.retry_button.setToolTip(tip)
 
     def _show_traceback(self, current: QModelIndex, *_: Any) -> None:
         info = current.data(TaskModel.InfoRole) if current.isValid() else None

@@ -49,13 +49,14 @@ class TaskView(NamedTuple):
 
 
 class ActionBar(NamedTuple):
-    """Cancel, Retry and Clear finished, then the summary line, in a row."""
+    """Cancel, Retry and Clear finished, what the last action did, then the summary line."""
 
     layout: QHBoxLayout
     cancel_button: QPushButton
     retry_button: QPushButton
     clear_button: QPushButton
     summary_label: QLabel
+    status_label: QLabel
 
 
 class TracebackPane(NamedTuple):
@@ -144,13 +145,16 @@ def build_action_bar(owner: QWidget) -> ActionBar:
     summary_label = QLabel(owner)
     summary_label.setAccessibleName("Task summary")
     summary_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByKeyboard)
+    status_label = QLabel(owner)
+    status_label.setAccessibleName("Last action")
     layout = QHBoxLayout()
     layout.addWidget(cancel_button)
     layout.addWidget(retry_button)
     layout.addWidget(clear_button)
+    layout.addWidget(status_label)
     layout.addStretch(1)
     layout.addWidget(summary_label)
-    return ActionBar(layout, cancel_button, retry_button, clear_button, summary_label)
+    return ActionBar(layout, cancel_button, retry_button, clear_button, summary_label, status_label)
 
 
 def build_traceback_pane(owner: QWidget) -> TracebackPane:
