@@ -3,8 +3,9 @@
 Everything here is plain Python (no Qt), seeded and deterministic, so the
 window and the tests agree on what a run looks like:
 
-* ``thumbnails``: many small independent tasks; the first screenful gets a
-  higher priority than the rest.  One thumbnail is broken.
+* ``render``: many small independent tasks ("render frame_012"); the first
+  24 get a higher priority than the rest.  One frame fails.  (They are not
+  the Thumbnails tab's images: those are the loader's tasks.)
 * ``io``: "read a file" tasks; a few fail with an ``OSError``.
 * ``compute``: one "parse" task per file, downstream of its read.  A failed
   read fails its parse with the same message (the failure cascade); one
@@ -23,9 +24,9 @@ from typing import Any
 
 from bgtasks import current_task
 
-GROUPS = ("thumbnails", "io", "compute", "chain")
+GROUPS = ("render", "io", "compute", "chain")
 
-N_THUMBNAILS = 160
+N_FRAMES = 160
 N_FILES = 60
 CHAIN_LENGTH = 10
 
@@ -50,15 +51,15 @@ def work(delay: float, steps: int = 1, message: str = "") -> None:
             task.report_progress(step, steps, message or None)
 
 
-def make_thumbnail(index: int, delay: float, broken: bool = False) -> str:
+def render_frame(index: int, delay: float, broken: bool = False) -> str:
     work(delay)
     if broken:
-        raise ValueError(f"img_{index:03d}.jpg: not a JPEG file")
-    return f"thumb_{index:03d}.png"
+        raise ValueError(f"frame_{index:03d}: the scene file is corrupt")
+    return f"frame_{index:03d}.exr"
 
 
 def read_file(name: str, delay: float, fail: bool = False) -> dict[str, Any]:
-    work(delay, 4, f"reading {name}")
+    work(delay, 4, "reading")
     if fail:
         raise OSError(f"cannot read {name}: permission denied")
     return {"name": name, "nbytes": 1000 + 37 * len(name) * int(delay * 1000)}
@@ -152,17 +153,17 @@ def build_workload(seed: int = 0) -> list[TaskSpec]:
         )
     )
 
-    broken_thumb = rng.randrange(N_THUMBNAILS)
-    for i in range(N_THUMBNAILS):
+    broken_frame = rng.randrange(N_FRAMES)
+    for i in range(N_FRAMES):
         add(
             TaskSpec(
-                key=f"thumbnails/{i:03d}",
-                label=f"img_{i:03d}.jpg",
-                group="thumbnails",
-                fn=make_thumbnail,
-                priority=10 if i < 24 else 2,  # the first screenful first
-                kwargs={"index": i, "delay": delay(), "broken": i == broken_thumb},
-                fails=i == broken_thumb,
+                key=f"render/{i:03d}",
+                label=f"render frame_{i:03d}",
+                group="render",
+                fn=render_frame,
+                priority=10 if i < 24 else 2,  # the first 24 first
+                kwargs={"index": i, "delay": delay(), "broken": i == broken_frame},
+                fails=i == broken_frame,
             )
         )
 

@@ -55,7 +55,7 @@ def assert_all_accounted_for(win: DemoWindow) -> dict[str, dict[str, int]]:
         assert counts["tasks"] == planned(name)[0], name
         assert counts["waiting"] == counts["running"] == 0, name
         assert counts["completed"] + counts["failed"] + counts["stopped"] == counts["tasks"], name
-    assert win.overall.value() == win.overall.maximum() == len(PLAN)
+    assert win.pipeline.overall.value() == win.pipeline.overall.maximum() == len(PLAN)
     return shown
 
 
@@ -67,11 +67,11 @@ def test_full_run_shows_every_outcome(qtbot, window):
         assert shown[name]["failed"] == failures, name
         assert shown[name]["stopped"] == 0, name
         assert shown[name]["completed"] == tasks - failures, name
-        assert window.rows[name].status.text() == "finished"
+        assert window.pipeline.rows[name].status.text() == "finished"
     assert shown["compute"]["failed"] > shown["io"]["failed"] > 0  # the cascade
 
     # The failures table lists exactly the deliberate failures, cascades marked as such.
-    table = window.failures_table
+    table = window.pipeline.failures_table
     rows = {table.item(r, 0).text(): table.item(r, 1).text() for r in range(table.rowCount())}
     assert set(rows) == {spec.label for spec in PLAN if spec.fails}
     for spec in PLAN:
@@ -84,11 +84,11 @@ def test_full_run_shows_every_outcome(qtbot, window):
 
     # The chain passed its dict along all ten steps and the fan-in merged the side inputs.
     assert window.run.chain_result == expected_chain_result()
-    assert window.chain_result_label.text().startswith("Fan-in result")
-    assert "as expected" in window.chain_result_label.text()
-    assert "total = 55" in window.chain_result_label.text()
-    assert window.chain_progress.text() == "Steps completed: 10 / 10"
-    assert f"all {len(PLAN)} tasks ended" in window.status_label.text()
+    assert window.pipeline.chain_result_label.text().startswith("Fan-in result")
+    assert "as expected" in window.pipeline.chain_result_label.text()
+    assert "total = 55" in window.pipeline.chain_result_label.text()
+    assert window.pipeline.chain_progress.text() == "Steps completed: 10 / 10"
+    assert f"all {len(PLAN)} pipeline tasks ended" in window.pipeline.status_label.text()
 
     # The chain's steps report progress (and wait with the cancellable current_task().sleep).
     info = window.manager.info(window.run.uid_by_key["chain/step03"])
@@ -96,8 +96,8 @@ def test_full_run_shows_every_outcome(qtbot, window):
 
 
 def test_stop_group_stops_it_and_its_downstream_tasks(qtbot, window):
-    window.group_combo.setCurrentText("io")
-    window.stop_button.click()
+    window.pipeline.group_combo.setCurrentText("io")
+    window.pipeline.stop_button.click()
     wait_until_finished(qtbot, window)
     shown = assert_all_accounted_for(window)
     assert shown["io"]["stopped"] > 0
@@ -109,14 +109,14 @@ def test_stop_group_stops_it_and_its_downstream_tasks(qtbot, window):
             assert run.outcome[parse] == "stopped", i
     assert shown["compute"]["stopped"] >= shown["io"]["stopped"]
     # Groups without a link to io are left alone.
-    for name in ("thumbnails", "chain"):
+    for name in ("render", "chain"):
         assert shown[name]["stopped"] == 0
         assert shown[name]["failed"] == planned(name)[1]
 
 
 def test_pause_holds_queued_tasks_until_resumed(qtbot, window):
-    window.pause_button.click()
-    assert window.pause_button.text() == "Resume"
+    window.pipeline.pause_button.click()
+    assert window.pipeline.pause_button.text() == "&Resume"
     run, manager = window.run, window.manager
     # Tasks already running finish; nothing new starts.
     qtbot.waitUntil(
@@ -131,8 +131,8 @@ def test_pause_holds_queued_tasks_until_resumed(qtbot, window):
         TaskState.FAILED,
         None,
     }
-    window.pause_button.click()
-    assert window.pause_button.text() == "Pause"
+    window.pipeline.pause_button.click()
+    assert window.pipeline.pause_button.text() == "&Pause"
     wait_until_finished(qtbot, window)
     shown = assert_all_accounted_for(window)
     assert sum(counts["stopped"] for counts in shown.values()) == 0
@@ -140,7 +140,7 @@ def test_pause_holds_queued_tasks_until_resumed(qtbot, window):
 
 def test_restart_ignores_the_previous_run(qtbot, window):
     qtbot.waitUntil(lambda: window.run.totals()["completed"] >= 20, timeout=5_000)
-    window.restart_button.click()
+    window.pipeline.restart_button.click()
     assert window.run.number == 2
     wait_until_finished(qtbot, window)
     shown = assert_all_accounted_for(window)
@@ -163,7 +163,7 @@ def test_a_running_task_stops_at_once(qtbot, window):
     assert run.outcome[run.uid_by_key["chain/step02"]] == "completed"
     assert run.outcome[run.uid_by_key["chain/step04"]] == "stopped"  # downstream
     assert window.shown_counts("chain")["stopped"] == CHAIN_STOPPED
-    assert "Fan-in result: stopped" in window.chain_result_label.text()
+    assert "Fan-in result: stopped" in window.pipeline.chain_result_label.text()
 
 
 def test_retry_failed_runs_the_failures_again(qtbot, window):
@@ -171,7 +171,7 @@ def test_retry_failed_runs_the_failures_again(qtbot, window):
     run = window.run
     failed = {uid for uid, outcome in run.outcome.items() if outcome == "failed"}
     attempts = {uid: window.manager.info(uid).attempts for uid in failed}
-    window.retry_button.click()
+    window.pipeline.retry_button.click()
     assert run.finished_at is None and run.outstanding == failed
     wait_until_finished(qtbot, window)
     # The deliberate failures fail again; everything else stays as it was.
@@ -179,13 +179,13 @@ def test_retry_failed_runs_the_failures_again(qtbot, window):
     for name in GROUPS:
         tasks, failures = planned(name)
         assert (shown[name]["completed"], shown[name]["failed"]) == (tasks - failures, failures)
-    assert window.failures_table.rowCount() == len(failed)
+    assert window.pipeline.failures_table.rowCount() == len(failed)
     ran_again = [uid for uid in failed if window.manager.info(uid).attempts > attempts[uid]]
     assert ran_again, "no failed task ran again"
 
 
 def test_thumbnails_tab_shows_the_generated_samples(qtbot, window):
-    assert window.tabs.currentIndex() == 0 and window.tabs.tabText(0) == "Thumbnails"
+    assert window.tabs.currentIndex() == 0 and window.tabs.tabText(0) == "&Thumbnails"
     window.show()
     qtbot.waitExposed(window)
     with qtbot.waitSignal(window.thumbnails_shown, timeout=10_000):
