@@ -11,7 +11,13 @@ from ._close_guard import CloseChoice, CloseGuard, ask_with_message_box
 from ._columns import format_elapsed
 from ._delegate import ProgressDelegate
 from ._graph_layout import layers
-from ._graph_view import STATE_COLOURS, TaskEdgeItem, TaskGraphView, TaskNodeItem
+from ._graph_view import (
+    STATE_COLOURS,
+    GroupNodeItem,
+    TaskEdgeItem,
+    TaskGraphView,
+    TaskNodeItem,
+)
 from ._indicator import TaskStatusIndicator
 from ._model import TaskModel
 from ._monitor import TaskMonitor, summary_text
@@ -23,6 +29,7 @@ __all__ = [
     "BatchFailure",
     "CloseChoice",
     "CloseGuard",
+    "GroupNodeItem",
     "ProgressDelegate",
     "TaskEdgeItem",
     "TaskGraphView",

@@ -1,248 +1,73 @@
-"""A live drawing of the manager's task graph in a QGraphicsView."""
+"""A live drawing of the manager's task graph in a QGraphicsView.
+
+Readable from a handful of tasks to thousands: big groups collapse into one
+node with their state counts (``_graph_model``), the layers wrap into the
+viewport's shape (``_graph_layout``), arrows run in the gaps between nodes
+(``_graph_route``), relayouts run on a worker thread (``_graph_jobs``) and
+their items are made on the UI thread a time-budgeted batch at a time
+(``_graph_scene``).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Iterator
 from time import perf_counter
 from typing import Any
 
-from PySide6.QtCore import QPointF, QRectF, Qt, QTimer
-from PySide6.QtGui import (
-    QBrush,
-    QColor,
-    QFont,
-    QFontMetricsF,
-    QKeyEvent,
-    QPainter,
-    QPainterPath,
-    QPen,
-    QPolygonF,
-    QWheelEvent,
-)
-from PySide6.QtWidgets import (
-    QGraphicsItem,
-    QGraphicsPathItem,
-    QGraphicsScene,
-    QGraphicsView,
-    QStyleOptionGraphicsItem,
-    QWidget,
-)
+from PySide6.QtCore import QRectF, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QColor, QKeyEvent, QPainter, QTransform, QWheelEvent
+from PySide6.QtWidgets import QGraphicsView, QLabel, QWidget
 
 from ..core._state import TaskInfo, TaskState
 from ..qt._home_thread import DiesAtHome
 from ..qt._manager import BackgroundTaskManager
-from ._graph_layout import NODE_HEIGHT, NODE_WIDTH, GraphLayout, lay_out
+from ._graph_items import STATE_COLOURS, GroupNodeItem, TaskEdgeItem, TaskNodeItem, _NodeItem
+from ._graph_jobs import LayoutRequest, LayoutResult, LayoutRunner, compute_layout
+from ._graph_model import EdgeKey, NodeKey, task_key
 from ._shutdown import SHUTDOWN_POLL_INTERVAL, WATCH_INTERVAL, manager_is_shut_down
 
-STATE_COLOURS: dict[TaskState, QColor] = {
-    TaskState.PENDING: QColor("white"),
-    TaskState.QUEUED: QColor("lightblue"),
-    TaskState.RUNNING: QColor("yellow"),
-    TaskState.CANCELLING: QColor("orange"),
-    TaskState.COMPLETED: QColor("#5cd65c"),
-    TaskState.FAILED: QColor("#f04040"),
-    TaskState.CANCELLED: QColor("#b4b4b4"),
-}
-"""Node fill by state: the palette of ``manager.to_dot()`` (pending white,
-queued light blue, running yellow, cancelling orange, completed green,
-failed red, cancelled gray), in shades that keep black text readable."""
+__all__ = ["STATE_COLOURS", "GroupNodeItem", "TaskEdgeItem", "TaskGraphView", "TaskNodeItem"]
 
-_ARROW = 9.0
-
-
-class TaskNodeItem(QGraphicsItem):
-    """One task: a rounded rectangle filled by state, ``"uid: name"`` over the state."""
-
-    def __init__(self, info: TaskInfo) -> None:
-        """Make the node of a task (GUI thread, like every graphics item).
-
-        Args:
-            info: The task's snapshot (kept as ``info``).
-        """
-        super().__init__()
-        self.info = info
-        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIsSelectable)
-        self.setAcceptHoverEvents(True)
-        self.setZValue(1)
-        self.update_info(info)
-
-    @property
-    def uid(self) -> int:
-        """The task's uid."""
-        return self.info.uid
-
-    @property
-    def state(self) -> TaskState:
-        """The task's state in the latest snapshot."""
-        return self.info.state
-
-    def colour(self) -> QColor:
-        """The fill colour of its state (``STATE_COLOURS``).  GUI thread."""
-        return STATE_COLOURS[self.info.state]
-
-    def title(self) -> str:
-        """The first line: ``"uid: name"``.  GUI thread."""
-        return f"{self.info.uid}: {self.info.name}"
-
-    def subtitle(self) -> str:
-        """The second line: the state, with the progress while running.  GUI thread."""
-        info = self.info
-        text = info.state.name
-        if info.state in (TaskState.RUNNING, TaskState.CANCELLING) and info.progress is not None:
-            text += f" {round(info.progress * 100)} %"
-        return text
-
-    def update_info(self, info: TaskInfo) -> None:
-        """Show a newer snapshot of the task (text, tooltip, colour).  GUI thread.
-
-        Args:
-            info: The task's new snapshot.
-        """
-        self.info = info
-        tip = [self.title(), f"state: {info.state.value}", f"group: {info.group!r}"]
-        if info.progress is not None:
-            tip.append(f"progress: {round(info.progress * 100)} %")
-        if info.message:
-            tip.append(info.message)
-        if info.error:
-            tip.append(f"error: {info.error}")
-        if info.attempts > 1:
-            tip.append(f"attempts: {info.attempts}")
-        self.setToolTip("\n".join(tip))
-        self.update()
-
-    def boundingRect(self) -> QRectF:  # noqa: N802 - Qt override
-        """Qt override: the node's rectangle, with room for its outline."""
-        return QRectF(-1, -1, NODE_WIDTH + 2, NODE_HEIGHT + 2)
-
-    def shape(self) -> QPainterPath:
-        """Qt override: the rounded rectangle, for hits and selection."""
-        path = QPainterPath()
-        path.addRoundedRect(QRectF(0, 0, NODE_WIDTH, NODE_HEIGHT), 8, 8)
-        return path
-
-    def paint(
-        self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None
-    ) -> None:
-        """Qt override: draws the node (GUI thread)."""
-        rect = QRectF(0, 0, NODE_WIDTH, NODE_HEIGHT)
-        selected = self.isSelected()
-        painter.setPen(
-            QPen(QColor("#1f5fbf") if selected else QColor("#333333"), 2.5 if selected else 1.2)
-        )
-        painter.setBrush(QBrush(self.colour()))
-        painter.drawRoundedRect(rect, 8, 8)
-        painter.setPen(QColor("black"))
-        font = QFont(painter.font())
-        font.setPointSizeF(9)
-        font.setBold(True)
-        painter.setFont(font)
-        inner = rect.adjusted(6, 4, -6, -4)
-        half = inner.height() / 2
-        title = QFontMetricsF(font).elidedText(
-            self.title(), Qt.TextElideMode.ElideRight, inner.width()
-        )
-        painter.drawText(
-            QRectF(inner.x(), inner.y(), inner.width(), half), Qt.AlignmentFlag.AlignCenter, title
-        )
-        font.setBold(False)
-        font.setPointSizeF(8)
-        painter.setFont(font)
-        painter.drawText(
-            QRectF(inner.x(), inner.y() + half, inner.width(), half),
-            Qt.AlignmentFlag.AlignCenter,
-            self.subtitle(),
-        )
-
-
-def _curve(path: QPainterPath, start: QPointF, end: QPointF) -> None:
-    """An S-curve from ``start`` to ``end``, horizontal at both ends."""
-    dx = max((end.x() - start.x()) / 2, 10.0)
-    path.cubicTo(start + QPointF(dx, 0), end - QPointF(dx, 0), end)
-
-
-class TaskEdgeItem(QGraphicsPathItem):
-    """An arrow from an upstream task's node to a downstream task's node."""
-
-    def __init__(self, source: TaskNodeItem, target: TaskNodeItem) -> None:
-        """Make the arrow from ``source`` to ``target`` (GUI thread).
-
-        Args:
-            source: The upstream task's node.
-            target: The downstream task's node.
-        """
-        super().__init__()
-        self._head = QPainterPath()
-        self.source = source
-        self.target = target
-        self.setZValue(0)
-        self.setPen(QPen(QColor("#555555"), 1.4))
-        self.setBrush(QBrush(QColor("#555555")))
-        self.lanes: tuple[tuple[float, float, float], ...] = ()
-        self.adjust()
-
-    def adjust(self, lanes: Sequence[tuple[float, float, float]] = ()) -> None:
-        """Route the arrow between its nodes' current positions.  GUI thread.
-
-        Args:
-            lanes: (left x, right x, y) passages through the layers it crosses (gaps
-                between their nodes), left to right.
-        """
-        self.lanes = tuple(lanes)
-        src = self.source.pos() + QPointF(NODE_WIDTH, NODE_HEIGHT / 2)
-        dst = self.target.pos() + QPointF(0, NODE_HEIGHT / 2)
-        path = QPainterPath(src)
-        here = src
-        for left, right, y in self.lanes:
-            _curve(path, here, QPointF(left, y))
-            here = QPointF(right, y)
-            path.lineTo(here)
-        _curve(path, here, dst - QPointF(_ARROW, 0))
-        # the arrow head points along the curve's end direction: +x
-        head = QPainterPath()
-        head.addPolygon(
-            QPolygonF(
-                [dst, dst + QPointF(-_ARROW, -_ARROW / 2), dst + QPointF(-_ARROW, _ARROW / 2), dst]
-            )
-        )
-        self.prepareGeometryChange()
-        self._head = head  # filled; the curve is only stroked
-        self.setPath(path)
-
-    def boundingRect(self) -> QRectF:  # noqa: N802 - Qt override
-        """Qt override: the curve's bounds with its arrow head."""
-        return super().boundingRect().united(self._head.boundingRect()).adjusted(-2, -2, 2, 2)
-
-    def paint(
-        self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None
-    ) -> None:
-        """Qt override: draws the curve and its arrow head (GUI thread)."""
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        painter.setPen(self.pen())
-        painter.setBrush(Qt.BrushStyle.NoBrush)
-        painter.drawPath(self.path())
-        painter.setBrush(self.brush())
-        painter.drawPath(self._head)
+_LIVE = (TaskState.RUNNING, TaskState.CANCELLING)
+_ACTIVATE_KEYS = (Qt.Key.Key_Return, Qt.Key.Key_Enter, Qt.Key.Key_Space)
 
 
 class TaskGraphView(DiesAtHome, QGraphicsView):
-    """The manager's tasks as a graph: a node per registered task, an arrow
-    from each upstream task to its downstream task, laid out in columns by
-    layer (longest path from a root), ordered by uid within a column.
+    """The manager's tasks as a graph, readable at 30, 300 or 5,000 tasks.
 
-    Updates live: the manager's signals only start a single-shot QTimer, so
-    however many signals arrive, the view rebuilds at most every
-    ``refresh_interval`` ms (default 100).  ``refresh()`` rebuilds at once.
-    Nodes are kept per uid across refreshes (selection survives).
+    * **Groups** with more than ``collapse_threshold`` tasks (default 20) are
+      drawn as one node, ``"export · 44 tasks"`` over ``"40 done, 3 running,
+      1 failed"``; the arrows between such nodes are merged into one with a
+      count.  A click on a group node, or Enter or Space while it has the
+      keyboard focus, expands it (``expand_group``); C on one of its tasks
+      collapses it again, E expands every group, and the context menu has both.
+    * **Neighbours**: with "Show only neighbours of selection" on (the
+      ``neighbours_action``, the N key, ``set_neighbours_only``) only the
+      selected tasks and everything upstream and downstream of them are drawn.
+    * **Fit** (F or 0, ``fit_to_view``) shows the whole graph, laid out in
+      layers that wrap into the viewport's shape, but never below
+      ``min_legible_scale`` (default 0.6): a graph too big for that is shown
+      at that scale, centred on the running work (else the latest), and a
+      note at the top says so (``fit_note``).  Until the user zooms
+      (Ctrl+wheel, ``+``, ``-``), every relayout fits.
+    * **Keyboard**: Tab and Shift+Tab walk the nodes in reading order (then
+      leave the view); the focused node's description is the view's
+      accessible description.
 
-    Zoom: Ctrl+wheel, ``+``/``-`` (``=`` too), ``0`` or ``F`` fits the graph in
-    view (``fit_to_view``).  Until the user zooms, every refresh fits.
+    Live: the manager's signals only start a single-shot timer, so the view
+    updates at most every ``refresh_interval`` ms (default 100).  New states
+    repaint their nodes; added or removed tasks lay the graph out again on a
+    worker thread, and the items follow on this thread in batches of at most
+    ``frame_budget`` seconds (default 0.008) per turn of the event loop.
+    ``refresh()`` does all of it at once.
 
-    A shut-down manager emits nothing more: while live nodes are shown a slow
-    watch timer looks at ``manager.is_shut_down``; once it is, the live nodes
-    are read from the registry (running ones CANCELLING, queued ones
-    CANCELLED), again a few times a second until they ended or
+    A shut-down manager emits nothing more: while live tasks are shown a slow
+    watch timer looks at ``manager.is_shut_down``; once it is, the live tasks
+    are read from the registry again a few times a second until they ended or
     ``shutdown_poll_limit`` seconds passed, and then nothing polls any more.
+
+    Signals (emitted on the GUI thread):
+        laid_out(): a layout has been applied in full (items placed).
 
     GUI thread only; the manager's signals it follows arrive on that thread.
 
@@ -250,6 +75,8 @@ class TaskGraphView(DiesAtHome, QGraphicsView):
         manager: The manager whose tasks it draws.
         parent: The parent widget.
     """
+
+    laid_out = Signal()
 
     ZOOM_STEP = 1.2
     MIN_ZOOM = 0.05
@@ -259,7 +86,9 @@ class TaskGraphView(DiesAtHome, QGraphicsView):
         super().__init__(parent)
         self._remember_home()  # destroyed on this thread, whoever drops it last
         self._manager = manager
-        self._scene = QGraphicsScene(self)
+        from ._graph_scene import GraphScene
+
+        self._scene = GraphScene(self._group_name, self._activate, self)
         self.setScene(self._scene)
         self.setRenderHints(QPainter.RenderHint.Antialiasing | QPainter.RenderHint.TextAntialiasing)
         self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag)
@@ -267,17 +96,39 @@ class TaskGraphView(DiesAtHome, QGraphicsView):
         self.setBackgroundBrush(QColor("#fafafa"))
         self.setAccessibleName("Task graph")
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
-        self._nodes: dict[int, TaskNodeItem] = {}
-        self._edges: dict[tuple[int, int], TaskEdgeItem] = {}
+        self._note = QLabel(self)
+        self._note.setAccessibleName("Graph note")
+        self._note.setWordWrap(True)
+        self._note.setStyleSheet(
+            "background: rgba(255, 248, 200, 235); color: black; padding: 4px;"
+            " border: 1px solid #b0a060; border-radius: 4px;"
+        )
+        self._note.hide()
         self._auto_fit = True
+        self._collapse_threshold = 20
+        self._min_legible = 0.6
+        self.frame_budget = 0.008  #: seconds of item work per turn of the event loop
+        self._expanded: set[Hashable] = set()
+        self._collapsed: set[Hashable] = set()
+        self._seeds: frozenset[int] | None = None  # neighbours filter: None when off
+        self._neighbours_only = False
+        self._focus_after: NodeKey | None = None
         self.refresh_count = 0  #: how many refreshes ran (tests check the coalescing)
-        self.layout_count = 0  #: how many of them laid the graph out again
+        self.layout_count = 0  #: how many layouts were applied
         self._structure_changed = True  # tasks added or removed: lay out again
         self._changed: set[int] = set()  # uids whose state or progress changed
+        self._since_request: set[int] = set()  # ... while a layout job was out
+        self._generation = 0  # bumped by refresh(): older jobs' results are dropped
+        self._last_viewport = (0.0, 0.0)
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(100)
         self._timer.timeout.connect(self._update)
+        self._work: Iterator[None] | None = None
+        self._work_timer = QTimer(self)
+        self._work_timer.setInterval(0)
+        self._work_timer.timeout.connect(self._work_tick)
+        self._runner = LayoutRunner(self._manager.tasks, self._deliver, self)
         #: Seconds the view keeps re-reading nodes still stopping after a shut-down.
         self.shutdown_poll_limit = 30.0
         self._shut_down = False
@@ -285,13 +136,36 @@ class TaskGraphView(DiesAtHome, QGraphicsView):
         self._watch = QTimer(self)
         self._watch.setInterval(WATCH_INTERVAL)
         self._watch.timeout.connect(self._watch_tick)
+        self._make_actions()
         manager.task_added.connect(self._on_structure)
         manager.task_removed.connect(self._on_structure)
         manager.task_state_changed.connect(self._on_changed)
         manager.task_progress.connect(self._on_changed)
+        renamed = getattr(manager, "group_renamed", None)
+        if renamed is not None:
+            renamed.connect(self._on_renamed)
+        self._scene.selectionChanged.connect(self._selection_changed)
         self.refresh()
 
-    # ------------------------------------------------------------------ public API
+    def _make_actions(self) -> None:
+        def action(text: str, slot: Any, checkable: bool = False) -> QAction:
+            act = QAction(text, self)
+            act.setCheckable(checkable)
+            (act.toggled if checkable else act.triggered).connect(slot)
+            self.addAction(act)
+            return act
+
+        #: Checkable: "Show only neighbours of selection" (N).
+        self.neighbours_action = action(
+            "Show only neighbours of selection\tN", self.set_neighbours_only, True
+        )
+        action("Collapse the selected tasks' groups\tC", self._collapse_selected)
+        action("Expand all groups\tE", self.expand_all)
+        action("Collapse big groups (the default)", self.reset_groups)
+        action("Fit\tF", self.fit_to_view)
+        self.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
+
+    # ------------------------------------------------------------------ settings
 
     @property
     def refresh_interval(self) -> int:
@@ -302,28 +176,201 @@ class TaskGraphView(DiesAtHome, QGraphicsView):
     def refresh_interval(self, ms: int) -> None:
         self._timer.setInterval(int(ms))
 
+    @property
+    def collapse_threshold(self) -> int:
+        """A group with more tasks than this starts collapsed (settable, >= 0).  GUI thread."""
+        return self._collapse_threshold
+
+    @collapse_threshold.setter
+    def collapse_threshold(self, count: int) -> None:
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise ValueError(f"collapse_threshold must be an int >= 0, got {count!r}")
+        self._collapse_threshold = count
+        self._relayout()
+
+    @property
+    def min_legible_scale(self) -> float:
+        """The smallest scale Fit goes to (settable, in (0, 1]).  GUI thread."""
+        return self._min_legible
+
+    @min_legible_scale.setter
+    def min_legible_scale(self, scale: float) -> None:
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < scale <= 1:
+            raise ValueError(f"min_legible_scale must be a number in (0, 1], got {scale!r}")
+        self._min_legible = float(scale)
+        if self._auto_fit:
+            self._fit()
+
+    # ------------------------------------------------------------------ what is shown
+
     def nodes(self) -> dict[int, TaskNodeItem]:
-        """uid -> node item, as of the last refresh.  GUI thread."""
-        return dict(self._nodes)
+        """uid -> node of every task drawn on its own (not in a collapsed group).  GUI thread."""
+        return dict(self._scene.tasks)
+
+    def group_nodes(self) -> dict[Hashable, GroupNodeItem]:
+        """group -> node of every collapsed group drawn.  GUI thread."""
+        return dict(self._scene.groups)
+
+    def node_items(self) -> dict[NodeKey, TaskNodeItem | GroupNodeItem]:
+        """Every node drawn, by key: ``("task", uid)`` or ``("group", group)``.  GUI thread."""
+        return {item.key: item for item in self._scene.nodes()}  # type: ignore[misc]
+
+    def node_order(self) -> list[NodeKey]:
+        """The keys of the nodes drawn in reading order (Tab's order).  GUI thread."""
+        return list(self._scene.order)
 
     def edges(self) -> set[tuple[int, int]]:
-        """(upstream uid, downstream uid) pairs, as of the last refresh.  GUI thread."""
-        return set(self._edges)
+        """(upstream uid, downstream uid) of every arrow between two task nodes.  GUI thread."""
+        return {(a[1], b[1]) for a, b in self._scene.edges if a[0] == b[0] == "task"}  # type: ignore[misc]
 
-    def edge_items(self) -> dict[tuple[int, int], TaskEdgeItem]:
-        """(upstream uid, downstream uid) -> arrow item, as of the last refresh.  GUI thread only."""
-        return dict(self._edges)
+    def links(self) -> dict[EdgeKey, int]:
+        """(upstream key, downstream key) -> how many task edges each arrow stands for.
+
+        GUI thread.
+        """
+        return {key: item.count for key, item in self._scene.edges.items()}
+
+    def edge_items(self) -> dict[EdgeKey, TaskEdgeItem]:
+        """(upstream key, downstream key) -> arrow item of every arrow drawn.  GUI thread."""
+        return dict(self._scene.edges)
+
+    def shown_uids(self) -> set[int]:
+        """The uids drawn, alone or in a group node (all but those the neighbours
+        filter hides).  GUI thread."""
+        return set(self._scene.node_of)
 
     def running_timers(self) -> set[str]:
         """Which of the view's timers run: ``"refresh"`` while a refresh is
         scheduled, ``"watch"`` while it looks for a shut-down (live nodes shown)
-        or re-reads the nodes still stopping after one.  GUI thread only."""
+        or re-reads the nodes still stopping after one, ``"layout"`` while a
+        layout is computed or its items are made.  GUI thread only."""
         timers = set()
         if self._timer.isActive():
             timers.add("refresh")
         if self._watch.isActive():
             timers.add("watch")
+        if self._runner.timer.isActive() or self._work_timer.isActive():
+            timers.add("layout")
         return timers
+
+    def is_laying_out(self) -> bool:
+        """Whether a layout is being computed or applied.  GUI thread."""
+        return self._runner.busy() or self._work is not None
+
+    # ------------------------------------------------------------------ groups
+
+    def _group_name(self, group: Hashable) -> str:
+        name_of = getattr(self._manager, "group_name", None)
+        return name_of(group) if name_of is not None else str(group)
+
+    def is_collapsed(self, group: Hashable) -> bool:
+        """Whether ``group`` is drawn as one node now.  GUI thread.
+
+        Args:
+            group: The group.
+        """
+        return group in self._scene.groups
+
+    def expand_group(self, group: Hashable) -> None:
+        """Draw ``group``'s tasks one by one (relayout on a worker).  GUI thread.
+
+        Args:
+            group: The group.
+
+        Raises:
+            TypeError: ``group`` is unhashable.
+        """
+        hash(group)
+        self._expanded.add(group)
+        self._collapsed.discard(group)
+        self._relayout()
+
+    def collapse_group(self, group: Hashable) -> None:
+        """Draw ``group`` as one node (relayout on a worker).  GUI thread.
+
+        Args:
+            group: The group.
+
+        Raises:
+            TypeError: ``group`` is unhashable.
+            ValueError: ``group`` is None (tasks without a group do not collapse).
+        """
+        hash(group)
+        if group is None:
+            raise ValueError("group must not be None: tasks without a group do not collapse")
+        self._collapsed.add(group)
+        self._expanded.discard(group)
+        self._relayout()
+
+    def expand_all(self) -> None:
+        """Draw every task on its own.  GUI thread."""
+        self._expanded.update(info.group for info in self._scene.infos.values())
+        self._collapsed.clear()
+        self._relayout()
+
+    def reset_groups(self) -> None:
+        """Forget what was expanded or collapsed: big groups collapse again.  GUI thread."""
+        self._expanded.clear()
+        self._collapsed.clear()
+        self._relayout()
+
+    def _collapse_selected(self) -> None:
+        items = self._scene.selectedItems() or [self._scene.focusItem()]
+        for item in items:
+            if isinstance(item, TaskNodeItem) and item.info.group is not None:
+                self.collapse_group(item.info.group)
+
+    def _activate(self, item: _NodeItem) -> None:
+        if isinstance(item, GroupNodeItem):
+            members = self._scene.members.get(item.key, [])
+            self._focus_after = task_key(members[0]) if members else None
+            self.expand_group(item.task_group)
+        else:
+            self._scene.clearSelection()
+            item.setSelected(True)
+
+    # ------------------------------------------------------------------ neighbours
+
+    def neighbours_only(self) -> bool:
+        """Whether only the neighbours of the selection are drawn.  GUI thread."""
+        return self._neighbours_only
+
+    def set_neighbours_only(self, on: bool) -> None:
+        """Draw only the selected tasks and everything up- and downstream of them.
+
+        With nothing selected the whole graph stays and the note says so.  A
+        new selection while it is on refocuses.  GUI thread.
+
+        Args:
+            on: True to filter, False to draw every task again.
+        """
+        if not isinstance(on, bool):
+            raise TypeError(f"on must be a bool, got {on!r}")
+        self._neighbours_only = on
+        if self.neighbours_action.isChecked() != on:
+            self.neighbours_action.setChecked(on)
+        self._seeds = self._selected_uids() if on else None
+        if on and not self._seeds:
+            self._seeds = None
+        self._set_note(self.fit_note() if on else "")
+        self._relayout()
+
+    def _selected_uids(self) -> frozenset[int]:
+        uids: set[int] = set()
+        for item in self._scene.selectedItems():
+            if isinstance(item, _NodeItem):
+                uids.update(self._scene.members.get(item.key, ()))
+        return frozenset(uids)
+
+    def _selection_changed(self) -> None:
+        if self._neighbours_only:
+            seeds = self._selected_uids()
+            if seeds and seeds != self._seeds:
+                self._seeds = seeds
+                self._relayout()
+        self._describe()
+
+    # ------------------------------------------------------------------ zoom and fit
 
     def zoom(self) -> float:
         """The current scale (1.0: unscaled).  GUI thread."""
@@ -344,28 +391,193 @@ class TaskGraphView(DiesAtHome, QGraphicsView):
             self.scale(target / current, target / current)
 
     def fit_to_view(self) -> None:
-        """Show the whole graph (never magnified beyond 1:1); auto-fit again on refresh.
-
-        GUI thread.
-        """
+        """Show the whole graph, between ``min_legible_scale`` and 1:1; auto-fit
+        again after each relayout.  GUI thread."""
         self._auto_fit = True
         self._fit()
 
+    def fit_note(self) -> str:
+        """What the note at the top says ("" when hidden), e.g. that Fit could not
+        show the whole graph legibly.  GUI thread."""
+        return self._note.text() if not self._note.isHidden() else ""
+
+    def _set_note(self, text: str) -> None:
+        if not text and self._neighbours_only and self._seeds is None:
+            text = "Select a task (or a group) to show only its neighbours."
+        self._note.setText(text)
+        self._note.setVisible(bool(text))
+        if text:
+            self._note.setMaximumWidth(max(self.viewport().width() - 16, 100))
+            self._note.adjustSize()
+            self._note.move(8, 8)
+        self._describe()
+
+    def _fit(self) -> None:
+        rect = self._scene.sceneRect()
+        if not self._scene.order or rect.isEmpty():
+            self.resetTransform()
+            self._set_note("")
+            return
+        port = self.viewport().rect()
+        scale = min(port.width() / rect.width(), port.height() / rect.height(), 1.0)
+        if scale >= self._min_legible:
+            self.setTransform(QTransform.fromScale(scale, scale))
+            self.centerOn(rect.center())
+            self._set_note("")
+            return
+        scale = self._min_legible
+        self.setTransform(QTransform.fromScale(scale, scale))
+        centre, what = self._work_centre(port.width() / scale, port.height() / scale)
+        self.centerOn(centre)
+        self._set_note(
+            f"Too big to read whole ({len(self._scene.order)} nodes): showing {what} at "
+            f"{round(scale * 100)} %. Zoom out with − or Ctrl+wheel; F fits again."
+        )
+
+    def _work_centre(self, width: float, height: float) -> tuple[Any, str]:
+        """Where to look when the graph cannot be read whole: the running work, or the latest."""
+        live = [
+            item
+            for item in self._scene.nodes()
+            if any(self._scene.counts(item.key).get(s) for s in _LIVE)
+        ]
+        if live:
+            box = QRectF()
+            for item in live:
+                box = box.united(item.sceneBoundingRect())
+            if box.width() <= width and box.height() <= height:
+                return box.center(), "the running work"
+            first = min(live, key=lambda i: (i.y(), i.x()))
+            return first.sceneBoundingRect().center(), "the first running work"
+        infos = self._scene.infos
+
+        def latest(item: _NodeItem) -> float:
+            times = [
+                infos[u].ended or infos[u].started or infos[u].created for u in self._uids(item)
+            ]
+            return max(times, default=0.0)
+
+        item = max(self._scene.nodes(), key=latest)
+        return item.sceneBoundingRect().center(), "the latest work"
+
+    def _uids(self, item: _NodeItem) -> list[int]:
+        return [u for u in self._scene.members.get(item.key, ()) if u in self._scene.infos]
+
+    # ------------------------------------------------------------------ updates
+
     def refresh(self) -> None:
-        """Rebuild from ``manager.tasks()`` now.  GUI thread."""
-        self._structure_changed = True
-        self._update()
+        """Read ``manager.tasks()`` and lay the graph out now, on this thread.  GUI thread."""
+        self._timer.stop()
+        self.refresh_count += 1
+        self._structure_changed = False
+        self._generation += 1
+        self._changed.clear()
+        self._since_request.clear()
+        result = compute_layout(self._manager.tasks(), self._request())
+        self._start_apply(result)
+        if self._work is not None:
+            for _ in self._work:
+                pass
+            self._finish_apply()
+        self._update_watch()
 
     def is_shut_down(self) -> bool:
         """Whether the view noticed that its manager was shut down (or deleted).  GUI thread."""
         return self._shut_down
 
+    def _request(self) -> LayoutRequest:
+        port = self.viewport().size()
+        viewport = (
+            (float(port.width()), float(port.height()))
+            if self.isVisible() and port.width() > 50 and port.height() > 50
+            else (1280.0, 800.0)
+        )
+        self._last_viewport = viewport
+        return LayoutRequest(
+            self._collapse_threshold,
+            frozenset(self._expanded),
+            frozenset(self._collapsed),
+            self._seeds,
+            viewport,
+            self._min_legible,
+            self._generation,
+        )
+
+    def _relayout(self) -> None:
+        """Lay out again on the worker, now (settings changed)."""
+        self._structure_changed = False
+        self._runner.request(self._request())
+
+    def _deliver(self, result: LayoutResult) -> None:
+        if result.generation < self._generation:
+            return  # a refresh() was made after it started
+        self._start_apply(result)
+        if not self._runner.busy():
+            self._changed |= self._since_request
+            self._since_request.clear()
+
+    def _start_apply(self, result: LayoutResult) -> None:
+        self._scene.infos = {info.uid: info for info in result.infos}
+        self._work = self._scene.apply_steps(result)
+        self._work_timer.start()
+
+    def _work_tick(self) -> None:
+        work = self._work
+        if work is None:
+            self._work_timer.stop()
+            return
+        deadline = perf_counter() + self.frame_budget
+        for _ in work:
+            if perf_counter() >= deadline:
+                return
+        self._finish_apply()
+
+    def _finish_apply(self) -> None:
+        self._work = None
+        self._work_timer.stop()
+        self.layout_count += 1
+        if self._auto_fit:
+            self._fit()
+        if self._focus_after is not None:
+            item = self._scene.node(self._focus_after)
+            self._focus_after = None
+            if item is not None:
+                item.setFocus()
+                self.ensureVisible(item)
+        self._describe()
+        self._update_watch()
+        if self._changed:
+            self._schedule()
+        self.laid_out.emit()
+
     def _update(self) -> None:
-        self._update_now()
+        self.refresh_count += 1
+        if self._structure_changed:
+            self._relayout()
+        changed, self._changed = self._changed, set()
+        if changed:
+            deadline = perf_counter() + self.frame_budget
+            infos = self._manager.infos(changed).values()
+            batch: list[TaskInfo] = []
+            for info in infos:
+                batch.append(info)
+                if len(batch) % 64 == 0 and perf_counter() >= deadline:
+                    break
+            self._scene.update_states(batch)
+            left = changed.difference(info.uid for info in batch)
+            if left:  # the rest on the next turn
+                self._changed |= left
+                QTimer.singleShot(0, self._update_rest)
         self._update_watch()
 
+    def _update_rest(self) -> None:
+        if self._changed and not self._timer.isActive():
+            self._update()
+
+    # ------------------------------------------------------------------ shut-down watch
+
     def _live_uids(self) -> list[int]:
-        return [uid for uid, node in self._nodes.items() if not node.state.is_terminal]
+        return [uid for uid, info in self._scene.infos.items() if not info.state.is_terminal]
 
     def _update_watch(self) -> None:
         # Live nodes could change without a signal only once the manager is
@@ -385,75 +597,11 @@ class TaskGraphView(DiesAtHome, QGraphicsView):
             self._shut_down = True
             self._shutdown_deadline = perf_counter() + self.shutdown_poll_limit
             self._watch.setInterval(SHUTDOWN_POLL_INTERVAL)
-        self._changed.update(self._live_uids())
-        self._update_now()
+        self._scene.update_states(self._manager.infos(self._live_uids()).values())
         if not self._live_uids() or perf_counter() >= self._shutdown_deadline:
             self._watch.stop()  # for good: nothing starts it again
 
-    def _update_now(self) -> None:
-        # From the timer: new states repaint their nodes only; added or removed
-        # tasks lay the graph out again.
-        self._timer.stop()
-        self.refresh_count += 1
-        if not self._structure_changed:
-            changed, self._changed = self._changed, set()
-            for uid, info in self._manager.infos(changed).items():
-                node = self._nodes.get(uid)
-                if node is not None and node.info != info:
-                    node.update_info(info)
-            return
-        self._structure_changed = False
-        self._changed.clear()
-        self.layout_count += 1
-        infos = sorted(self._manager.tasks(), key=lambda info: info.uid)
-        self._sync_nodes(infos)
-        layout = lay_out(infos)
-        for uid, (x, y) in layout.positions.items():
-            self._nodes[uid].setPos(x, y)
-        self._sync_edges(layout)
-        scene = self._scene
-        scene.setSceneRect(scene.itemsBoundingRect().adjusted(-12, -12, 12, 12))
-        if self._auto_fit:
-            self._fit()
-
-    def _sync_nodes(self, infos: list[TaskInfo]) -> None:
-        """A node per snapshot: new ones added, gone ones removed, changed ones updated."""
-        scene = self._scene
-        seen = {info.uid for info in infos}
-        for uid in [uid for uid in self._nodes if uid not in seen]:
-            scene.removeItem(self._nodes.pop(uid))
-        for info in infos:
-            node = self._nodes.get(info.uid)
-            if node is None:
-                node = self._nodes[info.uid] = TaskNodeItem(info)
-                scene.addItem(node)
-            elif node.info != info:
-                node.update_info(info)
-
-    def _sync_edges(self, layout: GraphLayout) -> None:
-        """An arrow per edge of ``layout``, routed through its lanes (the nodes are placed)."""
-        scene = self._scene
-        for key in [key for key in self._edges if key not in layout.edges]:
-            scene.removeItem(self._edges.pop(key))
-        for key in layout.edges:
-            up, down = key
-            edge = self._edges.get(key)
-            if edge is None:
-                edge = self._edges[key] = TaskEdgeItem(self._nodes[up], self._nodes[down])
-                scene.addItem(edge)
-            edge.adjust(layout.lanes(up, down))
-
-    # ------------------------------------------------------------------ internals
-
-    def _fit(self) -> None:
-        rect = self._scene.sceneRect()
-        if not self._nodes:
-            self.resetTransform()
-            return
-        self.fitInView(rect, Qt.AspectRatioMode.KeepAspectRatio)
-        if self.zoom() > 1.0:  # small graphs stay at natural size
-            self.resetTransform()
-            self.centerOn(rect.center())
+    # ------------------------------------------------------------------ signals in
 
     def _on_structure(self, *_: Any) -> None:
         self._structure_changed = True
@@ -461,11 +609,42 @@ class TaskGraphView(DiesAtHome, QGraphicsView):
 
     def _on_changed(self, uid: int, *_: Any) -> None:
         self._changed.add(uid)
+        if self._runner.busy() or self._work is not None:
+            self._since_request.add(uid)
         self._schedule()
+
+    def _on_renamed(self, group: Hashable, name: str) -> None:
+        self._scene.rename(group)
 
     def _schedule(self) -> None:
         if not self._timer.isActive():
             self._timer.start()
+
+    # ------------------------------------------------------------------ keyboard, mouse
+
+    def _describe(self) -> None:
+        item = self._scene.focusItem()
+        parts = [self.fit_note()] if self.fit_note() else []
+        if isinstance(item, _NodeItem):
+            parts.append(item.description())
+        self.setAccessibleDescription(" ".join(parts))
+
+    def focusNextPrevChild(self, next: bool) -> bool:  # noqa: N802, A002 - Qt override
+        """Qt override: Tab and Shift+Tab walk the nodes, then leave the view."""
+        order = [self._scene.node(k) for k in self._scene.order]
+        items = [i for i in order if i is not None]
+        current = self._scene.focusItem()
+        if items and self.hasFocus():
+            at = items.index(current) if current in items else (-1 if next else len(items))
+            at += 1 if next else -1
+            if 0 <= at < len(items):
+                items[at].setFocus()
+                self.ensureVisible(items[at])
+                self._describe()
+                return True
+            if current is not None:
+                current.clearFocus()
+        return super().focusNextPrevChild(next)
 
     def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802 - Qt override
         """Qt override: Ctrl + wheel zooms; otherwise scrolls."""
@@ -478,21 +657,36 @@ class TaskGraphView(DiesAtHome, QGraphicsView):
         super().wheelEvent(event)
 
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 - Qt override
-        """Qt override: + and - zoom, 0 or F fits the graph to the view."""
+        """Qt override: zoom, fit, expand and collapse, the neighbours filter (see the class)."""
         key = event.key()
-        if key in (Qt.Key.Key_Plus, Qt.Key.Key_Equal):
+        focus = self._scene.focusItem()
+        if key in _ACTIVATE_KEYS and isinstance(focus, _NodeItem):
+            self._activate(focus)
+        elif key in (Qt.Key.Key_Plus, Qt.Key.Key_Equal):
             self.zoom_by(self.ZOOM_STEP)
         elif key in (Qt.Key.Key_Minus, Qt.Key.Key_Underscore):
             self.zoom_by(1 / self.ZOOM_STEP)
         elif key in (Qt.Key.Key_0, Qt.Key.Key_F):
             self.fit_to_view()
+        elif key == Qt.Key.Key_N:
+            self.set_neighbours_only(not self._neighbours_only)
+        elif key == Qt.Key.Key_C:
+            self._collapse_selected()
+        elif key == Qt.Key.Key_E:
+            self.expand_all()
         else:
             super().keyPressEvent(event)
             return
         event.accept()
 
     def resizeEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
-        """Qt override: refits the graph while auto-fitting."""
+        """Qt override: refits while auto-fitting; a much changed shape lays out again."""
         super().resizeEvent(event)
+        width, height = self._last_viewport
+        port = self.viewport().size()
+        if width and height and port.width() > 50 and port.height() > 50:
+            ratio = (port.width() / port.height()) / (width / height)
+            if not 0.75 < ratio < 1.33:
+                self._on_structure()
         if self._auto_fit:
             self._fit()

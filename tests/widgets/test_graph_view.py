@@ -97,12 +97,13 @@ def test_graph_view_matches_the_managers_tasks(qtbot, make_manager, gate):
     scene_items = view.scene().items()
     assert sum(isinstance(i, TaskNodeItem) for i in scene_items) == 6
     assert sum(isinstance(i, TaskEdgeItem) for i in scene_items) == 6
-    # layered left to right: a column per longest-path layer
+    # layered left to right: a column per longest-path layer, a root beside what it feeds
     x = {u: nodes[u].pos().x() for u in nodes}
-    assert x[a] == x[e] < x[b] == x[c] < x[d] == x[f]
+    assert x[a] < x[b] == x[c] < x[d] == x[f]
+    assert x[e] == x[b] < x[f]
     # arrows start at the upstream node and end at the downstream node
-    assert set(view.edge_items()) == view.edges()
-    for (up, down), edge in view.edge_items().items():
+    assert {(k[0][1], k[1][1]) for k in view.edge_items()} == view.edges()
+    for ((_, up), (_, down)), edge in view.edge_items().items():
         path = edge.path()
         assert nodes[up].sceneBoundingRect().contains(path.pointAtPercent(0))
         assert (
@@ -186,7 +187,9 @@ def test_graph_view_zoom_and_fit(qtbot, make_manager):
         )
     view.refresh()
     fitted = view.zoom()
-    assert fitted < 1  # a long chain is shrunk to fit
+    # too long to read whole in 300 x 200: the smallest legible scale, and a note
+    assert fitted == pytest.approx(view.min_legible_scale) == pytest.approx(0.6)
+    assert view.fit_note().startswith("Too big to read whole (12 nodes): showing the latest work")
     view.setFocus()
     qtbot.keyClick(view, Qt.Key.Key_Plus)
     assert view.zoom() == pytest.approx(fitted * view.ZOOM_STEP)

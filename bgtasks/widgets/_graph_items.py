@@ -1,0 +1,398 @@
+"""The graphics items of ``TaskGraphView``: task nodes, group nodes, arrows.
+
+GUI thread only, like every QGraphicsItem.  Nodes share one size
+(``NODE_WIDTH`` x ``NODE_HEIGHT``, the layout's grid).  Below half their
+size on screen the nodes drop their text (it could not be read) and the
+arrows their antialiasing: a big graph zoomed out paints quickly.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Hashable
+
+from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtGui import (
+    QBrush,
+    QColor,
+    QFont,
+    QFontMetricsF,
+    QPainter,
+    QPainterPath,
+    QPen,
+    QPolygonF,
+)
+from PySide6.QtWidgets import QGraphicsItem, QGraphicsPathItem, QStyleOptionGraphicsItem, QWidget
+
+from ..core._state import TaskInfo, TaskState
+from ._graph_layout import NODE_HEIGHT, NODE_WIDTH, Point
+from ._graph_model import STATE_WORDS, NodeKey, counts_text, group_key, task_key
+from ._graph_route import Route
+
+STATE_COLOURS: dict[TaskState, QColor] = {
+    TaskState.PENDING: QColor("white"),
+    TaskState.QUEUED: QColor("lightblue"),
+    TaskState.RUNNING: QColor("yellow"),
+    TaskState.CANCELLING: QColor("orange"),
+    TaskState.COMPLETED: QColor("#5cd65c"),
+    TaskState.FAILED: QColor("#f04040"),
+    TaskState.CANCELLED: QColor("#b4b4b4"),
+}
+"""Node fill by state: the palette of ``manager.to_dot()`` (pending white,
+queued light blue, running yellow, cancelling orange, completed green,
+failed red, cancelled gray), in shades that keep black text readable."""
+
+_ARROW = 9.0
+_RADIUS = 8.0
+_TEXT_LOD = 0.3  # below this scale nodes are drawn without text
+_RECT = QRectF(0, 0, NODE_WIDTH, NODE_HEIGHT)
+
+Activate = Callable[["_NodeItem"], None]
+
+
+def _texts(painter: QPainter, rect: QRectF, title: str, subtitle: str) -> None:
+    """Two centred lines, the first bold, elided to the node's width."""
+    painter.setPen(QColor("black"))
+    font = QFont(painter.font())
+    font.setPointSizeF(11)
+    font.setBold(True)
+    painter.setFont(font)
+    inner = rect.adjusted(8, 4, -8, -4)
+    half = inner.height() / 2
+    title = QFontMetricsF(font).elidedText(title, Qt.TextElideMode.ElideRight, inner.width())
+    painter.drawText(
+        QRectF(inner.x(), inner.y(), inner.width(), half), Qt.AlignmentFlag.AlignCenter, title
+    )
+    font.setBold(False)
+    font.setPointSizeF(9.5)
+    painter.setFont(font)
+    subtitle = QFontMetricsF(font).elidedText(subtitle, Qt.TextElideMode.ElideRight, inner.width())
+    painter.drawText(
+        QRectF(inner.x(), inner.y() + half, inner.width(), half),
+        Qt.AlignmentFlag.AlignCenter,
+        subtitle,
+    )
+
+
+class _NodeItem(QGraphicsItem):
+    """What task and group nodes share: size, focus, selection outline, activation."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.activate: Activate | None = None  # set by the view: click, Enter, Space
+        self._pressed_at: QPointF | None = None
+        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIsSelectable)
+        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIsFocusable)
+        self.setAcceptHoverEvents(True)
+        self.setZValue(1)
+
+    @property
+    def key(self) -> NodeKey:
+        """The node's key in the view (``("task", uid)`` or ``("group", group)``)."""
+        raise NotImplementedError
+
+    def description(self) -> str:
+        """What a screen reader says of the node.  GUI thread."""
+        raise NotImplementedError
+
+    def boundingRect(self) -> QRectF:  # noqa: N802 - Qt override
+        """Qt override: the node's rectangle, with room for its outline."""
+        return QRectF(-4, -4, NODE_WIDTH + 8, NODE_HEIGHT + 8)
+
+    def shape(self) -> QPainterPath:
+        """Qt override: the rounded rectangle, for hits and selection."""
+        path = QPainterPath()
+        path.addRoundedRect(_RECT, _RADIUS, _RADIUS)
+        return path
+
+    def _outline(self) -> QPen:
+        if self.hasFocus():
+            return QPen(QColor("#1f5fbf"), 3.0, Qt.PenStyle.DashLine)
+        if self.isSelected():
+            return QPen(QColor("#1f5fbf"), 3.0)
+        return QPen(QColor("#333333"), 1.2)
+
+    def mousePressEvent(self, event: object) -> None:  # noqa: N802 - Qt override
+        """Qt override: remembers where a click started."""
+        self._pressed_at = event.scenePos()  # type: ignore[attr-defined]
+        super().mousePressEvent(event)  # type: ignore[arg-type]
+
+    def mouseReleaseEvent(self, event: object) -> None:  # noqa: N802 - Qt override
+        """Qt override: a click (not a drag) activates the node."""
+        super().mouseReleaseEvent(event)  # type: ignore[arg-type]
+        start, self._pressed_at = self._pressed_at, None
+        if start is None or self.activate is None:
+            return
+        moved = event.scenePos() - start  # type: ignore[attr-defined]
+        if moved.manhattanLength() < 4 and event.button() == Qt.MouseButton.LeftButton:  # type: ignore[attr-defined]
+            self.activate(self)
+
+
+class TaskNodeItem(_NodeItem):
+    """One task: a rounded rectangle filled by state, ``"uid: name"`` over the state."""
+
+    def __init__(self, info: TaskInfo) -> None:
+        """Make the node of a task (GUI thread, like every graphics item).
+
+        Args:
+            info: The task's snapshot (kept as ``info``).
+        """
+        super().__init__()
+        self.info = info
+        self.update_info(info)
+
+    @property
+    def key(self) -> NodeKey:
+        """``("task", uid)``."""
+        return task_key(self.info.uid)
+
+    @property
+    def uid(self) -> int:
+        """The task's uid."""
+        return self.info.uid
+
+    @property
+    def state(self) -> TaskState:
+        """The task's state in the latest snapshot."""
+        return self.info.state
+
+    def colour(self) -> QColor:
+        """The fill colour of its state (``STATE_COLOURS``).  GUI thread."""
+        return STATE_COLOURS[self.info.state]
+
+    def title(self) -> str:
+        """The first line: ``"uid: name"``.  GUI thread."""
+        return f"{self.info.uid}: {self.info.name}"
+
+    def subtitle(self) -> str:
+        """The second line: the state, with the progress while running.  GUI thread."""
+        info = self.info
+        text = info.state.name
+        if info.state in (TaskState.RUNNING, TaskState.CANCELLING) and info.progress is not None:
+            text += f" {round(info.progress * 100)} %"
+        return text
+
+    def description(self) -> str:
+        """``"Task 7: parse, RUNNING 40 %"``.  GUI thread."""
+        return f"Task {self.title()}, {self.subtitle()}"
+
+    def update_info(self, info: TaskInfo) -> None:
+        """Show a newer snapshot of the task (text, tooltip, colour).  GUI thread.
+
+        Args:
+            info: The task's new snapshot.
+        """
+        self.info = info
+        tip = [self.title(), f"state: {info.state.value}", f"group: {info.group!r}"]
+        if info.progress is not None:
+            tip.append(f"progress: {round(info.progress * 100)} %")
+        if info.message:
+            tip.append(info.message)
+        if info.error:
+            tip.append(f"error: {info.error}")
+        if info.attempts > 1:
+            tip.append(f"attempts: {info.attempts}")
+        self.setToolTip("\n".join(tip))
+        self.update()
+
+    def paint(
+        self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None
+    ) -> None:
+        """Qt override: draws the node (GUI thread)."""
+        painter.setPen(self._outline())
+        painter.setBrush(QBrush(self.colour()))
+        painter.drawRoundedRect(_RECT, _RADIUS, _RADIUS)
+        if option.levelOfDetailFromTransform(painter.worldTransform()) >= _TEXT_LOD:
+            _texts(painter, _RECT, self.title(), self.subtitle())
+
+
+class GroupNodeItem(_NodeItem):
+    """A collapsed group: a stack of cards, its name and task count over its
+    state counts, and a bar of its states' shares along the bottom."""
+
+    def __init__(self, group: Hashable, name: str, counts: Counter[TaskState]) -> None:
+        """Make the node of a collapsed group (GUI thread).
+
+        Args:
+            group: The group.
+            name: Its display name.
+            counts: How many of its shown tasks are in each state.
+        """
+        super().__init__()
+        self.task_group = group
+        self.name = name
+        self.counts: Counter[TaskState] = Counter()
+        self.set_counts(name, counts)
+
+    @property
+    def key(self) -> NodeKey:
+        """``("group", group)``."""
+        return group_key(self.task_group)
+
+    def total(self) -> int:
+        """How many tasks it stands for.  GUI thread."""
+        return sum(self.counts.values())
+
+    def title(self) -> str:
+        """The first line: ``"name · 44 tasks"``.  GUI thread."""
+        n = self.total()
+        return f"{self.name} · {n} task{'s' if n != 1 else ''}"
+
+    def subtitle(self) -> str:
+        """The second line: the counts, ``"40 done, 3 running, 1 failed"``.  GUI thread."""
+        return counts_text(self.counts)
+
+    def text(self) -> str:
+        """``"name · 40 done, 3 running, 1 failed"``.  GUI thread."""
+        return f"{self.name} · {self.subtitle()}"
+
+    def description(self) -> str:
+        """What a screen reader says: the group, its counts, and how to expand it.  GUI thread."""
+        return f"Group {self.title()}: {self.subtitle()}. Collapsed: press Enter to expand."
+
+    def set_counts(self, name: str, counts: Counter[TaskState]) -> None:
+        """Show a new name or new counts.  GUI thread.
+
+        Args:
+            name: The group's display name.
+            counts: How many of its shown tasks are in each state.
+        """
+        if name == self.name and counts == self.counts and self.toolTip():
+            return
+        self.name = name
+        self.counts = Counter(counts)
+        lines = [self.title(), self.subtitle(), "Click or press Enter to expand."]
+        self.setToolTip("\n".join(lines))
+        self.update()
+
+    def paint(
+        self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None
+    ) -> None:
+        """Qt override: draws the stack, the texts and the state bar (GUI thread)."""
+        painter.setPen(QPen(QColor("#555555"), 1.0))
+        painter.setBrush(QBrush(QColor("#dfe6f0")))
+        for shift in (3.0, 1.5):
+            painter.drawRoundedRect(_RECT.translated(shift, -shift), _RADIUS, _RADIUS)
+        painter.setPen(self._outline())
+        painter.setBrush(QBrush(QColor("#eef2f8")))
+        painter.drawRoundedRect(_RECT, _RADIUS, _RADIUS)
+        total = self.total()
+        if total:
+            bar = QRectF(6, NODE_HEIGHT - 9, NODE_WIDTH - 12, 5)
+            x = bar.x()
+            painter.setPen(Qt.PenStyle.NoPen)
+            for state in STATE_WORDS:
+                width = bar.width() * self.counts.get(state, 0) / total
+                if width:
+                    painter.setBrush(STATE_COLOURS[state].darker(110))
+                    painter.drawRect(QRectF(x, bar.y(), width, bar.height()))
+                    x += width
+        if option.levelOfDetailFromTransform(painter.worldTransform()) >= _TEXT_LOD:
+            _texts(painter, _RECT.adjusted(0, -2, 0, -6), "▸ " + self.title(), self.subtitle())
+
+
+class TaskEdgeItem(QGraphicsPathItem):
+    """An arrow from an upstream node to a downstream node, along its route;
+    with a count when it stands for several task edges (collapsed groups)."""
+
+    def __init__(self, source: _NodeItem, target: _NodeItem, count: int = 1) -> None:
+        """Make the arrow from ``source`` to ``target`` (GUI thread).
+
+        Args:
+            source: The upstream node.
+            target: The downstream node.
+            count: How many task edges it stands for.
+        """
+        super().__init__()
+        self._head = QPainterPath()
+        self.source = source
+        self.target = target
+        self.count = count
+        self.points: tuple[Point, ...] = ()
+        self._label: tuple[Point, bool] = ((0.0, 0.0), False)
+        self.setZValue(0)
+        self.setPen(QPen(QColor("#555555"), 1.4))
+        self.setBrush(QBrush(QColor("#555555")))
+
+    def set_route(self, route: Route, turned: bool = False, count: int = 1) -> None:
+        """Draw the arrow along ``route``.  GUI thread.
+
+        Args:
+            route: The polyline from the left node's right side to the right
+                node's left side (horizontal and vertical segments), and
+                where its count goes.
+            turned: The arrow runs right to left (its head at the first point).
+            count: How many task edges it stands for (written when above 1).
+        """
+        points = route.points
+        self.points = tuple(points)
+        self.count = count
+        self._label = route.label, route.label_before
+        path = QPainterPath(QPointF(*points[0]))
+        for i in range(1, len(points) - 1):  # rounded corners
+            (x0, y0), (x1, y1), (x2, y2) = points[i - 1], points[i], points[i + 1]
+            r = min(6.0, abs(x1 - x0 + y1 - y0) / 2, abs(x2 - x1 + y2 - y1) / 2)
+            before = QPointF(x1 - r * _sign(x1 - x0), y1 - r * _sign(y1 - y0))
+            after = QPointF(x1 + r * _sign(x2 - x1), y1 + r * _sign(y2 - y1))
+            path.lineTo(before)
+            path.quadTo(QPointF(x1, y1), after)
+        tip_x, tip_y = points[0] if turned else points[-1]
+        back = _ARROW if turned else -_ARROW
+        path.lineTo(QPointF(*points[-1]))
+        head = QPainterPath()
+        head.addPolygon(
+            QPolygonF(
+                [
+                    QPointF(tip_x, tip_y),
+                    QPointF(tip_x + back, tip_y - _ARROW / 2),
+                    QPointF(tip_x + back, tip_y + _ARROW / 2),
+                ]
+            )
+        )
+        head.closeSubpath()
+        self.prepareGeometryChange()
+        self._head = head
+        width = 1.4 if count <= 1 else min(1.4 + count.bit_length() * 0.25, 3.0)
+        self.setPen(QPen(QColor("#555555"), width))
+        self.setPath(path)
+
+    def label_rect(self) -> QRectF:
+        """Where the count is written: above the line, beside the node at the
+        arrow's own (not bundled) end.  GUI thread."""
+        (x, y), before = self._label
+        width = 7.0 * len(f"{self.count}") + 4
+        return QRectF(x - width - 3 if before else x + 3, y - 15, width, 14)
+
+    def boundingRect(self) -> QRectF:  # noqa: N802 - Qt override
+        """Qt override: the route's bounds with its arrow head and count."""
+        rect = super().boundingRect().united(self._head.boundingRect())
+        if self.count > 1:
+            rect = rect.united(self.label_rect())
+        return rect.adjusted(-2, -2, 2, 2)
+
+    def paint(
+        self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None
+    ) -> None:
+        """Qt override: draws the route, its arrow head and its count (GUI thread)."""
+        detail = option.levelOfDetailFromTransform(painter.worldTransform())
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, detail >= _TEXT_LOD)
+        painter.setPen(self.pen())
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        painter.drawPath(self.path())
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(self.brush())
+        painter.drawPath(self._head)
+        if self.count > 1 and detail >= _TEXT_LOD:
+            font = QFont(painter.font())
+            font.setPointSizeF(8.5)
+            font.setBold(True)
+            painter.setFont(font)
+            painter.setPen(QColor("#1f3f7f"))
+            align = Qt.AlignmentFlag.AlignRight if self._label[1] else Qt.AlignmentFlag.AlignLeft
+            painter.drawText(
+                self.label_rect(), align | Qt.AlignmentFlag.AlignBottom, str(self.count)
+            )
+
+
+def _sign(v: float) -> float:
+    return (v > 0) - (v < 0)

@@ -1,0 +1,154 @@
+"""Laying the task graph out off the UI thread.
+
+A relayout of thousands of nodes takes a few hundred milliseconds of pure
+Python: on the UI thread that is a visible stall.  ``LayoutRunner`` runs
+``compute_layout`` on a daemon thread instead (a layout is plain data: no Qt
+object is touched there) and hands the result to the UI thread, which polls
+for it with a short timer while a job is out.  One job at a time: a request
+made while one runs waits, and only the newest waiting request runs.
+
+Reading ``manager.tasks()`` happens on the worker too: it takes the
+scheduler's lock, which workers hold often during a flood.
+
+The worker holds the GIL while it computes; CPython hands it over every
+``sys.getswitchinterval()`` (5 ms), so the UI thread waits at most that long
+for it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Collection, Hashable, Sequence
+from time import perf_counter
+from typing import NamedTuple, cast
+
+from PySide6.QtCore import QObject, QTimer
+
+from ..core._state import TaskInfo
+from ._graph_layout import GraphLayout, Point, lay_out
+from ._graph_model import EdgeKey, NodeKey, VisibleGraph, closure, collapsed_groups, visible_graph
+from ._graph_route import Route, route_edges
+
+_POLL_MS = 4
+
+
+class LayoutRequest(NamedTuple):
+    """What a layout depends on besides the tasks (a frozen copy of the view's settings)."""
+
+    threshold: int
+    expanded: frozenset[Hashable]
+    collapsed: frozenset[Hashable]
+    seeds: frozenset[int] | None  # neighbours of these only; None: every task
+    viewport: Point
+    legible: float = 0.6  # the smallest scale at which text can be read
+    generation: int = 0  # the view drops results older than its last refresh()
+
+
+class LayoutResult(NamedTuple):
+    """A finished layout and what it was made of."""
+
+    infos: list[TaskInfo]
+    shown: set[int] | None  # the uids kept by the neighbours filter; None: all
+    groups: set[Hashable]  # the collapsed groups
+    graph: VisibleGraph
+    layout: GraphLayout
+    routes: dict[EdgeKey, Route]
+    order: list[NodeKey]  # reading order: layer by layer, top to bottom
+    generation: int
+
+
+def compute_layout(infos: Sequence[TaskInfo], request: LayoutRequest) -> LayoutResult:
+    """Everything the view draws, from task snapshots.  Any thread (pure).
+
+    Args:
+        infos: The snapshots, any order.
+        request: The view's settings.
+    """
+    infos = sorted(infos, key=lambda info: info.uid)
+    shown: set[int] | None = None
+    if request.seeds is not None:
+        shown = closure({i.uid: i.upstream for i in infos}, request.seeds)
+    sizes: dict[Hashable, int] = {}
+    for info in infos:
+        if info.group is not None and (shown is None or info.uid in shown):
+            sizes[info.group] = sizes.get(info.group, 0) + 1
+    groups = collapsed_groups(sizes, request.threshold, request.expanded, request.collapsed)
+    graph = visible_graph(infos, groups, shown)
+    layout = lay_out(graph.nodes, graph.edges, request.viewport, request.legible)
+    routes = cast("dict[EdgeKey, Route]", route_edges(layout, graph.edges))
+    order = cast("list[NodeKey]", [k for block in layout.blocks for k in block.keys])
+    return LayoutResult(infos, shown, groups, graph, layout, routes, order, request.generation)
+
+
+class LayoutRunner:
+    """Runs one layout at a time on a daemon thread; ``deliver`` gets each
+    result on the UI thread (from ``timer``'s timeout).
+
+    GUI thread only, except for the worker it starts.
+
+    Args:
+        read: Returns the task snapshots (called on the worker).
+        deliver: Called with each result on the UI thread.
+        parent: The QObject owning the poll timer.
+    """
+
+    def __init__(
+        self,
+        read: Callable[[], Collection[TaskInfo]],
+        deliver: Callable[[LayoutResult], None],
+        parent: QObject,
+    ) -> None:
+        self._read = read
+        self._deliver = deliver
+        self._waiting: LayoutRequest | None = None
+        self._thread: threading.Thread | None = None
+        self._result: list[LayoutResult | BaseException] = []
+        self.timer = QTimer(parent)
+        self.timer.setInterval(_POLL_MS)
+        self.timer.timeout.connect(self._poll)
+        self.seconds = 0.0  #: how long the last job took on its worker
+
+    def busy(self) -> bool:
+        """Whether a job runs or waits.  GUI thread."""
+        return self._thread is not None or self._waiting is not None
+
+    def request(self, request: LayoutRequest) -> None:
+        """Lay out with ``request`` when the running job (if any) is done.  GUI thread.
+
+        Args:
+            request: The settings to use.
+        """
+        self._waiting = request
+        if self._thread is None:
+            self._start()
+
+    def _start(self) -> None:
+        request, self._waiting = self._waiting, None
+        if request is None:
+            return
+        box = self._result = []
+        read = self._read
+
+        def run() -> None:
+            start = perf_counter()
+            try:
+                box.append(compute_layout(list(read()), request))
+            except BaseException as exc:  # handed to the UI thread, raised there
+                box.append(exc)
+            self.seconds = perf_counter() - start
+
+        self._thread = threading.Thread(target=run, name="bgtasks-graph-layout", daemon=True)
+        self._thread.start()
+        self.timer.start()
+
+    def _poll(self) -> None:
+        if not self._result:
+            return
+        result = self._result[0]
+        self._thread = None
+        self.timer.stop()
+        if self._waiting is not None:
+            self._start()  # newer settings or tasks; meanwhile show this one
+        if isinstance(result, BaseException):
+            raise result
+        self._deliver(result)

@@ -1,0 +1,177 @@
+"""Three task graphs for TaskGraphView (30, 300 and 5,000 tasks), their structure
+tests, and the script that takes the guide's screenshots of them.
+
+Screenshots (docs/images/graph-30.png, graph-300.png, graph-5000.png):
+
+    xvfb-run -a -s "-screen 0 1280x800x24" .venv/bin/python tests/widgets/test_graph_workloads.py
+"""
+
+from __future__ import annotations
+
+import threading
+
+from bgtasks import TaskState
+
+
+def ok(**_) -> int:
+    return 1
+
+
+def boom(**_) -> None:
+    raise RuntimeError("boom")
+
+
+def hold(gate: threading.Event) -> int:
+    gate.wait(30)
+    return 1
+
+
+def _submit(m, name, fn=ok, upstream=(), group=None, held=None):
+    """Submit a task; ``held``: a gate it runs until (at priority -10, so it starts last)."""
+    extra = {"group": group} if group is not None else {}
+    options = m.options(
+        name=name, upstream_task_ids=list(upstream) or None, priority=-10 if held else 0, **extra
+    )
+    return options.submit(hold, held).uid if held else options.submit(fn).uid
+
+
+def build_30(m, gate):
+    """A photo import: scan, 8 decodes and 8 thumbnails (a group of 16), a contact
+    sheet, checks and an upload; 30 tasks."""
+    scan = _submit(m, "scan folder")
+    config = _submit(m, "read config")
+    decodes = [_submit(m, f"decode {i}", upstream=[scan], group="photos") for i in range(8)]
+    thumbs = [
+        _submit(m, f"thumbnail {i}", upstream=[d], group="photos", held=gate if i >= 6 else None)
+        for i, d in enumerate(decodes)
+    ]
+    sheet = _submit(m, "contact sheet", upstream=thumbs)
+    exif = _submit(m, "read EXIF", upstream=decodes[:4])
+    faces = _submit(m, "find faces", boom, upstream=decodes[4:])
+    tags = _submit(m, "tag photos", upstream=[exif, faces, config])
+    upload = _submit(m, "upload sheet", upstream=[sheet, config])
+    index = _submit(m, "update index", upstream=[tags])
+    report = _submit(m, "report", upstream=[upload, index])
+    extra = [_submit(m, f"prefetch {i}", held=gate if i < 2 else None) for i in range(4)]
+    notify = _submit(m, "notify", upstream=[report, *extra])
+    return [scan, config, *decodes, *thumbs, sheet, exif, faces, tags, upload, index, report] + [
+        *extra,
+        notify,
+    ]
+
+
+def build_300(m, gate):
+    """The demo's pipeline: a chain of 10 with a fan-in (13), 160 thumbnails, 60
+    reads each parsed (60 + 60), a merge, a publish and five exports; 300 tasks."""
+    uids = []
+    prev = []
+    for i in range(10):
+        held = gate if i == 6 else None
+        prev = [_submit(m, f"step {i + 1}", upstream=prev, group="chain", held=held)]
+        uids += prev
+    sides = [_submit(m, name, group="chain") for name in ("checksum", "label")]
+    fan_in = _submit(m, "fan-in", upstream=[*prev, *sides], group="chain")
+    uids += [*sides, fan_in]
+    uids += [
+        _submit(m, f"img_{i:03d}.jpg", boom if i == 37 else ok, group="thumbnails",
+                held=gate if i >= 158 else None)
+        for i in range(160)
+    ]  # fmt: skip
+    reads = [_submit(m, f"read file_{i:03d}", boom if i in (3, 17) else ok, group="io")
+             for i in range(60)]  # fmt: skip
+    parses = [_submit(m, f"parse file_{i:03d}", upstream=[r], group="compute",
+                      held=gate if i >= 59 else None) for i, r in enumerate(reads)]  # fmt: skip
+    merge = _submit(m, "merge records", upstream=parses)
+    publish = _submit(m, "publish", upstream=[merge, fan_in])
+    exports = [_submit(m, f"export {f}", upstream=[publish]) for f in ("pdf", "csv", "json", "xml")]
+    summary = _submit(m, "summary", upstream=exports)
+    return uids + reads + parses + [merge, publish, *exports, summary]
+
+
+def build_5000(m, gate):
+    """A render farm: 400 ingests, 24 shots of 180 frames (each shot after its
+    ingests), 24 encodes and 24 checks, a publish and a report, 206 cache
+    warm-ups; 5,000 tasks."""
+    uids = []
+    ingests = [_submit(m, f"ingest {i:03d}", group="ingest", held=gate if i >= 396 else None)
+               for i in range(400)]  # fmt: skip
+    uids += ingests
+    encodes = []
+    for shot in range(24):
+        source = ingests[shot * 16 : shot * 16 + 16]
+        frames = [
+            _submit(m, f"sh{shot:02d} frame {f:03d}", boom if (shot, f) == (5, 77) else ok,
+                    upstream=[source[f % 16]], group=f"shot {shot:02d}")
+            for f in range(180)
+        ]  # fmt: skip
+        uids += frames
+        encodes.append(_submit(m, f"encode shot {shot:02d}", upstream=frames, group="encode"))
+    checks = [_submit(m, f"check shot {i:02d}", upstream=[e], group="checks")
+              for i, e in enumerate(encodes)]  # fmt: skip
+    publish = _submit(m, "publish", upstream=checks)
+    report = _submit(m, "report", upstream=[publish])
+    cache = [_submit(m, f"warm cache {i:03d}", group="cache", )
+             for i in range(206)]  # fmt: skip
+    return uids + encodes + checks + [publish, report] + cache
+
+
+WORKLOADS = {30: build_30, 300: build_300, 5000: build_5000}
+HELD = 4  # tasks each workload holds running (priority -10)
+
+
+def settle(qtbot, m, timeout=60_000):
+    """Wait until only the held tasks run and nothing is queued (with HELD + 2 threads)."""
+
+    def quiet():
+        live = m.tasks(state=TaskState.RUNNING) + m.tasks(state=TaskState.QUEUED)
+        return len(live) == HELD and all(
+            i.state is TaskState.RUNNING and i.priority == -10 for i in live
+        )
+
+    qtbot.waitUntil(quiet, timeout=timeout)
+
+
+def shoot(size: int, path: str) -> None:
+    """Render workload ``size`` in a 1200 x 760 view and save it to ``path``."""
+    from PySide6.QtCore import QEventLoop, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from bgtasks import BackgroundTaskManager
+    from bgtasks.widgets import TaskGraphView
+
+    app = QApplication.instance() or QApplication([])
+    gate = threading.Event()
+    m = BackgroundTaskManager(start_processing=True, max_threads=HELD + 2)
+    try:
+        WORKLOADS[size](m, gate)
+
+        class Bot:  # the part of qtbot that settle uses
+            @staticmethod
+            def waitUntil(check, timeout):  # noqa: N802 - qtbot's name
+                while not check():
+                    loop = QEventLoop()
+                    QTimer.singleShot(20, loop.quit)
+                    loop.exec()
+
+        settle(Bot, m)
+        view = TaskGraphView(m)
+        view.resize(1200, 760)
+        view.show()
+        view.refresh()
+        for _ in range(20):
+            app.processEvents()
+        view.grab().save(path)
+        print(size, "tasks:", len(view.node_items()), "nodes, zoom", round(view.zoom(), 3),
+              "note:", view.fit_note() or "-")  # fmt: skip
+        view.close()
+    finally:
+        gate.set()
+        m.shut_down(timeout=5)
+
+
+if __name__ == "__main__":
+    import sys
+
+    out = sys.argv[1] if len(sys.argv) > 1 else "docs/images"
+    for n in (30, 300, 5000):
+        shoot(n, f"{out}/graph-{n}.png")
