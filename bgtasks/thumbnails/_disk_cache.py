@@ -237,7 +237,7 @@ class DiskCache:
         folder = os.path.dirname(where)
         tmp = ""
         try:
-            os.makedirs(folder, mode=0o700, exist_ok=True)
+            self._make_folder(folder)
             fd, tmp = tempfile.mkstemp(prefix=".bgtasks-", suffix=".png", dir=folder)  # 0600
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
@@ -249,6 +249,19 @@ class DiskCache:
                 except OSError:
                     pass
             self._report(where, str(exc))
+
+    def _make_folder(self, folder: str) -> None:
+        """``folder`` (under ``root``), the folders it needs from ``root`` on made 0700."""
+        if os.path.isdir(folder):
+            return
+        os.makedirs(os.path.dirname(self.root), exist_ok=True)  # e.g. ~/.cache: as it comes
+        path = self.root
+        for part in ["", *os.path.relpath(folder, self.root).split(os.sep)]:
+            path = os.path.join(path, part) if part else path
+            try:
+                os.mkdir(path, 0o700)
+            except FileExistsError:
+                pass
 
     def _report(self, where: str, why: str) -> None:
         if not self._reported:  # once: a read-only cache would say it for every image

@@ -37,7 +37,7 @@ from ..qt._flat import flatten_mixins
 from ..qt._home_thread import DiesAtHome
 from ._decode import decode_thumbnail, printable
 from ._disk_cache import DiskCache
-from ._memory_cache import _GENERATION, _Cache
+from ._memory_cache import _Cache
 from ._views import _Views
 
 
@@ -148,7 +148,7 @@ class ThumbnailLoader(DiesAtHome, _Cache, _Views, QObject):
         self._cached_bytes = 0
         self._failed: OrderedDict[str, str] = OrderedDict()
         self._generations: dict[str, int] = {}
-        self._generation = next(_GENERATION)
+        self._generation = 0  # shared by every loader until clear_cache: they share decodes
         self._inflight: dict[str, _Request] = {}
         self._uid_path: dict[int, str] = {}  # live request uid -> path
         self._placeholder: QPixmap | None = None

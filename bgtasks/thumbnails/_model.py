@@ -61,7 +61,8 @@ class ThumbnailModel(DiesAtHome, QAbstractListModel):
         size_hint_margin: Pixels added on each side of the item for
             ``SizeHintRole``.
         caption_lines: Lines of caption below the thumbnail (0: no caption,
-            ``DisplayRole`` is then None).
+            ``DisplayRole`` is then None); more than one line needs
+            ``view.setWordWrap(True)``, else a long name is elided on one line.
         caption_font: The font the view shows captions in (default: the
             application's font for list views).
 
@@ -218,7 +219,7 @@ def _item_size(box: QSize, lines: int, font: QFont | None, margin: int) -> QSize
     option.decorationSize = QSize(box)
     option.font = font
     option.fontMetrics = QFontMetrics(font)
-    option.text = "\n".join(["Xg"] * lines)
+    option.text = "\u2028".join(["Xg"] * lines)  # the delegate's line separator
     style = QApplication.style()
     natural = style.sizeFromContents(QStyle.ContentsType.CT_ItemViewItem, option, QSize(), None)
     width = max(natural.width(), box.width() + 2 * style.pixelMetric(

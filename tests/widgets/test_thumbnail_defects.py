@@ -194,7 +194,9 @@ def test_a_file_name_that_is_not_utf8_loads_and_its_row_hears_of_it(
         loader.request(broken)
     assert blocker.args[0] == broken
     assert blocker.args[1] == loader.error(broken)
-    assert blocker.args[1].startswith("cannot read image ") and "d\\udce9fect.png" in blocker.args[1]
+    assert (
+        blocker.args[1].startswith("cannot read image ") and "d\\udce9fect.png" in blocker.args[1]
+    )
 
     model = ThumbnailModel([good, broken], ThumbnailLoader(m, QSize(16, 16)))
     changed = []
@@ -213,7 +215,9 @@ def write_uniform_png(path, width, height, rgb):
     """A PNG of one colour, written row by row with zlib (no image in memory)."""
 
     def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
 
     row = b"\x00" + bytes(rgb) * width
     packer = zlib.compressobj(9)
@@ -228,7 +232,9 @@ def write_uniform_png(path, width, height, rgb):
 @pytest.fixture(scope="session")
 def huge_png(tmp_path_factory):
     """9000x9000 RGB: 324 MB decoded, over QImageReader's 256 MB limit; ~250 KB on disk."""
-    return write_uniform_png(tmp_path_factory.mktemp("huge") / "huge.png", 9000, 9000, (200, 80, 20))
+    return write_uniform_png(
+        tmp_path_factory.mktemp("huge") / "huge.png", 9000, 9000, (200, 80, 20)
+    )
 
 
 def test_an_image_over_the_allocation_limit_gets_a_thumbnail(qtbot, make_manager, huge_png):
