@@ -23,8 +23,10 @@ def insert_infos(
 ) -> None:
     """Append a row per snapshot (grouped: under its group's row, made when
     new); ``signal``: tell the views (not while the model is being made)."""
+    infos = list(infos)
+    store.note_finished(infos)  # in the order they came, whatever their groups
     if not store.grouped:
-        _append(model, store, None, list(infos), signal)
+        _append(model, store, None, infos, signal)
         return
     by_group: dict[Any, list[TaskInfo]] = {}
     for inf in infos:

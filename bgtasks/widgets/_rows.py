@@ -126,7 +126,6 @@ class RowStore:
         """Append a row per snapshot under ``group`` (``None``: the top rows)."""
         rows = self.rows_of(group)
         nodes, active, sizes, counts = self.nodes, self.active, self.group_sizes, self.counts
-        finished = self.finished
         for row, inf in enumerate(infos, len(rows)):
             size = sizes.get(inf.group, 0)
             if not size:
@@ -139,7 +138,12 @@ class RowStore:
             nodes[inf.uid] = node
             if state in ACTIVE:
                 active.add(inf.uid)
-            elif state.is_terminal:
+
+    def note_finished(self, infos: Iterable[TaskInfo]) -> None:
+        """Put the finished ones of ``infos`` (rows just appended) in the window, in this order."""
+        finished = self.finished
+        for inf in infos:
+            if inf.state.is_terminal:
                 finished[inf.uid] = None
 
     def drop_block(self, rows: list[TaskRow], block: list[TaskRow], forget: set[int]) -> None:
