@@ -69,6 +69,7 @@ from PySide6.QtCore import (  # noqa: E402
 )
 
 from bgtasks import BackgroundTaskManager  # noqa: E402
+from bgtasks.core import Scheduler, run_worker  # noqa: E402
 
 WORKLOADS = ("flat", "priorities", "chains", "chains_rising", "fan_in")
 CHAIN = 10
@@ -653,6 +654,58 @@ def measure_bytes(n: int) -> dict[str, float]:
     return out
 
 
+def measure_paths(n: int, repeats: int = 3) -> dict[str, float]:
+    """Where a task's time goes: µs per task on each path, one thread, the collector off,
+    best of ``repeats``.  The Qt-free scheduler (``bgtasks.core``) is driven by hand: its
+    ``add``, a worker's claim-run-finish loop (``run_worker``), the owner's ``take_events``;
+    then the manager's ``add_task`` (the Qt layer's checks and options on top of ``add``)
+    and the cost the ceiling pays too, one ``emit`` of a ``task_completed``-shaped signal."""
+    best: dict[str, float] = {}
+
+    def keep(name: str, seconds: float) -> None:
+        best[name] = min(best.get(name, math.inf), seconds / n * 1e6)
+
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for _ in range(repeats):
+            s = Scheduler(1, lambda k: None, lambda: None)
+            s.pause()
+            t = perf_counter()
+            for i in range(n):
+                s.add(trivial, task_args=(i,))
+            keep("Scheduler.add", perf_counter() - t)
+            s.start()
+            t = perf_counter()
+            run_worker(s)
+            keep("claim + run + finish (run_worker)", perf_counter() - t)
+            t = perf_counter()
+            while s.take_events():
+                pass
+            keep("take_events", perf_counter() - t)
+            s.close()
+            m = BackgroundTaskManager(max_threads=8)
+            add = m.add_task
+            t = perf_counter()
+            for i in range(n):
+                add(trivial, task_args=(i,))
+            keep("BackgroundTaskManager.add_task (paused)", perf_counter() - t)
+            m.shut_down(timeout=5)
+            m.deleteLater()
+            emitter = Emitter()
+            emitter.done.connect(lambda uid, group, result: None)
+            emit = emitter.done.emit
+            t = perf_counter()
+            for i in range(n):
+                emit(i, None, i)
+            keep("Signal.emit to a Python slot", perf_counter() - t)
+            emitter.deleteLater()
+    finally:
+        if enabled:
+            gc.enable()
+    return best
+
+
 # --------------------------------------------------------------------------- report
 
 
@@ -770,6 +823,15 @@ def paused_and_correctness(results: Results, extra: dict) -> list[str]:
         lines.append(f"| us per `{name}` (best of 3) | {us:.2f} |")
     for name, b in extra["bytes"].items():
         lines.append(f"| bytes per pending task, {name} (tracemalloc) | {b:,.0f} |")
+    lines += [
+        "",
+        "### Where a task's time goes (one thread, collector off, best of 3)",
+        "",
+        "| path | us per task |",
+        "|---|---:|",
+    ]
+    for name, us in extra["paths"].items():
+        lines.append(f"| {name} | {us:.2f} |")
     runs = [r for a in results.values() for r in a.runs]
     lines += [
         "",
@@ -915,6 +977,9 @@ def measure_paused(extra: dict[str, Any], ticker: StallMeter) -> None:
     extra["bytes"] = measure_bytes(extra["paused_n"])
     for name, b in extra["bytes"].items():
         print(f"bytes per pending task ({name}): {b:,.0f}", flush=True)
+    extra["paths"] = measure_paths(extra["paused_n"])
+    for name, us in extra["paths"].items():
+        print(f"path {name}: {us:.2f} us/task", flush=True)
 
 
 def print_row(wl: str, n: int, threads: int, b: Agg, r: Agg, c: Agg) -> None:
