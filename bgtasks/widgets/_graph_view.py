@@ -346,6 +346,8 @@ class TaskGraphView(DiesAtHome, QGraphicsView):
         """
         if not isinstance(on, bool):
             raise TypeError(f"on must be a bool, got {on!r}")
+        if on == self._neighbours_only and self.neighbours_action.isChecked() == on:
+            return  # the action's toggled signal, from setChecked below
         self._neighbours_only = on
         if self.neighbours_action.isChecked() != on:
             self.neighbours_action.setChecked(on)
@@ -634,7 +636,7 @@ class TaskGraphView(DiesAtHome, QGraphicsView):
         order = [self._scene.node(k) for k in self._scene.order]
         items = [i for i in order if i is not None]
         current = self._scene.focusItem()
-        if items and self.hasFocus():
+        if items:
             at = items.index(current) if current in items else (-1 if next else len(items))
             at += 1 if next else -1
             if 0 <= at < len(items):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from types import SimpleNamespace as Info
 
 import pytest
@@ -219,3 +220,227 @@ def test_graph_view_zoom_and_fit(qtbot, make_manager):
     assert view.zoom() == pytest.approx(view.MAX_ZOOM)
     view.fit_to_view()
     assert view.zoom() == pytest.approx(fitted)
+
+
+# ---------------------------------------------------------------------- groups, neighbours, fit
+
+
+def _pipeline(m, n=25):
+    """n reads (group "io") each parsed (group "compute"), a merge, a report; 2n + 2 tasks."""
+    reads = [m.options(name=f"read {i}", group="io").submit(quick).uid for i in range(n)]
+    parses = [
+        m.options(name=f"parse {i}", group="compute", upstream_task_ids=[r]).submit(ok).uid
+        for i, r in enumerate(reads)
+    ]
+    merge = m.options(name="merge", upstream_task_ids=parses).submit(ok).uid
+    report = m.options(name="report", upstream_task_ids=[merge]).submit(ok).uid
+    return reads, parses, merge, report
+
+
+def _shown_view(qtbot, m, size=(1000, 700)):
+    view = TaskGraphView(m)
+    qtbot.addWidget(view)
+    view.resize(*size)
+    view.show()
+    qtbot.waitExposed(view)
+    view.refresh()
+    return view
+
+
+def test_groups_above_the_threshold_collapse_and_expand_on_click(qtbot, make_manager):
+    m = make_manager()  # paused: every task stays queued or waiting
+    reads, parses, merge, report = _pipeline(m)
+    view = _shown_view(qtbot, m)
+    assert set(view.group_nodes()) == {"io", "compute"}
+    assert set(view.nodes()) == {merge, report}
+    io = view.group_nodes()["io"]
+    assert io.text() == "io · 25 queued"
+    assert view.group_nodes()["compute"].text() == "compute · 25 waiting"
+    assert view.links() == {
+        (("group", "io"), ("group", "compute")): 25,
+        (("group", "compute"), ("task", merge)): 25,
+        (("task", merge), ("task", report)): 1,
+    }
+    assert view.is_collapsed("io") and not view.is_collapsed("nothing")
+    # a click expands it
+    centre = view.mapFromScene(io.sceneBoundingRect().center())
+    with qtbot.waitSignal(view.laid_out, timeout=5000):
+        qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=centre)
+    assert set(view.group_nodes()) == {"compute"}
+    assert set(view.nodes()) == {*reads, merge, report}
+    assert view.links()[(("task", reads[3]), ("group", "compute"))] == 1
+    # the first task of the expanded group has the keyboard focus; C collapses its group
+    assert view.scene().focusItem() is view.nodes()[reads[0]]
+    with qtbot.waitSignal(view.laid_out, timeout=5000):
+        qtbot.keyClick(view, Qt.Key.Key_C)
+    assert set(view.group_nodes()) == {"io", "compute"}
+    # the threshold is a setting; a group the user collapsed stays collapsed
+    with qtbot.waitSignal(view.laid_out, timeout=5000):
+        view.collapse_threshold = 25
+    assert set(view.group_nodes()) == {"io"}
+    assert set(view.nodes()) == {*parses, merge, report}
+
+
+def test_group_nodes_expand_with_enter_or_space(qtbot, make_manager):
+    m = make_manager()
+    reads, parses, merge, report = _pipeline(m)
+    view = _shown_view(qtbot, m)
+    view.setFocus()
+    order = view.node_order()
+    assert order[0] == ("group", "io")  # reading order: layer by layer
+    qtbot.keyClick(view, Qt.Key.Key_Tab)
+    assert view.scene().focusItem() is view.group_nodes()["io"]
+    assert view.accessibleDescription() == (
+        "Group io · 25 tasks: 25 queued. Collapsed: press Enter to expand."
+    )
+    with qtbot.waitSignal(view.laid_out, timeout=5000):
+        qtbot.keyClick(view, Qt.Key.Key_Return)
+    assert not view.is_collapsed("io") and set(reads) <= set(view.nodes())
+    # Tab walks on from the focused task; Space on a group node expands it too
+    while view.scene().focusItem() is not view.group_nodes()["compute"]:
+        qtbot.keyClick(view, Qt.Key.Key_Tab)
+    with qtbot.waitSignal(view.laid_out, timeout=5000):
+        qtbot.keyClick(view, Qt.Key.Key_Space)
+    assert view.group_nodes() == {} and len(view.nodes()) == 52
+    # E expands everything, the context menu's last group action collapses big groups again
+    with qtbot.waitSignal(view.laid_out, timeout=5000):
+        view.reset_groups()
+    assert set(view.group_nodes()) == {"io", "compute"}
+
+
+def _closure(m, uid):
+    """Everything upstream and downstream of ``uid``, the slow and obvious way."""
+    infos = {info.uid: info for info in m.tasks()}
+    found = {uid}
+    up = [uid]
+    while up:
+        up.extend(u for u in infos[up.pop()].upstream if u not in found and not found.add(u))
+    down = [uid]
+    seen = {uid}
+    while down:
+        here = down.pop()
+        for info in infos.values():
+            if here in info.upstream and info.uid not in seen:
+                seen.add(info.uid)
+                down.append(info.uid)
+    return found | seen
+
+
+def test_neighbours_filter_shows_exactly_the_upstream_and_downstream_closure(qtbot, make_manager):
+    m = make_manager()
+    reads, parses, merge, report = _pipeline(m, n=5)
+    a = m.options(name="a").submit(quick).uid
+    b = m.options(name="b", upstream_task_ids=[a, reads[0]]).submit(ok).uid
+    c = m.options(name="c", upstream_task_ids=[b]).submit(ok).uid
+    lonely = m.options(name="lonely").submit(quick).uid
+    view = _shown_view(qtbot, m)
+    everything = {info.uid for info in m.tasks()}
+    assert view.shown_uids() == everything
+    view.nodes()[b].setSelected(True)
+    assert view.fit_note() == ""
+    with qtbot.waitSignal(view.laid_out, timeout=5000):
+        qtbot.keyClick(view, Qt.Key.Key_N)
+    assert view.neighbours_only() and view.neighbours_action.isChecked()
+    expected = _closure(m, b)
+    assert expected == {b, a, reads[0], c}  # not parse 0 (a sibling), not merge
+    assert view.shown_uids() == expected == set(view.nodes())
+    assert view.edges() == {(a, b), (reads[0], b), (b, c)}
+    # another selection refocuses: the read's closure reaches the report, not a or lonely
+    with qtbot.waitSignal(view.laid_out, timeout=5000):
+        view.scene().clearSelection()
+        view.nodes()[reads[0]].setSelected(True)
+    assert view.shown_uids() == _closure(m, reads[0]) == {reads[0], parses[0], merge, report, b, c}
+    assert lonely not in view.shown_uids()
+    with qtbot.waitSignal(view.laid_out, timeout=5000):
+        view.neighbours_action.trigger()  # off again
+    assert not view.neighbours_only() and view.shown_uids() == everything
+    # nothing selected: everything stays, and the note says what to do
+    view.scene().clearSelection()
+    with qtbot.waitSignal(view.laid_out, timeout=5000):
+        view.set_neighbours_only(True)
+    assert view.shown_uids() == everything
+    assert view.fit_note() == "Select a task (or a group) to show only its neighbours."
+
+
+def test_fit_of_a_graph_too_big_to_read_goes_to_the_running_work(qtbot, make_manager, gate):
+    m = make_manager(start_processing=True, max_threads=1)
+    prev = None
+    chain = []
+    for i in range(300):
+        fn, args = (hold, (gate,)) if i == 200 else (quick, ())
+        prev = (
+            m.options(name=f"s{i}", upstream_task_ids=[prev] if prev else None)
+            .submit(fn, *args)
+            .uid
+        )
+        chain.append(prev)
+    qtbot.waitUntil(lambda: m.task_state(chain[200]) is TaskState.RUNNING, timeout=10000)
+    view = _shown_view(qtbot, m, size=(600, 400))
+    view.fit_to_view()
+    assert view.zoom() == pytest.approx(view.min_legible_scale)
+    assert view.fit_note() == (
+        "Too big to read whole (300 nodes): showing the running work at 60 %. "
+        "Zoom out with − or Ctrl+wheel; F fits again."
+    )
+    assert view.accessibleDescription().startswith("Too big to read whole")
+    seen = view.mapToScene(view.viewport().rect()).boundingRect()
+    assert seen.contains(view.nodes()[chain[200]].sceneBoundingRect())
+    # a lower minimum: the whole chain fits
+    view.min_legible_scale = 0.01
+    assert view.fit_note() == "" and view.zoom() < 0.2
+
+
+def test_graph_view_refuses_bad_settings(qtbot, make_manager):
+    m = make_manager()
+    view = TaskGraphView(m)
+    qtbot.addWidget(view)
+    with pytest.raises(ValueError, match=r"^collapse_threshold must be an int >= 0, got -1$"):
+        view.collapse_threshold = -1
+    with pytest.raises(ValueError, match=r"^collapse_threshold must be an int >= 0, got 2.5$"):
+        view.collapse_threshold = 2.5
+    with pytest.raises(
+        ValueError, match=r"^min_legible_scale must be a number in \(0, 1\], got 0$"
+    ):
+        view.min_legible_scale = 0
+    with pytest.raises(ValueError, match=r"got 1.5$"):
+        view.min_legible_scale = 1.5
+    with pytest.raises(TypeError, match=r"^on must be a bool, got 'yes'$"):
+        view.set_neighbours_only("yes")
+    with pytest.raises(ValueError, match=r"^group must not be None: tasks without a group"):
+        view.collapse_group(None)
+    with pytest.raises(TypeError, match="unhashable"):
+        view.expand_group([1])
+    assert view.collapse_threshold == 20 and view.min_legible_scale == 0.6
+
+
+def test_group_nodes_show_the_groups_display_name(qtbot, make_manager):
+    m = make_manager()
+    _pipeline(m)
+    if not hasattr(m, "set_group_name"):
+        pytest.skip("the manager has no group names yet")
+    view = _shown_view(qtbot, m)
+    assert view.group_nodes()["io"].title() == "io · 25 tasks"
+    m.set_group_name("io", "Read files")
+    assert view.group_nodes()["io"].text() == "Read files · 25 queued"
+    view.refresh()
+    assert view.group_nodes()["io"].title() == "Read files · 25 tasks"
+
+
+def test_relayouts_read_and_lay_out_on_a_worker_thread(qtbot, make_manager):
+    m = make_manager()
+    threads = []
+    tasks = m.tasks
+
+    def recorded(*args, **kwargs):
+        threads.append(threading.current_thread())
+        return tasks(*args, **kwargs)
+
+    m.tasks = recorded
+    view = TaskGraphView(m)
+    qtbot.addWidget(view)
+    assert threads == [threading.main_thread()]  # refresh(): now, on this thread
+    with qtbot.waitSignal(view.laid_out, timeout=5000):
+        uid = m.options(name="new").submit(quick).uid
+    assert uid in view.nodes()
+    assert len(threads) == 2 and threads[1] is not threading.main_thread()
+    assert threads[1].name == "bgtasks-graph-layout" and threads[1].daemon

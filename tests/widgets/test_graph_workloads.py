@@ -10,7 +10,12 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+from PySide6.QtCore import QPointF
+
 from bgtasks import TaskState
+from bgtasks.widgets import TaskGraphView
+from bgtasks.widgets._graph_route import segments_cross
 
 
 def ok(**_) -> int:
@@ -90,7 +95,7 @@ def build_300(m, gate):
 
 def build_5000(m, gate):
     """A render farm: 400 ingests, 24 shots of 180 frames (each shot after its
-    ingests), 24 encodes and 24 checks, a publish and a report, 206 cache
+    ingests), 24 encodes and 24 checks, a publish and a report, 230 cache
     warm-ups; 5,000 tasks."""
     uids = []
     ingests = [_submit(m, f"ingest {i:03d}", group="ingest", held=gate if i >= 396 else None)
@@ -111,7 +116,7 @@ def build_5000(m, gate):
     publish = _submit(m, "publish", upstream=checks)
     report = _submit(m, "report", upstream=[publish])
     cache = [_submit(m, f"warm cache {i:03d}", group="cache", )
-             for i in range(206)]  # fmt: skip
+             for i in range(230)]  # fmt: skip
     return uids + encodes + checks + [publish, report] + cache
 
 
@@ -131,13 +136,120 @@ def settle(qtbot, m, timeout=60_000):
     qtbot.waitUntil(quiet, timeout=timeout)
 
 
+# ---------------------------------------------------------------------- structure tests
+
+
+@pytest.fixture
+def shown(qtbot, make_manager, gate):
+    """A view of 1200 x 760 on workload ``n``, run until only the held tasks are left."""
+
+    def make(n):
+        m = make_manager(start_processing=True, max_threads=HELD + 2)
+        WORKLOADS[n](m, gate)
+        settle(qtbot, m)
+        view = TaskGraphView(m)
+        qtbot.addWidget(view)
+        view.resize(1200, 760)
+        view.show()
+        qtbot.waitExposed(view)
+        view.refresh()
+        return m, view
+
+    return make
+
+
+def by_name(m):
+    return {info.name: info.uid for info in m.tasks()}
+
+
+def check_readable(view):
+    """Fit is legible, the scene has the viewport's shape, and no arrow crosses a node."""
+    view.fit_to_view()
+    assert view.zoom() >= view.min_legible_scale
+    assert view.fit_note() == ""
+    rect = view.scene().sceneRect()
+    port = view.viewport().rect()
+    shape = (rect.width() / rect.height()) / (port.width() / port.height())
+    assert 0.4 <= shape <= 2.5, shape
+    nodes = view.node_items()
+    boxes = {key: item.sceneBoundingRect().adjusted(4, 4, -4, -4) for key, item in nodes.items()}
+    for (up, down), edge in view.edge_items().items():
+        for key, box in boxes.items():
+            if key not in (up, down):
+                rect_tuple = (box.x(), box.y(), box.width(), box.height())
+                assert not segments_cross(list(edge.points), rect_tuple), (up, down, key)
+        # the route really joins its two nodes (whichever way it was turned)
+        ends = {edge.points[0], edge.points[-1]}
+        for key in (up, down):
+            box = nodes[key].sceneBoundingRect()
+            assert any(box.adjusted(-1, -1, 1, 1).contains(QPointF(*p)) for p in ends)
+
+
+def test_30_tasks_are_drawn_one_by_one(shown):
+    m, view = shown(30)
+    uids = {info.uid for info in m.tasks()}
+    assert len(uids) == 30
+    assert set(view.nodes()) == uids and view.group_nodes() == {}  # "photos": 16 <= 20
+    task_edges = {(up, info.uid) for info in m.tasks() for up in info.upstream}
+    assert view.edges() == task_edges and len(task_edges) == 45
+    assert set(view.links().values()) == {1}
+    check_readable(view)
+    names = by_name(m)
+    assert view.nodes()[names["find faces"]].state is TaskState.FAILED
+    assert view.nodes()[names["thumbnail 7"]].state is TaskState.RUNNING
+
+
+def test_300_tasks_collapse_their_big_groups(shown):
+    m, view = shown(300)
+    assert len(m.tasks()) == 300
+    groups = view.group_nodes()
+    assert set(groups) == {"thumbnails", "io", "compute"}  # "chain" has 13: drawn
+    assert len(view.node_items()) == 3 + 13 + 7
+    assert groups["io"].text() == "io · 58 done, 2 failed"
+    assert groups["compute"].text() == "compute · 57 done, 1 running, 2 failed"
+    assert groups["thumbnails"].text() == "thumbnails · 157 done, 2 running, 1 failed"
+    assert groups["io"].title() == "io · 60 tasks"
+    merge = ("task", by_name(m)["merge records"])
+    links = view.links()
+    assert links[(("group", "io"), ("group", "compute"))] == 60
+    assert links[(("group", "compute"), merge)] == 60
+    assert not any(("group", "thumbnails") in link for link in links)
+    assert view.edges() == {
+        (up, info.uid)
+        for info in m.tasks()
+        for up in info.upstream
+        if info.uid in view.nodes() and up in view.nodes()
+    }
+    check_readable(view)
+
+
+def test_5000_tasks_collapse_into_30_nodes(shown):
+    m, view = shown(5000)
+    assert len(m.tasks()) == 5000
+    shots = {f"shot {i:02d}" for i in range(24)}
+    assert set(view.group_nodes()) == shots | {"ingest", "encode", "checks", "cache"}
+    names = by_name(m)
+    assert set(view.nodes()) == {names["publish"], names["report"]}
+    links = view.links()
+    for shot in shots:
+        assert links[(("group", "ingest"), ("group", shot))] == 180
+        assert links[(("group", shot), ("group", "encode"))] == 180
+    assert links[(("group", "encode"), ("group", "checks"))] == 24
+    assert links[(("group", "checks"), ("task", names["publish"]))] == 24
+    assert len(links) == 2 * 24 + 2 + 1
+    groups = view.group_nodes()
+    assert groups["ingest"].subtitle() == "396 done, 4 running"
+    assert groups["shot 05"].subtitle() == "179 done, 1 failed"
+    assert groups["encode"].subtitle() == "23 done, 1 failed"
+    check_readable(view)
+
+
 def shoot(size: int, path: str) -> None:
     """Render workload ``size`` in a 1200 x 760 view and save it to ``path``."""
     from PySide6.QtCore import QEventLoop, QTimer
     from PySide6.QtWidgets import QApplication
 
     from bgtasks import BackgroundTaskManager
-    from bgtasks.widgets import TaskGraphView
 
     app = QApplication.instance() or QApplication([])
     gate = threading.Event()
