@@ -47,7 +47,9 @@ def export_image(source: str, folder: str, delay: float = EXPORT_DELAY) -> str:
     task.report_progress(2, 4, "writing")
     task.sleep(delay / 4)
     if os.path.basename(source) == FAILING_SAMPLE:
-        raise OSError(f"cannot write {target}: no space left on device (a deliberate failure)")
+        raise OSError(
+            f"cannot write {export_name(source)}: no space left on device (a deliberate failure)"
+        )
     if not small.save(target, "JPG", 85):
         raise OSError(f"cannot write {target}")
     task.sleep(delay / 4)

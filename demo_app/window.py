@@ -69,7 +69,7 @@ DOCK_WIDTH = 540
 #: The monitor's columns in the dock (the others are hidden: the Error shows
 #: in the traceback pane), with their widths; Message, the last one shown,
 #: stretches from its width to the rest.
-DOCK_COLUMNS = {"Name": 160, "Group": 100, "State": 76, "Progress": 56, "Message": 60}
+DOCK_COLUMNS = {"Name": 175, "Group": 85, "State": 76, "Progress": 56, "Message": 60}
 #: Text colour of a disabled label ("Idle"): 5.9:1 on the window colour.
 DISABLED_TEXT = QColor("#5c5c5c")
 WAITING = (TaskState.PENDING, TaskState.QUEUED)
@@ -266,7 +266,7 @@ class DemoWindow(QMainWindow):
         specs = build_workload(self.seed)
         group_ids = {name: self.manager.next_group_id() for name in GROUPS}
         for name, gid in group_ids.items():
-            self.manager.set_group_name(gid, name if number == 1 else f"{name} (run {number})")
+            self.manager.set_group_name(gid, name if number == 1 else f"{name} #{number}")
         run = self.run = Run(number, specs, group_ids)
 
         # Submit everything before dispatching, so no group can empty half-way.
@@ -453,7 +453,7 @@ class DemoWindow(QMainWindow):
             prefix="bgtasks-demo-", ignore_cleanup_errors=True
         )
         group = self._samples_group = self.manager.next_group_id()
-        self.manager.set_group_name(group, "sample images")
+        self.manager.set_group_name(group, "samples")
         for first in range(0, N_SAMPLES, BATCH):
             stop = min(first + BATCH, N_SAMPLES)
             handle = self.manager.options(

@@ -104,7 +104,8 @@ class TaskProgressDialog(DiesAtHome, QDialog):
       completed, ``reject()`` (``finished(QDialog.Rejected)``) if the user
       cancelled and none failed.  Otherwise (tasks failed, or were stopped by
       someone else) it stays open: the heading says what happened, the failed
-      tasks are listed (expand a row, or press Right, for its traceback) and
+      tasks are listed (expand a row, or press Right, for its traceback; the
+      pane below shows the current one's whole traceback, wrapped) and
       the button reads Close (then ``finished(QDialog.Rejected)``).  A batch
       that ended before the dialog was shown closes at once in the same way.
     * **Accessibility**: the bar, labels, list and button have accessible
@@ -211,8 +212,10 @@ class TaskProgressDialog(DiesAtHome, QDialog):
             layout.addWidget(widget)
         layout.addWidget(self.failure_list.label)
         layout.addWidget(self.failures_view, 1)
+        layout.addWidget(self.failure_list.traceback_pane, 1)
         layout.addLayout(buttons)
-        QWidget.setTabOrder(self.failures_view, self.button)
+        QWidget.setTabOrder(self.failures_view, self.failure_list.traceback_pane)
+        QWidget.setTabOrder(self.failure_list.traceback_pane, self.button)
         self.button.setFocus()
         self._refresh_timer = QTimer(self, singleShot=True, interval=REFRESH_DELAY)
         self._refresh_timer.timeout.connect(self._refresh)
@@ -448,7 +451,7 @@ class TaskProgressDialog(DiesAtHome, QDialog):
         """Make room for the failure list (never shrinks, stays on the screen)."""
         screen = self.screen().availableGeometry()
         width = min(max(self.width(), 640), screen.width())
-        height = min(max(self.height(), 440), screen.height())
+        height = min(max(self.height(), 520), screen.height())
         if (width, height) != (self.width(), self.height()):
             self.resize(width, height)
 

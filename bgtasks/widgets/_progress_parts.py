@@ -1,6 +1,8 @@
 """The failure list of ``TaskProgressDialog``: a row per failed task, its traceback a child row.
 
-GUI thread only.
+A child row shows the traceback's lines as they fit; the pane below the list
+shows the current failure's whole traceback, wrapped (a tree cannot size a
+wrapped row that spans its columns).  GUI thread only.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from collections.abc import Sequence
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QFontDatabase
-from PySide6.QtWidgets import QLabel, QTreeWidget, QTreeWidgetItem, QWidget
+from PySide6.QtWidgets import QLabel, QPlainTextEdit, QTreeWidget, QTreeWidgetItem, QWidget
 
 from ._progress_batch import BatchFailure
 
@@ -29,9 +31,18 @@ class FailureList:
         view.setUniformRowHeights(False)  # a traceback row is many lines high
         view.header().setStretchLastSection(True)
         self.label.setBuddy(view)
-        self.label.hide()
-        view.hide()
+        pane = self.traceback_pane = QPlainTextEdit(owner)
+        pane.setReadOnly(True)
+        pane.setTabChangesFocus(True)
+        pane.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth)
+        pane.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+        pane.setAccessibleName("Traceback of the selected failed task")
+        pane.setPlaceholderText("Select a failed task to read its traceback")
+        for widget in (self.label, view, pane):
+            widget.hide()
         self._listed: set[int] = set()
+        self._tracebacks: dict[int, str] = {}
+        view.currentItemChanged.connect(self._show_traceback)
 
     def uids(self) -> set[int]:
         """The failed tasks listed."""
@@ -49,14 +60,18 @@ class FailureList:
             item = QTreeWidgetItem([failure.name, failure.error])
             item.setData(0, Qt.ItemDataRole.UserRole, failure.uid)
             item.setToolTip(1, failure.error)
-            detail = QTreeWidgetItem([failure.traceback.rstrip() or "(no traceback)"])
+            text = failure.traceback.rstrip() or "(no traceback)"
+            self._tracebacks[failure.uid] = text
+            detail = QTreeWidgetItem([text])
+            detail.setData(0, Qt.ItemDataRole.UserRole, failure.uid)
+            detail.setToolTip(0, text)
             detail.setFont(0, mono)
             item.addChild(detail)
             self.view.addTopLevelItem(item)
             detail.setFirstColumnSpanned(True)
         self.view.resizeColumnToContents(0)
-        self.label.show()
-        self.view.show()
+        for widget in (self.label, self.view, self.traceback_pane):
+            widget.show()
         return True
 
     def drop(self, uid: int) -> None:
@@ -64,6 +79,7 @@ class FailureList:
         if uid not in self._listed:
             return
         self._listed.discard(uid)
+        self._tracebacks.pop(uid, None)
         view = self.view
         for row in range(view.topLevelItemCount()):
             item = view.topLevelItem(row)
@@ -71,8 +87,8 @@ class FailureList:
                 view.takeTopLevelItem(row)
                 break
         if not self._listed:
-            self.label.hide()
-            view.hide()
+            for widget in (self.label, view, self.traceback_pane):
+                widget.hide()
 
     def focus_first(self) -> None:
         """Give the list the focus, on its first row unless a row is current."""
@@ -81,3 +97,7 @@ class FailureList:
         first = view.topLevelItem(0)
         if view.currentItem() is None and first is not None:
             view.setCurrentItem(first)
+
+    def _show_traceback(self, current: QTreeWidgetItem | None, *_: object) -> None:
+        uid = current.data(0, Qt.ItemDataRole.UserRole) if current is not None else None
+        self.traceback_pane.setPlainText(self._tracebacks.get(uid, "") if uid is not None else "")

@@ -195,6 +195,15 @@ def test_failures_keep_it_open_listing_each_with_its_traceback(qtbot, make_manag
     assert dialog.focusWidget() is view and view.currentItem() is item
     qtbot.keyClick(view, Qt.Key.Key_Right)
     assert item.isExpanded()
+    # The pane below shows the current failure's whole traceback; Tab reaches it, then Close.
+    pane = dialog.failure_list.traceback_pane
+    assert pane.isVisible() and pane.toPlainText() == failures[0].traceback.rstrip()
+    view.setCurrentItem(view.topLevelItem(1))
+    assert pane.toPlainText() == failures[1].traceback.rstrip()
+    qtbot.keyClick(view, Qt.Key.Key_Tab)
+    assert dialog.focusWidget() is pane
+    qtbot.keyClick(pane, Qt.Key.Key_Tab)
+    assert dialog.focusWidget() is dialog.button
     assert m.task_state(ok) is TaskState.COMPLETED
 
     with qtbot.waitSignal(dialog.finished, timeout=1000) as finished:
