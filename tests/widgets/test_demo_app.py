@@ -3,19 +3,24 @@ the thumbnails tab, the task monitor dock and status indicator, the CLI."""
 
 from __future__ import annotations
 
+import ast
 import os
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QPixmap
+from PySide6 import QtGui
+from PySide6.QtCore import QRect, Qt
+from PySide6.QtGui import QColor, QImage, QPalette, QPixmap, QTextDocument
+from PySide6.QtWidgets import QApplication, QDialog, QLabel, QWidget
 
 from bgtasks import TaskState
 from bgtasks.widgets import CloseChoice
 from demo_app import DemoWindow
-from demo_app.samples import N_SAMPLES
+from demo_app.export import EXPORT_SIZE, FAILING_SAMPLE, export_name
+from demo_app.samples import IMAGE_SUFFIXES, N_SAMPLES
 from demo_app.workload import GROUPS, build_workload, expected_chain_result
 
 REPO = Path(__file__).resolve().parents[2]
@@ -277,3 +282,272 @@ def test_cli_screenshot(tmp_path):
     assert proc.returncode == 0, proc.stderr
     data = png.read_bytes()
     assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 10_000
+
+
+# ---------------------------------------------------------------- what a person sees (issue 14)
+
+DEMO_DIR = REPO / "demo_app"
+
+
+def _plain(label: QLabel) -> str:
+    """The text a label shows: rich text rendered to plain, mnemonics' & removed."""
+    text = label.text()
+    rich = label.textFormat() == Qt.TextFormat.RichText or (
+        label.textFormat() == Qt.TextFormat.AutoText and QtGui.Qt.mightBeRichText(text)
+    )
+    if rich:
+        doc = QTextDocument()
+        doc.setDefaultFont(label.font())
+        doc.setHtml(text)
+        return doc.toPlainText()
+    if label.buddy() is not None:
+        text = text.replace("&&", "\0").replace("&", "").replace("\0", "&")
+    return text
+
+
+def _clipped_labels(root: QWidget) -> list[str]:
+    """Visible labels of ``root`` whose text does not fit their width (or height, wrapped)."""
+    clipped = []
+    for label in root.findChildren(QLabel):
+        if not label.isVisible() or not label.text():
+            continue
+        hidden_by = _clipping_ancestor(label)
+        if hidden_by is not None:
+            clipped.append(f"{_plain(label)!r}: cut off by a {type(hidden_by).__name__}")
+            continue
+        rect = label.contentsRect()
+        if label.wordWrap():
+            needed = label.heightForWidth(label.width())
+            if needed > label.height():
+                clipped.append(f"{_plain(label)!r}: {needed} px high in {label.height()}")
+            continue
+        metrics = label.fontMetrics()
+        for line in _plain(label).splitlines():
+            advance = metrics.horizontalAdvance(line)
+            if advance > rect.width():
+                clipped.append(f"{line!r}: {advance} px wide in {rect.width()}")
+    return clipped
+
+
+def _clipping_ancestor(widget: QWidget) -> QWidget | None:
+    """The first ancestor whose rectangle does not hold all of ``widget`` (a scroll
+    area's viewport, say), or None."""
+    rect = widget.rect()
+    parent = widget.parentWidget()
+    while parent is not None and not widget.isWindow():
+        top_left = widget.mapTo(parent, rect.topLeft())
+        if not parent.rect().contains(QRect(top_left, rect.size())):
+            return parent
+        parent = parent.parentWidget()
+    return None
+
+
+def _luminance(colour: QColor) -> float:
+    def channel(value: float) -> float:
+        return value / 12.92 if value <= 0.04045 else ((value + 0.055) / 1.055) ** 2.4
+
+    return (
+        0.2126 * channel(colour.redF())
+        + 0.7152 * channel(colour.greenF())
+        + 0.0722 * channel(colour.blueF())
+    )
+
+
+def contrast(fg: QColor, bg: QColor) -> float:
+    """The WCAG 2 contrast ratio of two colours (1 to 21)."""
+    light, dark = sorted((_luminance(fg), _luminance(bg)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+def test_contrast_formula():
+    assert contrast(QColor("black"), QColor("white")) == pytest.approx(21)
+    assert contrast(QColor("#777777"), QColor("white")) == pytest.approx(4.48, abs=0.01)
+
+
+@pytest.fixture
+def shown_window(qtbot):
+    """The demo at 1280x800 with the dock open, its run over and its thumbnails shown."""
+    win = make_window(qtbot)
+    win.resize(1280, 800)
+    win.show()
+    qtbot.waitExposed(win)
+    with qtbot.waitSignal(win.thumbnails_shown, timeout=10_000):
+        pass
+    wait_until_finished(qtbot, win)
+    assert win.monitor_dock.isVisible() and not win.monitor_dock.isFloating()
+    assert (win.width(), win.height()) == (1280, 800)
+    yield win
+    win.shut_down()
+
+
+def test_nothing_is_clipped_at_1280x800_with_the_dock_open(qtbot, shown_window):
+    win = shown_window
+    assert win.show_first_failure()  # a traceback in the dock's pane
+    for index in range(2):  # Thumbnails, Pipeline
+        win.tabs.setCurrentIndex(index)
+        qtbot.waitUntil(lambda: win.tabs.currentWidget().isVisible())
+        QApplication.processEvents()
+        assert _clipped_labels(win) == [], win.tabs.tabText(index)
+    # The pipeline fits beside the dock: no sideways scrolling, its widest row included.
+    scroll = win.pipeline_scroll
+    assert win.tabs.currentWidget() is scroll
+    assert not scroll.horizontalScrollBar().isVisible()
+    assert win.pipeline.minimumSizeHint().width() <= scroll.viewport().width()
+    # The failures table shows its Error column whole; the dock's table and traceback too.
+    win.pipeline.bottom_tabs.setCurrentWidget(win.pipeline.failures_table)
+    QApplication.processEvents()
+    for table in (win.pipeline.failures_table, win.pipeline.log_table, win.monitor.view):
+        assert not table.horizontalScrollBar().isVisible(), table.accessibleName()
+    table = win.pipeline.failures_table
+    metrics = table.fontMetrics()
+    for row in range(table.rowCount()):
+        text = table.item(row, 2).text()
+        assert metrics.horizontalAdvance(text) < table.columnWidth(2), text
+    panel = win.monitor.error_panel
+    assert panel.toPlainText().startswith("Traceback")
+    assert not panel.horizontalScrollBar().isVisible()
+    assert _clipped_labels(win.statusBar()) == []
+
+
+def test_status_texts_have_a_contrast_of_at_least_4_5(qtbot, shown_window):
+    win = shown_window
+    win.tabs.setCurrentIndex(1)
+    QApplication.processEvents()
+    pairs: list[tuple[str, QColor, QColor]] = []
+
+    def on_window(name: str, widget: QWidget, group: QPalette.ColorGroup | None = None) -> None:
+        if group is None:
+            group = (
+                QPalette.ColorGroup.Active if widget.isEnabled() else QPalette.ColorGroup.Disabled
+            )
+        palette = widget.palette()
+        pairs.append(
+            (
+                name,
+                palette.color(group, widget.foregroundRole()),
+                palette.color(QPalette.ColorGroup.Active, widget.backgroundRole()),
+            )
+        )
+
+    bar = win.statusBar()
+    on_window("status bar message", bar)
+    for label in win.indicator.findChildren(QLabel):  # "Idle" is drawn disabled
+        for group in (QPalette.ColorGroup.Active, QPalette.ColorGroup.Disabled):
+            on_window(f"indicator {label.text()!r} ({group.name})", label, group)
+    pipeline = win.pipeline
+    on_window("pipeline status", pipeline.status_label)
+    on_window("chain result", pipeline.chain_result_label)
+    on_window("monitor summary", win.monitor.summary_label)
+    for name, row in pipeline.rows.items():
+        for field in ("failed", "status"):
+            on_window(f"{name} {field}", getattr(row, field))
+    for table in (pipeline.log_table, pipeline.failures_table):
+        base = table.palette().color(QPalette.ColorGroup.Active, QPalette.ColorRole.Base)
+        colours = {
+            table.item(r, c).foreground().color().name()
+            for r in range(table.rowCount())
+            for c in range(table.columnCount())
+            if table.item(r, c) is not None and table.item(r, c).foreground().style()
+        }
+        assert colours, "no coloured text in the table"
+        pairs += [(f"table text {colour}", QColor(colour), base) for colour in colours]
+    # The failed counts are coloured (the run has failures): they are in the list.
+    assert any(fg.name() == "#b3261e" for _, fg, _ in pairs)
+    low = [
+        f"{name}: {fg.name()} on {bg.name()} = {contrast(fg, bg):.2f}"
+        for name, fg, bg in pairs
+        if contrast(fg, bg) < 4.5
+    ]
+    assert low == []
+
+
+def test_demo_imports_only_public_modules():
+    found = []
+    for path in sorted(DEMO_DIR.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+                names: list[str] = []
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                modules = [node.module]
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            for module in modules:
+                if module.split(".")[0] != "bgtasks":
+                    continue
+                private = [part for part in module.split(".") if part.startswith("_")]
+                private += [name for name in names if name.startswith("_")]
+                if private:
+                    found.append(f"{path.name}:{node.lineno}: {module} {names}")
+    assert found == []
+    assert len(list(DEMO_DIR.rglob("*.py"))) >= 5  # the check saw the demo's modules
+
+
+def test_groups_have_names_and_task_names_match_the_screen(qtbot, shown_window):
+    win = shown_window
+    manager, run = win.manager, win.run
+    assert {manager.group_name(gid) for gid in run.group_ids.values()} == set(GROUPS)
+    assert manager.group_name(win.loader.group) == "thumbnails"
+    names = {info.name for info in manager.tasks()}
+    assert "generate samples 0-24" in names and "render frame_000" in names
+    # A task named after an image file names one of the images on screen.
+    shown = {os.path.basename(path) for path in win.thumbnail_model.paths()}
+    images = {
+        word
+        for name in names
+        for word in name.split()
+        if os.path.splitext(word)[1].lower() in IMAGE_SUFFIXES
+    }
+    assert images <= shown, sorted(images - shown)[:5]
+    # The monitor shows the groups by name.
+    model = win.monitor.model
+    model.flush()
+    groups_shown = {model.index(row, 1).data() for row in range(model.rowCount())}
+    assert {"render", "io", "compute", "chain", "samples"} <= groups_shown
+
+
+def test_export_shows_a_progress_dialog_and_closes_on_success(qtbot, shown_window):
+    win = shown_window
+    paths = win.thumbnail_model.paths()[:6]
+    dialog = win.export_images(paths)
+    assert dialog is not None and dialog.isVisible()
+    assert dialog.windowModality() is Qt.WindowModality.WindowModal
+    assert dialog.heading.text().startswith("Exporting 6 images to ")
+    group = dialog.group()
+    assert win.manager.group_name(group) == "export 1"
+    with qtbot.waitSignal(dialog.finished, timeout=10_000) as finished:
+        pass
+    assert finished.args == [QDialog.DialogCode.Accepted.value]
+    folder = dialog.heading.text().removeprefix("Exporting 6 images to ").removesuffix("…")
+    written = sorted(os.listdir(folder))
+    assert written == [export_name(path) for path in paths]
+    assert QImage(os.path.join(folder, written[0])).width() == EXPORT_SIZE
+    assert win.statusBar().currentMessage() == "Export: 6 images (6 completed)"
+
+
+def test_export_lists_a_failure_and_cancel_stops_the_rest(qtbot, shown_window):
+    win = shown_window
+    by_name = {os.path.basename(p): p for p in win.thumbnail_model.paths()}
+    dialog = win.export_images([by_name["sample_012.png"], by_name[FAILING_SAMPLE]])
+    qtbot.waitUntil(lambda: dialog.button.text() == "&Close", timeout=10_000)
+    assert dialog.isVisible()
+    assert dialog.heading.text() == "1 of 2 tasks failed (1 completed)."
+    [failure] = dialog.failures()
+    assert failure.name == f"export {FAILING_SAMPLE}"
+    assert failure.error == (
+        "cannot write sample_013.jpg: no space left on device (a deliberate failure)"
+    )
+    dialog.button.click()
+    assert not dialog.isVisible() and dialog.result() == QDialog.DialogCode.Rejected.value
+
+    everything = win.export_images()  # nothing selected: all of them
+    assert len(everything.uids()) == N_SAMPLES
+    qtbot.waitUntil(lambda: everything.counts()["completed"] >= 1, timeout=10_000)
+    with qtbot.waitSignal(everything.finished, timeout=10_000) as finished:
+        qtbot.keyClick(everything, Qt.Key.Key_Escape)
+        assert everything.button.text() == "Cancelling…"
+    assert finished.args == [QDialog.DialogCode.Rejected.value]
+    states = Counter(win.manager.task_state(uid) for uid in everything.uids())
+    assert set(states) <= {TaskState.COMPLETED, TaskState.CANCELLED, TaskState.FAILED}
+    assert states[TaskState.CANCELLED] > N_SAMPLES // 2, states
