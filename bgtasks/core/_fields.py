@@ -24,6 +24,10 @@ log = logging.getLogger("bgtasks")
 UPSTREAM_POLICIES = ("fail", "cancel")
 #: A task that ran for less than this is short (see Scheduler._target).
 SHORT_TASK = 0.001
+#: A task that ran for less than this is tiny: the scheduling around it (a few µs,
+#: all of it holding the GIL) outweighs any overlap a second worker could give it,
+#: and a second worker only contends for the lock and the GIL (see Scheduler._target).
+TINY_TASK = 0.00001
 #: Ready tasks and no task finished for this long: use every worker.
 WIDEN_AFTER = 0.002
 #: Workers let other threads have the GIL this often (seconds of running).
