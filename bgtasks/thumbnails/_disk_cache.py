@@ -17,6 +17,8 @@ Files that could not be decoded get an entry in ``fail/bgtasks-<version>/``
 (the standard's place for one program's failures), with the same keys and the
 reason, so they are not tried again until they change.
 
+``thumbnail`` reads (or decodes) and hands back what to write; ``store``
+writes it, so a loader delivers a new thumbnail first and writes it later.
 Writes are atomic: a temporary file in the same folder (mode 0600), renamed
 over the thumbnail; folders are made with mode 0700.  A damaged or foreign
 file is ignored and replaced; a cache that cannot be written is reported once
@@ -107,6 +109,15 @@ class _Source:
     name: str
 
 
+@dataclass(frozen=True)
+class DiskWrite:
+    """A thumbnail to write: where, of which version of which file, the image."""
+
+    where: str
+    source: _Source
+    image: QImage
+
+
 class DiskCache:
     """Reads and writes thumbnails under ``root``, as the standard lays them out.
 
@@ -142,16 +153,24 @@ class DiskCache:
         """
         return os.path.join(self._fail_dir, thumbnail_name(path))
 
-    def thumbnail(self, path: str, box: QSize, decode: Callable[[str, QSize], QImage]) -> QImage:
-        """``path``'s thumbnail, fitting ``box``: from the cache, or decoded and stored.
+    def thumbnail(
+        self, path: str, box: QSize, decode: Callable[[str, QSize], QImage]
+    ) -> tuple[QImage, DiskWrite | None]:
+        """``path``'s thumbnail, fitting ``box``, from the cache or decoded.
 
-        A failure remembered for this version of the file is raised again
-        without decoding.  Any thread (a worker's).
+        A decoded thumbnail is not written yet: the second value says what to
+        write (``store`` it), so the caller can deliver the image first.  A
+        failure is written at once, and a failure remembered for this version
+        of the file is raised again without decoding.  Any thread (a worker's).
 
         Args:
             path: The image file.
             box: The largest size, in device pixels.
             decode: ``decode(path, size) -> QImage``, which may raise ``ThumbnailError``.
+
+        Returns:
+            The image, and None if it came from the cache (or cannot be cached),
+            else the write for ``store``.
 
         Raises:
             ThumbnailError: the file cannot be read, now or when last tried.
@@ -159,7 +178,7 @@ class DiskCache:
         source = self._source(path)
         flavour = flavour_for(max(box.width(), box.height()))
         if source is None or flavour is None:  # missing (decode says so), or too big to cache
-            return decode(path, box)
+            return decode(path, box), None
         failed = self._read_entry(self.fail_path_of(path), source)
         if failed is not None:
             raise ThumbnailError(path, failed.text("bgtasks::Error") or "failed before")
@@ -167,7 +186,7 @@ class DiskCache:
         for name in names[names.index(flavour) :]:  # a larger one will do as well
             cached = self._read_entry(self.path_of(path, name), source)
             if cached is not None:
-                return scale_to_fit(cached, box)
+                return scale_to_fit(cached, box), None
         side = dict(FLAVOURS)[flavour]
         try:
             image = decode(path, QSize(side, side))
@@ -175,8 +194,16 @@ class DiskCache:
             self._write(self.fail_path_of(path), source, QImage(1, 1, QImage.Format.Format_ARGB32),
                         error=exc.reason)  # fmt: skip
             raise
-        self._write(self.path_of(path, flavour), source, image)
-        return scale_to_fit(image, box)
+        return scale_to_fit(image, box), DiskWrite(self.path_of(path, flavour), source, image)
+
+    def store(self, write: DiskWrite) -> None:
+        """Write a thumbnail ``thumbnail`` decoded (atomically; a failure is logged
+        once and otherwise ignored).  Any thread (a worker's).
+
+        Args:
+            write: The second value ``thumbnail`` returned.
+        """
+        self._write(write.where, write.source, write.image)
 
     # ------------------------------------------------------------------ entries
 
@@ -230,6 +257,7 @@ class DiskCache:
         buffer = QBuffer()
         buffer.open(QIODevice.OpenModeFlag.WriteOnly)
         writer = QImageWriter(buffer, QByteArray(b"png"))
+        writer.setQuality(50)  # zlib level ~4: a third of the default's time, as small
         if not writer.write(image):
             self._report(where, f"cannot encode the PNG: {writer.errorString()}")
             return

@@ -22,6 +22,7 @@ runs in workers; it makes ``QImage`` objects only.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from collections import OrderedDict
@@ -36,12 +37,21 @@ from ..core._validate import check_count, check_priority
 from ..qt._flat import flatten_mixins
 from ..qt._home_thread import DiesAtHome
 from ._decode import decode_thumbnail, printable
-from ._disk_cache import DiskCache
+from ._disk_cache import DiskCache, DiskWrite
 from ._memory_cache import _Cache
 from ._views import _Views
 
+logger = logging.getLogger("bgtasks")
 
-def _decode_task(path: str, width: int, height: int, disk: DiskCache | None) -> QImage:
+
+#: Priority of writing a decoded thumbnail to the disk cache: below every
+#: request, so the writes wait until nothing is left to decode.
+WRITE_PRIORITY = float("-inf")
+
+
+def _decode_task(
+    path: str, width: int, height: int, disk: DiskCache | None
+) -> QImage | tuple[QImage, DiskWrite | None]:
     # Runs in a worker.  A request cancelled while queued never gets here; one
     # cancelled just before it starts is skipped (a decode cannot be interrupted).
     current_task().raise_if_cancelled()
@@ -50,6 +60,15 @@ def _decode_task(path: str, width: int, height: int, disk: DiskCache | None) -> 
     if disk is None:
         return decode_thumbnail(path, QSize(width, height))
     return disk.thumbnail(path, QSize(width, height), decode_thumbnail)
+
+
+def _write_task(disk: DiskCache, write: DiskWrite) -> None:
+    # Runs in a worker, after the thumbnail was delivered.  Nothing here may
+    # fail a thumbnail: an error is logged, never raised.
+    try:
+        disk.store(write)
+    except Exception:  # noqa: BLE001 - logged: a cache write must not surface as a failure
+        logger.exception("thumbnail disk cache: cannot write %s", write.where)
 
 
 class _Request:
@@ -85,7 +104,9 @@ class ThumbnailLoader(DiesAtHome, _Cache, _Views, QObject):
     The tasks are in one group of ``manager`` (``group``) and owned by the
     loader: deleting it cancels them.  Create and use it on the UI thread (the
     manager's thread): every method belongs to it.  The decode and the disk
-    cache's reads and writes run in the manager's workers.
+    cache's reads and writes run in the manager's workers; a new thumbnail is
+    delivered first and written to disk afterwards, by a task of the lowest
+    priority, so writing never delays a thumbnail on screen.
 
     Args:
         manager: The ``BackgroundTaskManager`` whose workers decode.
@@ -366,11 +387,24 @@ class ThumbnailLoader(DiesAtHome, _Cache, _Views, QObject):
         path = self._take(uid, group)
         if path is None:
             return
-        pixmap = QPixmap.fromImage(result)  # UI thread: the only place pixmaps are made
+        image, write = result if isinstance(result, tuple) else (result, None)
+        pixmap = QPixmap.fromImage(image)  # UI thread: the only place pixmaps are made
         pixmap.setDevicePixelRatio(self.device_pixel_ratio)
         self._store(path, pixmap)
         self.thumbnail_ready.emit(path, pixmap)
         self._arrived(path)
+        if write is not None and self._disk is not None:
+            self._write_later(self._disk, write)
+
+    def _write_later(self, disk: DiskCache, write: DiskWrite) -> None:
+        """Write ``write`` to the disk cache in a worker, once nothing waits to decode."""
+        try:
+            self._manager.options(
+                priority=WRITE_PRIORITY, group=self.group, owner=self,
+                name="thumbnail disk write", key=("bgtasks.thumbnail-write", write.where),
+            ).submit(_write_task, disk, write)  # fmt: skip
+        except RuntimeError:  # shut down meanwhile: the cache simply misses it
+            pass
 
     def _on_failed(self, uid: int, group: Any, message: str, _traceback: str) -> None:
         path = self._take(uid, group)

@@ -60,12 +60,17 @@ def their_name(path):
 
 
 def load(qtbot, loader, path):
-    """Request ``path``; returns ("ready", pixmap) or ("failed", message)."""
+    """Request ``path``; returns ("ready", pixmap) or ("failed", message) once the
+    loader's tasks are all done: the disk write follows the thumbnail."""
     got = []
     loader.thumbnail_ready.connect(lambda p, pm: p == path and got.append(("ready", pm)))
     loader.thumbnail_failed.connect(lambda p, msg: p == path and got.append(("failed", msg)))
     loader.request(path)
     qtbot.waitUntil(lambda: bool(got), timeout=10000)
+    manager = loader.manager
+    qtbot.waitUntil(
+        lambda: all(t.state.is_terminal for t in manager.tasks(loader.group)), timeout=10000
+    )
     return got[0]
 
 
@@ -254,3 +259,35 @@ def test_an_unwritable_cache_is_logged_once_and_thumbnails_still_load(
     warnings = [r for r in caplog.records if r.name == "bgtasks" and "disk cache" in r.getMessage()]
     assert len(warnings) == 1
     assert warnings[0].getMessage().startswith(f"thumbnail disk cache: cannot write {blocked}")
+
+
+def test_new_thumbnails_are_written_after_every_decode_waiting(
+    qtbot, make_manager, xdg, tmp_path, monkeypatch
+):
+    """The write to disk waits (lowest priority): it never delays a thumbnail."""
+    order = []
+    lock = threading.Lock()
+    real_decode, real_store = loading.decode_thumbnail, DiskCache.store
+
+    def decode(path, size):
+        with lock:
+            order.append(("decode", os.path.basename(path)))
+        return real_decode(path, size)
+
+    def store(self, write):
+        with lock:
+            order.append(("store", os.path.basename(write.source.path)))
+        real_store(self, write)
+
+    monkeypatch.setattr(loading, "decode_thumbnail", decode)
+    monkeypatch.setattr(DiskCache, "store", store)
+    paths = [make_image(tmp_path / f"{name}.png", 90, 60) for name in ("a", "b", "c")]
+    m = make_manager(max_threads=1)
+    loader = ThumbnailLoader(m)
+    for path in paths:
+        loader.request(path)
+    m.start_processing()
+    qtbot.waitUntil(lambda: len(order) == 6, timeout=10000)
+    assert order[:3] == [("decode", "a.png"), ("decode", "b.png"), ("decode", "c.png")]
+    assert sorted(order[3:]) == [("store", "a.png"), ("store", "b.png"), ("store", "c.png")]
+    qtbot.waitUntil(lambda: len(os.listdir(xdg / "normal")) == 3, timeout=10000)
