@@ -452,8 +452,16 @@ class TaskProgressDialog(DiesAtHome, QDialog):
         screen = self.screen().availableGeometry()
         width = min(max(self.width(), 640), screen.width())
         height = min(max(self.height(), 520), screen.height())
-        if (width, height) != (self.width(), self.height()):
-            self.resize(width, height)
+        if (width, height) == (self.width(), self.height()):
+            return
+        centre = self.frameGeometry().center()
+        self.resize(width, height)
+        if self.isVisible():  # grow around its centre, and stay on the screen
+            frame = self.frameGeometry()
+            frame.moveCenter(centre)
+            x = min(max(frame.left(), screen.left()), screen.right() - frame.width() + 1)
+            y = min(max(frame.top(), screen.top()), screen.bottom() - frame.height() + 1)
+            self.move(x, y)
 
     def _end(self) -> None:
         counts = self._batch.counts()

@@ -70,6 +70,9 @@ class FailureList:
             self.view.addTopLevelItem(item)
             detail.setFirstColumnSpanned(True)
         self.view.resizeColumnToContents(0)
+        first = self.view.topLevelItem(0)
+        if self.view.currentItem() is None and first is not None:
+            self.view.setCurrentItem(first)  # the pane shows the first traceback at once
         for widget in (self.label, self.view, self.traceback_pane):
             widget.show()
         return True
