@@ -76,26 +76,6 @@ WAITING = (TaskState.PENDING, TaskState.QUEUED)
 STOPPED = (TaskState.CANCELLING, TaskState.CANCELLED)
 
 
-class SizedThumbnailModel(ThumbnailModel):
-    """A ThumbnailModel whose items have a fixed size hint.
-
-    Kept until the library's ``ThumbnailModel`` answers ``SizeHintRole`` with
-    room for the caption (being fixed in ``bgtasks.thumbnails``): with
-    ``uniformItemSizes`` the view would size every item like the first one
-    before its thumbnail arrived (text only) and squash the icons.
-    """
-
-    def __init__(self, paths: list[str], loader: ThumbnailLoader, parent: QWidget) -> None:
-        super().__init__(paths, loader, parent)
-        size = loader.size
-        self._size_hint = QSize(size.width() + 12, size.height() + 24)
-
-    def data(self, index: Any, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if role == Qt.ItemDataRole.SizeHintRole:
-            return QSize(self._size_hint) if index.isValid() else None
-        return super().data(index, role)
-
-
 class DemoWindow(QMainWindow):
     """Browses thumbnails, and submits ~300 pipeline tasks on start and shows how they end."""
 
@@ -126,7 +106,7 @@ class DemoWindow(QMainWindow):
         # Thumbnails: a folder's images, or samples generated into a temporary directory.
         self.loader = ThumbnailLoader(self.manager, size=THUMBNAIL_SIZE, parent=self)
         self.manager.set_group_name(self.loader.group, "thumbnails")
-        self.thumbnail_model = SizedThumbnailModel([], self.loader, self)
+        self.thumbnail_model = ThumbnailModel([], self.loader, self)
         self._tmpdir: tempfile.TemporaryDirectory[str] | None = None
         self._export_dir: tempfile.TemporaryDirectory[str] | None = None
         self._exports = 0
