@@ -409,6 +409,30 @@ def test_nothing_is_clipped_at_1280x800_with_the_dock_open(qtbot, shown_window):
     assert _clipped_labels(win.statusBar()) == []
 
 
+def test_the_docks_columns_show_their_texts_whole(qtbot, shown_window):
+    """Name, Group, State and Message of every task fit their columns in the dock."""
+    win = shown_window
+    view, model = win.monitor.view, win.monitor.model
+    model.flush()
+    metrics = view.fontMetrics()
+    shown = [c for c in range(model.columnCount()) if not view.isColumnHidden(c)]
+    headers = [model.headerData(c, Qt.Orientation.Horizontal) for c in shown]
+    assert headers == ["Name", "Group", "State", "Progress", "Message"]
+    assert not view.horizontalScrollBar().isVisible()
+    assert sum(view.columnWidth(c) for c in shown) <= view.viewport().width()
+    too_wide = set()
+    for row in range(model.rowCount()):
+        for column in shown:
+            text = model.index(row, column).data()
+            if isinstance(text, str) and text and headers[shown.index(column)] != "Progress":
+                # a cell has a few pixels of padding on each side
+                if metrics.horizontalAdvance(text) + 8 > view.columnWidth(column):
+                    too_wide.add(f"{headers[shown.index(column)]}: {text!r}")
+    assert model.rowCount() > 300 and too_wide == set()
+    # "cancelling" is the widest state, "generate samples 275-299" the widest name.
+    assert metrics.horizontalAdvance("cancelling") + 8 <= view.columnWidth(shown[2])
+
+
 def test_status_texts_have_a_contrast_of_at_least_4_5(qtbot, shown_window):
     win = shown_window
     win.tabs.setCurrentIndex(1)
