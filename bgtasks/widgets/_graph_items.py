@@ -22,7 +22,15 @@ from PySide6.QtGui import (
     QPen,
     QPolygonF,
 )
-from PySide6.QtWidgets import QGraphicsItem, QGraphicsPathItem, QStyleOptionGraphicsItem, QWidget
+from PySide6.QtWidgets import (
+    QGraphicsItem,
+    QGraphicsPathItem,
+    QGraphicsPolygonItem,
+    QGraphicsRectItem,
+    QGraphicsSimpleTextItem,
+    QStyleOptionGraphicsItem,
+    QWidget,
+)
 
 from ..core._state import TaskInfo, TaskState
 from ._graph_layout import NODE_HEIGHT, NODE_WIDTH, Point
@@ -43,9 +51,11 @@ queued light blue, running yellow, cancelling orange, completed green,
 failed red, cancelled gray), in shades that keep black text readable."""
 
 _ARROW = 9.0
+_EDGE_COLOUR = QColor("#555555")
 _RADIUS = 8.0
 _TEXT_LOD = 0.3  # below this scale nodes are drawn without text
 _RECT = QRectF(0, 0, NODE_WIDTH, NODE_HEIGHT)
+_BOUNDS = QRectF(-4, -6, NODE_WIDTH + 10, NODE_HEIGHT + 10)
 
 Activate = Callable[["_NodeItem"], None]
 
@@ -74,11 +84,18 @@ def _texts(painter: QPainter, rect: QRectF, title: str, subtitle: str) -> None:
     )
 
 
-class _NodeItem(QGraphicsItem):
-    """What task and group nodes share: size, focus, selection outline, activation."""
+class _NodeItem(QGraphicsRectItem):
+    """What task and group nodes share: size, focus, selection outline, activation.
+
+    A rectangle item, so Qt computes its bounds and shape in C++ (the scene
+    asks for them often); its painting is cached as a pixmap in device
+    coordinates and redone only when the node changes or the zoom does.
+    """
 
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__(_RECT)
+        self.setPen(QPen(Qt.PenStyle.NoPen))
+        self.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         self.activate: Activate | None = None  # set by the view: click, Enter, Space
         self._pressed_at: QPointF | None = None
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIsSelectable)
@@ -96,14 +113,8 @@ class _NodeItem(QGraphicsItem):
         raise NotImplementedError
 
     def boundingRect(self) -> QRectF:  # noqa: N802 - Qt override
-        """Qt override: the node's rectangle, with room for its outline."""
-        return QRectF(-4, -4, NODE_WIDTH + 8, NODE_HEIGHT + 8)
-
-    def shape(self) -> QPainterPath:
-        """Qt override: the rounded rectangle, for hits and selection."""
-        path = QPainterPath()
-        path.addRoundedRect(_RECT, _RADIUS, _RADIUS)
-        return path
+        """Qt override: the node's rectangle, with room for its outline and stack."""
+        return _BOUNDS
 
     def _outline(self) -> QPen:
         if self.hasFocus():
@@ -293,7 +304,11 @@ class GroupNodeItem(_NodeItem):
 
 class TaskEdgeItem(QGraphicsPathItem):
     """An arrow from an upstream node to a downstream node, along its route;
-    with a count when it stands for several task edges (collapsed groups)."""
+    with a count when it stands for several task edges (collapsed groups).
+
+    Made of plain Qt items (the line, a child polygon for its head, a child
+    text for its count), so painting it runs no Python.
+    """
 
     def __init__(self, source: _NodeItem, target: _NodeItem, count: int = 1) -> None:
         """Make the arrow from ``source`` to ``target`` (GUI thread).
@@ -304,15 +319,22 @@ class TaskEdgeItem(QGraphicsPathItem):
             count: How many task edges it stands for.
         """
         super().__init__()
-        self._head = QPainterPath()
         self.source = source
         self.target = target
         self.count = count
         self.points: tuple[Point, ...] = ()
-        self._label: tuple[Point, bool] = ((0.0, 0.0), False)
         self.setZValue(0)
-        self.setPen(QPen(QColor("#555555"), 1.4))
-        self.setBrush(QBrush(QColor("#555555")))
+        self.setPen(QPen(_EDGE_COLOUR, 1.4))
+        self._head = QGraphicsPolygonItem(self)
+        self._head.setPen(QPen(Qt.PenStyle.NoPen))
+        self._head.setBrush(QBrush(_EDGE_COLOUR))
+        self._text = QGraphicsSimpleTextItem(self)
+        font = QFont(self._text.font())
+        font.setPointSizeF(8.5)
+        font.setBold(True)
+        self._text.setFont(font)
+        self._text.setBrush(QBrush(QColor("#1f3f7f")))
+        self._text.hide()
 
     def set_route(self, route: Route, turned: bool = False, count: int = 1) -> None:
         """Draw the arrow along ``route``.  GUI thread.
@@ -327,7 +349,6 @@ class TaskEdgeItem(QGraphicsPathItem):
         points = route.points
         self.points = tuple(points)
         self.count = count
-        self._label = route.label, route.label_before
         path = QPainterPath(QPointF(*points[0]))
         for i in range(1, len(points) - 1):  # rounded corners
             (x0, y0), (x1, y1), (x2, y2) = points[i - 1], points[i], points[i + 1]
@@ -336,11 +357,11 @@ class TaskEdgeItem(QGraphicsPathItem):
             after = QPointF(x1 + r * _sign(x2 - x1), y1 + r * _sign(y2 - y1))
             path.lineTo(before)
             path.quadTo(QPointF(x1, y1), after)
+        path.lineTo(QPointF(*points[-1]))
+        self.setPath(path)
         tip_x, tip_y = points[0] if turned else points[-1]
         back = _ARROW if turned else -_ARROW
-        path.lineTo(QPointF(*points[-1]))
-        head = QPainterPath()
-        head.addPolygon(
+        self._head.setPolygon(
             QPolygonF(
                 [
                     QPointF(tip_x, tip_y),
@@ -349,49 +370,23 @@ class TaskEdgeItem(QGraphicsPathItem):
                 ]
             )
         )
-        head.closeSubpath()
-        self.prepareGeometryChange()
-        self._head = head
         width = 1.4 if count <= 1 else min(1.4 + count.bit_length() * 0.25, 3.0)
-        self.setPen(QPen(QColor("#555555"), width))
-        self.setPath(path)
+        self.setPen(QPen(_EDGE_COLOUR, width))
+        self._text.setVisible(count > 1)
+        if count > 1:
+            self._text.setText(str(count))
+            (x, y), left_of = route.label, route.label_before
+            size = self._text.boundingRect()
+            self._text.setPos(x - size.width() - 3 if left_of else x + 3, y - size.height())
 
     def label_rect(self) -> QRectF:
-        """Where the count is written: above the line, beside the node at the
-        arrow's own (not bundled) end.  GUI thread."""
-        (x, y), before = self._label
-        width = 7.0 * len(f"{self.count}") + 4
-        return QRectF(x - width - 3 if before else x + 3, y - 15, width, 14)
+        """Where the count is written (empty when it is not): above the line,
+        beside the node at the arrow's own (not bundled) end.  GUI thread."""
+        return self._text.sceneBoundingRect() if self._text.isVisible() else QRectF()
 
-    def boundingRect(self) -> QRectF:  # noqa: N802 - Qt override
-        """Qt override: the route's bounds with its arrow head and count."""
-        rect = super().boundingRect().united(self._head.boundingRect())
-        if self.count > 1:
-            rect = rect.united(self.label_rect())
-        return rect.adjusted(-2, -2, 2, 2)
-
-    def paint(
-        self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None
-    ) -> None:
-        """Qt override: draws the route, its arrow head and its count (GUI thread)."""
-        detail = option.levelOfDetailFromTransform(painter.worldTransform())
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing, detail >= _TEXT_LOD)
-        painter.setPen(self.pen())
-        painter.setBrush(Qt.BrushStyle.NoBrush)
-        painter.drawPath(self.path())
-        painter.setPen(Qt.PenStyle.NoPen)
-        painter.setBrush(self.brush())
-        painter.drawPath(self._head)
-        if self.count > 1 and detail >= _TEXT_LOD:
-            font = QFont(painter.font())
-            font.setPointSizeF(8.5)
-            font.setBold(True)
-            painter.setFont(font)
-            painter.setPen(QColor("#1f3f7f"))
-            align = Qt.AlignmentFlag.AlignRight if self._label[1] else Qt.AlignmentFlag.AlignLeft
-            painter.drawText(
-                self.label_rect(), align | Qt.AlignmentFlag.AlignBottom, str(self.count)
-            )
+    def label(self) -> str:
+        """The count as written ("" for a single task edge).  GUI thread."""
+        return self._text.text() if self.count > 1 else ""
 
 
 def _sign(v: float) -> float:

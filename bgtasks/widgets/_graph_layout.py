@@ -27,10 +27,11 @@ from collections.abc import Hashable, Iterable, Sequence
 from typing import NamedTuple
 
 from ..core._state import TaskInfo
+from ._graph_model import breathe
 
-NODE_WIDTH = 200.0
+NODE_WIDTH = 190.0
 NODE_HEIGHT = 50.0
-LAYER_GAP = 84.0  # between two blocks of a band: a channel for arrows
+LAYER_GAP = 80.0  # between two blocks of a band: a channel for arrows
 SUB_GAP = 56.0  # between two columns of one block
 ROW_GAP = 24.0  # between two rows of a block
 BAND_GAP = 64.0  # between two bands
@@ -94,6 +95,7 @@ def _layering(
             forced = next(k for k in rest if k not in done)
             ready.append(forced)
         k = ready.pop()
+        breathe(len(topo))
         if k in done:
             continue
         done.add(k)
@@ -105,7 +107,8 @@ def _layering(
     position = {k: i for i, k in enumerate(topo)}
     turned = {(a, b) for a in nodes for b in succ[a] if position[a] > position[b]}
     layer: dict[Hashable, int] = {}
-    for k in topo:
+    for i, k in enumerate(topo):
+        breathe(i)
         ups = [a for a in pred[k] if position[a] < position[k]]
         ups += [b for b in succ[k] if position[b] < position[k]]
         layer[k] = max((layer[u] + 1 for u in ups), default=0)
@@ -153,6 +156,7 @@ def _order(
     keys = sorted(columns)
     for sweep in (keys, keys[::-1], keys):
         for layer in sweep:
+            breathe(0)
             col = columns[layer]
 
             def mean(k: Hashable) -> float:
@@ -245,6 +249,7 @@ def choose_wrap(sizes: list[int], viewport: Point, legible: float = LEGIBLE) -> 
         extra = sum(c - 1 for c, _ in grids)
         total = sum(widths) + LAYER_GAP * (len(widths) - 1)
         for count in _candidates(len(sizes), 40):
+            breathe(0)
             limit = max(max(widths), total / count)
             bands = _pack(widths, limit)
             w, h = _extent(widths, heights, bands)

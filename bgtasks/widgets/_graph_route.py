@@ -41,6 +41,7 @@ from ._graph_layout import (
     GraphLayout,
     Point,
 )
+from ._graph_model import breathe
 
 _LANES = 7  # lanes per channel, either side of its middle
 
@@ -171,7 +172,11 @@ def route_edges(
     out = Counter(a for a, _ in pairs.values())
     into = Counter(b for _, b in pairs.values())
     router = _Router(layout, out, into)
-    return {edge: router.route(a, b) for edge, (a, b) in pairs.items()}
+    routes = {}
+    for i, (edge, (a, b)) in enumerate(pairs.items()):
+        breathe(i)
+        routes[edge] = router.route(a, b)
+    return routes
 
 
 def segments_cross(points: list[Point], rect: tuple[float, float, float, float]) -> bool:

@@ -91,10 +91,12 @@ class GraphScene(DiesAtHome, QGraphicsScene):
             self._edge_item(edge, count, result)
             yield
         width, height = layout.size
-        rect = QRectF(-MARGIN, -MARGIN, width + 2 * MARGIN, height + 2 * MARGIN)
-        for edge_item in self.edges.values():
-            rect = rect.united(edge_item.boundingRect())
-        self.setSceneRect(rect)
+        left, top, right, bottom = -MARGIN, -MARGIN, width + MARGIN, height + MARGIN
+        for route in result.routes.values():  # arrows may use the margins
+            for x, y in route.points:
+                left, right = min(left, x - 16), max(right, x + 16)
+                top, bottom = min(top, y - 16), max(bottom, y + 16)
+        self.setSceneRect(QRectF(left, top, right - left, bottom - top))
 
     def _node_item(self, key: NodeKey) -> _NodeItem | None:
         kind, value = key

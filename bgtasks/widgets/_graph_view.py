@@ -14,25 +14,25 @@ from collections.abc import Hashable, Iterator
 from time import perf_counter
 from typing import Any
 
-from PySide6.QtCore import QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QColor, QKeyEvent, QPainter, QTransform, QWheelEvent
-from PySide6.QtWidgets import QGraphicsView, QLabel, QWidget
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QColor, QPainter
+from PySide6.QtWidgets import QGraphicsView, QWidget
 
-from ..core._state import TaskInfo, TaskState
+from ..core._state import TaskState
 from ..qt._home_thread import DiesAtHome
 from ..qt._manager import BackgroundTaskManager
+from ._graph_controls import GraphViewControls
 from ._graph_items import STATE_COLOURS, GroupNodeItem, TaskEdgeItem, TaskNodeItem, _NodeItem
 from ._graph_jobs import LayoutRequest, LayoutResult, LayoutRunner, compute_layout
-from ._graph_model import EdgeKey, NodeKey, task_key
+from ._graph_model import EdgeKey, NodeKey
 from ._shutdown import SHUTDOWN_POLL_INTERVAL, WATCH_INTERVAL, manager_is_shut_down
 
 __all__ = ["STATE_COLOURS", "GroupNodeItem", "TaskEdgeItem", "TaskGraphView", "TaskNodeItem"]
 
 _LIVE = (TaskState.RUNNING, TaskState.CANCELLING)
-_ACTIVATE_KEYS = (Qt.Key.Key_Return, Qt.Key.Key_Enter, Qt.Key.Key_Space)
 
 
-class TaskGraphView(DiesAtHome, QGraphicsView):
+class TaskGraphView(DiesAtHome, GraphViewControls, QGraphicsView):
     """The manager's tasks as a graph, readable at 30, 300 or 5,000 tasks.
 
     * **Groups** with more than ``collapse_threshold`` tasks (default 20) are
@@ -58,7 +58,7 @@ class TaskGraphView(DiesAtHome, QGraphicsView):
     updates at most every ``refresh_interval`` ms (default 100).  New states
     repaint their nodes; added or removed tasks lay the graph out again on a
     worker thread, and the items follow on this thread in batches of at most
-    ``frame_budget`` seconds (default 0.008) per turn of the event loop.
+    ``frame_budget`` seconds (default 0.005) per turn of the event loop.
     ``refresh()`` does all of it at once.
 
     A shut-down manager emits nothing more: while live tasks are shown a slow
@@ -78,10 +78,6 @@ class TaskGraphView(DiesAtHome, QGraphicsView):
 
     laid_out = Signal()
 
-    ZOOM_STEP = 1.2
-    MIN_ZOOM = 0.05
-    MAX_ZOOM = 8.0
-
     def __init__(self, manager: BackgroundTaskManager, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._remember_home()  # destroyed on this thread, whoever drops it last
@@ -96,18 +92,11 @@ class TaskGraphView(DiesAtHome, QGraphicsView):
         self.setBackgroundBrush(QColor("#fafafa"))
         self.setAccessibleName("Task graph")
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
-        self._note = QLabel(self)
-        self._note.setAccessibleName("Graph note")
-        self._note.setWordWrap(True)
-        self._note.setStyleSheet(
-            "background: rgba(255, 248, 200, 235); color: black; padding: 4px;"
-            " border: 1px solid #b0a060; border-radius: 4px;"
-        )
-        self._note.hide()
+        self._note = self._make_note()
         self._auto_fit = True
         self._collapse_threshold = 20
         self._min_legible = 0.6
-        self.frame_budget = 0.008  #: seconds of item work per turn of the event loop
+        self.frame_budget = 0.005  #: seconds of item work per turn of the event loop
         self._expanded: set[Hashable] = set()
         self._collapsed: set[Hashable] = set()
         self._seeds: frozenset[int] | None = None  # neighbours filter: None when off
@@ -257,214 +246,6 @@ class TaskGraphView(DiesAtHome, QGraphicsView):
         """Whether a layout is being computed or applied.  GUI thread."""
         return self._runner.busy() or self._work is not None
 
-    # ------------------------------------------------------------------ groups
-
-    def _group_name(self, group: Hashable) -> str:
-        name_of = getattr(self._manager, "group_name", None)
-        return name_of(group) if name_of is not None else str(group)
-
-    def is_collapsed(self, group: Hashable) -> bool:
-        """Whether ``group`` is drawn as one node now.  GUI thread.
-
-        Args:
-            group: The group.
-        """
-        return group in self._scene.groups
-
-    def expand_group(self, group: Hashable) -> None:
-        """Draw ``group``'s tasks one by one (relayout on a worker).  GUI thread.
-
-        Args:
-            group: The group.
-
-        Raises:
-            TypeError: ``group`` is unhashable.
-        """
-        hash(group)
-        self._expanded.add(group)
-        self._collapsed.discard(group)
-        self._relayout()
-
-    def collapse_group(self, group: Hashable) -> None:
-        """Draw ``group`` as one node (relayout on a worker).  GUI thread.
-
-        Args:
-            group: The group.
-
-        Raises:
-            TypeError: ``group`` is unhashable.
-            ValueError: ``group`` is None (tasks without a group do not collapse).
-        """
-        hash(group)
-        if group is None:
-            raise ValueError("group must not be None: tasks without a group do not collapse")
-        self._collapsed.add(group)
-        self._expanded.discard(group)
-        self._relayout()
-
-    def expand_all(self) -> None:
-        """Draw every task on its own.  GUI thread."""
-        self._expanded.update(info.group for info in self._scene.infos.values())
-        self._collapsed.clear()
-        self._relayout()
-
-    def reset_groups(self) -> None:
-        """Forget what was expanded or collapsed: big groups collapse again.  GUI thread."""
-        self._expanded.clear()
-        self._collapsed.clear()
-        self._relayout()
-
-    def _collapse_selected(self) -> None:
-        items = self._scene.selectedItems() or [self._scene.focusItem()]
-        for item in items:
-            if isinstance(item, TaskNodeItem) and item.info.group is not None:
-                self.collapse_group(item.info.group)
-
-    def _activate(self, item: _NodeItem) -> None:
-        if isinstance(item, GroupNodeItem):
-            members = self._scene.members.get(item.key, [])
-            self._focus_after = task_key(members[0]) if members else None
-            self.expand_group(item.task_group)
-        else:
-            self._scene.clearSelection()
-            item.setSelected(True)
-
-    # ------------------------------------------------------------------ neighbours
-
-    def neighbours_only(self) -> bool:
-        """Whether only the neighbours of the selection are drawn.  GUI thread."""
-        return self._neighbours_only
-
-    def set_neighbours_only(self, on: bool) -> None:
-        """Draw only the selected tasks and everything up- and downstream of them.
-
-        With nothing selected the whole graph stays and the note says so.  A
-        new selection while it is on refocuses.  GUI thread.
-
-        Args:
-            on: True to filter, False to draw every task again.
-        """
-        if not isinstance(on, bool):
-            raise TypeError(f"on must be a bool, got {on!r}")
-        if on == self._neighbours_only and self.neighbours_action.isChecked() == on:
-            return  # the action's toggled signal, from setChecked below
-        self._neighbours_only = on
-        if self.neighbours_action.isChecked() != on:
-            self.neighbours_action.setChecked(on)
-        self._seeds = self._selected_uids() if on else None
-        if on and not self._seeds:
-            self._seeds = None
-        self._set_note(self.fit_note() if on else "")
-        self._relayout()
-
-    def _selected_uids(self) -> frozenset[int]:
-        uids: set[int] = set()
-        for item in self._scene.selectedItems():
-            if isinstance(item, _NodeItem):
-                uids.update(self._scene.members.get(item.key, ()))
-        return frozenset(uids)
-
-    def _selection_changed(self) -> None:
-        if self._neighbours_only:
-            seeds = self._selected_uids()
-            if seeds and seeds != self._seeds:
-                self._seeds = seeds
-                self._relayout()
-        self._describe()
-
-    # ------------------------------------------------------------------ zoom and fit
-
-    def zoom(self) -> float:
-        """The current scale (1.0: unscaled).  GUI thread."""
-        return self.transform().m11()
-
-    def zoom_by(self, factor: float) -> None:
-        """Scale the view by ``factor``, within MIN_ZOOM..MAX_ZOOM; stops auto-fitting.
-
-        GUI thread.
-
-        Args:
-            factor: The scale factor (above 1 zooms in).
-        """
-        self._auto_fit = False
-        current = self.zoom()
-        target = min(max(current * factor, self.MIN_ZOOM), self.MAX_ZOOM)
-        if current > 0 and target != current:
-            self.scale(target / current, target / current)
-
-    def fit_to_view(self) -> None:
-        """Show the whole graph, between ``min_legible_scale`` and 1:1; auto-fit
-        again after each relayout.  GUI thread."""
-        self._auto_fit = True
-        self._fit()
-
-    def fit_note(self) -> str:
-        """What the note at the top says ("" when hidden), e.g. that Fit could not
-        show the whole graph legibly.  GUI thread."""
-        return self._note.text() if not self._note.isHidden() else ""
-
-    def _set_note(self, text: str) -> None:
-        if not text and self._neighbours_only and self._seeds is None:
-            text = "Select a task (or a group) to show only its neighbours."
-        self._note.setText(text)
-        self._note.setVisible(bool(text))
-        if text:
-            self._note.setMaximumWidth(max(self.viewport().width() - 16, 100))
-            self._note.adjustSize()
-            self._note.move(8, 8)
-        self._describe()
-
-    def _fit(self) -> None:
-        rect = self._scene.sceneRect()
-        if not self._scene.order or rect.isEmpty():
-            self.resetTransform()
-            self._set_note("")
-            return
-        port = self.viewport().rect()
-        scale = min(port.width() / rect.width(), port.height() / rect.height(), 1.0)
-        if scale >= self._min_legible:
-            self.setTransform(QTransform.fromScale(scale, scale))
-            self.centerOn(rect.center())
-            self._set_note("")
-            return
-        scale = self._min_legible
-        self.setTransform(QTransform.fromScale(scale, scale))
-        centre, what = self._work_centre(port.width() / scale, port.height() / scale)
-        self.centerOn(centre)
-        self._set_note(
-            f"Too big to read whole ({len(self._scene.order)} nodes): showing {what} at "
-            f"{round(scale * 100)} %. Zoom out with − or Ctrl+wheel; F fits again."
-        )
-
-    def _work_centre(self, width: float, height: float) -> tuple[Any, str]:
-        """Where to look when the graph cannot be read whole: the running work, or the latest."""
-        live = [
-            item
-            for item in self._scene.nodes()
-            if any(self._scene.counts(item.key).get(s) for s in _LIVE)
-        ]
-        if live:
-            box = QRectF()
-            for item in live:
-                box = box.united(item.sceneBoundingRect())
-            if box.width() <= width and box.height() <= height:
-                return box.center(), "the running work"
-            first = min(live, key=lambda i: (i.y(), i.x()))
-            return first.sceneBoundingRect().center(), "the first running work"
-        infos = self._scene.infos
-
-        def latest(item: _NodeItem) -> float:
-            times = [
-                infos[u].ended or infos[u].started or infos[u].created for u in self._uids(item)
-            ]
-            return max(times, default=0.0)
-
-        item = max(self._scene.nodes(), key=latest)
-        return item.sceneBoundingRect().center(), "the latest work"
-
-    def _uids(self, item: _NodeItem) -> list[int]:
-        return [u for u in self._scene.members.get(item.key, ()) if u in self._scene.infos]
-
     # ------------------------------------------------------------------ updates
 
     def refresh(self) -> None:
@@ -556,25 +337,28 @@ class TaskGraphView(DiesAtHome, QGraphicsView):
         self.refresh_count += 1
         if self._structure_changed:
             self._relayout()
-        changed, self._changed = self._changed, set()
-        if changed:
-            deadline = perf_counter() + self.frame_budget
-            infos = self._manager.infos(changed).values()
-            batch: list[TaskInfo] = []
-            for info in infos:
-                batch.append(info)
-                if len(batch) % 64 == 0 and perf_counter() >= deadline:
-                    break
-            self._scene.update_states(batch)
-            left = changed.difference(info.uid for info in batch)
-            if left:  # the rest on the next turn
-                self._changed |= left
-                QTimer.singleShot(0, self._update_rest)
+        self._update_states()
         self._update_watch()
+
+    def _update_states(self) -> None:
+        """New states to their nodes, a chunk at a time within ``frame_budget``."""
+        deadline = perf_counter() + self.frame_budget
+        changed = list(self._changed)
+        self._changed.clear()
+        done = 0
+        while done < len(changed):
+            chunk = changed[done : done + 128]
+            done += len(chunk)
+            self._scene.update_states(self._manager.infos(chunk).values())
+            if perf_counter() >= deadline:
+                break
+        if done < len(changed):  # the rest on the next turn of the event loop
+            self._changed.update(changed[done:])
+            QTimer.singleShot(0, self._update_rest)
 
     def _update_rest(self) -> None:
         if self._changed and not self._timer.isActive():
-            self._update()
+            self._update_states()
 
     # ------------------------------------------------------------------ shut-down watch
 
@@ -630,56 +414,6 @@ class TaskGraphView(DiesAtHome, QGraphicsView):
         if isinstance(item, _NodeItem):
             parts.append(item.description())
         self.setAccessibleDescription(" ".join(parts))
-
-    def focusNextPrevChild(self, next: bool) -> bool:  # noqa: N802, A002 - Qt override
-        """Qt override: Tab and Shift+Tab walk the nodes, then leave the view."""
-        order = [self._scene.node(k) for k in self._scene.order]
-        items = [i for i in order if i is not None]
-        current = self._scene.focusItem()
-        if items:
-            at = items.index(current) if current in items else (-1 if next else len(items))
-            at += 1 if next else -1
-            if 0 <= at < len(items):
-                items[at].setFocus()
-                self.ensureVisible(items[at])
-                self._describe()
-                return True
-            if current is not None:
-                current.clearFocus()
-        return super().focusNextPrevChild(next)
-
-    def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802 - Qt override
-        """Qt override: Ctrl + wheel zooms; otherwise scrolls."""
-        if event.modifiers() & Qt.KeyboardModifier.ControlModifier:
-            steps = event.angleDelta().y() / 120
-            if steps:
-                self.zoom_by(self.ZOOM_STEP**steps)
-            event.accept()
-            return
-        super().wheelEvent(event)
-
-    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 - Qt override
-        """Qt override: zoom, fit, expand and collapse, the neighbours filter (see the class)."""
-        key = event.key()
-        focus = self._scene.focusItem()
-        if key in _ACTIVATE_KEYS and isinstance(focus, _NodeItem):
-            self._activate(focus)
-        elif key in (Qt.Key.Key_Plus, Qt.Key.Key_Equal):
-            self.zoom_by(self.ZOOM_STEP)
-        elif key in (Qt.Key.Key_Minus, Qt.Key.Key_Underscore):
-            self.zoom_by(1 / self.ZOOM_STEP)
-        elif key in (Qt.Key.Key_0, Qt.Key.Key_F):
-            self.fit_to_view()
-        elif key == Qt.Key.Key_N:
-            self.set_neighbours_only(not self._neighbours_only)
-        elif key == Qt.Key.Key_C:
-            self._collapse_selected()
-        elif key == Qt.Key.Key_E:
-            self.expand_all()
-        else:
-            super().keyPressEvent(event)
-            return
-        event.accept()
 
     def resizeEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
         """Qt override: refits while auto-fitting; a much changed shape lays out again."""

@@ -281,9 +281,87 @@ def shoot(size: int, path: str) -> None:
         m.shut_down(timeout=5)
 
 
+def stall(size: int, batch: int = 100, every_ms: int = 20) -> dict[str, float]:
+    """The UI's worst stall while ``size`` tasks (chains of 10) are added, ``batch``
+    every ``every_ms`` ms, and finish, with the view shown: the largest gap
+    between two ticks of a 1 ms timer, from the first batch until the view
+    shows every task."""
+    import time
+
+    from PySide6.QtCore import QEventLoop, Qt, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from bgtasks import BackgroundTaskManager
+
+    app = QApplication.instance() or QApplication([])
+    m = BackgroundTaskManager(start_processing=True, max_threads=8)
+    view = TaskGraphView(m)
+    view.resize(1200, 760)
+    view.show()
+    for _ in range(10):
+        app.processEvents()
+    gaps: list[float] = []
+    submits: list[float] = []
+    last = [time.perf_counter()]
+
+    def tick():
+        now = time.perf_counter()
+        gaps.append(now - last[0])
+        last[0] = now
+
+    ticker = QTimer()
+    ticker.setTimerType(Qt.TimerType.PreciseTimer)
+    ticker.setInterval(1)
+    ticker.timeout.connect(tick)
+    added = []
+
+    def submit():
+        start = time.perf_counter()
+        for _ in range(min(batch, size - len(added))):
+            i = len(added)
+            up = [added[-1]] if i % 10 else None
+            added.append(m.options(name=f"t{i}", upstream_task_ids=up).submit(ok).uid)
+        submits.append(time.perf_counter() - start)
+        if len(added) >= size:
+            feeder.stop()
+
+    feeder = QTimer()
+    feeder.setInterval(every_ms)
+    feeder.timeout.connect(submit)
+    last[0] = time.perf_counter()
+    ticker.start()
+    feeder.start()
+    started = time.perf_counter()
+
+    def done():
+        laying = getattr(view, "is_laying_out", lambda: False)()
+        return len(added) >= size and len(view.nodes()) == size and not laying
+
+    while not done():
+        loop = QEventLoop()
+        QTimer.singleShot(5, loop.quit)
+        loop.exec()
+    took = time.perf_counter() - started
+    ticker.stop()
+    m.shut_down(timeout=5)
+    view.close()
+    return {
+        "tasks": size,
+        "worst_gap_ms": max(gaps) * 1000,
+        "p99_gap_ms": sorted(gaps)[int(len(gaps) * 0.99)] * 1000,
+        "worst_submit_ms": max(submits) * 1000,
+        "layouts": view.layout_count,
+        "seconds": took,
+    }
+
+
 if __name__ == "__main__":
     import sys
 
+    if sys.argv[1:2] == ["--stall"]:
+        for n in sys.argv[2:] or ("1000", "2000", "3000"):
+            print(stall(int(n)))
+        raise SystemExit
     out = sys.argv[1] if len(sys.argv) > 1 else "docs/images"
     for n in (30, 300, 5000):
         shoot(n, f"{out}/graph-{n}.png")
