@@ -45,7 +45,7 @@ from ._progress_batch import (
     RemainingTime,
     remaining_text,
 )
-from ._progress_parts import FailureList
+from ._progress_parts import FailureList, grow
 from ._shutdown import manager_is_shut_down
 
 _UNSET: Any = object()
@@ -403,7 +403,7 @@ class TaskProgressDialog(DiesAtHome, QDialog):
         batch = self._batch
         self.bar.setValue(round(batch.fraction() * _BAR_MAX))
         if self.failure_list.add(batch.failures()):
-            self._grow()
+            grow(self, 640, 520)  # room for the failure list
         self._show_status()
         self._show_current()
         if self._shut_down:
@@ -446,22 +446,6 @@ class TaskProgressDialog(DiesAtHome, QDialog):
         self.current.setText(shown)
         self.current.setToolTip(full if shown != full else "")
         self.current.setAccessibleDescription(full)
-
-    def _grow(self) -> None:
-        """Make room for the failure list (never shrinks, stays on the screen)."""
-        screen = self.screen().availableGeometry()
-        width = min(max(self.width(), 640), screen.width())
-        height = min(max(self.height(), 520), screen.height())
-        if (width, height) == (self.width(), self.height()):
-            return
-        centre = self.frameGeometry().center()
-        self.resize(width, height)
-        if self.isVisible():  # grow around its centre, and stay on the screen
-            frame = self.frameGeometry()
-            frame.moveCenter(centre)
-            x = min(max(frame.left(), screen.left()), screen.right() - frame.width() + 1)
-            y = min(max(frame.top(), screen.top()), screen.bottom() - frame.height() + 1)
-            self.move(x, y)
 
     def _end(self) -> None:
         counts = self._batch.counts()

@@ -104,3 +104,21 @@ class FailureList:
     def _show_traceback(self, current: QTreeWidgetItem | None, *_: object) -> None:
         uid = current.data(0, Qt.ItemDataRole.UserRole) if current is not None else None
         self.traceback_pane.setPlainText(self._tracebacks.get(uid, "") if uid is not None else "")
+
+
+def grow(widget: QWidget, width: int, height: int) -> None:
+    """Make ``widget`` at least ``width`` x ``height`` (within the screen), around its
+    centre when shown; it never shrinks."""
+    screen = widget.screen().availableGeometry()
+    width = min(max(widget.width(), width), screen.width())
+    height = min(max(widget.height(), height), screen.height())
+    if (width, height) == (widget.width(), widget.height()):
+        return
+    centre = widget.frameGeometry().center()
+    widget.resize(width, height)
+    if widget.isVisible():  # grow around its centre, and stay on the screen
+        frame = widget.frameGeometry()
+        frame.moveCenter(centre)
+        x = min(max(frame.left(), screen.left()), screen.right() - frame.width() + 1)
+        y = min(max(frame.top(), screen.top()), screen.bottom() - frame.height() + 1)
+        widget.move(x, y)
