@@ -109,15 +109,16 @@ class PipelineTab(QWidget):
 
     # ------------------------------------------------------------------ building
 
+    # Mnemonics (Alt+letter): none of the dock's monitor's (G, S, F, C, R, L, Y, T).
     def _build_controls(self) -> QHBoxLayout:
         controls = QHBoxLayout()
-        self.pause_button = QPushButton("&Pause")
+        self.pause_button = QPushButton("Pa&use")
         self.group_combo = QComboBox()
         self.group_combo.addItems(GROUPS)
         self.group_combo.setAccessibleName("Group to stop")
-        self.stop_button = QPushButton("&Stop group")
+        self.stop_button = QPushButton("Stop gr&oup")
         self.restart_button = QPushButton("R&estart")
-        self.retry_button = QPushButton("Retry &failed")
+        self.retry_button = QPushButton("Retry fa&iled")
         self.retry_button.setToolTip("Run the failed tasks of this run again")
         for widget in (self.pause_button, self.group_combo, self.stop_button):
             controls.addWidget(widget)

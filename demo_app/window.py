@@ -133,7 +133,7 @@ class DemoWindow(QMainWindow):
 
     def _build_ui(self) -> None:
         self.tabs = QTabWidget()
-        self.tabs.addTab(self._build_thumbnails_tab(), "&Thumbnails")
+        self.tabs.addTab(self._build_thumbnails_tab(), "T&humbnails")
         self.pipeline = PipelineTab(self.seed)
         self.pipeline.pause_button.clicked.connect(self.toggle_pause)
         self.pipeline.stop_button.clicked.connect(self.stop_selected_group)
@@ -157,7 +157,7 @@ class DemoWindow(QMainWindow):
             button.clicked.connect(slot)
             graph_bar.addWidget(button)
         graph_layout.addLayout(graph_bar)
-        self.tabs.addTab(self.graph_tab, "&Graph")
+        self.tabs.addTab(self.graph_tab, "Gr&aph")
         self.tabs.currentChanged.connect(self._tab_changed)
         self.setCentralWidget(self.tabs)
         self._build_dock()
@@ -202,7 +202,7 @@ class DemoWindow(QMainWindow):
         self.thumbnails_label = QLabel()
         self.thumbnails_label.setWordWrap(True)
         top.addWidget(self.thumbnails_label, 1)
-        self.export_action = QAction("&Export…", self)
+        self.export_action = QAction("E&xport…", self)
         self.export_action.setShortcut(QKeySequence("Ctrl+E"))
         self.export_action.setToolTip(
             "Write the selected images (all when none is selected) as small JPEGs. "
@@ -210,7 +210,7 @@ class DemoWindow(QMainWindow):
         )
         self.export_action.triggered.connect(self.export_images)
         self.addAction(self.export_action)
-        self.export_button = QPushButton("&Export… (Ctrl+E)")
+        self.export_button = QPushButton("E&xport… (Ctrl+E)")
         self.export_button.setToolTip(self.export_action.toolTip())
         self.export_button.clicked.connect(self.export_action.trigger)
         top.addWidget(self.export_button)
@@ -280,7 +280,7 @@ class DemoWindow(QMainWindow):
             self.manager.pause_processing()
         else:
             self.manager.start_processing()
-        self.pipeline.pause_button.setText("&Resume" if self.paused else "&Pause")
+        self.pipeline.pause_button.setText("Res&ume" if self.paused else "Pa&use")
         self._log("", "", "paused" if self.paused else "resumed")
         self._refresh()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -14,7 +15,14 @@ import pytest
 from PySide6 import QtGui
 from PySide6.QtCore import QRect, Qt
 from PySide6.QtGui import QColor, QImage, QPalette, QPixmap, QTextDocument
-from PySide6.QtWidgets import QApplication, QDialog, QLabel, QWidget
+from PySide6.QtWidgets import (
+    QAbstractButton,
+    QApplication,
+    QDialog,
+    QLabel,
+    QTabWidget,
+    QWidget,
+)
 
 from bgtasks import TaskState
 from bgtasks.widgets import CloseChoice
@@ -121,7 +129,7 @@ def test_stop_group_stops_it_and_its_downstream_tasks(qtbot, window):
 
 def test_pause_holds_queued_tasks_until_resumed(qtbot, window):
     window.pipeline.pause_button.click()
-    assert window.pipeline.pause_button.text() == "&Resume"
+    assert window.pipeline.pause_button.text() == "Res&ume"
     run, manager = window.run, window.manager
     # Tasks already running finish; nothing new starts.
     qtbot.waitUntil(
@@ -137,7 +145,7 @@ def test_pause_holds_queued_tasks_until_resumed(qtbot, window):
         None,
     }
     window.pipeline.pause_button.click()
-    assert window.pipeline.pause_button.text() == "&Pause"
+    assert window.pipeline.pause_button.text() == "Pa&use"
     wait_until_finished(qtbot, window)
     shown = assert_all_accounted_for(window)
     assert sum(counts["stopped"] for counts in shown.values()) == 0
@@ -190,7 +198,7 @@ def test_retry_failed_runs_the_failures_again(qtbot, window):
 
 
 def test_thumbnails_tab_shows_the_generated_samples(qtbot, window):
-    assert window.tabs.currentIndex() == 0 and window.tabs.tabText(0) == "&Thumbnails"
+    assert window.tabs.currentIndex() == 0 and window.tabs.tabText(0) == "T&humbnails"
     window.show()
     qtbot.waitExposed(window)
     with qtbot.waitSignal(window.thumbnails_shown, timeout=10_000):
@@ -431,6 +439,58 @@ def test_the_docks_columns_show_their_texts_whole(qtbot, shown_window):
     assert model.rowCount() > 300 and too_wide == set()
     # "cancelling" is the widest state, "generate samples 275-299" the widest name.
     assert metrics.horizontalAdvance("cancelling") + 8 <= view.columnWidth(shown[2])
+
+
+def _mnemonics(window: QWidget) -> list[str]:
+    """The Alt+letter keys of what is visible now: buttons, buddied labels, tabs."""
+    keys = []
+
+    def key(text: str) -> None:
+        found = re.search(r"&([^&])", text.replace("&&", ""))
+        if found:
+            keys.append(found.group(1).lower())
+
+    for button in window.findChildren(QAbstractButton):
+        if button.isVisible():
+            key(button.text())
+    for label in window.findChildren(QLabel):
+        if label.isVisible() and label.buddy() is not None:
+            key(label.text())
+    for tabs in window.findChildren(QTabWidget):
+        if tabs.isVisible():
+            for index in range(tabs.count()):
+                key(tabs.tabText(index))
+    return keys
+
+
+def test_keyboard_mnemonics_are_unique_on_each_tab(qtbot, shown_window):
+    win = shown_window
+    for index in range(win.tabs.count()):
+        win.tabs.setCurrentIndex(index)
+        QApplication.processEvents()
+        keys = _mnemonics(win)
+        assert len(keys) >= 8, keys
+        twice = sorted(k for k, n in Counter(keys).items() if n > 1)
+        assert twice == [], (win.tabs.tabText(index), keys)
+
+
+def test_nothing_is_clipped_while_the_run_is_live_or_paused(qtbot):
+    win = make_window(qtbot)
+    try:
+        win.resize(1280, 800)
+        win.show()
+        qtbot.waitExposed(win)
+        win.tabs.setCurrentWidget(win.pipeline_scroll)
+        QApplication.processEvents()
+        assert _clipped_labels(win) == []
+        win.toggle_pause()
+        QApplication.processEvents()
+        assert {row.status.text() for row in win.pipeline.rows.values()} <= {"paused", "finished"}
+        assert _clipped_labels(win) == []
+        win.toggle_pause()
+        wait_until_finished(qtbot, win)
+    finally:
+        win.shut_down()
 
 
 def test_status_texts_have_a_contrast_of_at_least_4_5(qtbot, shown_window):
