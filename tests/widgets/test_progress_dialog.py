@@ -77,11 +77,15 @@ def test_progress_is_the_mean_of_the_fractions_and_shows_the_latest_message(
     assert dialog.status.text().startswith("1 of 3 tasks ended")
     assert dialog.counts() == {"completed": 1, "failed": 0, "cancelled": 0, "live": 2}
     assert dialog.bar.accessibleName() == "Overall progress"
+    assert dialog.status.accessibleName() and dialog.current.accessibleName()
     assert dialog.bar.accessibleDescription().startswith(f"{round(expected * 100)} % done")
+    threads: list[threading.Thread] = []
+    dialog.finished.connect(lambda _: threads.append(threading.current_thread()))
     gate.set()
     with qtbot.waitSignal(dialog.finished, timeout=5000) as finished:
         pass
     assert finished.args == [QDialog.DialogCode.Accepted.value]
+    assert threads == [threading.main_thread()]  # the GUI thread
     assert not dialog.isVisible()
     assert dialog.fraction() == 1.0 and dialog.is_over()
 
