@@ -268,6 +268,10 @@ class Delivery(_Base):
         pending = self._pending
         take = self._scheduler.take_events
         deadline = perf_counter() + self.drain_budget
+        # Bound once a pass, not once an event: on a PySide object a method
+        # lookup costs ~90 ns and ``self.task_completed.emit`` ~170 ns.
+        deliver = self._deliver
+        emit_completed = self.task_completed.emit
         while not self._shut_down:
             if not pending:
                 events = take()
@@ -275,7 +279,13 @@ class Delivery(_Base):
                     return
                 pending.extend(events)
             while pending and not self._shut_down:
-                self._deliver(pending.popleft())
+                event = pending.popleft()
+                if event[0] == TASK_COMPLETED and not self._callbacks and not self._owner_of:
+                    # the common end, with no done-callback to run: inline
+                    task = event[1]
+                    emit_completed(task.uid, task.group, event[2])
+                else:
+                    deliver(event)
                 if perf_counter() >= deadline:
                     # Continue from a zero-timer, not a posted event: Qt handles
                     # posted events before timers, so a posted event would run
