@@ -49,6 +49,7 @@ class GraphViewControls(_Base):
     _neighbours_only: bool
     _focus_after: NodeKey | None
     neighbours_action: QAction
+    _outlined: set[_NodeItem]  # the nodes drawn as selected
 
     def _relayout(self) -> None:
         raise NotImplementedError
@@ -175,6 +176,11 @@ class GraphViewControls(_Base):
         return frozenset(uids)
 
     def _selection_changed(self) -> None:
+        selected = {i for i in self._scene.selectedItems() if isinstance(i, _NodeItem)}
+        for item in selected ^ self._outlined:
+            if item.scene() is self._scene:
+                item.restyle()
+        self._outlined = selected
         if self._neighbours_only:
             seeds = self._selected_uids()
             if seeds and seeds != self._seeds:

@@ -17,7 +17,6 @@ from PySide6.QtGui import (
     QColor,
     QFont,
     QFontMetricsF,
-    QPainter,
     QPainterPath,
     QPen,
     QPolygonF,
@@ -28,8 +27,6 @@ from PySide6.QtWidgets import (
     QGraphicsPolygonItem,
     QGraphicsRectItem,
     QGraphicsSimpleTextItem,
-    QStyleOptionGraphicsItem,
-    QWidget,
 )
 
 from ..core._state import TaskInfo, TaskState
@@ -53,51 +50,58 @@ failed red, cancelled gray), in shades that keep black text readable."""
 _ARROW = 9.0
 _EDGE_COLOUR = QColor("#555555")
 _RADIUS = 8.0
-_TEXT_LOD = 0.3  # below this scale nodes are drawn without text
 _RECT = QRectF(0, 0, NODE_WIDTH, NODE_HEIGHT)
-_BOUNDS = QRectF(-4, -6, NODE_WIDTH + 10, NODE_HEIGHT + 10)
 
 Activate = Callable[["_NodeItem"], None]
 
-
-def _texts(painter: QPainter, rect: QRectF, title: str, subtitle: str) -> None:
-    """Two centred lines, the first bold, elided to the node's width."""
-    painter.setPen(QColor("black"))
-    font = QFont(painter.font())
-    font.setPointSizeF(11)
-    font.setBold(True)
-    painter.setFont(font)
-    inner = rect.adjusted(8, 4, -8, -4)
-    half = inner.height() / 2
-    title = QFontMetricsF(font).elidedText(title, Qt.TextElideMode.ElideRight, inner.width())
-    painter.drawText(
-        QRectF(inner.x(), inner.y(), inner.width(), half), Qt.AlignmentFlag.AlignCenter, title
-    )
-    font.setBold(False)
-    font.setPointSizeF(9.5)
-    painter.setFont(font)
-    subtitle = QFontMetricsF(font).elidedText(subtitle, Qt.TextElideMode.ElideRight, inner.width())
-    painter.drawText(
-        QRectF(inner.x(), inner.y() + half, inner.width(), half),
-        Qt.AlignmentFlag.AlignCenter,
-        subtitle,
-    )
+_PLAIN = QPen(QColor("#333333"), 1.2)
+_SELECTED = QPen(QColor("#1f5fbf"), 3.0)
+_FOCUSED = QPen(QColor("#1f5fbf"), 3.0, Qt.PenStyle.DashLine)
+_FONTS: list[QFont] = []  # title, subtitle: made once a QGuiApplication exists
 
 
-class _NodeItem(QGraphicsRectItem):
-    """What task and group nodes share: size, focus, selection outline, activation.
+def _fonts() -> list[QFont]:
+    if not _FONTS:
+        title = QFont()
+        title.setPointSizeF(11)
+        title.setBold(True)
+        subtitle = QFont()
+        subtitle.setPointSizeF(9.5)
+        _FONTS.extend((title, subtitle))
+    return _FONTS
 
-    A rectangle item, so Qt computes its bounds and shape in C++ (the scene
-    asks for them often); its painting is cached as a pixmap in device
-    coordinates and redone only when the node changes or the zoom does.
+
+def _rounded(rect: QRectF) -> QPainterPath:
+    path = QPainterPath()
+    path.addRoundedRect(rect, _RADIUS, _RADIUS)
+    return path
+
+
+def _child_text(parent: QGraphicsItem, font: QFont) -> QGraphicsSimpleTextItem:
+    text = QGraphicsSimpleTextItem(parent)
+    text.setFont(font)
+    text.setAcceptedMouseButtons(Qt.MouseButton.NoButton)
+    return text
+
+
+class _NodeItem(QGraphicsPathItem):
+    """What task and group nodes share: size, texts, focus and selection
+    outlines, activation.
+
+    Built from plain Qt items (a rounded rectangle with two text items as
+    children) and with no Python ``paint`` or ``boundingRect``: Qt paints and
+    indexes them without calling into Python, which would have to take the
+    GIL back from busy worker threads once per item.
     """
 
     def __init__(self) -> None:
-        super().__init__(_RECT)
-        self.setPen(QPen(Qt.PenStyle.NoPen))
-        self.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+        super().__init__(_rounded(_RECT))
+        title_font, subtitle_font = _fonts()
+        self._title = _child_text(self, title_font)
+        self._subtitle = _child_text(self, subtitle_font)
         self.activate: Activate | None = None  # set by the view: click, Enter, Space
         self._pressed_at: QPointF | None = None
+        self.setPen(_PLAIN)
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIsSelectable)
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIsFocusable)
         self.setAcceptHoverEvents(True)
@@ -112,16 +116,32 @@ class _NodeItem(QGraphicsRectItem):
         """What a screen reader says of the node.  GUI thread."""
         raise NotImplementedError
 
-    def boundingRect(self) -> QRectF:  # noqa: N802 - Qt override
-        """Qt override: the node's rectangle, with room for its outline and stack."""
-        return _BOUNDS
+    def _set_texts(self, title: str, subtitle: str, bottom: float = 0.0) -> None:
+        """Both lines, elided to the node's width and centred."""
+        width = NODE_WIDTH - 16
+        half = (NODE_HEIGHT - bottom) / 2
+        for item, text, top in ((self._title, title, 0.0), (self._subtitle, subtitle, half)):
+            elided = QFontMetricsF(item.font()).elidedText(text, Qt.TextElideMode.ElideRight, width)
+            if item.text() != elided:
+                item.setText(elided)
+            box = item.boundingRect()
+            item.setPos((NODE_WIDTH - box.width()) / 2, top + (half - box.height()) / 2 + 2)
 
-    def _outline(self) -> QPen:
-        if self.hasFocus():
-            return QPen(QColor("#1f5fbf"), 3.0, Qt.PenStyle.DashLine)
-        if self.isSelected():
-            return QPen(QColor("#1f5fbf"), 3.0)
-        return QPen(QColor("#333333"), 1.2)
+    def restyle(self) -> None:
+        """The outline for the node's focus and selection.  GUI thread."""
+        pen = _FOCUSED if self.hasFocus() else _SELECTED if self.isSelected() else _PLAIN
+        if self.pen() != pen:
+            self.setPen(pen)
+
+    def focusInEvent(self, event: object) -> None:  # noqa: N802 - Qt override
+        """Qt override: a dashed outline while it has the focus."""
+        super().focusInEvent(event)  # type: ignore[arg-type]
+        self.restyle()
+
+    def focusOutEvent(self, event: object) -> None:  # noqa: N802 - Qt override
+        """Qt override: the outline without the focus."""
+        super().focusOutEvent(event)  # type: ignore[arg-type]
+        self.restyle()
 
     def mousePressEvent(self, event: object) -> None:  # noqa: N802 - Qt override
         """Qt override: remembers where a click started."""
@@ -204,17 +224,8 @@ class TaskNodeItem(_NodeItem):
         if info.attempts > 1:
             tip.append(f"attempts: {info.attempts}")
         self.setToolTip("\n".join(tip))
-        self.update()
-
-    def paint(
-        self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None
-    ) -> None:
-        """Qt override: draws the node (GUI thread)."""
-        painter.setPen(self._outline())
-        painter.setBrush(QBrush(self.colour()))
-        painter.drawRoundedRect(_RECT, _RADIUS, _RADIUS)
-        if option.levelOfDetailFromTransform(painter.worldTransform()) >= _TEXT_LOD:
-            _texts(painter, _RECT, self.title(), self.subtitle())
+        self.setBrush(STATE_COLOURS[info.state])
+        self._set_texts(self.title(), self.subtitle())
 
 
 class GroupNodeItem(_NodeItem):
@@ -233,6 +244,23 @@ class GroupNodeItem(_NodeItem):
         self.task_group = group
         self.name = name
         self.counts: Counter[TaskState] = Counter()
+        self.setBrush(QColor("#eef2f8"))
+        for item, size in ((self._title, 10.0), (self._subtitle, 8.5)):  # longer texts
+            font = QFont(item.font())
+            font.setPointSizeF(size)
+            item.setFont(font)
+        for shift in (3.0, 1.5):  # the cards behind it
+            card = QGraphicsPathItem(_rounded(_RECT.translated(shift, -shift)), self)
+            card.setFlag(QGraphicsItem.GraphicsItemFlag.ItemStacksBehindParent)
+            card.setPen(QPen(QColor("#555555"), 1.0))
+            card.setBrush(QColor("#dfe6f0"))
+            card.setAcceptedMouseButtons(Qt.MouseButton.NoButton)
+        self._bar: dict[TaskState, QGraphicsRectItem] = {}
+        for state in STATE_WORDS:
+            part = self._bar[state] = QGraphicsRectItem(self)
+            part.setPen(QPen(Qt.PenStyle.NoPen))
+            part.setBrush(STATE_COLOURS[state].darker(110))
+            part.setAcceptedMouseButtons(Qt.MouseButton.NoButton)
         self.set_counts(name, counts)
 
     @property
@@ -274,32 +302,14 @@ class GroupNodeItem(_NodeItem):
         self.counts = Counter(counts)
         lines = [self.title(), self.subtitle(), "Click or press Enter to expand."]
         self.setToolTip("\n".join(lines))
-        self.update()
-
-    def paint(
-        self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None
-    ) -> None:
-        """Qt override: draws the stack, the texts and the state bar (GUI thread)."""
-        painter.setPen(QPen(QColor("#555555"), 1.0))
-        painter.setBrush(QBrush(QColor("#dfe6f0")))
-        for shift in (3.0, 1.5):
-            painter.drawRoundedRect(_RECT.translated(shift, -shift), _RADIUS, _RADIUS)
-        painter.setPen(self._outline())
-        painter.setBrush(QBrush(QColor("#eef2f8")))
-        painter.drawRoundedRect(_RECT, _RADIUS, _RADIUS)
-        total = self.total()
-        if total:
-            bar = QRectF(6, NODE_HEIGHT - 9, NODE_WIDTH - 12, 5)
-            x = bar.x()
-            painter.setPen(Qt.PenStyle.NoPen)
-            for state in STATE_WORDS:
-                width = bar.width() * self.counts.get(state, 0) / total
-                if width:
-                    painter.setBrush(STATE_COLOURS[state].darker(110))
-                    painter.drawRect(QRectF(x, bar.y(), width, bar.height()))
-                    x += width
-        if option.levelOfDetailFromTransform(painter.worldTransform()) >= _TEXT_LOD:
-            _texts(painter, _RECT.adjusted(0, -2, 0, -6), "▸ " + self.title(), self.subtitle())
+        self._set_texts("▸ " + self.title(), self.subtitle(), bottom=8)
+        total = self.total() or 1
+        x, width = 6.0, NODE_WIDTH - 12
+        for state, part in self._bar.items():
+            share = width * self.counts.get(state, 0) / total
+            part.setRect(QRectF(x, NODE_HEIGHT - 9, share, 5))
+            part.setVisible(share > 0)
+            x += share
 
 
 class TaskEdgeItem(QGraphicsPathItem):

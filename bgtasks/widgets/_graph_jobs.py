@@ -20,13 +20,21 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Collection, Hashable, Sequence
 from time import perf_counter
-from typing import NamedTuple, cast
+from typing import Any, NamedTuple, cast
 
 from PySide6.QtCore import QObject, QTimer
 
 from ..core._state import TaskInfo
 from ._graph_layout import GraphLayout, Point, lay_out
-from ._graph_model import EdgeKey, NodeKey, VisibleGraph, closure, collapsed_groups, visible_graph
+from ._graph_model import (
+    EdgeKey,
+    NodeKey,
+    VisibleGraph,
+    closure,
+    collapsed_groups,
+    heed,
+    visible_graph,
+)
 from ._graph_route import Route, route_edges
 
 _POLL_MS = 4
@@ -90,6 +98,8 @@ class LayoutRunner:
         read: Returns the task snapshots (called on the worker).
         deliver: Called with each result on the UI thread.
         parent: The QObject owning the poll timer.
+        gate: The manager's GIL gate: the worker steps aside while the UI
+            thread starves (None: it only lets go of the GIL now and then).
     """
 
     def __init__(
@@ -97,8 +107,10 @@ class LayoutRunner:
         read: Callable[[], Collection[TaskInfo]],
         deliver: Callable[[LayoutResult], None],
         parent: QObject,
+        gate: Any = None,
     ) -> None:
         self._read = read
+        self._gate = gate
         self._deliver = deliver
         self._waiting: LayoutRequest | None = None
         self._thread: threading.Thread | None = None
@@ -127,9 +139,10 @@ class LayoutRunner:
         if request is None:
             return
         box = self._result = []
-        read = self._read
+        read, gate = self._read, self._gate
 
         def run() -> None:
+            heed(gate)
             start = perf_counter()
             try:
                 box.append(compute_layout(list(read()), request))

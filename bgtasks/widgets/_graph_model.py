@@ -15,7 +15,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Collection, Hashable, Iterable, Mapping, Sequence
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from ..core._state import TaskState
 
@@ -50,19 +50,41 @@ class Snapshot(Protocol):
     def upstream(self) -> tuple[int, ...]: ...  # noqa: D102
 
 
-_MAIN = threading.main_thread()
+_LOCAL = threading.local()  # .gate: the GIL gate the calling (layout) thread heeds
+
+
+def heed(gate: Any) -> None:
+    """Make ``breathe`` on the calling thread give way to the UI thread through
+    ``gate`` (a ``GilGate``: the manager's ``gil_gate``), or never (None).
+
+    The calling thread only.
+
+    Args:
+        gate: The gate, or None.
+    """
+    _LOCAL.gate = gate
 
 
 def breathe(step: int) -> None:
-    """On a worker thread, every 128 steps (and at step 0), let go of the GIL
-    for a moment: a waiting UI thread takes it at once, instead of after the
-    interpreter's switch interval (5 ms) at each of its Qt calls.  Any thread.
+    """Every 128 steps (and at step 0) of a loop on a layout thread, let the UI
+    thread have the GIL: while the gate says it starves (no beat for 3 ms),
+    sleep a millisecond at a time (up to 20); else let go for a moment, so a
+    waiting UI thread takes the GIL at once instead of after the switch
+    interval (5 ms).  Does nothing on a thread that heeds no gate.  Any thread.
 
     Args:
         step: The loop's counter.
     """
-    if not step & 127 and threading.current_thread() is not _MAIN:
-        time.sleep(0)
+    if step & 127:
+        return
+    gate = getattr(_LOCAL, "gate", None)
+    if gate is None:
+        return
+    for _ in range(20):
+        if not gate.starved(time.monotonic()):
+            break
+        time.sleep(0.001)
+    time.sleep(0)
 
 
 def task_key(uid: int) -> NodeKey:

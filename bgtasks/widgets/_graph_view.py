@@ -102,6 +102,7 @@ class TaskGraphView(DiesAtHome, GraphViewControls, QGraphicsView):
         self._seeds: frozenset[int] | None = None  # neighbours filter: None when off
         self._neighbours_only = False
         self._focus_after: NodeKey | None = None
+        self._outlined: set[_NodeItem] = set()
         self.refresh_count = 0  #: how many refreshes ran (tests check the coalescing)
         self.layout_count = 0  #: how many layouts were applied
         self._structure_changed = True  # tasks added or removed: lay out again
@@ -117,7 +118,9 @@ class TaskGraphView(DiesAtHome, GraphViewControls, QGraphicsView):
         self._work_timer = QTimer(self)
         self._work_timer.setInterval(0)
         self._work_timer.timeout.connect(self._work_tick)
-        self._runner = LayoutRunner(self._manager.tasks, self._deliver, self)
+        self._runner = LayoutRunner(
+            self._manager.tasks, self._deliver, self, getattr(manager, "gil_gate", None)
+        )
         #: Seconds the view keeps re-reading nodes still stopping after a shut-down.
         self.shutdown_poll_limit = 30.0
         self._shut_down = False

@@ -281,11 +281,15 @@ def shoot(size: int, path: str) -> None:
         m.shut_down(timeout=5)
 
 
-def stall(size: int, batch: int = 100, every_ms: int = 20) -> dict[str, float]:
+TIMELINE: list[tuple[float, float]] = []  # stall(): (tick, next tick), for profiling
+
+
+def stall(size: int, batch: int = 100, every_ms: int = 20, shown: bool = True) -> dict[str, float]:
     """The UI's worst stall while ``size`` tasks (chains of 10) are added, ``batch``
     every ``every_ms`` ms, and finish, with the view shown: the largest gap
     between two ticks of a 1 ms timer, from the first batch until the view
-    shows every task."""
+    shows every task.  ``shown=False``: the same flood with no view at all
+    (until every task ended), the baseline."""
     import time
 
     from PySide6.QtCore import QEventLoop, Qt, QTimer
@@ -297,7 +301,11 @@ def stall(size: int, batch: int = 100, every_ms: int = 20) -> dict[str, float]:
     m = BackgroundTaskManager(start_processing=True, max_threads=8)
     view = TaskGraphView(m)
     view.resize(1200, 760)
-    view.show()
+    if shown:
+        view.show()
+    else:
+        view.deleteLater()
+        view = None
     for _ in range(10):
         app.processEvents()
     gaps: list[float] = []
@@ -307,6 +315,7 @@ def stall(size: int, batch: int = 100, every_ms: int = 20) -> dict[str, float]:
     def tick():
         now = time.perf_counter()
         gaps.append(now - last[0])
+        TIMELINE.append((last[0], now))
         last[0] = now
 
     ticker = QTimer()
@@ -334,6 +343,8 @@ def stall(size: int, batch: int = 100, every_ms: int = 20) -> dict[str, float]:
     started = time.perf_counter()
 
     def done():
+        if view is None:
+            return len(added) >= size and all(i.state.is_terminal for i in m.tasks())
         laying = getattr(view, "is_laying_out", lambda: False)()
         return len(added) >= size and len(view.nodes()) == size and not laying
 
@@ -344,13 +355,14 @@ def stall(size: int, batch: int = 100, every_ms: int = 20) -> dict[str, float]:
     took = time.perf_counter() - started
     ticker.stop()
     m.shut_down(timeout=5)
-    view.close()
+    if view is not None:
+        view.close()
     return {
         "tasks": size,
         "worst_gap_ms": max(gaps) * 1000,
         "p99_gap_ms": sorted(gaps)[int(len(gaps) * 0.99)] * 1000,
         "worst_submit_ms": max(submits) * 1000,
-        "layouts": view.layout_count,
+        "layouts": view.layout_count if view is not None else 0,
         "seconds": took,
     }
 
@@ -358,9 +370,9 @@ def stall(size: int, batch: int = 100, every_ms: int = 20) -> dict[str, float]:
 if __name__ == "__main__":
     import sys
 
-    if sys.argv[1:2] == ["--stall"]:
+    if sys.argv[1:2] in (["--stall"], ["--baseline"]):
         for n in sys.argv[2:] or ("1000", "2000", "3000"):
-            print(stall(int(n)))
+            print(stall(int(n), shown=sys.argv[1] == "--stall"))
         raise SystemExit
     out = sys.argv[1] if len(sys.argv) > 1 else "docs/images"
     for n in (30, 300, 5000):
