@@ -32,6 +32,7 @@ from typing import Any  # noqa: E402
 
 import _common  # noqa: E402
 from _common import Clock, Doc, StallMeter, Waiter, arguments, dispose, machine, trivial  # noqa: E402
+from PySide6.QtCore import QCoreApplication, QEvent  # noqa: E402
 from PySide6.QtWidgets import QApplication, QTableView, QTreeView, QWidget  # noqa: E402
 
 from bgtasks import BackgroundTaskManager, TaskState  # noqa: E402
@@ -77,6 +78,27 @@ class Spans:
 
         setattr(obj, attr, timed)
 
+    def trace_gc(self) -> None:
+        """Record Python's collections as spans too ("gc0", "gc1", "gc2"), on
+        whatever thread ran them: a collection holds the GIL, so the UI thread waits."""
+        started: list[float] = [0.0]
+        spans = self.spans
+
+        def callback(phase: str, info: dict[str, int]) -> None:
+            if phase == "start":
+                started[0] = perf_counter()
+            else:
+                spans.append((started[0], perf_counter(), f"gc{info['generation']}"))
+
+        self._gc_callback = callback
+        gc.callbacks.append(callback)
+
+    def untrace_gc(self) -> None:
+        """Stop recording collections."""
+        callback = getattr(self, "_gc_callback", None)
+        if callback in gc.callbacks:
+            gc.callbacks.remove(callback)
+
     def inside(self, a: float, b: float) -> dict[str, float]:
         out: dict[str, float] = {}
         for s, e, kind in self.spans:
@@ -113,6 +135,24 @@ class TimedTable(QTableView):
         self._spans.spans.append((t, perf_counter(), "paint"))
 
 
+class TracingApp(QApplication):
+    """A QApplication that records every event that took 0.5 ms or more as a span
+    ``"<event type> to <receiver class>"`` (``--trace-events``; it slows every event
+    a little: for finding where the time goes, not for the table)."""
+
+    spans: list[tuple[float, float, str]] = []
+
+    def notify(self, receiver: Any, event: Any) -> bool:  # noqa: D102 - Qt override
+        t = perf_counter()
+        try:
+            return super().notify(receiver, event)
+        finally:
+            end = perf_counter()
+            if end - t >= 0.0005:
+                kind = event.type().name if hasattr(event.type(), "name") else str(event.type())
+                TracingApp.spans.append((t, end, f"{kind} to {type(receiver).__name__}"))
+
+
 def show_view(mode: str, manager: BackgroundTaskManager, spans: Spans) -> tuple[QWidget, Any]:
     """The view of ``mode`` over a model of ``manager``, shown; its UI-thread work timed."""
     view: QWidget
@@ -142,6 +182,9 @@ def run_one(
     res = Result(mode, threads, n, gc_mode)
     manager = BackgroundTaskManager(max_threads=threads)
     spans = Spans()
+    spans.trace_gc()
+    if isinstance(QApplication.instance(), TracingApp):
+        TracingApp.spans = spans.spans  # events recorded with the rest
     view, model = show_view(mode, manager, spans)
     QApplication.processEvents()
     if gc_mode == "freeze":  # what an app does once started: gc.freeze() its heap
@@ -174,6 +217,7 @@ def run_one(
     ticker.start()
     waiter.wait(TIMEOUT_S)
     ticker.stop()
+    spans.untrace_gc()
     t_end = done["t"] or perf_counter()
     if not done["t"]:
         res.why = f"timed out: {done['completed']} of {n} completed"
@@ -190,6 +234,8 @@ def run_one(
     view.deleteLater()
     model.deleteLater()
     dispose(manager)
+    # deleted now, not during the next run's flood (processEvents leaves deferred deletes)
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
     if gc_mode == "freeze":
         gc.unfreeze()
     return res
@@ -258,6 +304,11 @@ def main(argv: list[str] | None = None) -> int:
         help="default (Python's collector as it comes) and/or freeze (gc.freeze() once the "
         "window is up)",
     )
+    parser.add_argument(
+        "--trace-events",
+        action="store_true",
+        help="record every Qt event of 0.5 ms or more (slower; shows where a gap's time went)",
+    )
     args = parser.parse_args(argv)
     if args.count < 1 or args.repeats < 1:
         parser.error("--count and --repeats must be positive")
@@ -265,7 +316,9 @@ def main(argv: list[str] | None = None) -> int:
     if not set(gc_modes) <= {"default", "freeze"}:
         parser.error(f"--gc takes default and/or freeze, got {args.gc!r}")
     modes = args.modes.split(",")
-    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app = QApplication.instance() or (TracingApp if args.trace_events else QApplication)(
+        sys.argv[:1]
+    )
     ticker = StallMeter()
     # a running app has painted task rows before: fonts, glyphs and first layouts
     for mode in modes:

@@ -44,7 +44,7 @@ from ..qt._flat import flatten_mixins
 from ..qt._home_thread import DiesAtHome
 from ..qt._manager import BackgroundTaskManager
 from ._columns import ELAPSED
-from ._pending import PendingChanges, PendingUids, beyond_window
+from ._pending import TERMINAL, PendingChanges, PendingUids, beyond_window
 from ._row_edits import emit_changed, insert_infos, relabel_group
 from ._row_model import RowModel
 from ._shutdown import SHUTDOWN_POLL_INTERVAL, WATCH_INTERVAL, manager_is_shut_down
@@ -141,7 +141,7 @@ class TaskModel(DiesAtHome, RowModel):
         # both read and announced, and the duplicate announcement is ignored.
         manager.task_added.connect(self._on_added)
         manager.task_removed.connect(self._on_removed)
-        manager.task_state_changed.connect(self._on_changed)
+        manager.task_state_changed.connect(self._on_state)
         manager.task_progress.connect(self._on_progress)
         manager.group_renamed.connect(self._on_group_renamed)
         self._names.update(manager.group_names())
@@ -243,7 +243,8 @@ class TaskModel(DiesAtHome, RowModel):
 
     def _on_removed(self, uid: int, group: Any) -> None:
         if uid in self._to_add:  # announced, never inserted
-            del self._to_add[uid]
+            if self._to_add.pop(uid) in TERMINAL:
+                self._pending.finished_adds -= 1
         elif uid in self._nodes:
             self._trims.discard(uid)  # it goes the usual way, not counted hidden
             self._store.keep(uid)
@@ -253,6 +254,15 @@ class TaskModel(DiesAtHome, RowModel):
         elif self._store.unhide(uid):  # left the window, now forgotten
             self._hidden_changed = True
             self._wake()
+
+    def _on_state(self, uid: int, group: Any, state: TaskState) -> None:
+        to_add = self._to_add
+        if uid in to_add:  # no row yet: remember its state (see PendingChanges)
+            if (to_add[uid] in TERMINAL) is not (state in TERMINAL):
+                self._pending.finished_adds += 1 if state in TERMINAL else -1
+            to_add[uid] = state
+        else:
+            self._on_changed(uid, group)
 
     def _on_changed(self, uid: int, group: Any, *_: Any) -> None:
         if uid in self._nodes:

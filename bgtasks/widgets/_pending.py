@@ -16,12 +16,15 @@ from typing import Any, NamedTuple
 
 from PySide6.QtCore import QAbstractItemModel
 
-from ..core._state import TaskInfo
+from ..core._state import TaskInfo, TaskState
 from ..qt._manager import BackgroundTaskManager
 from ._columns import COLUMNS
 from ._removals import MIN_CHUNK, Removals
 from ._row_edits import emit_changed, insert_infos
 from ._rows import RowStore
+
+#: The states a run ends in.
+TERMINAL = frozenset({TaskState.COMPLETED, TaskState.FAILED, TaskState.CANCELLED})
 
 
 class PendingUids(NamedTuple):
@@ -41,7 +44,11 @@ class PendingChanges:
     rows (``trims``)."""
 
     def __init__(self) -> None:
-        self.to_add: dict[int, None] = {}  # insertion-ordered set of uids
+        # uids announced and without a row, in order, with the state their last
+        # task_state_changed gave (None before one); ``finished_adds`` counts the
+        # finished ones, kept by the model's slots
+        self.to_add: dict[int, TaskState | None] = {}
+        self.finished_adds = 0
         self.dirty: dict[int, None] = {}
         self.removals = Removals()
         self.trims = Removals()
@@ -54,6 +61,36 @@ class PendingChanges:
     def uids(self) -> PendingUids:
         """A copy of what is recorded."""
         return PendingUids(tuple(self.to_add), frozenset(self.removals.uids), tuple(self.dirty))
+
+    def hide_finished_adds(self, store: RowStore, n: int) -> None:
+        """Count the first ``n`` finished tasks of ``to_add`` hidden, without reading
+        them: newer finished ones fill the window of finished rows."""
+        to_add = self.to_add
+        gone: list[int] = []
+        for uid, state in to_add.items():
+            if state in TERMINAL and state is not None:
+                store.hide(uid, state)
+                gone.append(uid)
+                if len(gone) == n:
+                    break
+        for uid in gone:
+            del to_add[uid]
+        self.finished_adds -= len(gone)
+
+    def _take_adds(self, n: int) -> list[int]:
+        """Remove and return the first ``n`` uids of ``to_add`` (keeping ``finished_adds``)."""
+        to_add = self.to_add
+        if n <= 0 or not to_add:
+            return []
+        items = list(islice(to_add.items(), n))
+        if len(items) == len(to_add):
+            to_add.clear()
+        else:
+            for uid, _ in items:
+                del to_add[uid]
+        if self.finished_adds:
+            self.finished_adds -= sum(1 for _, state in items if state in TERMINAL)
+        return [uid for uid, _ in items]
 
     def apply_fetched(
         self,
@@ -76,7 +113,9 @@ class PendingChanges:
             # aim at half the room left: a long call is more likely to lose the
             # GIL to the workers for a whole switch interval
             cap = min(cap, max(MIN_CHUNK, int(room / 2 / self._item_cost)))
-        adds = take(self.to_add, cap)
+        if window is not None and self.finished_adds > window:
+            self.hide_finished_adds(store, self.finished_adds - window)
+        adds = self._take_adds(cap)
         updates = take(self.dirty, cap - len(adds))
         taken = len(adds) + len(updates)
         if not taken:
@@ -105,7 +144,7 @@ def beyond_window(store: RowStore, infos: list[TaskInfo], window: int) -> list[T
     kept: list[TaskInfo] = []
     for inf in infos:
         if skip and inf.state.is_terminal:
-            store.hide(inf)
+            store.hide(inf.uid, inf.state)
             skip -= 1
         else:
             kept.append(inf)

@@ -201,10 +201,10 @@ class RowStore:
 
     # ------------------------------------------------------------------ the window of finished rows
 
-    def hide(self, info: TaskInfo) -> None:
+    def hide(self, uid: int, state: TaskState) -> None:
         """Count a finished task that gets no row (it left the window before it had one)."""
-        self.hidden[info.uid] = info.state
-        self.hidden_counts[info.state] += 1
+        self.hidden[uid] = state
+        self.hidden_counts[state] += 1
 
     def unhide(self, uid: int) -> bool:
         """Stop counting a hidden task (forgotten, or live again); False if it was not hidden."""

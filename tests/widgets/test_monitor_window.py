@@ -107,12 +107,20 @@ def test_finished_tasks_that_would_leave_at_once_never_get_a_row(qtbot, make_man
     removed: list[int] = []
     model.rowsInserted.connect(lambda parent, first, last: inserted.append(last - first + 1))
     model.rowsRemoved.connect(lambda parent, first, last: removed.append(last - first + 1))
+    fetched: list[int] = []
+    infos = manager.infos
+    manager.infos = lambda uids: fetched.extend(uids) or infos(uids)
     handles = [manager.submit(ok, i) for i in range(300)]
     manager.start_processing()
-    qtbot.waitUntil(lambda: all(h.done() for h in handles), timeout=5000)
-    qtbot.waitUntil(lambda: len(model.pending().to_add) == 300, timeout=5000)
+    with qtbot.waitSignal(manager.task_group_finished, timeout=5000):
+        pass  # every task ended, and the drain delivered every state change before it
+    assert all(h.done() for h in handles)
+    assert len(model.pending().to_add) == 300
     model.flush()
     assert sum(inserted) == 50 and removed == []
+    # the states came with the signals: the 250 that leave at once were never read
+    assert sorted(fetched) == [h.uid for h in handles[-50:]]
+    assert model.uids() == [h.uid for h in handles[-50:]]
     assert model.hidden_count() == 250
     assert model.task_counts()[TaskState.COMPLETED] == 300
 
