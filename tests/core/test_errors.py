@@ -72,6 +72,8 @@ def test_builtin_bases_are_kept():
     from bgtasks.jobs import JobError
     from bgtasks.processes import WorkerDied
     from bgtasks.thumbnails import ThumbnailError
+    from bgtasks.thumbnails import ThumbnailError
+    from bgtasks.thumbnails import ThumbnailError
 
     assert issubclass(TaskCancelled, concurrent.futures.CancelledError)
     for cls in (UpstreamFailed, IllegalTransition, WorkerDied, JobError):
@@ -99,6 +101,7 @@ def _samples() -> list[BaseException]:
     from bgtasks.executors._process_worker import RemoteTraceback, UnpicklableError
     from bgtasks.jobs import JobError, JobLaunchError, JobMonitorError
     from bgtasks.processes import WorkerDied
+    from bgtasks.thumbnails import ThumbnailError
 
     return [
         UpstreamFailed(7, 3, "boom"),
@@ -109,6 +112,7 @@ def _samples() -> list[BaseException]:
         JobError("the program failed", None),
         JobLaunchError("cannot run 'x': not found on PATH"),
         JobMonitorError("the monitor failed the job"),
+        ThumbnailError("/pictures/caf\udce9.jpg", "Unsupported image format"),
     ]
 
 
