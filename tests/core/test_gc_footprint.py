@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 
+from bgtasks import TaskState
 from bgtasks.core import Scheduler
 
 
@@ -50,3 +51,51 @@ def test_a_reprioritised_task_adds_no_tracked_heap_entry() -> None:
         assert len(gc.get_objects()) - before <= 20
     finally:
         s.close()
+
+
+class _Payload:
+    """A value whose death a weak reference tells."""
+
+
+def _forget_one_failed_task(hold_record: bool) -> tuple[object, object]:
+    """A task fails with a payload in its error, is delivered and forgotten (keep_finished=0);
+    returns weak references to the payload and, when ``hold_record``, the record itself."""
+    import weakref
+
+    from bgtasks.core import run_worker
+
+    s = Scheduler(1, lambda n: None, lambda: None, keep_finished=0)
+    box = [_Payload()]
+    ref = weakref.ref(box[0])
+
+    def fail() -> None:
+        raise ValueError(box.pop())  # the error is all that holds the payload now
+
+    uid = s.add(fail)
+    record = s._tasks[uid] if hold_record else None
+    s.start()
+    run_worker(s)
+    assert s.state(uid) is TaskState.FAILED and ref() is not None  # its error holds it
+    while s.take_events():
+        pass
+    s.take_events()  # the delivered batch is released: the record may be forgotten now
+    s.add(trivial, task_args=(0,))  # ... which the next end does
+    run_worker(s)
+    while s.take_events():
+        pass
+    s.close()
+    return ref, record
+
+
+def test_a_forgotten_record_nobody_holds_takes_its_extras_with_it() -> None:
+    ref, _ = _forget_one_failed_task(hold_record=False)
+    gc.collect()
+    assert ref() is None
+
+
+def test_a_forgotten_record_still_held_elsewhere_lets_go_of_its_extras() -> None:
+    # Held by someone (here the test): its error, handles, settings... go at once.
+    ref, record = _forget_one_failed_task(hold_record=True)
+    gc.collect()
+    assert ref() is None
+    assert record is not None and vars(record) == {}
