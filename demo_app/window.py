@@ -165,16 +165,26 @@ class DemoWindow(QMainWindow):
     def _build_dock(self) -> None:
         self.monitor = TaskMonitor(self.manager)
         self._fit_monitor_columns()
-        # A narrow dock: wrap the traceback rather than scroll it sideways, let the
-        # summary wrap and the group filter stay narrow rather than widen the dock.
+        # A narrow dock: wrap the traceback rather than scroll it sideways, and keep
+        # the group filter narrow rather than widen the dock.
         self.monitor.error_panel.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth)
-        self.monitor.summary_label.setWordWrap(True)
         combo = self.monitor.group_combo
         combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         combo.setMinimumContentsLength(12)
+        # The summary ("8 running · 145 queued · 337 completed…") beside the buttons
+        # would have a third of the dock's width: it gets a line of its own, under
+        # the monitor (the monitor still writes it), wrapped when it is long.
+        dock_page = QWidget()
+        page_layout = QVBoxLayout(dock_page)
+        page_layout.setContentsMargins(0, 0, 0, 6)
+        page_layout.addWidget(self.monitor, 1)
+        summary = self.monitor.summary_label
+        summary.setWordWrap(True)
+        summary.setContentsMargins(9, 0, 9, 0)
+        page_layout.addWidget(summary)  # moves it out of the monitor's button row
         self.monitor_dock = QDockWidget("All background tasks", self)
         self.monitor_dock.setObjectName("tasks-dock")
-        self.monitor_dock.setWidget(self.monitor)
+        self.monitor_dock.setWidget(dock_page)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.monitor_dock)
 
         self.indicator = TaskStatusIndicator(self.manager)

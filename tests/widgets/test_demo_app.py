@@ -218,7 +218,8 @@ def test_monitor_dock_and_status_indicator(qtbot, window):
     window.show()
     qtbot.waitExposed(window)
     monitor = window.monitor
-    assert window.monitor_dock.widget() is monitor
+    assert window.monitor_dock.isAncestorOf(monitor)
+    assert window.monitor_dock.isAncestorOf(monitor.summary_label)
     qtbot.waitUntil(lambda: monitor.model.rowCount() > 0, timeout=5_000)
 
     def names() -> set[str]:  # the model inserts rows in time-capped batches
