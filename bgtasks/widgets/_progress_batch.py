@@ -50,6 +50,7 @@ class Batch:
         self._fraction: dict[int, float] = {}  # counts 1.0 once ended
         self._sum = 0.0  # sum of _fraction's values
         self._ended: dict[int, str] = {}  # uid -> outcome
+        self._counts = dict.fromkeys(OUTCOMES, 0)  # of _ended's values, kept as it changes
         self._failures: dict[int, BatchFailure] = {}
         self._messages: dict[int, str] = {}  # live tasks' latest messages, oldest first
 
@@ -99,14 +100,17 @@ class Batch:
         if uid in self._ended:
             return False
         self._ended[uid] = outcome
+        self._counts[outcome] += 1
         self._set_fraction(uid, 1.0)
         self._messages.pop(uid, None)
         return True
 
     def reopen(self, uid: int) -> bool:
         """A task that ended runs again (a retry); False if it had not ended."""
-        if self._ended.pop(uid, None) is None:
+        outcome = self._ended.pop(uid, None)
+        if outcome is None:
             return False
+        self._counts[outcome] -= 1
         self._failures.pop(uid, None)
         self._set_fraction(uid, 0.0)
         return True
@@ -127,9 +131,7 @@ class Batch:
 
     def counts(self) -> dict[str, int]:
         """How many tasks ended in each way, and how many are ``"live"``."""
-        counts = dict.fromkeys(OUTCOMES, 0)
-        for outcome in self._ended.values():
-            counts[outcome] += 1
+        counts = dict(self._counts)
         counts["live"] = len(self._names) - len(self._ended)
         return counts
 

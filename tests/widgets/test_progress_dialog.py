@@ -349,6 +349,9 @@ def test_batch_counts_an_ended_task_whole_and_ignores_strangers():
     assert batch.failures() == [BatchFailure(2, "b", "boom", "tb")]
     with pytest.raises(ValueError, match=r"^outcome 'lost' is not one of"):
         batch.end(1, "lost")
+    assert batch.reopen(2) and not batch.reopen(2)  # a retry: live again
+    assert batch.counts() == {"completed": 0, "failed": 0, "cancelled": 1, "live": 1}
+    assert batch.failures() == [] and batch.fraction() == pytest.approx(0.5)
 
 
 def test_remaining_time_is_none_until_enough_data_then_tracks_the_rate():
