@@ -109,7 +109,7 @@ def widget_shots(folder: str) -> None:
         wait_for(lambda: scene_ready(manager))
         for grouped, name in ((False, "widget-monitor.png"), (True, "widget-monitor-grouped.png")):
             monitor = TaskMonitor(manager, grouped=grouped)
-            monitor.resize(1000, 460)
+            monitor.resize(1080, 460)
             monitor.show()
             wait_for(lambda m=monitor: m.model.task_count() == 11)  # type: ignore[misc]
             failed = [info.uid for info in manager.tasks(state=TaskState.FAILED)]
