@@ -190,6 +190,7 @@ class TaskProgressDialog(DiesAtHome, QDialog):
         self.heading = QLabel(text, self)
         self.heading.setWordWrap(True)
         self.heading.setAccessibleName("Batch")
+        self.setAccessibleDescription(text)
         self.bar = QProgressBar(self)
         self.bar.setRange(0, _BAR_MAX)
         self.bar.setFormat("%p%")
@@ -408,7 +409,7 @@ class TaskProgressDialog(DiesAtHome, QDialog):
         self._show_current()
         if self._shut_down:
             self._estimate_timer.stop()
-            self.heading.setText("The task manager has shut down: the batch will not finish.")
+            self._set_heading("The task manager has shut down: the batch will not finish.")
             self._offer_close()
         elif batch.is_over():
             self._estimate_timer.stop()
@@ -419,10 +420,14 @@ class TaskProgressDialog(DiesAtHome, QDialog):
             self.button.setEnabled(False)
         else:  # running (again, after a retry)
             self.current.setVisible(True)
-            self.heading.setText(self._text)
+            self._set_heading(self._text)
             self.button.setText("&Cancel")
             self.button.setEnabled(True)
             self.button.setDefault(False)
+
+    def _set_heading(self, text: str) -> None:
+        self.heading.setText(text)
+        self.setAccessibleDescription(text)  # what a screen reader says of the dialog
 
     def _show_status(self) -> None:
         counts = self._batch.counts()
@@ -464,7 +469,7 @@ class TaskProgressDialog(DiesAtHome, QDialog):
         else:
             heading = f"{counts[CANCELLED]} of {total} tasks were cancelled"
         extra = [f"{counts[o]} {o}" for o in (COMPLETED, CANCELLED) if counts[o] and counts[FAILED]]
-        self.heading.setText(heading + (f" ({', '.join(extra)})" if extra else "") + ".")
+        self._set_heading(heading + (f" ({', '.join(extra)})" if extra else "") + ".")
         self._offer_close()
         if counts[FAILED]:
             self.failure_list.focus_first()

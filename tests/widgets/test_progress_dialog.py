@@ -6,7 +6,7 @@ import threading
 
 import pytest
 from _held_tasks import quick, wait_states
-from PySide6.QtCore import Qt, QThread
+from PySide6.QtCore import Qt, QThread, QTimer
 from PySide6.QtWidgets import QDialog, QWidget
 
 from bgtasks import TaskState, current_task
@@ -181,6 +181,7 @@ def test_failures_keep_it_open_listing_each_with_its_traceback(qtbot, make_manag
     assert dialog.is_over() and dialog.isVisible()  # stays open
     assert dialog.result() == 0
     assert dialog.heading.text() == "2 of 3 tasks failed (1 completed)."
+    assert dialog.accessibleDescription() == dialog.heading.text()
     assert dialog.button.text() == "&Close" and dialog.button.isEnabled()
     failures = dialog.failures()
     assert [f.uid for f in failures] == [bad, downstream]
@@ -213,6 +214,18 @@ def test_failures_keep_it_open_listing_each_with_its_traceback(qtbot, make_manag
     with qtbot.waitSignal(dialog.finished, timeout=1000) as finished:
         qtbot.keyClick(dialog, Qt.Key.Key_Escape)  # over: Escape closes
     assert finished.args == [QDialog.DialogCode.Rejected.value]
+
+
+def test_exec_returns_accepted_when_every_task_completed(qtbot, make_manager):
+    m = make_manager()
+    group = m.next_group_id()
+    uids = [m.options(group=group).submit(quick).uid for _ in range(5)]
+    dialog = make_dialog(qtbot, m, group=group, modality=Qt.WindowModality.ApplicationModal)
+    assert dialog.accessibleDescription() == "Running 5 tasks…"
+    QTimer.singleShot(0, m.start_processing)  # once the dialog's loop runs
+    QTimer.singleShot(10_000, lambda: dialog.done(-1))  # never hang: -1 fails the test
+    assert dialog.exec() == QDialog.DialogCode.Accepted.value
+    assert {m.task_state(uid) for uid in uids} == {TaskState.COMPLETED}
 
 
 def test_a_group_that_already_finished_closes_at_once(qtbot, make_manager):
