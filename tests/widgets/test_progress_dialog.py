@@ -223,7 +223,9 @@ def test_exec_returns_accepted_when_every_task_completed(qtbot, make_manager):
     dialog = make_dialog(qtbot, m, group=group, modality=Qt.WindowModality.ApplicationModal)
     assert dialog.accessibleDescription() == "Running 5 tasks…"
     QTimer.singleShot(0, m.start_processing)  # once the dialog's loop runs
-    QTimer.singleShot(10_000, lambda: dialog.done(-1))  # never hang: -1 fails the test
+    never_hang = QTimer(dialog, singleShot=True, interval=10_000)  # dies with the dialog
+    never_hang.timeout.connect(lambda: dialog.done(-1))  # -1 fails the test
+    never_hang.start()
     assert dialog.exec() == QDialog.DialogCode.Accepted.value
     assert {m.task_state(uid) for uid in uids} == {TaskState.COMPLETED}
 
