@@ -57,8 +57,10 @@ class TaskModel(DiesAtHome, RowModel):
     Columns: name, group, state, progress, message, elapsed time, error
     (numbered ``NameColumn`` … ``ErrorColumn``).  A
     flat table, or with ``grouped=True`` a tree with one row per group (in the
-    order groups first appeared) and the group's tasks below it.  Empty groups
-    disappear.
+    order groups first appeared; with ``sort_groups`` in the natural order of
+    their labels, 2 before 10 and names alphabetically, a renamed group's row
+    moving to its place) and the group's tasks below it, in the order they
+    were added.  Empty groups disappear.
 
     Besides the display roles, each task cell answers ``UidRole`` (int),
     ``StateRole`` (``TaskState``), ``ProgressRole``
@@ -88,6 +90,8 @@ class TaskModel(DiesAtHome, RowModel):
         grouped: A tree with a row per group; False: a flat list.
         finished_rows: The most rows of finished tasks it shows (see
             ``finished_rows``); ``None``: every one.
+        sort_groups: Grouped: group rows in the natural order of their
+            labels, not in the order groups first appeared.
     """
 
     #: Emitted at the end of every pass that changed something (or while tasks run).
@@ -101,8 +105,9 @@ class TaskModel(DiesAtHome, RowModel):
         parent: QObject | None = None,
         grouped: bool = False,
         finished_rows: int | None = None,
+        sort_groups: bool = False,
     ) -> None:
-        super().__init__(parent, grouped)
+        super().__init__(parent, grouped, sort_groups)
         self._remember_home()  # destroyed on this thread, whoever drops it last
         self._manager = manager
         #: Milliseconds between two passes.

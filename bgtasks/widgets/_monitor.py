@@ -103,9 +103,10 @@ class TaskMonitor(DiesAtHome, QWidget):
       cannot.  The Retry button is enabled only while a selected task can
       run again; its tool tip says how many selected tasks cannot (a task
       with a ``key`` keeps no function to run again).
-    * Groups are shown by their names (``set_group_name``; renames follow).
-      The group filter lists the groups the rows show, in natural order
-      (numbers by value, names alphabetically), and keeps the chosen one.
+    * Groups are shown by their names (``set_group_name``; renames follow),
+      in natural order (numbers by value, names alphabetically): the group
+      rows of a grouped monitor, and the group filter, which lists the
+      groups the rows show and keeps the chosen one.
     * Work per model pass is in proportion to the rows that changed, never
       to the rows selected.
     * Once the manager is shut down (it emits nothing more; the model notices
@@ -142,7 +143,9 @@ class TaskMonitor(DiesAtHome, QWidget):
         self._remember_home()  # destroyed on this thread, whoever drops it last
         self._manager = manager
         self.setAccessibleName("Task monitor")
-        self.model = TaskModel(manager, self, grouped=grouped, finished_rows=finished_rows)
+        self.model = TaskModel(
+            manager, self, grouped=grouped, finished_rows=finished_rows, sort_groups=True
+        )
         # Half the model's default: a pass shares the UI thread's turn of the
         # event loop with the manager's drain and the view's paint and layout,
         # and the three add up into one stall (a flood: 4 + 5 + 5 ms).  The

@@ -34,10 +34,10 @@ def insert_infos(
     for key, batch in by_group.items():
         group = store.group_of_key.get(key)
         if group is None:
+            row = store.place_of(key)
             if signal:
-                row = len(store.groups)
                 model.beginInsertRows(QModelIndex(), row, row)
-            group = store.add_group(key)
+            group = store.add_group(key, row)
             if signal:
                 model.endInsertRows()
         else:
@@ -112,6 +112,14 @@ def relabel_group(model: QAbstractItemModel, store: RowStore, group: Any) -> Non
         row = store.group_of_key.get(group)
         if row is None:
             return
+        place = store.new_place(row)
+        if place == row.row:
+            store.move_group(row, place)  # stays; its order value changes
+        else:  # its new label sorts elsewhere: the row moves
+            dest = place + 1 if place > row.row else place  # counted with it
+            model.beginMoveRows(QModelIndex(), row.row, row.row, QModelIndex(), dest)
+            store.move_group(row, place)
+            model.endMoveRows()
         model.dataChanged.emit(
             model.createIndex(row.row, NAME, 0), model.createIndex(row.row, NAME, 0)
         )

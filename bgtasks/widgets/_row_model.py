@@ -49,6 +49,7 @@ from ._columns import (
     fill_group_span,
     group_data,
     group_label,
+    natural_key,
     task_data,
 )
 from ._rows import GroupRow, RowStore, TaskRow
@@ -77,15 +78,20 @@ class RowModel(QAbstractItemModel):
     ElapsedColumn = ELAPSED
     ErrorColumn = ERROR
 
-    def __init__(self, parent: QObject | None, grouped: bool) -> None:
+    def __init__(self, parent: QObject | None, grouped: bool, sort_groups: bool = False) -> None:
         super().__init__(parent)
         self._grouped = bool(grouped)
-        store = self._store = RowStore(self._grouped)
+        #: The names of the groups that have one (kept by ``TaskModel``).
+        names: dict[Any, str] = {}
+        self._names = names
+        # sort_groups: group rows in the natural order of their labels
+        store = self._store = RowStore(
+            self._grouped,
+            (lambda key: natural_key(group_label(key, names))) if sort_groups else None,
+        )
         # the containers the per-row Qt methods read (no lookup through the store)
         self._top, self._groups = store.top, store.groups
         self._group_of_gid, self._nodes = store.group_of_gid, store.nodes
-        #: The names of the groups that have one (kept by ``TaskModel``).
-        self._names: dict[Any, str] = {}
 
     @property
     def grouped(self) -> bool:

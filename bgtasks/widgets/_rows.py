@@ -10,6 +10,7 @@ GUI thread only (the thread of the model that owns the store).
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Callable, Iterable
 from itertools import islice
 from typing import Any
@@ -50,8 +51,12 @@ class GroupRow:
 class RowStore:
     """The rows of a model, flat (``top``) or grouped (``groups``), and what is kept about them."""
 
-    def __init__(self, grouped: bool) -> None:
+    def __init__(self, grouped: bool, order_of: Callable[[Any], str] | None = None) -> None:
         self.grouped = grouped
+        # grouped: a group row's place is by order_of(key), the natural order of
+        # its label; group_order holds those values, row by row (None: appended)
+        self._order_of = order_of
+        self.group_order: list[str] = []
         self.top: list[TaskRow] = []  # flat mode: the rows
         self.groups: list[GroupRow] = []  # grouped mode: the top rows
         self.group_of_key: dict[Any, GroupRow] = {}
@@ -104,22 +109,52 @@ class RowStore:
         """The task rows under ``group``: the top rows for ``None``."""
         return self.top if group is None else group.children
 
-    def add_group(self, key: Any) -> GroupRow:
-        """A new group row, appended below the others."""
-        group = GroupRow(key, self._next_gid, len(self.groups))
+    def place_of(self, key: Any) -> int:
+        """The row a new group row of ``key`` takes: by the natural order of its
+        label (after its equals), or below the others without an order."""
+        if self._order_of is None:
+            return len(self.groups)
+        return bisect_right(self.group_order, self._order_of(key))
+
+    def add_group(self, key: Any, row: int) -> GroupRow:
+        """A new group row at ``row`` (``place_of(key)``); the rows below move down."""
+        group = GroupRow(key, self._next_gid, row)
         self._next_gid += 1
-        self.groups.append(group)
+        groups = self.groups
+        groups.insert(row, group)
+        self.group_order.insert(row, "" if self._order_of is None else self._order_of(key))
         self.group_of_key[key] = group
         self.group_of_gid[group.gid] = group
+        for r in range(row + 1, len(groups)):
+            groups[r].row = r
         return group
 
     def drop_group(self, group: GroupRow) -> None:
         """Remove an empty group row; the rows below it move up."""
         groups, row = self.groups, group.row
         del groups[row]
+        del self.group_order[row]
         del self.group_of_key[group.key]
         del self.group_of_gid[group.gid]
         for r in range(row, len(groups)):
+            groups[r].row = r
+
+    def new_place(self, group: GroupRow) -> int:
+        """Where ``group``'s row belongs now (its label changed), counted without
+        it: the row it has after ``move_group``."""
+        if self._order_of is None:
+            return group.row
+        order = self.group_order[: group.row] + self.group_order[group.row + 1 :]
+        return bisect_right(order, self._order_of(group.key))
+
+    def move_group(self, group: GroupRow, row: int) -> None:
+        """Move ``group``'s row to ``row`` (``new_place``); the rows between follow."""
+        groups, order, old = self.groups, self.group_order, group.row
+        del groups[old]
+        key = order.pop(old)
+        groups.insert(row, group)
+        order.insert(row, key if self._order_of is None else self._order_of(group.key))
+        for r in range(min(old, row), max(old, row) + 1):
             groups[r].row = r
 
     def append(self, group: GroupRow | None, infos: list[TaskInfo]) -> None:

@@ -261,3 +261,53 @@ def test_monitors_dropped_without_delete_later_are_freed(qtbot, make_manager):
         gc.collect()
     gc.collect()
     qtbot.waitUntil(lambda: not any(ref() is not None for ref in models), timeout=5000)
+
+
+def test_grouped_model_keeps_group_rows_in_natural_order_and_moves_a_renamed_one(
+    qtbot, make_manager
+):
+    """Regression: group rows came in the order groups first appeared (1, 5, 2, ...)."""
+    from PySide6.QtTest import QAbstractItemModelTester
+
+    manager = make_manager()
+    model = TaskModel(manager, grouped=True, sort_groups=True)
+    tester = QAbstractItemModelTester(model, QAbstractItemModelTester.FailureReportingMode.Fatal)
+    for group in (1, 5, 2, 10, "beta", "Alpha", None, 0):
+        manager.options(group=group).submit(ok)
+    qtbot.waitUntil(lambda: len(model.pending().to_add) == 8, timeout=5000)
+    model.flush()
+
+    def rows() -> list[object]:
+        return [model.index(r, 0).data(TaskModel.GroupRole) for r in range(model.rowCount())]
+
+    assert rows() == [0, 1, 2, 5, 10, None, "Alpha", "beta"]  # "(no group)" sorts as text
+    manager.set_group_name(10, "aardvark")  # moves up among the names
+    assert rows() == [0, 1, 2, 5, None, 10, "Alpha", "beta"]
+    assert model.index(5, 0).data() == "aardvark"
+    plain = TaskModel(manager, grouped=True)  # without sort_groups: as groups first appeared
+    assert [plain.index(r, 0).data(TaskModel.GroupRole) for r in range(plain.rowCount())] == [
+        1,
+        5,
+        2,
+        10,
+        "beta",
+        "Alpha",
+        None,
+        0,
+    ]
+    manager.set_group_name(0, "zebra")  # moves to the end
+    assert rows() == [1, 2, 5, None, 10, "Alpha", "beta", 0]
+    manager.set_group_name(2, "2")  # same place
+    assert rows() == [1, 2, 5, None, 10, "Alpha", "beta", 0]
+    later = manager.options(group=3).submit(ok)
+    qtbot.waitUntil(lambda: later.uid in model.pending().to_add, timeout=5000)
+    model.flush()
+    assert rows() == [1, 2, 3, 5, None, 10, "Alpha", "beta", 0]
+    # every task row is still under its group
+    for r in range(model.rowCount()):
+        group = model.index(r, 0)
+        for c in range(model.rowCount(group)):
+            assert model.index(c, 0, group).data(TaskModel.GroupRole) == group.data(
+                TaskModel.GroupRole
+            )
+    del tester

@@ -263,7 +263,9 @@ def test_grouped_monitor(qtbot, make_manager):
     qtbot.waitUntil(lambda: all(h.done() for h in a + [b, early]) and synced(widget), timeout=5000)
     proxy = widget.proxy
     assert proxy.rowCount() == 3
-    group_b = proxy.index(2, 0)
+    names = [proxy.index(r, 0).data(TaskModel.GroupRole) for r in range(3)]
+    assert names == ["A", "B", "E"]  # natural order, not the order they came in
+    group_b = proxy.index(1, 0)
     assert group_b.data(TaskModel.GroupRole) == "B" and widget.view.isExpanded(group_b)
     widget.state_combo.setCurrentIndex(widget.state_combo.findData(TaskState.FAILED))
     assert proxy.rowCount() == 1  # only group B has a failed task
@@ -403,10 +405,10 @@ def test_grouped_monitor_stops_expanding_new_groups_past_its_limit(qtbot, make_m
     assert widget.view.isExpanded(widget.proxy.index(0, 0))  # came while below the limit
     manager.options(group="late").submit(ok, 9)
     qtbot.waitUntil(lambda: synced(widget) and widget.proxy.rowCount() == 2, timeout=5000)
-    late = widget.proxy.index(1, 0)
+    late = widget.proxy.index(0, 0)  # "late" sorts before "small"
     assert late.data(TaskModel.GroupRole) == "late"
     assert not widget.view.isExpanded(late)  # 3 tasks shown already: starts collapsed
-    assert widget.view.isExpanded(widget.proxy.index(0, 0))  # the earlier group stays open
+    assert widget.view.isExpanded(widget.proxy.index(1, 0))  # the earlier group stays open
 
 
 def test_proxy_answers_every_role_of_a_cell_in_one_call(qtbot, monitor):
