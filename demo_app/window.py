@@ -449,7 +449,7 @@ class DemoWindow(QMainWindow):
             handle = self.manager.options(
                 priority=SAMPLES_PRIORITY,
                 group=group,
-                name=f"generate samples {first}-{stop - 1}",
+                name=f"samples {first}-{stop - 1}",
             ).submit(generate_samples, self._tmpdir.name, first, stop)
             self._sample_uids.add(handle.uid)
         self.thumbnails_label.setText(

@@ -225,7 +225,7 @@ def test_monitor_dock_and_status_indicator(qtbot, window):
     def names() -> set[str]:  # the model inserts rows in time-capped batches
         return {monitor.model.task_info(uid).name for uid in monitor.model.uids()}
 
-    qtbot.waitUntil(lambda: {"fan-in", "step 1", "generate samples 0-24"} <= names(), timeout=5_000)
+    qtbot.waitUntil(lambda: {"fan-in", "step 1", "samples 0-24"} <= names(), timeout=5_000)
     assert window.statusBar().isAncestorOf(window.indicator)
     window.monitor_dock.close()
     assert not window.monitor_dock.isVisible()
@@ -438,7 +438,7 @@ def test_the_docks_columns_show_their_texts_whole(qtbot, shown_window):
                 if metrics.horizontalAdvance(text) + 8 > view.columnWidth(column):
                     too_wide.add(f"{headers[shown.index(column)]}: {text!r}")
     assert model.rowCount() > 300 and too_wide == set()
-    # "cancelling" is the widest state, "generate samples 275-299" the widest name.
+    # "cancelling" is the widest state, "export sample_000.png" the widest name.
     assert metrics.horizontalAdvance("cancelling") + 8 <= view.columnWidth(shown[2])
 
 
@@ -575,7 +575,7 @@ def test_groups_have_names_and_task_names_match_the_screen(qtbot, shown_window):
     assert {manager.group_name(gid) for gid in run.group_ids.values()} == set(GROUPS)
     assert manager.group_name(win.loader.group) == "thumbnails"
     names = {info.name for info in manager.tasks()}
-    assert "generate samples 0-24" in names and "render frame_000" in names
+    assert "samples 0-24" in names and "render frame_000" in names
     # A task named after an image file names one of the images on screen.
     shown = {os.path.basename(path) for path in win.thumbnail_model.paths()}
     images = {
