@@ -102,6 +102,18 @@ def test_full_run_shows_every_outcome(qtbot, window):
     assert "total = 55" in window.pipeline.chain_result_label.text()
     assert window.pipeline.chain_progress.text() == "Steps completed: 10 / 10"
     assert f"all {len(PLAN)} pipeline tasks ended" in window.pipeline.status_label.text()
+    # Every count says what it counts: the pipeline's tasks, or all of the manager's.
+    assert window.pipeline.overall.text() == f"{len(PLAN)} / {len(PLAN)} pipeline tasks ended"
+    assert (
+        window.statusBar()
+        .currentMessage()
+        .startswith(f"Pipeline run 1: all {len(PLAN)} pipeline tasks ended in ")
+    )
+    assert window.monitor_dock.windowTitle() == "All background tasks"
+    assert window.indicator.toolTip().startswith("All background tasks")
+    tabs = window.pipeline.bottom_tabs
+    failed = sum(spec.fails for spec in PLAN)
+    assert tabs.tabText(tabs.indexOf(table)) == f"Failed pipeline tasks ({failed})"
 
     # The chain's steps report progress (and wait with the cancellable current_task().sleep).
     info = window.manager.info(window.run.uid_by_key["chain/step03"])
