@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 
 import pytest
@@ -420,3 +421,19 @@ def test_the_dialog_shows_the_estimate(qtbot, make_manager, gate):
     )
     gate.set()
     wait_states(qtbot, m, [uid], TaskState.COMPLETED)
+
+
+def test_collected_on_a_worker_thread_it_is_destroyed_on_the_ui_thread(qtbot, make_manager):
+    """DiesAtHome: a dialog in a reference cycle freed by a worker's collection."""
+    m = make_manager()
+    uid = m.submit(quick).uid
+    dialog = TaskProgressDialog(m, task_ids=[uid])
+    dialog.cycle = dialog  # only the cyclic collector can free it
+    seen: list[int] = []
+    dialog.destroyed.connect(lambda *_: seen.append(threading.get_ident()))
+    del dialog
+    collector = threading.Thread(target=gc.collect)
+    collector.start()
+    collector.join()
+    qtbot.waitUntil(lambda: bool(seen), timeout=5000)
+    assert seen == [threading.get_ident()]
