@@ -127,7 +127,7 @@ def widget_shots(folder: str) -> None:
         save(bar, folder, "widget-indicator.png")
         bar.close()
         guard_shot(window, manager, folder)
-        dialog_shots(window, manager, gate, folder)
+        dialog_shots(window, manager, folder)
     finally:
         gate.set()
         manager.shut_down(timeout=5)
@@ -154,9 +154,7 @@ def guard_shot(window: QMainWindow, manager: BackgroundTaskManager, folder: str)
     guard.uninstall()
 
 
-def dialog_shots(
-    window: QMainWindow, manager: BackgroundTaskManager, gate: threading.Event, folder: str
-) -> None:
+def dialog_shots(window: QMainWindow, manager: BackgroundTaskManager, folder: str) -> None:
     """The progress dialog while the export runs, and after one task failed."""
     exports = next(g for g, name in manager.group_names().items() if name == "export")
     dialog = TaskProgressDialog(

@@ -530,7 +530,7 @@ class DemoWindow(QMainWindow):
             run.chain_result = result
         self.pipeline.set_chain_box(spec, "completed")
         self._log(spec.label, spec.group, f"completed: {short(result)}")
-        self._after_end(spec.group)
+        self._after_end()
 
     def _on_failed(self, uid: int, group: Hashable, message: str, traceback_str: str) -> None:
         self._sample_task_ended(uid, "failed")
@@ -548,7 +548,7 @@ class DemoWindow(QMainWindow):
         self.pipeline.set_chain_box(spec, "failed")
         self._log(spec.label, spec.group, f"FAILED: {message}", colour=FAILED_TEXT)
         self.pipeline.add_failure(spec.label, cause, message, traceback_str, bool(failed_upstream))
-        self._after_end(spec.group)
+        self._after_end()
 
     def _on_cancelled(self, uid: int, group: Hashable) -> None:
         self._sample_task_ended(uid, "was stopped")
@@ -557,7 +557,7 @@ class DemoWindow(QMainWindow):
         if spec is None:
             return  # not the run's, or already seen by the poll
         self.pipeline.set_chain_box(spec, "stopped")
-        self._after_end(spec.group)
+        self._after_end()
 
     def _on_group_finished(self, group: Hashable) -> None:
         run = self.run
@@ -568,7 +568,7 @@ class DemoWindow(QMainWindow):
         self._log("", name, "group finished", colour=FINISHED_TEXT)
         self.pipeline.show_group(run, name, self.paused)
 
-    def _after_end(self, name: str) -> None:
+    def _after_end(self) -> None:
         self._refresh()
         self._check_finished()
 
