@@ -8,7 +8,15 @@ must be made.  Repeats are answered from a byte-bounded LRU cache of pixmaps
 without any task; a request for a path already in flight attaches to it (the
 manager's ``key=``), so ten requests mean one decode.
 
-``attach_view(view)`` gives the view a ``ViewTracker``, which reports
+Thumbnails are decoded at ``size`` times the device pixel ratio and the
+pixmaps marked with it (sharp on HiDPI screens).  With a disk cache
+(``_disk_cache``, on by default) the worker first looks for the thumbnail
+there; a decoded one is delivered first and written afterwards, by a task of
+the lowest priority (``WRITE_PRIORITY``).  A request's manager key holds the
+path's generation (``_memory_cache``): ``forget`` changes it, so a manager
+with a result cache decodes again instead of answering with the old image.
+
+``attach_view(view)`` (``_views``) gives the view a ``ViewTracker``, which reports
 the rows in the viewport after each scroll, resize or model change; the loader
 requests them with a priority above everything requested before, and cancels
 the queued requests the view asked for that lie more than ``keep_screens``
