@@ -74,14 +74,6 @@ class SelectionTally:
             if uid in kinds:
                 self._put(uid)
 
-    def reset(self, uids: Iterable[int]) -> None:
-        """Start again from these selected uids (the view's whole selection)."""
-        self._kinds.clear()
-        for kind in self.counts:
-            self.counts[kind] = 0
-        for uid in uids:
-            self._put(uid)
-
     def _put(self, uid: int) -> None:
         info = self._model.task_info(uid)
         kinds, counts = self._kinds, self.counts
