@@ -212,14 +212,11 @@ class BackgroundTaskManager(
         if app is not None:
             app.aboutToQuit.connect(self.shut_down)
         _LIVE_MANAGERS.add(self)
-        self._started = bool(start_processing)
         # add_task goes straight to the scheduler once _FirstAdd has stepped aside
-        self._plain_add = bool(start_processing)
+        self._started = self._plain_add = bool(start_processing)
         if start_processing:
             scheduler.start()
-        else:
-            # the first add warns later if the manager is still not started
-            # (an instance attribute over the class's _add: no cost after it)
+        else:  # the first add arms the never-started warning (then steps aside)
             self.__dict__["_add"] = _FirstAdd(me)
 
     # ------------------------------------------------------------------ seed API

@@ -72,8 +72,6 @@ def test_builtin_bases_are_kept():
     from bgtasks.jobs import JobError
     from bgtasks.processes import WorkerDied
     from bgtasks.thumbnails import ThumbnailError
-    from bgtasks.thumbnails import ThumbnailError
-    from bgtasks.thumbnails import ThumbnailError
 
     assert issubclass(TaskCancelled, concurrent.futures.CancelledError)
     for cls in (UpstreamFailed, IllegalTransition, WorkerDied, JobError):
