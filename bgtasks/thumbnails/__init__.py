@@ -6,7 +6,8 @@ the UI thread; repeats come from a byte-bounded cache, and requests for a path
 in flight share one decode.  ``loader.attach_view(view)`` loads the rows in the
 viewport first and cancels the queued ones scrolled far away.
 ``ThumbnailModel`` is a list model over paths whose ``DecorationRole`` is the
-thumbnail: ``view.setModel(ThumbnailModel(paths, loader))``.
+thumbnail: ``view.setModel(ThumbnailModel(paths, loader))``; a
+``ThumbnailDelegate`` centres every image in the same box.
 
 Thumbnails are decoded at the screen's device pixel ratio, and kept on disk in
 the shared freedesktop.org cache (``$XDG_CACHE_HOME/thumbnails``), which other
@@ -25,12 +26,14 @@ The modules, each importing only the ones listed before it:
   screen and which are near (it knows nothing of the loader);
 * ``_views``: the loader's attached views and ``visible_loaded`` (the mixin ``_Views``);
 * ``_loader``: ``ThumbnailLoader`` (requests, outcomes, the worker's task);
-* ``_model``: ``ThumbnailModel``, the item model over a loader.
+* ``_model``: ``ThumbnailModel``, the item model over a loader;
+* ``_delegate``: ``ThumbnailDelegate``, images centred in one box, captions on one line.
 """
 
 from __future__ import annotations
 
 from ._decode import ThumbnailError, decode_thumbnail, fit_size
+from ._delegate import ThumbnailDelegate
 from ._disk_cache import DiskCache, file_uri, thumbnail_name
 from ._loader import ThumbnailLoader
 from ._model import ThumbnailModel
@@ -40,6 +43,7 @@ from ._views import VISIBLE_PRIORITY
 __all__ = [
     "VISIBLE_PRIORITY",
     "DiskCache",
+    "ThumbnailDelegate",
     "ThumbnailError",
     "ThumbnailLoader",
     "ThumbnailModel",

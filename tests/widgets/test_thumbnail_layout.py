@@ -14,7 +14,7 @@ from PySide6.QtWidgets import (
     QStyleOptionViewItem,
 )
 
-from bgtasks.thumbnails import ThumbnailLoader, ThumbnailModel
+from bgtasks.thumbnails import ThumbnailDelegate, ThumbnailLoader, ThumbnailModel
 
 
 def make_image(path, width, height, color="red"):
@@ -189,3 +189,35 @@ def test_visible_loaded_follows_the_screen(qtbot, make_manager, grid):
     view.resize(view.width(), view.height())
     loader.view_tracker(view).update_now()
     assert len(heard) == 3
+
+
+def test_the_delegate_centres_images_in_one_box_and_aligns_the_captions(
+    qtbot, make_manager, shapes
+):
+    m = make_manager()  # paused first: items without an image keep the box
+    size = QSize(96, 96)
+    loader = ThumbnailLoader(m, size, disk_cache=False)
+    model = ThumbnailModel(shapes, loader)
+    view = icon_view(qtbot, model, size, True)
+    view.setItemDelegate(ThumbnailDelegate(size, view))
+    assert view.itemDelegate().box == size
+    loader.attach_view(view)
+    before = [item_rects(view, model.index(row, 0)) for row in range(len(shapes))]
+    with qtbot.waitSignal(loader.visible_loaded, timeout=10000):
+        m.start_processing()
+    after = [item_rects(view, model.index(row, 0)) for row in range(len(shapes))]
+    assert [c for _, _, c in after] == [c for _, _, c in before]  # no caption moved
+    shot = view.viewport().grab().toImage()
+    tops = {}
+    for row, (item, image, caption) in enumerate(after):
+        assert image.size() == size and item.contains(image) and item.contains(caption)
+        assert not image.intersects(caption)
+        tops.setdefault(item.top(), set()).add(caption.top())
+        if row != 3:  # the image is centred in the box (the 2 px strip: within a pixel)
+            expected = QColor(["blue", "red", "green", "", "magenta", "yellow"][row]).rgb()
+            centre = image.center()
+            near = {shot.pixel(centre.x(), centre.y() + dy) & 0xF0F0F0 for dy in (-1, 0, 1)}
+            assert expected & 0xF0F0F0 in near, (shapes[row], near)
+    assert all(len(captions) == 1 for captions in tops.values()), tops  # one line per row
+    with pytest.raises(ValueError, match=r"^size must be at least 1x1, got 0x9$"):
+        ThumbnailDelegate(QSize(0, 9))
