@@ -28,6 +28,12 @@ SHORT_TASK = 0.001
 #: all of it holding the GIL) outweighs any overlap a second worker could give it,
 #: and a second worker only contends for the lock and the GIL (see Scheduler._target).
 TINY_TASK = 0.00001
+#: The most events one take_events hands over.  What a take does besides
+#: (marking the batch before it delivered, forgetting finished tasks past
+#: keep_finished, freeing what that lets go) is bounded by it too, so one take
+#: under the lock never holds up the owner's thread for long (a flood of
+#: 20,000 took 10-11 ms at once).
+TAKE_LIMIT = 1024
 #: Ready tasks and no task finished for this long: use every worker.
 WIDEN_AFTER = 0.002
 #: Workers let other threads have the GIL this often (seconds of running).
@@ -117,7 +123,7 @@ class SchedulerFields:
         def _acquire(self, task: Task, res: dict[str, int]) -> bool: ...
 
         # _retention.Retention
-        def _trim_finished(self) -> None: ...
+        def _trim_finished(self, limit: int = -1) -> bool: ...
 
         # _timers.Timers
         def _add_timer(self, delay: float, kind: str, task: Task) -> None: ...

@@ -14,6 +14,7 @@ from ._events import (
     TASK_STATE,
 )
 from ._fields import (
+    TAKE_LIMIT,
     SchedulerFields,
 )
 from ._task import (
@@ -45,7 +46,8 @@ class Outbox(SchedulerFields):
                 self._n_progress += 1
 
     def take_events(self) -> list[tuple[Any, ...]]:
-        """Take every undelivered event, oldest first; called on the owner's thread.
+        """Take the undelivered events, oldest first, at most ``TAKE_LIMIT`` of
+        them; called on the owner's thread, until it returns an empty list.
 
         The owner delivers each batch before it takes the next: taking marks
         the previous batch delivered (its results are released, its tasks may
@@ -70,14 +72,21 @@ class Outbox(SchedulerFields):
                             if task.merge is not None:
                                 task.merge = None
                 grave.append(delivered)
-            if len(self._finished) > self.keep_finished:
-                self._trim_finished()  # delivery caught up: keep_finished holds again
+            # Delivery caught up: keep_finished holds again, a bounded step a take.
+            more = len(self._finished) > self.keep_finished and self._trim_finished(TAKE_LIMIT)
             events = self._outbox
             if not events:
-                self._wake_pending = False
+                if more:  # the owner comes back for the rest (after its other events)
+                    self._wake()
+                else:
+                    self._wake_pending = False
                 events = []  # never the live outbox: a worker may append to it now
             else:
-                self._outbox = []
+                if len(events) <= TAKE_LIMIT:
+                    self._outbox = []
+                else:  # the rest next time (the owner takes until it gets none)
+                    self._outbox = events[TAKE_LIMIT:]
+                    events = events[:TAKE_LIMIT]
                 if self._n_progress:
                     events = self._snapshot_progress(events)
                 self._taken = events
@@ -87,11 +96,11 @@ class Outbox(SchedulerFields):
 
     def _snapshot_progress(self, events: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         """Progress events get the values to deliver (lock held)."""
-        self._n_progress = 0
         out: list[tuple[Any, ...]] = []
         append = out.append
         for event in events:
             if event[0] == TASK_PROGRESS:
+                self._n_progress -= 1
                 source = event[1]
                 source.progress_queued = False  # a newer value queues a new event
                 if source.progress is None:

@@ -18,14 +18,20 @@ from ._task import (
 class Retention(SchedulerFields):
     """Finished tasks stay until keep_finished newer ones finished and were delivered."""
 
-    def _trim_finished(self) -> None:
-        # Oldest first, and never one whose end is not delivered yet (its
-        # result may still be merged into a task added before delivery).
+    def _trim_finished(self, limit: int = -1) -> bool:
+        """Forget the oldest finished tasks past keep_finished, at most ``limit``
+        of them (-1: no limit); True if the limit stopped it and more could go.
+        Never one whose end is not delivered yet (its result may still be merged
+        into a task added before delivery)."""
         finished, tasks = self._finished, self._tasks
         while len(finished) > self.keep_finished:
             if tasks[finished[0]].pending:
-                return
+                return False
+            if not limit:
+                return True
             self._forget_oldest()
+            limit -= 1
+        return False
 
     def _forget_oldest(self) -> None:
         uid = self._finished.popleft()

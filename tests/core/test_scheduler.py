@@ -882,3 +882,55 @@ def test_tiny_tasks_shrink_the_worker_target_to_one_and_short_ones_restore_the_f
     s.finish(nxt, True, None)
     assert s._target == 8
     s.close()
+
+
+def test_a_take_hands_over_a_bounded_batch_in_order_and_the_owner_takes_until_none():
+    """One take under the lock does a bounded amount of work (a flood of 20,000 took
+    10-11 ms in one take): at most TAKE_LIMIT events; the rest, in order, next time."""
+    from bgtasks.core._fields import TAKE_LIMIT
+
+    h = Harness()
+    n = 2 * TAKE_LIMIT + 5
+    uids = [h.s.add(lambda i: i, task_args=(i,)) for i in range(n)]
+    h.s.start()
+    h.run()
+    sizes, order = [], []
+    while batch := h.s.take_events():
+        sizes.append(len(batch))
+        order += [e[1].uid for e in batch if e[0] == TASK_COMPLETED]
+    # the completions, and the end of their group (None)
+    assert sizes[:2] == [TAKE_LIMIT, TAKE_LIMIT] and sum(sizes) == n + 1 and len(sizes) == 3
+    assert order == uids
+    assert h.s.take_events() == []  # and it re-arms: the next event wakes the owner
+    wakes = h.wakes
+    h.s.add(lambda: 1)
+    h.run()
+    assert h.wakes == wakes + 1
+
+
+def test_forgetting_after_a_flood_goes_in_bounded_steps_until_keep_finished_holds():
+    """Delivery catching up with a flood leaves many finished tasks to forget: each take
+    forgets at most TAKE_LIMIT, and wakes the owner again until keep_finished holds."""
+    from bgtasks.core._fields import TAKE_LIMIT
+
+    h = Harness()
+    h.s.configure(keep_finished=10)
+    n = 3 * TAKE_LIMIT
+    # Keyed requests: each is two finished tasks (the request and its shared work,
+    # which has no event), so the tasks to forget outgrow what the takes hand over.
+    for i in range(n):
+        h.s.add(lambda i: i, task_args=(i,), opts=h.s.make_options(key=("k", i)))
+    h.s.start()
+    h.run()  # every end waits for its delivery: nothing forgotten yet
+    assert len(h.s._finished) >= n
+    wakes = h.wakes
+    takes = 0
+    while len(h.s._finished) > 10:
+        before = len(h.s._finished)
+        h.s.take_events()
+        takes += 1
+        assert before - len(h.s._finished) <= TAKE_LIMIT
+        assert takes < 20
+    assert len(h.s._finished) == 10
+    assert h.wakes > wakes  # the owner was called back for the rest of the forgetting
+    assert h.s.take_events() == []
