@@ -47,7 +47,8 @@ class TaskStatusIndicator(DiesAtHome, QWidget):
       the timer stops when nothing is live.  ``refresh()`` updates at once.
       The tool tip lists the counts by state, after any text given to
       ``setToolTip``.
-    * **Idle**: the bar is hidden and the label reads ``"Idle"`` (greyed);
+    * **Idle**: the bar is hidden and the label reads ``"Idle"`` (in the
+      normal text colour: a disabled grey is too faint to read);
       with ``hide_when_idle = True`` the whole widget hides instead.
     * **Activation**: a left click, or Space/Enter/Return while it has focus,
       emits ``clicked`` and shows and raises the widget given to
@@ -57,7 +58,7 @@ class TaskStatusIndicator(DiesAtHome, QWidget):
       QObject was deleted).  Then the label reads ``"Shut down · 2
       stopping"`` while tasks that were running have not returned (re-read
       at the refresh rate for ``shutdown_poll_limit`` seconds at most), and
-      finally ``"Shut down"``, greyed, with the timer stopped for good.
+      finally ``"Shut down"``, with the timer stopped for good.
 
     Args:
         manager: The manager it summarises.
@@ -307,7 +308,6 @@ class TaskStatusIndicator(DiesAtHome, QWidget):
             self.setAccessibleDescription("No background tasks")
             self._timer.stop()
         self._bar.setVisible(not idle)
-        self._label.setEnabled(not idle)
         if self._hide_when_idle:
             if idle and not self.isHidden():
                 self._hidden_by_me = True
