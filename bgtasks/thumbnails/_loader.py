@@ -58,16 +58,20 @@ WRITE_PRIORITY = float("-inf")
 
 
 def _decode_task(
-    path: str, width: int, height: int, disk: DiskCache | None
-) -> QImage | tuple[QImage, DiskWrite | None]:
+    path: str, width: int, height: int, ratio: float, disk: DiskCache | None
+) -> tuple[QImage, DiskWrite | None]:
     # Runs in a worker.  A request cancelled while queued never gets here; one
     # cancelled just before it starts is skipped (a decode cannot be interrupted).
     current_task().raise_if_cancelled()
     # decode_thumbnail is looked up as this module's global when the task runs,
     # so a test can replace it (to count or hold decodes) for every loader at once.
     if disk is None:
-        return decode_thumbnail(path, QSize(width, height))
-    return disk.thumbnail(path, QSize(width, height), decode_thumbnail)
+        image, write = decode_thumbnail(path, QSize(width, height)), None
+    else:
+        image, write = disk.thumbnail(path, QSize(width, height), decode_thumbnail)
+    image = QImage(image)  # a copy of the handle: the write's image keeps its ratio
+    image.setDevicePixelRatio(ratio)  # the ratio it was decoded for, whatever happens meanwhile
+    return image, write
 
 
 def _write_task(disk: DiskCache, write: DiskWrite) -> None:
@@ -82,7 +86,7 @@ def _write_task(disk: DiskCache, write: DiskWrite) -> None:
 class _Request:
     __slots__ = ("handle", "priority", "evictable")
 
-    def __init__(self, handle: TaskHandle[QImage], priority: float, evictable: bool) -> None:
+    def __init__(self, handle: TaskHandle[Any], priority: float, evictable: bool) -> None:
         self.handle = handle
         self.priority = priority
         self.evictable = evictable  # asked for by a view: cancelled when scrolled far away
@@ -287,13 +291,15 @@ class ThumbnailLoader(DiesAtHome, _Cache, _Views, QObject):
         self._inflight[path] = _Request(handle, priority, evictable)
         return handle.uid
 
-    def _submit(self, path: str, priority: float) -> TaskHandle[QImage]:
-        w, h = _scaled(self._size, self.device_pixel_ratio)  # device pixels
+    def _submit(self, path: str, priority: float) -> TaskHandle[Any]:
+        ratio = self.device_pixel_ratio
+        w, h = _scaled(self._size, ratio)  # device pixels
         disk = self._disk
-        handle: TaskHandle[QImage] = self._manager.options(
+        handle: TaskHandle[Any] = self._manager.options(
             priority=priority, group=self.group, owner=self, name="thumbnail",
-            key=("bgtasks.thumbnail", path, w, h, disk is not None, self._generation_of(path)),
-        ).submit(_decode_task, path, w, h, disk)  # fmt: skip
+            key=("bgtasks.thumbnail", path, w, h, ratio, disk is not None,
+                 self._generation_of(path)),
+        ).submit(_decode_task, path, w, h, ratio, disk)  # fmt: skip
         self._uid_path[handle.uid] = path
         return handle
 
@@ -395,9 +401,8 @@ class ThumbnailLoader(DiesAtHome, _Cache, _Views, QObject):
         path = self._take(uid, group)
         if path is None:
             return
-        image, write = result if isinstance(result, tuple) else (result, None)
-        pixmap = QPixmap.fromImage(image)  # UI thread: the only place pixmaps are made
-        pixmap.setDevicePixelRatio(self.device_pixel_ratio)
+        image, write = result
+        pixmap = QPixmap.fromImage(image)  # UI thread: the only place pixmaps are made (ratio kept)
         self._store(path, pixmap)
         self.thumbnail_ready.emit(path, pixmap)
         self._arrived(path)

@@ -58,6 +58,9 @@ class _Cache:
     def forget(self, path: str | os.PathLike[str]) -> None:
         """Drop the cached thumbnail and remembered failure of ``path``.  UI thread.
 
+        The next request decodes again (or reads the disk cache, which holds a
+        thumbnail only while the file's modification time and size match).
+
         Args:
             path: The image file, e.g. one that changed.
         """
@@ -71,7 +74,11 @@ class _Cache:
         self._generations[path] = next(_GENERATION)
 
     def clear_cache(self) -> None:
-        """Drop every cached thumbnail and remembered failure.  UI thread."""
+        """Drop every cached thumbnail and remembered failure.  UI thread.
+
+        The disk cache is left as it is: its entries are checked against each
+        file's modification time and size when read.
+        """
         self._cache.clear()
         self._cached_bytes = 0
         self._failed.clear()
