@@ -10,8 +10,10 @@ decode at a fraction of their resolution.  Two traps of ``QImageReader``:
 * a reader refuses any image whose full size is over its allocation limit
   (256 MB: a 9000x9000 RGB image), even with a scaled size, when its format
   cannot scale while decoding (PNG cannot; JPEG can).  Such an image is decoded
-  in full once, one at a time (``_HUGE``), under a limit raised to
-  ``MAX_DECODE_MEGABYTES``, and scaled down at once.
+  in full once, one at a time (``_HUGE``), under a limit raised to what it
+  needs (at most ``MAX_DECODE_MEGABYTES``), and scaled down at once.  The
+  limit is process-wide: a reader in another thread meanwhile gets the raised
+  limit too, which only matters for an image that would have been refused.
 
 Threads: everything here may be called from any thread; it makes ``QImage``
 objects only.

@@ -14,6 +14,7 @@ from PySide6.QtGui import QColor, QImage
 from PySide6.QtWidgets import QListView
 
 from bgtasks.thumbnails import (
+    ThumbnailError,
     ThumbnailLoader,
     ThumbnailModel,
     ViewTracker,
@@ -246,3 +247,16 @@ def test_an_image_over_the_allocation_limit_gets_a_thumbnail(qtbot, make_manager
     pixmap = wait_ready(qtbot, loader, huge_png, timeout=30000)
     assert pixmap.size() == QSize(128, 128)
     assert pixmap.toImage().pixelColor(64, 64) == QColor(200, 80, 20)
+
+
+def test_an_image_over_the_decode_ceiling_fails_with_a_message_that_says_so(huge_png, monkeypatch):
+    # The ceiling (1 GB) lowered to 100 MB for the test: the 9000x9000 image needs 309 MB.
+    import bgtasks.thumbnails._decode as decoding
+
+    monkeypatch.setattr(decoding, "MAX_DECODE_MEGABYTES", 100)
+    with pytest.raises(ThumbnailError) as info:
+        decode_thumbnail(huge_png, QSize(64, 64))
+    assert str(info.value) == (
+        f"cannot read image {huge_png}: the image is 9000x9000: decoding it needs 309 MB, "
+        "over the 100 MB a thumbnail may use"
+    )
