@@ -27,6 +27,7 @@ from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QSize, Qt
 from PySide6.QtGui import QImage, QImageIOHandler, QImageReader
 
 from ..core._errors import BgTasksError
+from ..qt._home_thread import DiesAtHome
 
 #: The largest image (in megabytes of decoded pixels, 4 bytes each) a
 #: thumbnail decode may allocate when the format cannot decode at a smaller
@@ -105,6 +106,25 @@ def scale_to_fit(image: QImage, box: QSize) -> QImage:
     )
 
 
+class ByteBuffer(DiesAtHome, QBuffer):
+    """A ``QBuffer`` over bytes, destroyed on the thread that made it (a worker's).
+
+    Any thread: made, used and dropped by one function.
+
+    Args:
+        data: The bytes to read, or None for an empty buffer to write.
+    """
+
+    def __init__(self, data: bytes | None = None) -> None:
+        super().__init__()
+        self._remember_home()  # a worker's object: destroyed there, whoever drops it last
+        if data is None:
+            self.open(QIODevice.OpenModeFlag.WriteOnly)
+        else:
+            self.setData(QByteArray(data))
+            self.open(QIODevice.OpenModeFlag.ReadOnly)
+
+
 def open_reader(path: str) -> tuple[QImageReader, QBuffer | None]:
     """A reader of ``path``; for a file name Qt cannot spell, a reader of its bytes.
 
@@ -124,9 +144,7 @@ def open_reader(path: str) -> tuple[QImageReader, QBuffer | None]:
                 data = f.read()
         except OSError as exc:
             raise ThumbnailError(path, exc.strerror or str(exc)) from None
-        buffer = QBuffer()
-        buffer.setData(QByteArray(data))
-        buffer.open(QIODevice.OpenModeFlag.ReadOnly)
+        buffer = ByteBuffer(data)
         return QImageReader(buffer), buffer
     return QImageReader(path), None
 
@@ -209,6 +227,7 @@ def _read_huge(path: str, reader: QImageReader, source: QSize) -> QImage:
 
 __all__ = [
     "MAX_DECODE_MEGABYTES",
+    "ByteBuffer",
     "ThumbnailError",
     "decode_thumbnail",
     "fit_size",

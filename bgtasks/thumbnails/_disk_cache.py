@@ -39,11 +39,11 @@ import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QSize
+from PySide6.QtCore import QByteArray, QSize
 from PySide6.QtGui import QImage, QImageReader, QImageWriter
 
 from .._version import __version__
-from ._decode import ThumbnailError, scale_to_fit
+from ._decode import ByteBuffer, ThumbnailError, scale_to_fit
 
 logger = logging.getLogger("bgtasks")
 
@@ -223,9 +223,7 @@ class DiskCache:
                 data = f.read()
         except OSError:
             return None
-        buffer = QBuffer()
-        buffer.setData(QByteArray(data))
-        buffer.open(QIODevice.OpenModeFlag.ReadOnly)
+        buffer = ByteBuffer(data)
         reader = QImageReader(buffer, b"png")
         # Text keys before the pixels come with the header: a thumbnail of
         # another file or version is rejected without decoding it.
@@ -254,8 +252,7 @@ class DiskCache:
         image.setText("Software", f"bgtasks {__version__}")
         if error:
             image.setText("bgtasks::Error", error)
-        buffer = QBuffer()
-        buffer.open(QIODevice.OpenModeFlag.WriteOnly)
+        buffer = ByteBuffer()
         writer = QImageWriter(buffer, QByteArray(b"png"))
         writer.setQuality(50)  # zlib level ~4: a third of the default's time, as small
         if not writer.write(image):
