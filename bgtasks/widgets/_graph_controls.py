@@ -254,11 +254,9 @@ class GraphViewControls(_Base):
 
     def _work_centre(self, width: float, height: float) -> tuple[Any, str]:
         """Where to look when the graph cannot be read whole: the running work, or the latest."""
-        live = [
-            item
-            for item in self._scene.nodes()
-            if any(self._scene.counts(item.key).get(s) for s in _LIVE)
-        ]
+        scene = self._scene
+        keys = {scene.node_of.get(u) for u, i in scene.infos.items() if i.state in _LIVE}
+        live = [item for item in map(scene.node, filter(None, keys)) if item is not None]
         if live:
             box = QRectF()
             for item in live:
@@ -267,19 +265,12 @@ class GraphViewControls(_Base):
                 return box.center(), "the running work"
             first = min(live, key=lambda i: (i.y(), i.x()))
             return first.sceneBoundingRect().center(), "the first running work"
-        infos = self._scene.infos
-
-        def latest(item: _NodeItem) -> float:
-            times = [
-                infos[u].ended or infos[u].started or infos[u].created for u in self._uids(item)
-            ]
-            return max(times, default=0.0)
-
-        item = max(self._scene.nodes(), key=latest)
-        return item.sceneBoundingRect().center(), "the latest work"
-
-    def _uids(self, item: _NodeItem) -> list[int]:
-        return [u for u in self._scene.members.get(item.key, ()) if u in self._scene.infos]
+        shown = [i for u, i in scene.infos.items() if u in scene.node_of]
+        latest = max(shown, key=lambda i: i.ended or i.started or i.created, default=None)
+        node = scene.node(scene.node_of[latest.uid]) if latest is not None else None
+        if node is None:
+            return scene.sceneRect().center(), "the start"
+        return node.sceneBoundingRect().center(), "the latest work"
 
     # ------------------------------------------------------------------ keyboard, mouse
 

@@ -17,15 +17,16 @@ for it.
 
 from __future__ import annotations
 
+import queue
 import threading
+import weakref
 from collections.abc import Callable, Collection, Hashable, Sequence
-from time import perf_counter
 from typing import Any, NamedTuple, cast
 
 from PySide6.QtCore import QObject, QTimer
 
 from ..core._state import TaskInfo
-from ._graph_layout import GraphLayout, Point, lay_out
+from ._graph_layout import MARGIN, GraphLayout, Point, lay_out
 from ._graph_model import (
     EdgeKey,
     NodeKey,
@@ -63,6 +64,7 @@ class LayoutResult(NamedTuple):
     routes: dict[EdgeKey, Route]
     order: list[NodeKey]  # reading order: layer by layer, top to bottom
     generation: int
+    bounds: tuple[float, float, float, float]  # (x, y, width, height) of nodes and arrows
 
 
 def compute_layout(infos: Sequence[TaskInfo], request: LayoutRequest) -> LayoutResult:
@@ -85,12 +87,56 @@ def compute_layout(infos: Sequence[TaskInfo], request: LayoutRequest) -> LayoutR
     layout = lay_out(graph.nodes, graph.edges, request.viewport, request.legible)
     routes = cast("dict[EdgeKey, Route]", route_edges(layout, graph.edges))
     order = cast("list[NodeKey]", [k for block in layout.blocks for k in block.keys])
-    return LayoutResult(infos, shown, groups, graph, layout, routes, order, request.generation)
+    width, height = layout.size
+    left, top, right, bottom = -MARGIN, -MARGIN, width + MARGIN, height + MARGIN
+    for route in routes.values():  # arrows may use the margins
+        for x, y in route.points:
+            left, right = min(left, x - 16), max(right, x + 16)
+            top, bottom = min(top, y - 16), max(bottom, y + 16)
+    bounds = (left, top, right - left, bottom - top)
+    return LayoutResult(
+        infos, shown, groups, graph, layout, routes, order, request.generation, bounds
+    )
+
+
+def _weak(read: Callable[[], Collection[TaskInfo]]) -> Callable[[], Collection[TaskInfo]]:
+    """``read`` without keeping its object alive (a bound method's object)."""
+    try:
+        ref = weakref.WeakMethod(read)
+    except TypeError:
+        return read
+
+    def weak_read() -> Collection[TaskInfo]:
+        method = ref()
+        return method() if method is not None else []
+
+    return weak_read
+
+
+def _serve(
+    read: Callable[[], Collection[TaskInfo]],
+    jobs: queue.SimpleQueue[LayoutRequest | None],
+    results: queue.SimpleQueue[LayoutResult | BaseException],
+    gate: Any,
+) -> None:
+    """The worker: lays out each request until it gets None."""
+    heed(gate)
+    while (request := jobs.get()) is not None:
+        try:
+            results.put(compute_layout(list(read()), request))
+        except BaseException as exc:  # handed to the UI thread, raised there
+            results.put(exc)
+        del request
 
 
 class LayoutRunner:
-    """Runs one layout at a time on a daemon thread; ``deliver`` gets each
+    """Runs one layout at a time on its daemon thread; ``deliver`` gets each
     result on the UI thread (from ``timer``'s timeout).
+
+    The thread is started at the first request and then waits for the next
+    one (starting a thread per job cost the UI thread 2-7 ms during a flood:
+    ``Thread.start`` waits until the new thread has run, which needs the GIL
+    the workers hold); ``close`` ends it.
 
     GUI thread only, except for the worker it starts.
 
@@ -113,16 +159,21 @@ class LayoutRunner:
         self._gate = gate
         self._deliver = deliver
         self._waiting: LayoutRequest | None = None
+        self._running = False  # a job is out on the worker
+        self._jobs: queue.SimpleQueue[LayoutRequest | None] = queue.SimpleQueue()
+        self._results: queue.SimpleQueue[LayoutResult | BaseException] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
-        self._result: list[LayoutResult | BaseException] = []
         self.timer = QTimer(parent)
         self.timer.setInterval(_POLL_MS)
         self.timer.timeout.connect(self._poll)
-        self.seconds = 0.0  #: how long the last job took on its worker
 
     def busy(self) -> bool:
         """Whether a job runs or waits.  GUI thread."""
-        return self._thread is not None or self._waiting is not None
+        return self._running or self._waiting is not None
+
+    def thread(self) -> threading.Thread | None:
+        """The worker thread (None before the first request).  GUI thread."""
+        return self._thread
 
     def request(self, request: LayoutRequest) -> None:
         """Lay out with ``request`` when the running job (if any) is done.  GUI thread.
@@ -131,34 +182,36 @@ class LayoutRunner:
             request: The settings to use.
         """
         self._waiting = request
-        if self._thread is None:
+        if not self._running:
             self._start()
+
+    def close(self) -> None:
+        """End the worker thread once its job (if any) is done.  Any thread."""
+        self._jobs.put(None)
 
     def _start(self) -> None:
         request, self._waiting = self._waiting, None
         if request is None:
             return
-        box = self._result = []
-        read, gate = self._read, self._gate
-
-        def run() -> None:
-            heed(gate)
-            start = perf_counter()
-            try:
-                box.append(compute_layout(list(read()), request))
-            except BaseException as exc:  # handed to the UI thread, raised there
-                box.append(exc)
-            self.seconds = perf_counter() - start
-
-        self._thread = threading.Thread(target=run, name="bgtasks-graph-layout", daemon=True)
-        self._thread.start()
+        if self._thread is None:
+            # The worker holds neither this runner nor the view (nor the manager:
+            # a weak method): when the runner goes, its finalizer ends the worker.
+            args = (_weak(self._read), self._jobs, self._results, self._gate)
+            self._thread = threading.Thread(
+                target=_serve, args=args, name="bgtasks-graph-layout", daemon=True
+            )
+            self._thread.start()
+            weakref.finalize(self, self._jobs.put, None)
+        self._running = True
+        self._jobs.put(request)
         self.timer.start()
 
     def _poll(self) -> None:
-        if not self._result:
+        try:
+            result = self._results.get_nowait()
+        except queue.Empty:
             return
-        result = self._result[0]
-        self._thread = None
+        self._running = False
         self.timer.stop()
         if self._waiting is not None:
             self._start()  # newer settings or tasks; meanwhile show this one

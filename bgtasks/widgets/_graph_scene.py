@@ -21,7 +21,6 @@ from ..core._state import TaskInfo, TaskState
 from ..qt._home_thread import DiesAtHome
 from ._graph_items import Activate, GroupNodeItem, TaskEdgeItem, TaskNodeItem, _NodeItem
 from ._graph_jobs import LayoutResult
-from ._graph_layout import MARGIN
 from ._graph_model import EdgeKey, NodeKey
 
 
@@ -39,6 +38,9 @@ class GraphScene(DiesAtHome, QGraphicsScene):
     ) -> None:
         super().__init__(parent)
         self._remember_home()
+        # No BSP index: a relayout moves most items, and rebuilding the tree
+        # for thousands of them at once was the largest stall of a flood.
+        self.setItemIndexMethod(QGraphicsScene.ItemIndexMethod.NoIndex)
         self.name_of = name_of
         self.activate = activate
         self.infos: dict[int, TaskInfo] = {}  # the latest snapshot of every task known
@@ -90,13 +92,7 @@ class GraphScene(DiesAtHome, QGraphicsScene):
         for edge, count in graph.edges.items():
             self._edge_item(edge, count, result)
             yield
-        width, height = layout.size
-        left, top, right, bottom = -MARGIN, -MARGIN, width + MARGIN, height + MARGIN
-        for route in result.routes.values():  # arrows may use the margins
-            for x, y in route.points:
-                left, right = min(left, x - 16), max(right, x + 16)
-                top, bottom = min(top, y - 16), max(bottom, y + 16)
-        self.setSceneRect(QRectF(left, top, right - left, bottom - top))
+        self.setSceneRect(QRectF(*result.bounds))
 
     def _node_item(self, key: NodeKey) -> _NodeItem | None:
         kind, value = key
