@@ -208,17 +208,24 @@ def test_hidpi_uses_the_larger_flavour(qtbot, make_manager, xdg, source):
 
 
 def test_disk_cache_reads_and_writes_in_a_worker(qtbot, make_manager, xdg, source, monkeypatch):
-    threads = []
-    real = DiskCache.thumbnail
+    threads = {"thumbnail": [], "store": []}
+    real_thumbnail, real_store = DiskCache.thumbnail, DiskCache.store
 
     def thumbnail(self, path, box, decode):
-        threads.append(threading.current_thread())
-        return real(self, path, box, decode)
+        threads["thumbnail"].append(threading.current_thread())
+        return real_thumbnail(self, path, box, decode)
+
+    def store(self, write):
+        threads["store"].append(threading.current_thread())
+        real_store(self, write)
 
     monkeypatch.setattr(DiskCache, "thumbnail", thumbnail)
+    monkeypatch.setattr(DiskCache, "store", store)
     m = make_manager(start_processing=True)
-    assert load(qtbot, ThumbnailLoader(m), source)[0] == "ready"
-    assert threads and threading.main_thread() not in threads
+    assert load(qtbot, ThumbnailLoader(m), source)[0] == "ready"  # decoded, then written
+    assert load(qtbot, ThumbnailLoader(m), source)[0] == "ready"  # read back
+    assert len(threads["thumbnail"]) == 2 and len(threads["store"]) == 1
+    assert threading.main_thread() not in threads["thumbnail"] + threads["store"]
 
 
 def test_opt_out_and_a_folder_of_ones_own(qtbot, make_manager, xdg, source, tmp_path):
