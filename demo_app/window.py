@@ -104,7 +104,11 @@ class DemoWindow(QMainWindow):
         self._closed = False
 
         # Thumbnails: a folder's images, or samples generated into a temporary directory.
-        self.loader = ThumbnailLoader(self.manager, size=THUMBNAIL_SIZE, parent=self)
+        # No disk cache: the sample images live in a temporary folder deleted at
+        # exit, and their thumbnails would stay behind in ~/.cache/thumbnails.
+        self.loader = ThumbnailLoader(
+            self.manager, size=THUMBNAIL_SIZE, parent=self, disk_cache=False
+        )
         self.manager.set_group_name(self.loader.group, "thumbnails")
         self.thumbnail_model = ThumbnailModel([], self.loader, self)
         self._tmpdir: tempfile.TemporaryDirectory[str] | None = None

@@ -296,7 +296,8 @@ class ThumbnailLoader(DiesAtHome, _Cache, _Views, QObject):
         w, h = _scaled(self._size, ratio)  # device pixels
         disk = self._disk
         handle: TaskHandle[Any] = self._manager.options(
-            priority=priority, group=self.group, owner=self, name="thumbnail",
+            priority=priority, group=self.group, owner=self,
+            name=f"thumbnail {printable(os.path.basename(path))}",
             key=("bgtasks.thumbnail", path, w, h, ratio, disk is not None,
                  self._generation_of(path)),
         ).submit(_decode_task, path, w, h, ratio, disk)  # fmt: skip
@@ -414,7 +415,8 @@ class ThumbnailLoader(DiesAtHome, _Cache, _Views, QObject):
         try:
             self._manager.options(
                 priority=WRITE_PRIORITY, group=self.group, owner=self,
-                name="thumbnail disk write", key=("bgtasks.thumbnail-write", write.where),
+                name=f"thumbnail disk write {os.path.basename(write.where)}",
+                key=("bgtasks.thumbnail-write", write.where),
             ).submit(_write_task, disk, write)  # fmt: skip
         except RuntimeError:  # shut down meanwhile: the cache simply misses it
             pass
