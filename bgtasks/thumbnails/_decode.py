@@ -22,6 +22,7 @@ objects only.
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QSize, Qt
 from PySide6.QtGui import QImage, QImageIOHandler, QImageReader
@@ -56,8 +57,9 @@ class ThumbnailError(BgTasksError, OSError):
         self.path = path
         self.reason = reason
 
-    def __reduce__(self) -> tuple[type[ThumbnailError], tuple[str, str]]:
-        return type(self), (self.path, self.reason)
+    def __reduce__(self) -> tuple[type[ThumbnailError], tuple[str, str], dict[str, Any]]:
+        # the instance dict too: notes (add_note) and anything set later survive
+        return type(self), (self.path, self.reason), self.__dict__
 
 
 def printable(text: str) -> str:
