@@ -18,18 +18,16 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QColor, QPainter
 from PySide6.QtWidgets import QGraphicsView, QWidget
 
-from ..core._state import TaskState
 from ..qt._home_thread import DiesAtHome
 from ..qt._manager import BackgroundTaskManager
 from ._graph_controls import GraphViewControls
 from ._graph_items import STATE_COLOURS, GroupNodeItem, TaskEdgeItem, TaskNodeItem, _NodeItem
 from ._graph_jobs import LayoutRequest, LayoutResult, LayoutRunner, compute_layout
 from ._graph_model import EdgeKey, NodeKey
+from ._graph_scene import GraphScene
 from ._shutdown import SHUTDOWN_POLL_INTERVAL, WATCH_INTERVAL, manager_is_shut_down
 
 __all__ = ["STATE_COLOURS", "GroupNodeItem", "TaskEdgeItem", "TaskGraphView", "TaskNodeItem"]
-
-_LIVE = (TaskState.RUNNING, TaskState.CANCELLING)
 
 
 class TaskGraphView(DiesAtHome, GraphViewControls, QGraphicsView):
@@ -82,8 +80,6 @@ class TaskGraphView(DiesAtHome, GraphViewControls, QGraphicsView):
         super().__init__(parent)
         self._remember_home()  # destroyed on this thread, whoever drops it last
         self._manager = manager
-        from ._graph_scene import GraphScene
-
         self._scene = GraphScene(self._group_name, self._activate, self)
         self.setScene(self._scene)
         # Paints are what a flood costs most: lines without antialiasing (they are
