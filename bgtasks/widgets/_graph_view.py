@@ -116,8 +116,12 @@ class TaskGraphView(DiesAtHome, GraphViewControls, QGraphicsView):
         self._timer.setInterval(100)
         self._timer.timeout.connect(self._update)
         self._work: Iterator[None] | None = None
+        self._work_end = 0.0  # when the last budgeted piece of work ended
         self._work_timer = QTimer(self)
-        self._work_timer.setInterval(0)
+        # 1 ms, not 0: a zero timer fires again and again in one pass of the
+        # event loop, and the application's other timers wait meanwhile.
+        self._work_timer.setInterval(1)
+        self._work_timer.setTimerType(Qt.TimerType.PreciseTimer)
         self._work_timer.timeout.connect(self._work_tick)
         self._runner = LayoutRunner(
             self._manager.tasks, self._deliver, self, getattr(manager, "gil_gate", None)
@@ -310,18 +314,32 @@ class TaskGraphView(DiesAtHome, GraphViewControls, QGraphicsView):
         self.viewport().setUpdatesEnabled(False)
         self._work_timer.start()
 
+    def _room(self) -> float | None:
+        """The deadline of a budgeted piece of work starting now; None when another
+        ended less than 2 ms ago (most likely in this same turn of the event loop:
+        two budgets in one turn would make one stall of twice the budget)."""
+        now = perf_counter()
+        if now - self._work_end < 0.002:
+            return None
+        return now + self.frame_budget
+
     def _work_tick(self) -> None:
         work = self._work
         if work is None:
             self._work_timer.stop()
             return
-        deadline = perf_counter() + self.frame_budget
-        for _ in work:
-            if perf_counter() >= deadline:
-                return
-        self._work = iter(())  # done: finish (fit, repaint) on a turn of its own
-        if perf_counter() < deadline - self.frame_budget / 2:
-            self._finish_apply()
+        deadline = self._room()
+        if deadline is None:
+            return  # the timer fires again on the next turn
+        try:
+            for _ in work:
+                if perf_counter() >= deadline:
+                    return
+            self._work = iter(())  # done: finish (fit, repaint) on a turn of its own
+            if perf_counter() < deadline - self.frame_budget / 2:
+                self._finish_apply()
+        finally:
+            self._work_end = perf_counter()
 
     def _finish_apply(self) -> None:
         self._work = None
@@ -351,7 +369,10 @@ class TaskGraphView(DiesAtHome, GraphViewControls, QGraphicsView):
 
     def _update_states(self) -> None:
         """New states to their nodes, a chunk at a time within ``frame_budget``."""
-        deadline = perf_counter() + self.frame_budget
+        deadline = self._room()
+        if deadline is None:
+            QTimer.singleShot(2, self._update_rest)
+            return
         changed = list(self._changed)
         self._changed.clear()
         done = 0
@@ -361,9 +382,10 @@ class TaskGraphView(DiesAtHome, GraphViewControls, QGraphicsView):
             self._scene.update_states(self._manager.infos(chunk).values())
             if perf_counter() >= deadline:
                 break
+        self._work_end = perf_counter()
         if done < len(changed):  # the rest on the next turn of the event loop
             self._changed.update(changed[done:])
-            QTimer.singleShot(0, self._update_rest)
+            QTimer.singleShot(1, self._update_rest)
 
     def _update_rest(self) -> None:
         if self._changed and not self._timer.isActive():
