@@ -11,7 +11,7 @@ from collections.abc import Hashable
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QRectF, Qt
-from PySide6.QtGui import QAction, QKeyEvent, QTransform, QWheelEvent
+from PySide6.QtGui import QAction, QColor, QKeyEvent, QPainter, QTransform, QWheelEvent
 from PySide6.QtWidgets import QGraphicsView, QLabel
 
 from ..core._state import TaskState
@@ -43,6 +43,7 @@ class GraphViewControls(_Base):
     _note: QLabel
     _auto_fit: bool
     _min_legible: float
+    _collapse_threshold: int
     _expanded: set[Hashable]
     _collapsed: set[Hashable]
     _seeds: frozenset[int] | None
@@ -56,6 +57,65 @@ class GraphViewControls(_Base):
 
     def _describe(self) -> None:
         raise NotImplementedError
+
+    def _set_up_view(self) -> None:
+        # Paints are what a flood costs most: lines without antialiasing (they are
+        # horizontal and vertical), the background cached, the painter not saved
+        # around each item.
+        self.setRenderHints(QPainter.RenderHint.TextAntialiasing)
+        self.setCacheMode(QGraphicsView.CacheModeFlag.CacheBackground)
+        self.setOptimizationFlag(QGraphicsView.OptimizationFlag.DontSavePainterState)
+        self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag)
+        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
+        self.setBackgroundBrush(QColor("#fafafa"))
+        self.setAccessibleName("Task graph")
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self._note = self._make_note()
+
+    def _make_actions(self) -> None:
+        def action(text: str, slot: Any, checkable: bool = False) -> QAction:
+            act = QAction(text, self)
+            act.setCheckable(checkable)
+            (act.toggled if checkable else act.triggered).connect(slot)
+            self.addAction(act)
+            return act
+
+        #: Checkable: "Show only neighbours of selection" (N).
+        self.neighbours_action = action(
+            "Show only neighbours of selection\tN", self.set_neighbours_only, True
+        )
+        action("Collapse the selected tasks' groups\tC", self._collapse_selected)
+        action("Expand all groups\tE", self.expand_all)
+        action("Collapse big groups (the default)", self.reset_groups)
+        action("Fit\tF", self.fit_to_view)
+        self.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
+
+    # ------------------------------------------------------------------ settings
+
+    @property
+    def collapse_threshold(self) -> int:
+        """A group with more tasks than this starts collapsed (settable, >= 0).  GUI thread."""
+        return self._collapse_threshold
+
+    @collapse_threshold.setter
+    def collapse_threshold(self, count: int) -> None:
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise ValueError(f"collapse_threshold must be an int >= 0, got {count!r}")
+        self._collapse_threshold = count
+        self._relayout()
+
+    @property
+    def min_legible_scale(self) -> float:
+        """The smallest scale Fit goes to (settable, in (0, 1]).  GUI thread."""
+        return self._min_legible
+
+    @min_legible_scale.setter
+    def min_legible_scale(self, scale: float) -> None:
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < scale <= 1:
+            raise ValueError(f"min_legible_scale must be a number in (0, 1], got {scale!r}")
+        self._min_legible = float(scale)
+        if self._auto_fit:
+            self._fit()
 
     def _make_note(self) -> QLabel:
         note = QLabel(self)

@@ -15,7 +15,6 @@ from time import perf_counter
 from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QColor, QPainter
 from PySide6.QtWidgets import QGraphicsView, QWidget
 
 from ..qt._home_thread import DiesAtHome
@@ -82,18 +81,7 @@ class TaskGraphView(DiesAtHome, GraphViewControls, QGraphicsView):
         self._manager = manager
         self._scene = GraphScene(self._group_name, self._activate, self)
         self.setScene(self._scene)
-        # Paints are what a flood costs most: lines without antialiasing (they are
-        # horizontal and vertical), the background cached, the painter not saved
-        # around each item.
-        self.setRenderHints(QPainter.RenderHint.TextAntialiasing)
-        self.setCacheMode(QGraphicsView.CacheModeFlag.CacheBackground)
-        self.setOptimizationFlag(QGraphicsView.OptimizationFlag.DontSavePainterState)
-        self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag)
-        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
-        self.setBackgroundBrush(QColor("#fafafa"))
-        self.setAccessibleName("Task graph")
-        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
-        self._note = self._make_note()
+        self._set_up_view()
         self._auto_fit = True
         self._collapse_threshold = 20
         self._min_legible = 0.6
@@ -144,24 +132,6 @@ class TaskGraphView(DiesAtHome, GraphViewControls, QGraphicsView):
         self._scene.selectionChanged.connect(self._selection_changed)
         self.refresh()
 
-    def _make_actions(self) -> None:
-        def action(text: str, slot: Any, checkable: bool = False) -> QAction:
-            act = QAction(text, self)
-            act.setCheckable(checkable)
-            (act.toggled if checkable else act.triggered).connect(slot)
-            self.addAction(act)
-            return act
-
-        #: Checkable: "Show only neighbours of selection" (N).
-        self.neighbours_action = action(
-            "Show only neighbours of selection\tN", self.set_neighbours_only, True
-        )
-        action("Collapse the selected tasks' groups\tC", self._collapse_selected)
-        action("Expand all groups\tE", self.expand_all)
-        action("Collapse big groups (the default)", self.reset_groups)
-        action("Fit\tF", self.fit_to_view)
-        self.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
-
     # ------------------------------------------------------------------ settings
 
     @property
@@ -172,31 +142,6 @@ class TaskGraphView(DiesAtHome, GraphViewControls, QGraphicsView):
     @refresh_interval.setter
     def refresh_interval(self, ms: int) -> None:
         self._timer.setInterval(int(ms))
-
-    @property
-    def collapse_threshold(self) -> int:
-        """A group with more tasks than this starts collapsed (settable, >= 0).  GUI thread."""
-        return self._collapse_threshold
-
-    @collapse_threshold.setter
-    def collapse_threshold(self, count: int) -> None:
-        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-            raise ValueError(f"collapse_threshold must be an int >= 0, got {count!r}")
-        self._collapse_threshold = count
-        self._relayout()
-
-    @property
-    def min_legible_scale(self) -> float:
-        """The smallest scale Fit goes to (settable, in (0, 1]).  GUI thread."""
-        return self._min_legible
-
-    @min_legible_scale.setter
-    def min_legible_scale(self, scale: float) -> None:
-        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < scale <= 1:
-            raise ValueError(f"min_legible_scale must be a number in (0, 1], got {scale!r}")
-        self._min_legible = float(scale)
-        if self._auto_fit:
-            self._fit()
 
     # ------------------------------------------------------------------ what is shown
 
