@@ -32,7 +32,7 @@ from ._graph_model import breathe
 NODE_WIDTH = 190.0
 NODE_HEIGHT = 50.0
 LAYER_GAP = 80.0  # between two blocks of a band: a channel for arrows
-SUB_GAP = 56.0  # between two columns of one block
+SUB_GAP = 72.0  # between two columns of one block
 ROW_GAP = 24.0  # between two rows of a block
 BAND_GAP = 64.0  # between two bands
 STEP = NODE_HEIGHT + ROW_GAP
