@@ -24,10 +24,6 @@ log = logging.getLogger("bgtasks")
 UPSTREAM_POLICIES = ("fail", "cancel")
 #: A task that ran for less than this is short (see Scheduler._target).
 SHORT_TASK = 0.001
-#: A task that ran for less than this is tiny: the scheduling around it (a few µs,
-#: all of it holding the GIL) outweighs any overlap a second worker could give it,
-#: and a second worker only contends for the lock and the GIL (see Scheduler._target).
-TINY_TASK = 0.00001
 #: The most events one take_events hands over.  What a take does besides
 #: (marking the batch before it delivered, forgetting finished tasks past
 #: keep_finished, freeing what that lets go) is bounded by it too, so one take

@@ -17,7 +17,6 @@ from ._errors import TaskCancelled
 from ._fields import (
     MAX_WORKERS,
     SHORT_TASK,
-    TINY_TASK,
     log,
 )
 from ._gil_gate import GilGate
@@ -84,10 +83,8 @@ class Scheduler(
         # How many workers to keep busy (<= max_workers).  Python threads share
         # one interpreter lock: for short tasks, more threads than cores only
         # add contention (and starve the UI thread), so short tasks shrink the
-        # target down to _floor, and tiny tasks (TINY_TASK: the bookkeeping
-        # around them costs more than they do) down to one worker; a long
-        # task, or ready tasks that see no task finish for WIDEN_AFTER seconds
-        # (workers blocked), restore it.
+        # target down to _floor; a long task, or ready tasks that see no task
+        # finish for WIDEN_AFTER seconds (workers blocked), restore it.
         self._target = max_workers
         self._floor = min(max_workers, max(2, os.cpu_count() or 2))
         self._finish_count = 0
@@ -238,15 +235,6 @@ class Scheduler(
         with self._lock:
             self._paused = True
 
-    def _adapt_target(self, ran: float) -> None:
-        """The worker target after a task that was not tiny ran for ``ran`` seconds."""
-        if ran >= SHORT_TASK:
-            self._target = self._max_workers
-        elif self._target > self._floor:
-            self._target -= 1
-        elif self._target < self._floor:  # after tiny tasks: one step back up
-            self._target += 1
-
     def claim(self) -> Task | None:
         """Called by a freshly spawned worker: its first task, or None (it retires)."""
         with self._lock:
@@ -305,11 +293,11 @@ class Scheduler(
             if task.opts.resources:
                 self._release_resources(task)
             self._finish_count += 1
-            ran = time.time() - task.started  # type: ignore[operator]
-            if ran >= TINY_TASK:
-                self._adapt_target(ran)
-            elif self._target > 1:  # tiny: one worker will do
-                self._target -= 1
+            if time.time() - task.started < SHORT_TASK:  # type: ignore[operator]
+                if self._target > self._floor:
+                    self._target -= 1
+            else:
+                self._target = self._max_workers
             state = task.state
             if state is CANCELLING:
                 self._end_stopped(task)

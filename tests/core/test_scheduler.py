@@ -826,7 +826,6 @@ def test_short_tasks_shrink_the_worker_target_and_blocked_workers_widen_it(monke
     monkeypatch.setattr(
         _scheduler, "SHORT_TASK", 600
     )  # every task is short, however slow the machine
-    monkeypatch.setattr(_scheduler, "TINY_TASK", 0)  # and none is tiny
     spawned = []
     s = Scheduler(8, spawned.append, lambda: None)
     s._floor = 2
@@ -844,42 +843,6 @@ def test_short_tasks_shrink_the_worker_target_and_blocked_workers_widen_it(monke
         s._widen_mark = s._finish_count
         s._add_timer(0, "widen", None)
     s.tick()
-    assert s._target == 8
-    s.close()
-
-
-def test_tiny_tasks_shrink_the_worker_target_to_one_and_short_ones_restore_the_floor(monkeypatch):
-    """Tasks that run for microseconds need one worker: a second only contends for the
-    scheduler's lock and the GIL.  A short task that is not tiny brings back the floor
-    (the cores), one worker at a time; a long one, every worker."""
-    from bgtasks.core import _ready, _scheduler, _timers
-
-    for module in (_ready, _timers):  # the timer thread stays out of this test
-        monkeypatch.setattr(module, "WIDEN_AFTER", 600)
-    monkeypatch.setattr(_scheduler, "TINY_TASK", 600)  # every task is tiny, however slow
-    spawned: list[int] = []
-    s = Scheduler(8, spawned.append, lambda: None)
-    s._floor = 2
-    s.start()
-    for _ in range(40):
-        s.add(lambda: None)
-    workers = [s.claim() for _ in range(8)]
-    for task in workers:
-        assert task is not None
-        s.finish(task, True, None)
-    assert s._target == 1
-    assert s.counts()["workers"] <= 1
-    # a short task that is not tiny: back up to the floor, one step per such task
-    monkeypatch.setattr(_scheduler, "TINY_TASK", 0)
-    monkeypatch.setattr(_scheduler, "SHORT_TASK", 600)
-    task = s.claim()
-    assert task is not None
-    nxt = s.finish(task, True, None)
-    assert s._target == 2
-    # a long task: every worker
-    monkeypatch.setattr(_scheduler, "SHORT_TASK", 0)
-    assert nxt is not None
-    s.finish(nxt, True, None)
     assert s._target == 8
     s.close()
 
