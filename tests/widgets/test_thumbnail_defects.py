@@ -9,6 +9,7 @@ import struct
 import zlib
 
 import pytest
+from _images import make_image
 from PySide6.QtCore import SIGNAL, QBuffer, QCoreApplication, QEvent, QIODevice, QSize
 from PySide6.QtGui import QColor, QImage
 from PySide6.QtWidgets import QListView
@@ -20,13 +21,6 @@ from bgtasks.thumbnails import (
     ViewTracker,
     decode_thumbnail,
 )
-
-
-def make_image(path, width, height, color="red"):
-    image = QImage(width, height, QImage.Format.Format_RGB32)
-    image.fill(QColor(color))
-    assert image.save(str(path))
-    return str(path)
 
 
 def png_bytes(width, height, color):

@@ -10,19 +10,13 @@ import stat
 import threading
 
 import pytest
+from _images import make_image
 from PySide6.QtCore import QSize, QUrl
 from PySide6.QtGui import QColor, QImage
 
 import bgtasks.thumbnails._loader as loading
 from bgtasks import __version__
 from bgtasks.thumbnails import DiskCache, ThumbnailLoader, file_uri, thumbnail_name
-
-
-def make_image(path, width, height, color="red"):
-    image = QImage(width, height, QImage.Format.Format_RGB32)
-    image.fill(QColor(color))
-    assert image.save(str(path))
-    return str(path)
 
 
 @pytest.fixture

@@ -4,8 +4,9 @@ and the signal that the visible rows are loaded."""
 from __future__ import annotations
 
 import pytest
+from _images import make_image
 from PySide6.QtCore import QRect, QSize, QSizeF, QThread
-from PySide6.QtGui import QColor, QFontMetrics, QGuiApplication, QImage
+from PySide6.QtGui import QColor, QFontMetrics, QGuiApplication
 from PySide6.QtWidgets import (
     QApplication,
     QListView,
@@ -15,13 +16,6 @@ from PySide6.QtWidgets import (
 )
 
 from bgtasks.thumbnails import ThumbnailDelegate, ThumbnailLoader, ThumbnailModel
-
-
-def make_image(path, width, height, color="red"):
-    image = QImage(width, height, QImage.Format.Format_RGB32)
-    image.fill(QColor(color))
-    assert image.save(str(path))
-    return str(path)
 
 
 @pytest.fixture

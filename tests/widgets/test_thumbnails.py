@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 
 import pytest
+from _images import make_image
 from PySide6.QtCore import QSize, Qt, QThread
 from PySide6.QtGui import (
     QColor,
@@ -26,13 +27,6 @@ from bgtasks.thumbnails import (
     ViewTracker,
     decode_thumbnail,
 )
-
-
-def make_image(path, width, height, color="red"):
-    image = QImage(width, height, QImage.Format.Format_RGB32)
-    image.fill(QColor(color))
-    assert image.save(str(path))
-    return str(path)
 
 
 @pytest.fixture
