@@ -8,6 +8,7 @@ import logging
 import weakref
 
 import pytest
+from _monitors import shown_monitor, synced
 from PySide6.QtCore import Qt
 
 from bgtasks import TaskState
@@ -22,14 +23,6 @@ def boom():
     raise ValueError("it broke")
 
 
-def synced(monitor: TaskMonitor) -> bool:
-    model, manager = monitor.model, monitor.model.manager
-    if model.has_pending():
-        return False
-    shown = {uid: model.task_info(uid).state for uid in model.uids()}
-    return shown == {i.uid: i.state for i in manager.tasks()}
-
-
 def combo_items(monitor: TaskMonitor) -> list[str]:
     combo = monitor.group_combo
     return [combo.itemText(i) for i in range(combo.count())]
@@ -37,12 +30,7 @@ def combo_items(monitor: TaskMonitor) -> list[str]:
 
 @pytest.fixture
 def monitor(qtbot, make_manager):
-    manager = make_manager(max_threads=2)
-    widget = TaskMonitor(manager)
-    qtbot.addWidget(widget)
-    widget.resize(900, 500)
-    widget.show()
-    return widget
+    return shown_monitor(qtbot, make_manager(max_threads=2))
 
 
 # ---------------------------------------------------------------------- retry

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 
 import pytest
+from _monitors import shown_monitor, synced
 from PySide6.QtCore import QModelRoleData, QModelRoleDataSpan, Qt
 from PySide6.QtGui import QGuiApplication, QKeySequence
 from PySide6.QtWidgets import QApplication, QComboBox, QLineEdit, QPlainTextEdit, QPushButton
@@ -27,22 +28,9 @@ def block():
     current_task().sleep(30)  # until cancelled
 
 
-def synced(monitor: TaskMonitor) -> bool:
-    model, manager = monitor.model, monitor.model.manager
-    if model.has_pending():
-        return False
-    shown = {uid: model.task_info(uid).state for uid in model.uids()}
-    return shown == {i.uid: i.state for i in manager.tasks()}
-
-
 @pytest.fixture
 def monitor(qtbot, make_manager):
-    manager = make_manager(max_threads=4)
-    widget = TaskMonitor(manager)
-    qtbot.addWidget(widget)
-    widget.resize(900, 500)
-    widget.show()
-    return widget
+    return shown_monitor(qtbot, make_manager(max_threads=4))
 
 
 def visible_uids(monitor: TaskMonitor) -> list[int]:
