@@ -156,8 +156,15 @@ def test_graph_view_repaints_changed_states_without_laying_out_again(qtbot, make
     chain = [a]
     for i in range(30):
         chain.append(m.options(name=f"after{i}", upstream_task_ids=[chain[-1]]).submit(ok).uid)
+    # Settled: every task drawn, and no layout computing, applying or scheduled (under load
+    # the tasks added during the first layout's computation get a second one).
     qtbot.waitUntil(
-        lambda: set(view.nodes()) == set(chain) and view.nodes()[a].state is TaskState.RUNNING,
+        lambda: (
+            set(view.nodes()) == set(chain)
+            and view.nodes()[a].state is TaskState.RUNNING
+            and not view.is_laying_out()
+            and not view.running_timers() & {"refresh", "layout"}
+        ),
         timeout=5000,
     )
     layouts = view.layout_count
