@@ -31,6 +31,9 @@ SHORT_TASK = 0.001
 #: 20,000 took 10-11 ms at once).  1,024 was measured too small: chains of
 #: 5,000 tasks on 8 threads stalled the UI 0.3 ms longer than with 2,048 or more.
 TAKE_LIMIT = 2048
+#: The most finished tasks one take forgets (past keep_finished): forgetting and
+#: freeing a task costs several times what handing over an event does.
+TRIM_LIMIT = 1024
 #: Ready tasks and no task finished for this long: use every worker.
 WIDEN_AFTER = 0.002
 #: Workers let other threads have the GIL this often (seconds of running).

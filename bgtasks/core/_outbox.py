@@ -15,6 +15,7 @@ from ._events import (
 )
 from ._fields import (
     TAKE_LIMIT,
+    TRIM_LIMIT,
     SchedulerFields,
 )
 from ._task import (
@@ -73,7 +74,7 @@ class Outbox(SchedulerFields):
                                 task.merge = None
                 grave.append(delivered)
             # Delivery caught up: keep_finished holds again, a bounded step a take.
-            more = len(self._finished) > self.keep_finished and self._trim_finished(TAKE_LIMIT)
+            more = len(self._finished) > self.keep_finished and self._trim_finished(TRIM_LIMIT)
             events = self._outbox
             if not events:
                 if more:  # the owner comes back for the rest (after its other events)

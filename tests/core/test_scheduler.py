@@ -873,8 +873,8 @@ def test_a_take_hands_over_a_bounded_batch_in_order_and_the_owner_takes_until_no
 
 def test_forgetting_after_a_flood_goes_in_bounded_steps_until_keep_finished_holds():
     """Delivery catching up with a flood leaves many finished tasks to forget: each take
-    forgets at most TAKE_LIMIT, and wakes the owner again until keep_finished holds."""
-    from bgtasks.core._fields import TAKE_LIMIT
+    forgets at most TRIM_LIMIT, and wakes the owner again until keep_finished holds."""
+    from bgtasks.core._fields import TAKE_LIMIT, TRIM_LIMIT
 
     h = Harness()
     h.s.configure(keep_finished=10)
@@ -892,7 +892,7 @@ def test_forgetting_after_a_flood_goes_in_bounded_steps_until_keep_finished_hold
         before = len(h.s._finished)
         h.s.take_events()
         takes += 1
-        assert before - len(h.s._finished) <= TAKE_LIMIT
+        assert before - len(h.s._finished) <= TRIM_LIMIT
         assert takes < 20
     assert len(h.s._finished) == 10
     assert h.wakes > wakes  # the owner was called back for the rest of the forgetting

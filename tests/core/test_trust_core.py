@@ -36,10 +36,14 @@ class Inline:
 
     def __init__(self, max_workers: int = 1, **kw) -> None:
         self.slots = 0
-        self.s = Scheduler(max_workers, self._spawn, lambda: None, **kw)
+        self.wakes = 0
+        self.s = Scheduler(max_workers, self._spawn, self._wake, **kw)
 
     def _spawn(self, n: int) -> None:
         self.slots += n
+
+    def _wake(self) -> None:
+        self.wakes += 1
 
     def run(self) -> None:
         while self.slots:
@@ -47,11 +51,15 @@ class Inline:
             run_worker(self.s)
 
     def drain(self) -> list[tuple]:
-        """Take until empty, as the manager's drain does."""
+        """Take until empty, and again while the scheduler asks for the owner (a wake),
+        as the manager's drain does."""
         out: list[tuple] = []
-        while batch := self.s.take_events():
-            out.extend(batch)
-        return out
+        while True:
+            wakes = self.wakes
+            while batch := self.s.take_events():
+                out.extend(batch)
+            if self.wakes == wakes:
+                return out
 
 
 class Threads:
