@@ -9,7 +9,7 @@ import struct
 import zlib
 
 import pytest
-from _images import make_image
+from _images import make_image, wait_ready
 from PySide6.QtCore import SIGNAL, QBuffer, QCoreApplication, QEvent, QIODevice, QSize
 from PySide6.QtGui import QColor, QImage
 from PySide6.QtWidgets import QListView
@@ -30,14 +30,6 @@ def png_bytes(width, height, color):
     buffer.open(QIODevice.OpenModeFlag.WriteOnly)
     assert image.save(buffer, "PNG")
     return bytes(buffer.data().data())
-
-
-def wait_ready(qtbot, loader, path, timeout=10000):
-    with qtbot.waitSignal(
-        loader.thumbnail_ready, timeout=timeout, check_params_cb=lambda p, _pm: p == path
-    ) as blocker:
-        loader.request(path)
-    return blocker.args[1]
 
 
 def delete_later_now():

@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from _images import make_image
+from _images import make_image, wait_ready
 from PySide6.QtCore import QSize, Qt, QThread
 from PySide6.QtGui import (
     QColor,
@@ -71,14 +71,6 @@ class Recorder:
 
     def allow(self, n=10_000):
         self.tickets.release(n)
-
-
-def wait_ready(qtbot, loader, path, timeout=10000):
-    with qtbot.waitSignal(
-        loader.thumbnail_ready, timeout=timeout, check_params_cb=lambda p, _pm: p == path
-    ) as blocker:
-        loader.request(path)
-    return blocker.args[1]
 
 
 # ---------------------------------------------------------------- decoding
