@@ -182,7 +182,12 @@ def show_view(mode: str, manager: BackgroundTaskManager, spans: Spans) -> tuple[
 
 
 def run_one(
-    mode: str, threads: int, n: int, ticker: StallMeter, gc_mode: str = "default"
+    mode: str,
+    threads: int,
+    n: int,
+    ticker: StallMeter,
+    gc_mode: str = "default",
+    show_gaps: float | None = None,
 ) -> Result:
     res = Result(mode, threads, n, gc_mode)
     manager = BackgroundTaskManager(max_threads=threads)
@@ -231,6 +236,11 @@ def run_one(
     worst, a, b = ticker.worst_gap(t_sub, t_end)
     res.stall_ms = 1000.0 * worst
     res.slices = spans.inside(a, b)
+    if show_gaps is not None and res.stall_ms >= show_gaps:
+        print(f"worst gap {res.stall_ms:.1f} ms ({mode}, {threads} threads, gc {gc_mode}):")
+        for s0, e0, kind in sorted(spans.spans):
+            if e0 > a and s0 < b:
+                print(f"  {1e3 * (s0 - a):6.1f} .. {1e3 * (e0 - a):6.1f} ms  {kind}")
     res.seconds = t_end - t0
     res.passes = model.pass_count
     res.largest_pass_items = model.largest_pass_items
@@ -317,6 +327,13 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="record every Qt event of 0.5 ms or more (slower; shows where a gap's time went)",
     )
+    parser.add_argument(
+        "--show-gaps",
+        type=float,
+        metavar="MS",
+        help="print what the UI thread did, in order, in every worst gap of MS or more "
+        "(with --trace-events: every Qt event of the gap)",
+    )
     args = parser.parse_args(argv)
     if args.count < 1 or args.repeats < 1:
         parser.error("--count and --repeats must be positive")
@@ -338,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
             for threads in (8, 2):
                 for gc_mode in gc_modes:
                     gc.collect()
-                    r = run_one(mode, threads, args.count, ticker, gc_mode)
+                    r = run_one(mode, threads, args.count, ticker, gc_mode, args.show_gaps)
                     results.setdefault((mode, threads, gc_mode), []).append(r)
                     print(
                         f"{mode:8s} {threads} threads gc {gc_mode:7s}: stall {r.stall_ms:5.1f} ms, "

@@ -4,6 +4,9 @@ A worker that records the first undelivered event posts one ``QEvent`` to the
 manager.  The drain then emits signals for every event it finds, oldest first,
 for at most ``drain_budget`` seconds per pass; if more remain it continues from
 a zero-timer, so paint and input events interleave with a flood of results.
+The event loop does not wait while that timer is due, so whatever ran before
+it fired (a view's layout, a paint) is part of the same stall: the next pass
+gets what is left of the budget, an eighth of it at least.
 While workers run, the manager's thread beats the GIL gate (see
 ``bgtasks/core/_gil_gate.py``).  Owners (QObjects whose destruction cancels
 their tasks) and the handles' done-callbacks live here too.
@@ -105,6 +108,7 @@ class Delivery(_Base):
         self._beat.setInterval(BEAT_MS)
         self._beat.timeout.connect(self._on_beat)
         self._drained_at = 0.0  # perf_counter() of the last drain
+        self._resumed_at = 0.0  # perf_counter() when a pass that ran out of budget ended
         self._calls: deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()  # any thread
         self._owners: dict[int, set[int]] = {}  # id(owner) -> uids
         self._owner_of: dict[int, int] = {}  # uid -> id(owner)
@@ -267,7 +271,16 @@ class Delivery(_Base):
             _call_logged(fn, *args)
         pending = self._pending
         take = self._scheduler.take_events
-        deadline = perf_counter() + self.drain_budget
+        now = perf_counter()
+        budget = self.drain_budget
+        if self._resumed_at:
+            # The last pass ran out of budget and left a zero-timer due: the
+            # event loop has not waited since, so what ran in between (a view's
+            # layout, a paint) is part of the same stall.  This pass takes what
+            # is left of the budget, and an eighth of it at least.
+            budget = max(budget - (now - self._resumed_at), budget / 8)
+            self._resumed_at = 0.0
+        deadline = now + budget
         # Bound once a pass, not once an event: on a PySide object a method
         # lookup costs ~90 ns and ``self.task_completed.emit`` ~170 ns.
         deliver = self._deliver
@@ -290,6 +303,7 @@ class Delivery(_Base):
                     # Continue from a zero-timer, not a posted event: Qt handles
                     # posted events before timers, so a posted event would run
                     # the next pass back to back with this one.
+                    self._resumed_at = perf_counter()
                     self._resume.start(0)
                     return
 

@@ -135,7 +135,9 @@ class BackgroundTaskManager(
 
     Attributes:
         drain_budget: Seconds the delivery may spend emitting signals before
-            it yields to the event loop (default 0.004).
+            it yields to the event loop (default 0.004).  A pass that continues
+            one which ran out of it counts what the event loop ran in between
+            (a view's layout, a paint) against it, down to an eighth of it.
         shutdown_timeout: Seconds ``shut_down`` waits for running tasks
             when no timeout is given, also when the application quits or the
             interpreter exits (default 5.0).

@@ -12,6 +12,7 @@ import pytest
 from PySide6.QtCore import QCoreApplication, QEvent, QObject, QThread, QThreadPool, QTimer
 
 from bgtasks import BackgroundTaskManager, TaskState
+from bgtasks.qt import _delivery  # the drain's clock, replaced by a test
 
 
 class Recorder:
@@ -258,6 +259,50 @@ def test_results_are_delivered_in_batches_within_the_time_budget(qtbot, make_man
     assert len(wakes) < n / 10  # batches, not one wake-up per result
     assert interleaved and 0 < interleaved[0] < n  # the timer ran between two batches
     assert delivered == sorted(delivered)
+
+
+@pytest.mark.parametrize(
+    ("step", "other_work", "second_pass"),
+    [
+        (1 / 1024, 3 / 1024, 1),  # 4 of the budget's 4 units left after 3: 1 event
+        (1 / 8192, 100 / 1024, 4),  # nothing left: an eighth of the budget, 4 events
+    ],
+)
+def test_work_between_two_passes_counts_against_the_second(
+    qtbot, make_manager, monkeypatch, step, other_work, second_pass
+):
+    """A pass that ran out of budget continues from a zero-timer.  What the
+    event loop ran before that timer fired (a view's layout, a paint) belongs
+    to the same stall, so the next pass gets what is left of the budget, and
+    an eighth of it at least: the two add up to one budget, not two."""
+    clock = [0.0]  # the drain's clock, stepped by hand: binary fractions, exact
+    monkeypatch.setattr(_delivery, "perf_counter", lambda: clock[0])
+    m = make_manager(max_threads=1)
+    m.drain_budget = 4 / 1024
+    first_pass = round(m.drain_budget / step)
+    handles = [m.submit(int, i) for i in range(first_pass + second_pass + 20)]
+    m.start_processing()
+    handles[-1].result(timeout=10)  # every task ended before the event loop runs
+    order: list[object] = []
+
+    def layout():  # other work in the turn before the next pass
+        clock[0] += other_work
+        order.append("layout")
+        QTimer.singleShot(0, lambda: order.append("next turn"))
+
+    def slot(uid, group, result):
+        clock[0] += step
+        order.append(result)
+        if result == first_pass - 1:  # the first pass's last event: "layout" is due next
+            QTimer.singleShot(0, layout)
+
+    m.task_completed.connect(slot)
+    qtbot.waitUntil(lambda: "next turn" in order and len(order) == len(handles) + 2, timeout=10000)
+    start = order.index("layout")
+    assert order[:start] == list(range(first_pass))
+    assert order[start + 1 : order.index("next turn")] == list(
+        range(first_pass, first_pass + second_pass)
+    )
 
 
 def test_nested_event_loop_in_a_slot_keeps_order(qtbot, make_manager):
