@@ -12,7 +12,8 @@ Thumbnails are decoded at ``size`` times the device pixel ratio and the
 pixmaps marked with it (sharp on HiDPI screens).  With a disk cache
 (``_disk_cache``, on by default) the worker first looks for the thumbnail
 there; a decoded one is delivered first and written afterwards, by a task of
-the lowest priority (``WRITE_PRIORITY``).  A request's manager key holds the
+the lowest priority (``WRITE_PRIORITY``) submitted once no request is in
+flight (or ``WRITES_HELD`` writes wait).  A request's manager key holds the
 path's generation (``_memory_cache``): ``forget`` changes it, so a manager
 with a result cache decodes again instead of answering with the old image.
 
@@ -55,6 +56,10 @@ logger = logging.getLogger("bgtasks")
 #: Priority of writing a decoded thumbnail to the disk cache: below every
 #: request, so the writes wait until nothing is left to decode.
 WRITE_PRIORITY = float("-inf")
+#: Decoded thumbnails whose disk writes wait while decodes are in flight: a
+#: write (a PNG encode) running beside the last decodes of a screen delayed
+#: that screen.  Past this many they are written anyway.
+WRITES_HELD = 64
 
 
 def _decode_task(
@@ -118,7 +123,8 @@ class ThumbnailLoader(DiesAtHome, _Cache, _Views, QObject):
     manager's thread): every method belongs to it.  The decode and the disk
     cache's reads and writes run in the manager's workers; a new thumbnail is
     delivered first and written to disk afterwards, by a task of the lowest
-    priority, so writing never delays a thumbnail on screen.
+    priority submitted once no decode is in flight, so writing never delays a
+    thumbnail on screen.
 
     Args:
         manager: The ``BackgroundTaskManager`` whose workers decode.
@@ -183,6 +189,7 @@ class ThumbnailLoader(DiesAtHome, _Cache, _Views, QObject):
         self._generations: dict[str, int] = {}
         self._generation = 0  # shared by every loader until clear_cache: they share decodes
         self._inflight: dict[str, _Request] = {}
+        self._held_writes: list[tuple[DiskCache, DiskWrite]] = []  # see _write_when_idle
         self._uid_path: dict[int, str] = {}  # live request uid -> path
         self._placeholder: QPixmap | None = None
         self._init_views()
@@ -333,6 +340,7 @@ class ThumbnailLoader(DiesAtHome, _Cache, _Views, QObject):
             return False
         self._uid_path.pop(entry.handle.uid, None)
         entry.handle.cancel()
+        self._write_when_idle()
         return True
 
     def cancel_all(self) -> int:
@@ -370,6 +378,7 @@ class ThumbnailLoader(DiesAtHome, _Cache, _Views, QObject):
         if self._inflight:
             self._inflight.clear()
             self._uid_path.clear()
+        self._held_writes.clear()  # a shut-down manager runs nothing more
         return True
 
     def pending_priority(self, path: str) -> float | None:
@@ -408,7 +417,19 @@ class ThumbnailLoader(DiesAtHome, _Cache, _Views, QObject):
         self.thumbnail_ready.emit(path, pixmap)
         self._arrived(path)
         if write is not None and self._disk is not None:
-            self._write_later(self._disk, write)
+            self._held_writes.append((self._disk, write))
+        self._write_when_idle()
+
+    def _write_when_idle(self) -> None:
+        """Submit the held disk writes once no request is in flight (a write's
+        PNG encode beside a screen's last decodes delays that screen), or once
+        ``WRITES_HELD`` wait."""
+        held = self._held_writes
+        if not held or (self._inflight and len(held) < WRITES_HELD):
+            return
+        self._held_writes = []
+        for disk, write in held:
+            self._write_later(disk, write)
 
     def _write_later(self, disk: DiskCache, write: DiskWrite) -> None:
         """Write ``write`` to the disk cache in a worker, once nothing waits to decode."""
@@ -432,11 +453,12 @@ class ThumbnailLoader(DiesAtHome, _Cache, _Views, QObject):
             self._failed.popitem(last=False)
         self.thumbnail_failed.emit(path, message)
         self._arrived(path)
+        self._write_when_idle()
 
     def _on_cancelled(self, uid: int, group: Any) -> None:
         path = self._take(uid, group)
         if path is not None:  # cancelled by someone else (stop_task_group, shut_down)
-            pass
+            self._write_when_idle()
 
 
 def _check_ratio(ratio: float | None) -> float | None:

@@ -292,3 +292,34 @@ def test_new_thumbnails_are_written_after_every_decode_waiting(
     assert order[:3] == [("decode", "a.png"), ("decode", "b.png"), ("decode", "c.png")]
     assert sorted(order[3:]) == [("store", "a.png"), ("store", "b.png"), ("store", "c.png")]
     qtbot.waitUntil(lambda: len(os.listdir(xdg / "normal")) == 3, timeout=10000)
+
+
+def test_writes_wait_while_a_decode_is_in_flight(qtbot, make_manager, xdg, tmp_path, monkeypatch):
+    """A write (a PNG encode) beside the last decodes of a screen delays that
+    screen: with two workers, the first thumbnail's write is not even submitted
+    while the second is still decoding; both are written once it is done."""
+    held = threading.Event()
+    real_decode = loading.decode_thumbnail
+
+    def decode(path, size):
+        if os.path.basename(path) == "slow.png":
+            assert held.wait(10)
+        return real_decode(path, size)
+
+    monkeypatch.setattr(loading, "decode_thumbnail", decode)
+    fast, slow = (make_image(tmp_path / f"{name}.png", 90, 60) for name in ("fast", "slow"))
+    m = make_manager(max_threads=2, start_processing=True)
+    loader = ThumbnailLoader(m)
+    ready = []
+    loader.thumbnail_ready.connect(lambda path, pixmap: ready.append(os.path.basename(path)))
+    loader.request(slow)
+    loader.request(fast)
+    qtbot.waitUntil(lambda: ready == ["fast.png"], timeout=10000)
+    writes = [t.name for t in m.tasks(loader.group) if t.name.startswith("thumbnail disk write")]
+    assert writes == []  # held: slow.png is still decoding
+    held.set()
+    qtbot.waitUntil(lambda: len(ready) == 2, timeout=10000)
+    qtbot.waitUntil(lambda: len(os.listdir(xdg / "normal")) == 2, timeout=10000)
+    assert sorted(os.listdir(xdg / "normal")) == sorted(
+        thumbnail_name(path) for path in (fast, slow)
+    )
