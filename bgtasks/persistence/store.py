@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import sqlite3
 import threading
 import time
@@ -85,21 +86,25 @@ class Transaction:
 
 # ---------------------------------------------------------------- opening
 
+#: Tries to open a journal another process is opening or holds (see open_journal).
+_OPEN_ATTEMPTS = 8
+
 
 def open_journal(path: Path, synchronous: str) -> tuple[sqlite3.Connection, Opened]:
-    """``_open_once``, tried again for ~0.2 s while another process holds the file.
+    """``_open_once``, tried again for ~0.3 s while another process holds the file.
 
     Two processes opening one file at once briefly lock each other out
     (one probing while the other creates it); a process that keeps the
-    journal open still gets "in use".
+    journal open still gets "in use".  The waits are jittered: two processes
+    that retried in step collided again each time, and both were refused.
     """
-    for attempt in range(6):
+    for attempt in range(_OPEN_ATTEMPTS):
         try:
             return _open_once(path, synchronous)
         except InUse as exc:
-            if attempt == 5:
+            if attempt == _OPEN_ATTEMPTS - 1:
                 raise JournalError(str(exc)) from exc.__cause__
-            time.sleep(0.01 * (attempt + 1))
+            time.sleep(random.uniform(0.005, 0.015) * (attempt + 1))
     raise AssertionError("unreachable")
 
 

@@ -372,6 +372,41 @@ def test_a_journal_held_by_another_process_is_refused_untouched(make_manager, tm
     assert after["records"] == [[["held"], "finished"], [["third"], "finished"]]
 
 
+def test_two_openers_refused_at_once_do_not_retry_in_step(monkeypatch, tmp_path):
+    """Two processes opening one new file at once lock each other out, and
+    both try again.  With the same waits they tried again at the same moments,
+    collided each time, and both were refused ("in use": seen once in a full
+    run).  Their retry schedules must drift apart.  Simulated: an attempt takes
+    ``D`` seconds and fails while the other opener's attempt overlaps it."""
+    # the retry policy of the opening (a private function: no public behaviour
+    # shows when an opener tries again)
+    from bgtasks.persistence import store
+
+    def refused(path, synchronous):
+        raise store.InUse("in use")
+
+    monkeypatch.setattr(store, "_open_once", refused)
+    schedules = []
+    for seed in (1, 2):  # two processes: their own random states
+        monkeypatch.setattr(store, "random", random.Random(seed))
+        waits = []
+        monkeypatch.setattr(store.time, "sleep", waits.append)
+        with pytest.raises(JournalError, match="^in use$"):
+            store.open_journal(tmp_path / "j.sqlite3", "normal")
+        starts, t = [], 0.0
+        D = 0.002
+        for wait in [*waits, None]:
+            starts.append(t)
+            if wait is not None:
+                t += D + wait
+        schedules.append(starts)
+    a, b = schedules
+    assert len(a) == len(b) == store._OPEN_ATTEMPTS
+    # after the first (simultaneous) attempt, some attempt of each finds the other not trying
+    clear = [x for x in a[1:] if all(abs(x - y) >= 0.002 for y in b)]
+    assert clear, (a, b)
+
+
 def test_two_processes_starting_on_one_new_file_at_once(tmp_path):
     for attempt in range(3):
         db = tmp_path / f"j{attempt}.sqlite3"
