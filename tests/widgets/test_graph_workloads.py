@@ -296,9 +296,10 @@ def stall(size: int, batch: int = 100, every_ms: int = 20, shown: bool = True) -
     between two ticks of a 1 ms timer, from the first batch until the view
     shows every task.  ``shown=False``: the same flood with no view at all
     (until every task ended), the baseline."""
+    import gc
     import time
 
-    from PySide6.QtCore import QEventLoop, Qt, QTimer
+    from PySide6.QtCore import QCoreApplication, QEvent, QEventLoop, Qt, QTimer
     from PySide6.QtWidgets import QApplication
 
     from bgtasks import BackgroundTaskManager
@@ -361,9 +362,7 @@ def stall(size: int, batch: int = 100, every_ms: int = 20, shown: bool = True) -
     took = time.perf_counter() - started
     ticker.stop()
     m.shut_down(timeout=5)
-    if view is not None:
-        view.close()
-    return {
+    result = {
         "tasks": size,
         "worst_gap_ms": max(gaps) * 1000,
         "p99_gap_ms": sorted(gaps)[int(len(gaps) * 0.99)] * 1000,
@@ -371,6 +370,15 @@ def stall(size: int, batch: int = 100, every_ms: int = 20, shown: bool = True) -
         "layouts": view.layout_count if view is not None else 0,
         "seconds": took,
     }
+    # Deleted now, on this thread: left to the collector, the view and the
+    # manager of this run were deleted inside the next run's flood (a 30 ms gap).
+    if view is not None:
+        view.close()
+        view.deleteLater()
+    m.deleteLater()
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    gc.collect()
+    return result
 
 
 if __name__ == "__main__":
