@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..core._state import TaskState
-from ._columns import GROUP, MESSAGE, NAME, PROGRESS
+from ._columns import ELAPSED, GROUP, MESSAGE, NAME, PROGRESS, STATE
 from ._delegate import ProgressDelegate
 from ._filter_proxy import ANY_GROUP
 
@@ -124,8 +124,10 @@ def build_task_view(owner: QWidget, proxy: QSortFilterProxyModel, grouped: bool)
     header.setHighlightSections(False)
     delegate = ProgressDelegate(view)
     view.setItemDelegateForColumn(PROGRESS, delegate)
-    for column, width in ((NAME, 180), (GROUP, 90), (PROGRESS, 110), (MESSAGE, 180)):
+    for column, width in ((NAME, 180), (GROUP, 90), (PROGRESS, 110), (MESSAGE, 180), (ELAPSED, 70)):
         view.setColumnWidth(column, width)
+    if grouped:  # a group row's state counts ("3 queued, 3 running") need the room
+        view.setColumnWidth(STATE, 150)
     return TaskView(view, delegate)
 
 
