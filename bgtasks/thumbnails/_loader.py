@@ -13,7 +13,7 @@ pixmaps marked with it (sharp on HiDPI screens).  With a disk cache
 (``_disk_cache``, on by default) the worker first looks for the thumbnail
 there; a decoded one is delivered first and written afterwards, by a task of
 the lowest priority (``WRITE_PRIORITY``) submitted once no request is in
-flight (or ``WRITES_HELD`` writes wait).  A request's manager key holds the
+flight (or ``WRITES_HELD_BYTES`` of images wait).  A request's manager key holds the
 path's generation (``_memory_cache``): ``forget`` changes it, so a manager
 with a result cache decodes again instead of answering with the old image.
 
@@ -56,10 +56,11 @@ logger = logging.getLogger("bgtasks")
 #: Priority of writing a decoded thumbnail to the disk cache: below every
 #: request, so the writes wait until nothing is left to decode.
 WRITE_PRIORITY = float("-inf")
-#: Decoded thumbnails whose disk writes wait while decodes are in flight: a
-#: write (a PNG encode) running beside the last decodes of a screen delayed
-#: that screen.  Past this many they are written anyway.
-WRITES_HELD = 64
+#: Bytes of decoded thumbnails whose disk writes may wait while decodes are in
+#: flight (a write, a PNG encode, running beside the last decodes of a screen
+#: delayed that screen): 128 px thumbnails by the hundred, 1024 px ones by the
+#: dozen.  Past this they are written anyway.
+WRITES_HELD_BYTES = 32 * 1024 * 1024
 
 
 def _decode_task(
@@ -190,6 +191,7 @@ class ThumbnailLoader(DiesAtHome, _Cache, _Views, QObject):
         self._generation = 0  # shared by every loader until clear_cache: they share decodes
         self._inflight: dict[str, _Request] = {}
         self._held_writes: list[tuple[DiskCache, DiskWrite]] = []  # see _write_when_idle
+        self._held_bytes = 0
         self._uid_path: dict[int, str] = {}  # live request uid -> path
         self._placeholder: QPixmap | None = None
         self._init_views()
@@ -379,6 +381,7 @@ class ThumbnailLoader(DiesAtHome, _Cache, _Views, QObject):
             self._inflight.clear()
             self._uid_path.clear()
         self._held_writes.clear()  # a shut-down manager runs nothing more
+        self._held_bytes = 0
         return True
 
     def pending_priority(self, path: str) -> float | None:
@@ -418,16 +421,17 @@ class ThumbnailLoader(DiesAtHome, _Cache, _Views, QObject):
         self._arrived(path)
         if write is not None and self._disk is not None:
             self._held_writes.append((self._disk, write))
+            self._held_bytes += write.image.sizeInBytes()
         self._write_when_idle()
 
     def _write_when_idle(self) -> None:
         """Submit the held disk writes once no request is in flight (a write's
         PNG encode beside a screen's last decodes delays that screen), or once
-        ``WRITES_HELD`` wait."""
+        ``WRITES_HELD_BYTES`` of images wait."""
         held = self._held_writes
-        if not held or (self._inflight and len(held) < WRITES_HELD):
+        if not held or (self._inflight and self._held_bytes < WRITES_HELD_BYTES):
             return
-        self._held_writes = []
+        self._held_writes, self._held_bytes = [], 0
         for disk, write in held:
             self._write_later(disk, write)
 

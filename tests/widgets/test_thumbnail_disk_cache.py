@@ -294,10 +294,16 @@ def test_new_thumbnails_are_written_after_every_decode_waiting(
     qtbot.waitUntil(lambda: len(os.listdir(xdg / "normal")) == 3, timeout=10000)
 
 
-def test_writes_wait_while_a_decode_is_in_flight(qtbot, make_manager, xdg, tmp_path, monkeypatch):
+@pytest.mark.parametrize("bound", ["roomy", "full"])
+def test_writes_wait_while_a_decode_is_in_flight(
+    qtbot, make_manager, xdg, tmp_path, monkeypatch, bound
+):
     """A write (a PNG encode) beside the last decodes of a screen delays that
     screen: with two workers, the first thumbnail's write is not even submitted
-    while the second is still decoding; both are written once it is done."""
+    while the second is still decoding; both are written once it is done.
+    Unless the held images reach ``WRITES_HELD_BYTES``: then they go at once."""
+    if bound == "full":  # one 90x60 thumbnail is more than this
+        monkeypatch.setattr(loading, "WRITES_HELD_BYTES", 1000)
     held = threading.Event()
     real_decode = loading.decode_thumbnail
 
@@ -316,7 +322,10 @@ def test_writes_wait_while_a_decode_is_in_flight(qtbot, make_manager, xdg, tmp_p
     loader.request(fast)
     qtbot.waitUntil(lambda: ready == ["fast.png"], timeout=10000)
     writes = [t.name for t in m.tasks(loader.group) if t.name.startswith("thumbnail disk write")]
-    assert writes == []  # held: slow.png is still decoding
+    if bound == "roomy":
+        assert writes == []  # held: slow.png is still decoding
+    else:
+        assert writes == [f"thumbnail disk write {thumbnail_name(fast)}"]
     held.set()
     qtbot.waitUntil(lambda: len(ready) == 2, timeout=10000)
     qtbot.waitUntil(lambda: len(os.listdir(xdg / "normal")) == 2, timeout=10000)
