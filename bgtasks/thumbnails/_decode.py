@@ -21,6 +21,8 @@ objects only.
 
 from __future__ import annotations
 
+import os
+import stat
 import threading
 from typing import Any
 
@@ -127,6 +129,20 @@ class ByteBuffer(DiesAtHome, QBuffer):
             self.open(QIODevice.OpenModeFlag.ReadOnly)
 
 
+def is_regular_or_missing(path: str) -> bool:
+    """False if ``path`` exists and is not a regular file (a folder, a named
+    pipe, a device): what no image reader may open.  Any thread; never blocks.
+
+    Args:
+        path: A file's path.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return True  # missing or unreadable: the reader says so in its own words
+    return stat.S_ISREG(mode)
+
+
 def open_reader(path: str) -> tuple[QImageReader, QBuffer | None]:
     """A reader of ``path``; for a file name Qt cannot spell, a reader of its bytes.
 
@@ -136,8 +152,12 @@ def open_reader(path: str) -> tuple[QImageReader, QBuffer | None]:
         path: The image file.
 
     Raises:
-        ThumbnailError: the file name is not UTF-8 and the file cannot be read.
+        ThumbnailError: the path is not a regular file (a named pipe would
+            block the reader, holding the GIL: the whole app froze), or the
+            file name is not UTF-8 and the file cannot be read.
     """
+    if not is_regular_or_missing(path):
+        raise ThumbnailError(path, "not a regular file")
     try:
         path.encode("utf-8")
     except UnicodeEncodeError:

@@ -43,7 +43,7 @@ from PySide6.QtCore import QByteArray, QSize
 from PySide6.QtGui import QImage, QImageReader, QImageWriter
 
 from .._version import __version__
-from ._decode import ByteBuffer, ThumbnailError, scale_to_fit
+from ._decode import ByteBuffer, ThumbnailError, is_regular_or_missing, scale_to_fit
 
 logger = logging.getLogger("bgtasks")
 
@@ -218,6 +218,8 @@ class DiskCache:
     @staticmethod
     def _read_entry(where: str, source: _Source) -> QImage | None:
         """The PNG at ``where`` if it is a thumbnail of this version of the file."""
+        if not is_regular_or_missing(where):
+            return None  # a pipe or a folder in its place: never opened (it may block)
         try:
             with open(where, "rb") as f:
                 data = f.read()

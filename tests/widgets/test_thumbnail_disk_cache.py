@@ -165,6 +165,7 @@ def test_a_failed_file_gets_a_fail_entry_and_is_not_retried_until_it_changes(
         "another file's",
         "no keys",
         "truncated",
+        "a named pipe",  # opening it would block the worker until something writes
     ],
 )
 def test_a_damaged_or_foreign_cache_file_is_ignored_and_rewritten(
@@ -174,6 +175,10 @@ def test_a_damaged_or_foreign_cache_file_is_ignored_and_rewritten(
     where.parent.mkdir(parents=True)
     if isinstance(damage, bytes):
         where.write_bytes(damage)
+    elif damage == "a named pipe":
+        if not hasattr(os, "mkfifo"):
+            pytest.skip("named pipes are POSIX")
+        os.mkfifo(where)
     else:
         other = QImage(64, 64, QImage.Format.Format_RGB32)
         other.fill(QColor("black"))

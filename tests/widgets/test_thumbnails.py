@@ -3,6 +3,9 @@ visible-first loading in a view, and the thumbnail model."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -93,6 +96,56 @@ def test_decode_errors_name_the_path_and_the_reader_error(files, name, error):
         decode_thumbnail(files[name], QSize(64, 64))
     assert str(info.value) == f"cannot read image {files[name]}: {error}"
     assert isinstance(info.value, OSError)
+
+
+_SPECIAL_FILES = """
+import os, sys
+os.environ["QT_QPA_PLATFORM"] = "offscreen"
+from PySide6.QtCore import QEventLoop, QTimer
+from PySide6.QtWidgets import QApplication
+from bgtasks import BackgroundTaskManager
+from bgtasks.thumbnails import ThumbnailLoader
+app = QApplication([])
+m = BackgroundTaskManager(start_processing=True, max_threads=2)
+loader = ThumbnailLoader(m, disk_cache=sys.argv[3] == "cache")
+failed = {}
+loop = QEventLoop()
+def on_failed(path, message):
+    failed[path] = message
+    if len(failed) == 2:
+        loop.quit()
+loader.thumbnail_failed.connect(on_failed)
+for path in sys.argv[1:3]:
+    loader.request(path)
+QTimer.singleShot(20000, loop.quit)
+loop.exec()
+for path in sys.argv[1:3]:
+    print(failed.get(path, "no answer"))
+m.shut_down(timeout=5)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+@pytest.mark.parametrize("cache", ["cache", "no cache"])
+def test_a_named_pipe_or_a_folder_fails_at_once_and_freezes_nothing(tmp_path, cache):
+    """A named pipe called ``*.jpg`` (or a folder called ``*.png``) in a folder
+    of photos: opening the pipe blocks until something writes to it, and Qt's
+    reader did that in a worker holding the GIL, which froze the whole app.
+    Only regular files are read.  In a child process: if it froze, the test
+    fails on its timeout instead of hanging the suite."""
+    pipe, folder = tmp_path / "pipe.jpg", tmp_path / "folder.png"
+    os.mkfifo(pipe)
+    folder.mkdir()
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    out = subprocess.run(
+        [sys.executable, "-c", _SPECIAL_FILES, str(pipe), str(folder), cache],
+        capture_output=True, text=True, timeout=60, env=env,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [
+        f"cannot read image {pipe}: not a regular file",
+        f"cannot read image {folder}: not a regular file",
+    ]
 
 
 def test_supported_formats_lists_png_and_jpeg():
