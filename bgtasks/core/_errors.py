@@ -74,3 +74,15 @@ class UpstreamFailed(BgTasksError, RuntimeError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.uid, self.upstream, self.message), self.__dict__)
+
+
+def describe(error: BaseException) -> str:
+    """A failure's message: ``str(error)``, its type's name when that is empty,
+    and ``"<type> (str() failed)"`` when ``str()`` itself raises.  Any thread;
+    it runs the exception's own ``__str__``, so never under the scheduler's lock.
+    """
+    try:
+        text = str(error)
+    except Exception:  # noqa: BLE001 - a broken __str__ must not lose the failure
+        return f"{type(error).__name__} (str() failed)"
+    return text or type(error).__name__

@@ -13,7 +13,7 @@ from typing import Any
 from ._checks import _check_args, _check_kwargs, _check_name, _check_upstream
 from ._configure import Configuration
 from ._control import Control
-from ._errors import TaskCancelled
+from ._errors import TaskCancelled, describe
 from ._fields import (
     MAX_WORKERS,
     SHORT_TASK,
@@ -155,7 +155,7 @@ class Scheduler(
         with self._lock:
             if self._closed:
                 raise RuntimeError("this task manager has been shut down; it accepts no new tasks")
-            if upstream or opts.resources or group is not None:
+            if upstream or opts.resources or group is not None or opts.key is not None:
                 self._check_refs(upstream, opts, group)
             uid = self._next_uid
             self._next_uid = uid + 1
@@ -199,6 +199,11 @@ class Scheduler(
             self._groups.get(group)
             if self._group_policy:
                 self._group_policy.get(group)
+        key = opts.key
+        if key is not None:  # the same for a key (the cache is looked up first)
+            if self._cache:
+                self._cache.get(key)
+            self._keys.get(key)
 
     def _add_locked(self, task: Task, exclusive: bool) -> None:
         self._register(task)
@@ -280,6 +285,10 @@ class Scheduler(
         ``claim_next`` later.  ``merge``: see ``_merge_of`` (the worker
         makes it, outside the lock).
         """
+        # The message runs the exception's __str__: user code, never under the lock.
+        message = (
+            None if ok or error is None or isinstance(error, TaskCancelled) else describe(error)
+        )
         with self._lock:
             if self._closed:
                 # Shut down while it ran: it ends CANCELLED (its handles were
@@ -308,7 +317,7 @@ class Scheduler(
             elif self._should_retry(task, error):
                 self._schedule_retry(task)
             else:
-                self._fail(task, error, tb)  # type: ignore[arg-type]
+                self._fail(task, error, tb, message)  # type: ignore[arg-type]
             if not claim_next:
                 nxt = None
                 spawn = self._spawn_count() if self._n_ready > self._n_parked else 0

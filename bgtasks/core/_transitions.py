@@ -6,7 +6,7 @@ import time
 from collections import deque
 from typing import Any
 
-from ._errors import TaskCancelled, UpstreamFailed
+from ._errors import TaskCancelled, UpstreamFailed, describe
 from ._events import (
     GROUP_FINISHED,
     TASK_CANCELLED,
@@ -168,7 +168,7 @@ class Transitions(SchedulerFields):
         policy), and so do the requests mirroring a failed shared work.  A work
         list, not recursion: chains of any length."""
         if message is None:
-            message = str(error) or type(error).__name__
+            message = describe(error)  # ours (a timeout): the worker's come with one
         # (task, its error, the uid its dependents name as the failed upstream)
         todo: deque[tuple[Task, BaseException | None, int]] = deque([(task, error, task.uid)])
         first = True

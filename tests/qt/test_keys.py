@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from bgtasks import (
     TaskCancelled,
     TaskState,
@@ -97,3 +99,30 @@ def test_set_priority_of_a_keyed_request_moves_its_shared_work(qtbot, make_manag
     qtbot.waitUntil(lambda: len(order) == 2, timeout=10000)
     assert order == ["b", "a"]
     assert m.info(a).state is TaskState.COMPLETED
+
+
+class _ClashingKey:
+    """Every instance hashes alike, and comparing two of them raises."""
+
+    def __hash__(self):
+        return 1
+
+    def __eq__(self, other):
+        if isinstance(other, _ClashingKey) and other is not self:
+            raise RuntimeError("cannot compare keys")
+        return other is self
+
+
+def test_a_key_whose_comparison_raises_is_refused_with_nothing_registered(make_manager):
+    """The key was looked up after the request was registered: the refused
+    call left a task that could never run (pending for ever)."""
+    m = make_manager()
+    first = m.options(key=_ClashingKey()).submit(int)
+    before = [(t.uid, t.state) for t in m.tasks()]
+    with pytest.raises(RuntimeError, match="^cannot compare keys$"):
+        m.options(key=_ClashingKey()).submit(int)
+    assert [(t.uid, t.state) for t in m.tasks()] == before == [(first.uid, TaskState.PENDING)]
+    m.cache_size = 4  # the result cache is looked up first, by the same key
+    with pytest.raises(RuntimeError, match="^cannot compare keys$"):
+        m.options(key=_ClashingKey()).submit(int)
+    assert [(t.uid, t.state) for t in m.tasks()] == before

@@ -290,3 +290,37 @@ def test_what_the_scheduler_drops_is_released_on_the_managers_thread(qtbot, make
         del handle  # only the task holds it now
     qtbot.waitUntil(lambda: died != [], timeout=WAIT * 1000)
     assert died == [threading.get_ident()]
+
+
+class _BrokenStr(Exception):
+    """An exception whose ``str()`` and ``repr()`` raise."""
+
+    def __str__(self):
+        raise RuntimeError("no str")
+
+    def __repr__(self):
+        raise RuntimeError("no repr")
+
+
+def _raise_broken():
+    raise _BrokenStr()
+
+
+def test_an_exception_whose_str_raises_fails_its_task_and_nothing_else(qtbot, make_manager):
+    """The failure's message was ``str(error)``, taken under the scheduler's
+    lock: a broken ``__str__`` raised out of ``finish()``, killed the worker
+    and left the task running for ever (and, with one thread, every task
+    after it queued for ever).  User code never runs under the lock."""
+    m = make_manager(start_processing=True, max_threads=1)
+    failed, completed = [], []
+    m.task_failed.connect(lambda uid, group, message, tb: failed.append((uid, message, tb)))
+    m.task_completed.connect(lambda uid, group, result: completed.append((uid, result)))
+    handle = m.submit(_raise_broken)
+    after = m.add_task(lambda: 42)
+    qtbot.waitUntil(lambda: bool(completed), timeout=10000)
+    assert completed == [(after, 42)]
+    ((uid, message, tb),) = failed
+    assert uid == handle.uid and message == "_BrokenStr (str() failed)"
+    assert "_raise_broken" in tb and "_BrokenStr" in tb
+    assert m.task_state(handle.uid) is TaskState.FAILED
+    assert isinstance(handle.exception(timeout=5), _BrokenStr)
