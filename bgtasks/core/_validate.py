@@ -94,11 +94,21 @@ def check_seconds(
 def check_priority(what: str, value: object) -> float:
     """A priority: an int or a float (not a bool), ±inf allowed, NaN refused; None means 0.
 
-    ``TypeError``: ``"priority must be a number or None, got nan"``.
+    ``TypeError``: ``"priority must be a number or None, got nan"``;
+    ``ValueError`` for an int no float can hold (``10**400``).
     """
     if value is None:
         return 0
-    if not _is_number(value) or math.isnan(value):  # type: ignore[arg-type]
+    if not _is_number(value):
+        raise TypeError(f"{what} must be a number or None, got {value!r}")
+    if isinstance(value, int):
+        try:  # the ready queue and every view compare it with floats
+            float(value)
+        except OverflowError:
+            raise ValueError(
+                f"{what} must fit in a float, got an int of {value.bit_length()} bits"
+            ) from None
+    elif math.isnan(value):  # type: ignore[arg-type]
         raise TypeError(f"{what} must be a number or None, got {value!r}")
     return value  # type: ignore[return-value]
 

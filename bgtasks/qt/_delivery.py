@@ -41,6 +41,7 @@ from ..core import (
     TASK_STATE,
     TASK_STATUS,
     Scheduler,
+    check_seconds,
 )
 from ..core._errors import UpstreamFailed
 from ..core._handle import _WATCH_LOCK, FailureReport, TaskHandle
@@ -76,7 +77,7 @@ class Delivery(_Base):
     # Set by BackgroundTaskManager.__init__ (see _init_delivery).
     _scheduler: Scheduler
     _shut_down: bool
-    drain_budget: float
+    _drain_budget: float
     task_completed: SignalInstance
     task_failed: SignalInstance
     task_group_finished: SignalInstance
@@ -194,6 +195,23 @@ class Delivery(_Base):
                 return
         self._call_soon(fn, handle)
 
+    @property
+    def drain_budget(self) -> float:
+        """Seconds a delivery pass may spend emitting signals before it yields
+        to the event loop (default 0.004); a pass that continues one which ran
+        out of it counts what the event loop ran in between (a view's layout, a
+        paint) against it, down to an eighth of it.
+
+        Read on any thread; set on the manager's thread (``ValueError`` for a
+        negative, NaN or infinite value: no time is ever past NaN, and a drain
+        that never yields freezes the UI for a whole flood).
+        """
+        return self._drain_budget
+
+    @drain_budget.setter
+    def drain_budget(self, seconds: float) -> None:
+        self._drain_budget = float(check_seconds("drain_budget", seconds))
+
     # -- introspection of the GIL gate's beat (tests, diagnostics); read-only.
 
     @property
@@ -272,7 +290,7 @@ class Delivery(_Base):
         pending = self._pending
         take = self._scheduler.take_events
         now = perf_counter()
-        budget = self.drain_budget
+        budget = self._drain_budget
         if self._resumed_at:
             # The last pass ran out of budget and left a zero-timer due: the
             # event loop has not waited since, so what ran in between (a view's

@@ -133,14 +133,11 @@ class BackgroundTaskManager(
     properties), which belong to the manager's thread.  Done-callbacks of
     handles run on the manager's thread.
 
-    Attributes:
-        drain_budget: Seconds the delivery may spend emitting signals before
-            it yields to the event loop (default 0.004).  A pass that continues
-            one which ran out of it counts what the event loop ran in between
-            (a view's layout, a paint) against it, down to an eighth of it.
-        shutdown_timeout: Seconds ``shut_down`` waits for running tasks
-            when no timeout is given, also when the application quits or the
-            interpreter exits (default 5.0).
+    Settings (properties, validated when set): ``drain_budget`` (seconds a
+    delivery pass may take, default 0.004) and ``shutdown_timeout`` (seconds
+    ``shut_down`` waits for running tasks when given no timeout, also at
+    application quit and interpreter exit; default 5.0), with ``max_threads``,
+    ``keep_finished``, ``cache_size`` and ``progress_interval``.
     """
 
     task_completed = Signal(object, object, object)
@@ -181,11 +178,8 @@ class BackgroundTaskManager(
         self._remember_home()  # destroyed on this thread, whoever drops it last
         # Before any worker runs: PySide's lazy type creation is not thread-safe.
         create_loaded_qt_types()
-        #: Seconds the drain may spend emitting signals before it yields to the event loop.
-        self.drain_budget = 0.004
-        #: Seconds ``shut_down()`` waits for running tasks when no timeout is given;
-        #: also used when the application quits or the interpreter exits.
-        self.shutdown_timeout = 5.0
+        self._drain_budget = 0.004  # drain_budget
+        self._shutdown_timeout = 5.0  # shutdown_timeout
         self._shut_down = False
         self._init_delivery()
         self._init_executors()
@@ -365,6 +359,21 @@ class BackgroundTaskManager(
         """Stop every queued and running task, as ``stop_task`` does.  Any thread."""
         self._scheduler.stop_all()
 
+    @property
+    def shutdown_timeout(self) -> float:
+        """Seconds ``shut_down`` waits for running tasks when given no timeout;
+        also used when the application quits or the interpreter exits
+        (default 5.0).
+
+        Read on any thread; set on the manager's thread (``ValueError`` for a
+        negative, NaN or infinite value).
+        """
+        return self._shutdown_timeout
+
+    @shutdown_timeout.setter
+    def shutdown_timeout(self, seconds: float) -> None:
+        self._shutdown_timeout = float(check_seconds("shutdown_timeout", seconds))
+
     def shut_down(self, timeout: float | None = None) -> None:
         """Drop every queued task, and wait for running ones at most ``timeout`` seconds.
 
@@ -382,7 +391,7 @@ class BackgroundTaskManager(
             ValueError: ``timeout`` is not a non-negative, finite number.
         """
         if timeout is None:
-            timeout = self.shutdown_timeout
+            timeout = self._shutdown_timeout
         else:
             check_seconds("timeout", timeout)
         if self._shut_down:

@@ -324,3 +324,40 @@ def test_an_exception_whose_str_raises_fails_its_task_and_nothing_else(qtbot, ma
     assert "_raise_broken" in tb and "_BrokenStr" in tb
     assert m.task_state(handle.uid) is TaskState.FAILED
     assert isinstance(handle.exception(timeout=5), _BrokenStr)
+
+
+@pytest.mark.parametrize("name", ["drain_budget", "shutdown_timeout"])
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        (float("nan"), "must be a non-negative number of seconds, got nan"),
+        (-1.0, "must be a non-negative number of seconds, got -1.0"),
+        (float("inf"), "must be a finite number of seconds of at most"),
+        ("4 ms", "must be a non-negative number of seconds, got '4 ms'"),
+    ],
+)
+def test_the_seconds_settings_refuse_what_they_cannot_use(make_manager, name, value, message):
+    """A NaN drain budget was taken: no time is ever past NaN, so a flood's
+    drain never gave the event loop a turn (the UI froze until the last
+    result); an infinite one the same."""
+    m = make_manager()
+    before = getattr(m, name)
+    with pytest.raises(ValueError, match=f"^{name} {message}"):
+        setattr(m, name, value)
+    assert getattr(m, name) == before
+    setattr(m, name, 0.25)
+    assert getattr(m, name) == 0.25
+
+
+@pytest.mark.parametrize("call", ["add_task", "set_priority"])
+def test_a_priority_too_large_for_a_float_is_refused_by_name(make_manager, call):
+    m = make_manager()
+    uid = m.add_task(int)
+    huge = 10**400
+    with pytest.raises(ValueError, match="^priority must fit in a float, got an int of 1329 bits$"):
+        if call == "add_task":
+            m.add_task(int, priority=huge)
+        else:
+            m.set_priority(uid, huge)
+    assert [t.uid for t in m.tasks()] == [uid]
+    assert m.info(uid).priority == 0
