@@ -269,6 +269,15 @@ class TaskHandle(concurrent.futures.Future[T]):
         return self._owner.stop_handle(self.uid)
 
     def _wait(self, timeout: float | None) -> None:
+        if timeout is not None:
+            if (
+                isinstance(timeout, bool)
+                or not isinstance(timeout, (int, float))
+                or timeout != timeout
+            ):
+                raise ValueError(f"timeout must be a number of seconds or None, got {timeout!r}")
+            if timeout > threading.TIMEOUT_MAX:
+                timeout = None  # inf (or more than a lock can wait): no limit
         if self._state in _DONE:
             return
         # a UI thread blocked here beats no more: workers must not wait for it
@@ -291,6 +300,7 @@ class TaskHandle(concurrent.futures.Future[T]):
         Raises:
             TaskCancelled: the task was cancelled (a ``CancelledError``).
             TimeoutError: the task did not end within ``timeout`` (naming its uid).
+            ValueError: ``timeout`` is NaN or not a number (inf waits without limit).
             BaseException: whatever the task raised (``UpstreamFailed`` if a
                 task upstream of it failed, ``TimeoutError`` if it overran
                 its own ``timeout`` option).
@@ -317,6 +327,7 @@ class TaskHandle(concurrent.futures.Future[T]):
         Raises:
             TaskCancelled: the task was cancelled.
             TimeoutError: the task did not end within ``timeout``.
+            ValueError: ``timeout`` is NaN or not a number (inf waits without limit).
         """
         self._wait(timeout)
         self._consulted()

@@ -17,6 +17,7 @@ from typing import Any
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QGraphicsView, QWidget
 
+from ..core import check_count
 from ..qt._home_thread import DiesAtHome
 from ..qt._manager import BackgroundTaskManager
 from ._graph_controls import GraphViewControls
@@ -141,7 +142,7 @@ class TaskGraphView(DiesAtHome, GraphViewControls, QGraphicsView):
 
     @refresh_interval.setter
     def refresh_interval(self, ms: int) -> None:
-        self._timer.setInterval(int(ms))
+        self._timer.setInterval(check_count("refresh_interval", ms, minimum=1))
 
     # ------------------------------------------------------------------ what is shown
 

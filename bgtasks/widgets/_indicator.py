@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..core import check_count
 from ..core._state import TaskState
 from ..qt._home_thread import DiesAtHome
 from ..qt._manager import BackgroundTaskManager
@@ -128,7 +129,7 @@ class TaskStatusIndicator(DiesAtHome, QWidget):
 
     @refresh_interval.setter
     def refresh_interval(self, ms: int) -> None:
-        self._timer.setInterval(int(ms))
+        self._timer.setInterval(check_count("refresh_interval", ms, minimum=1))
 
     @property
     def hide_when_idle(self) -> bool:

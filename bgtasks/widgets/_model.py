@@ -38,7 +38,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from ..core import check_count
+from ..core import check_count, check_seconds
 from ..core._state import TaskState
 from ..qt._flat import flatten_mixins
 from ..qt._home_thread import DiesAtHome
@@ -110,19 +110,14 @@ class TaskModel(DiesAtHome, RowModel):
         super().__init__(parent, grouped, sort_groups)
         self._remember_home()  # destroyed on this thread, whoever drops it last
         self._manager = manager
-        #: Milliseconds between two passes.
-        self.refresh_interval = 50
-        #: Seconds a pass may spend before it leaves the rest to the next tick.
-        self.pass_budget = 0.008
-        #: Most tasks (inserted, removed or refreshed) one pass handles.
-        self.max_items_per_pass = 2000
+        self._refresh_interval = 50  # refresh_interval
+        self._pass_budget = 0.008  # pass_budget
+        self._max_items = 2000  # max_items_per_pass
         #: Statistics: passes run, and the most tasks / seconds a single pass took.
         self.pass_count = 0
         self.largest_pass_items = 0
         self.largest_pass_seconds = 0.0
-        #: Seconds the model keeps re-reading tasks that are still stopping
-        #: after the manager was shut down (one may never return).
-        self.shutdown_poll_limit = 30.0
+        self._shutdown_poll_limit = 30.0  # shutdown_poll_limit
         self._shut_down = False  # noticed that the manager was shut down
         self._shutdown_deadline = 0.0
         self._stopping: set[int] = set()  # after a shut-down: rows still live
@@ -159,6 +154,48 @@ class TaskModel(DiesAtHome, RowModel):
             self._timer.start()
         if not self._check_shut_down():
             self._update_watch()
+
+    # ------------------------------------------------------------------ settings
+    # Set on the GUI thread; a value that would stall the UI (a NaN budget: no
+    # time is past NaN) or stop the model (no item per pass) is a ValueError.
+
+    @property
+    def refresh_interval(self) -> int:
+        """Milliseconds between two passes (default 50; a positive int)."""
+        return self._refresh_interval
+
+    @refresh_interval.setter
+    def refresh_interval(self, ms: int) -> None:
+        self._refresh_interval = check_count("refresh_interval", ms, minimum=1)
+
+    @property
+    def pass_budget(self) -> float:
+        """Seconds a pass may spend before it leaves the rest to the next tick
+        (default 0.008; a TaskMonitor's model 0.004)."""
+        return self._pass_budget
+
+    @pass_budget.setter
+    def pass_budget(self, seconds: float) -> None:
+        self._pass_budget = float(check_seconds("pass_budget", seconds))
+
+    @property
+    def max_items_per_pass(self) -> int:
+        """Most tasks (inserted, removed or refreshed) one pass handles (default 2000)."""
+        return self._max_items
+
+    @max_items_per_pass.setter
+    def max_items_per_pass(self, count: int) -> None:
+        self._max_items = check_count("max_items_per_pass", count, minimum=1)
+
+    @property
+    def shutdown_poll_limit(self) -> float:
+        """Seconds the model keeps re-reading tasks that are still stopping after
+        the manager was shut down (one may never return; default 30)."""
+        return self._shutdown_poll_limit
+
+    @shutdown_poll_limit.setter
+    def shutdown_poll_limit(self, seconds: float) -> None:
+        self._shutdown_poll_limit = float(check_seconds("shutdown_poll_limit", seconds))
 
     # ------------------------------------------------------------------ public
 
@@ -303,8 +340,8 @@ class TaskModel(DiesAtHome, RowModel):
                 if uid in nodes:
                     dirty[uid] = None
         start = perf_counter()
-        deadline = start + self.pass_budget if limit else float("inf")
-        cap = self.max_items_per_pass if limit else 1 << 62
+        deadline = start + self._pass_budget if limit else float("inf")
+        cap = self._max_items if limit else 1 << 62
         done = 0
         if self._removals.uids:
             done += self._removals.apply(self, self._store, deadline, cap)

@@ -167,3 +167,24 @@ def test_the_manager_implements_what_a_handle_needs_of_its_owner(make_manager):
     for name in names:
         wanted = list(inspect.signature(getattr(protocol, name)).parameters)[1:]
         assert list(inspect.signature(getattr(m, name)).parameters) == wanted, name
+
+
+@pytest.mark.parametrize("method", ["result", "exception"])
+def test_wait_timeouts_nan_and_wrong_types_are_refused_inf_waits(qtbot, make_manager, method):
+    """``result(timeout=nan)`` said the task "did not end within nan s", and
+    ``timeout=inf`` raised a bare ``OverflowError`` from the lock."""
+    m = make_manager(max_threads=1)
+    gate = threading.Event()
+    handle = m.submit(gate.wait, 10)
+    wait = getattr(handle, method)
+    for bad in (float("nan"), "1", True):
+        with pytest.raises(
+            ValueError, match=f"^timeout must be a number of seconds or None, got {bad!r}$"
+        ):
+            wait(timeout=bad)
+    with pytest.raises(TimeoutError, match=f"^task {handle.uid} did not end within -1 s$"):
+        wait(timeout=-1)  # as concurrent.futures: a negative timeout does not wait
+    m.start_processing()
+    gate.set()
+    outcome = wait(timeout=float("inf"))  # no limit, as None
+    assert outcome is (True if method == "result" else None)

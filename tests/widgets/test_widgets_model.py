@@ -422,3 +422,39 @@ def test_multi_data_answers_what_data_answers_and_views_use_it(qtbot, make_manag
     image = view.grab().toImage()
     assert not image.isNull()
     assert data_calls == []
+
+
+def _settings(manager):
+    from bgtasks.widgets import TaskGraphView, TaskStatusIndicator
+
+    return {
+        "model": TaskModel(manager),
+        "indicator": TaskStatusIndicator(manager),
+        "graph": TaskGraphView(manager),
+    }
+
+
+@pytest.mark.parametrize(
+    "widget, name, value, message",
+    [
+        ("model", "pass_budget", float("nan"), "pass_budget must be a non-negative number of seconds, got nan"),
+        ("model", "pass_budget", float("inf"), "pass_budget must be a finite number of seconds"),
+        ("model", "max_items_per_pass", 0, "max_items_per_pass must be a positive integer, got 0"),
+        ("model", "refresh_interval", -5, "refresh_interval must be a positive integer, got -5"),
+        ("model", "refresh_interval", 2.5, "refresh_interval must be a positive integer, got 2.5"),
+        ("indicator", "refresh_interval", float("nan"), "refresh_interval must be a positive integer, got nan"),
+        ("graph", "refresh_interval", 0, "refresh_interval must be a positive integer, got 0"),
+        ("model", "shutdown_poll_limit", -1, "shutdown_poll_limit must be a non-negative number of seconds, got -1"),
+    ],
+)  # fmt: skip
+def test_settings_refuse_values_that_would_stall_or_stop_them(
+    qtbot, make_manager, widget, name, value, message
+):
+    """A NaN pass budget was taken: no time is past NaN, so a pass never
+    stopped (the UI froze for a whole flood); ``max_items_per_pass = 0`` made
+    passes that did nothing, so the model never caught up."""
+    obj = _settings(make_manager())[widget]
+    before = getattr(obj, name)
+    with pytest.raises(ValueError, match=f"^{message}"):
+        setattr(obj, name, value)
+    assert getattr(obj, name) == before
