@@ -98,6 +98,8 @@ def open_journal(path: Path, synchronous: str) -> tuple[sqlite3.Connection, Open
     journal open still gets "in use".  The waits are jittered: two processes
     that retried in step collided again each time, and both were refused.
     """
+    if path.exists() and not path.is_file():  # a folder, a named pipe (opening one blocks)
+        raise JournalError(f"{path}: not a regular file (a journal is an SQLite file)")
     for attempt in range(_OPEN_ATTEMPTS):
         try:
             return _open_once(path, synchronous)

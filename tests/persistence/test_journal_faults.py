@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -470,3 +471,18 @@ def test_sigkill_at_random_points_over_many_seeds(tmp_path):
         conn.close()
     print(f"\nkill -9: 4 queues of 30 tasks, {lost} lost, {twice} ran twice (interrupted reruns)")
     assert lost == 0
+
+
+@pytest.mark.parametrize("kind", ["folder", "named pipe"])
+def test_a_journal_path_that_is_not_a_regular_file_is_refused_by_name(make_manager, tmp_path, kind):
+    """A folder (or a named pipe) given as the journal said "disk I/O error"."""
+    path = tmp_path / "journal.sqlite3"
+    if kind == "folder":
+        path.mkdir()
+    elif hasattr(os, "mkfifo"):
+        os.mkfifo(path)
+    else:
+        pytest.skip("named pipes are POSIX")
+    message = f"{path}: not a regular file (a journal is an SQLite file)"
+    with pytest.raises(JournalError, match=f"^{re.escape(message)}$"):
+        TaskJournal(make_manager(), path)
