@@ -156,6 +156,8 @@ def open_reader(path: str) -> tuple[QImageReader, QBuffer | None]:
             block the reader, holding the GIL: the whole app froze), or the
             file name is not UTF-8 and the file cannot be read.
     """
+    if "\0" in path:  # Qt would read the file the name is cut to
+        raise ThumbnailError(path, "the file name contains a NUL character")
     if not is_regular_or_missing(path):
         raise ThumbnailError(path, "not a regular file")
     try:

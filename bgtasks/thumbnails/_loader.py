@@ -270,10 +270,17 @@ class ThumbnailLoader(DiesAtHome, _Cache, _Views, QObject):
             The uid of the request's task, or None if answered at once.
 
         Raises:
-            TypeError: ``priority`` is not a number.
+            TypeError: ``path`` is not a str (or a path of one), ``priority``
+                is not a number.
+            ValueError: ``path`` contains a NUL character (Qt would read the
+                file its name is cut to).
             RuntimeError: the manager was shut down.
         """
         path = os.fspath(path)
+        if not isinstance(path, str):
+            raise TypeError(f"path must be a str or a path of one, got {path!r}")
+        if "\0" in path:
+            raise ValueError(f"path must not contain a NUL character, got {path!r}")
         priority = (
             self.default_priority if priority is None else check_priority("priority", priority)
         )

@@ -602,3 +602,20 @@ def test_size_hint_is_the_thumbnail_size_plus_a_margin_before_loading(qtbot, mak
         rect = view.visualRect(model.index(row, 0))
         assert rect.height() >= 48, rect
     assert view.sizeHintForRow(0) >= 48
+
+
+def test_a_path_with_a_nul_character_is_refused_not_cut_short(qtbot, make_manager, tmp_path):
+    """Qt cuts a file name at a NUL character: ``a.png\\0b.png`` got the
+    thumbnail of ``a.png``.  Refused at the call (and by the decoder)."""
+    make_image(tmp_path / "a.png", 40, 30)  # what Qt would have read instead
+    bad = str(tmp_path / "a.png\0b.png")
+    loader = ThumbnailLoader(make_manager(start_processing=True), disk_cache=False)
+    with pytest.raises(
+        ValueError, match=r"^path must not contain a NUL character, got '.*a.png\\x00b.png'$"
+    ):
+        loader.request(bad)
+    with pytest.raises(TypeError, match=r"^path must be a str or a path of one, got b'a.png'$"):
+        loader.request(b"a.png")
+    assert loader.pending() == []
+    with pytest.raises(ThumbnailError, match=r": the file name contains a NUL character$"):
+        decode_thumbnail(bad, QSize(64, 64))
