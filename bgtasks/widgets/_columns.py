@@ -53,6 +53,16 @@ USER = int(Qt.ItemDataRole.UserRole)
 #: No group has a name (the default of ``names`` below).
 NO_NAMES: Mapping[Any, str] = {}
 
+#: Longest text a cell shows, and a tooltip: Qt measures and elides the whole
+#: string at every paint (20 rows named by 1 MB strings took 5 s a paint).
+CELL_TEXT = 500
+TIP_TEXT = 5000
+
+
+def clip(text: str, limit: int = CELL_TEXT) -> str:
+    """``text`` cut to ``limit`` characters, the last one an ellipsis.  Any thread."""
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
 
 def group_label(group: Any, names: Mapping[Any, str] = NO_NAMES) -> str:
     """How a group is shown: its name in ``names`` (the manager's
@@ -135,9 +145,9 @@ def task_data(info: TaskInfo, col: int, role: int, names: Mapping[Any, str] = NO
         return sort_key(info, col, names)
     if role == Qt.ItemDataRole.ToolTipRole:
         if col == ERROR and info.error:
-            return info.error
+            return clip(info.error, TIP_TEXT)
         if col == MESSAGE and info.message:
-            return info.message
+            return clip(info.message, TIP_TEXT)
         return None
     if role == Qt.ItemDataRole.ForegroundRole:
         return BRUSHES.get(info.state)
@@ -164,7 +174,7 @@ def group_data(group: GroupRow, col: int, role: int, names: Mapping[Any, str] = 
             return finished / total if total else 0.0
         if col == NAME:
             label = group_label(group.key, names)
-            return label if role == Qt.ItemDataRole.DisplayRole else natural_key(label)
+            return clip(label) if role == Qt.ItemDataRole.DisplayRole else natural_key(label)
         if col == GROUP:
             return f"{total} tasks" if role == Qt.ItemDataRole.DisplayRole else total
         if col == STATE:
@@ -198,7 +208,7 @@ def fill_group_span(
 def display(info: TaskInfo, col: int, names: Mapping[Any, str] = NO_NAMES) -> str | None:
     """A task's cell text in column ``col`` (``names``: the groups' names)."""
     if col == NAME:
-        return info.name
+        return clip(info.name)
     if col == STATE:
         return info.state.value
     if col == PROGRESS:
@@ -206,13 +216,13 @@ def display(info: TaskInfo, col: int, names: Mapping[Any, str] = NO_NAMES) -> st
             return "100%"
         return "" if info.progress is None else f"{info.progress * 100:.0f}%"
     if col == GROUP:
-        return group_label(info.group, names)
+        return clip(group_label(info.group, names))
     if col == MESSAGE:
-        return info.message
+        return clip(info.message)
     if col == ELAPSED:
         return format_elapsed(elapsed_of(info))
     if col == ERROR:
-        return info.error.splitlines()[0] if info.error else ""
+        return clip(info.error[: CELL_TEXT + 1].splitlines()[0]) if info.error else ""
     return None
 
 

@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..core._state import TaskInfo, TaskState
+from ._columns import clip
 from ._graph_layout import NODE_HEIGHT, NODE_WIDTH, Point
 from ._graph_model import STATE_WORDS, NodeKey, counts_text, group_key, task_key
 from ._graph_route import Route
@@ -121,7 +122,9 @@ class _NodeItem(QGraphicsPathItem):
         width = NODE_WIDTH - 16
         half = (NODE_HEIGHT - bottom) / 2
         for item, text, top in ((self._title, title, 0.0), (self._subtitle, subtitle, half)):
-            elided = QFontMetricsF(item.font()).elidedText(text, Qt.TextElideMode.ElideRight, width)
+            elided = QFontMetricsF(item.font()).elidedText(
+                clip(text), Qt.TextElideMode.ElideRight, width
+            )
             if item.text() != elided:
                 item.setText(elided)
             box = item.boundingRect()

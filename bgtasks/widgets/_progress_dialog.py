@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
 from ..core._state import TaskInfo, TaskState
 from ..qt._home_thread import DiesAtHome
 from ..qt._manager import BackgroundTaskManager
+from ._columns import TIP_TEXT, clip
 from ._progress_batch import (
     CANCELLED,
     COMPLETED,
@@ -444,7 +445,7 @@ class TaskProgressDialog(DiesAtHome, QDialog):
         self.bar.setAccessibleDescription(f"{round(self._batch.fraction() * 100)} % done, {text}")
 
     def _show_current(self) -> None:
-        full = self.message()
+        full = clip(self.message(), TIP_TEXT)
         width = self.current.contentsRect().width()
         metrics = self.current.fontMetrics()
         shown = metrics.elidedText(full, Qt.TextElideMode.ElideMiddle, width) if width else full

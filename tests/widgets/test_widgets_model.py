@@ -458,3 +458,35 @@ def test_settings_refuse_values_that_would_stall_or_stop_them(
     with pytest.raises(ValueError, match=f"^{message}"):
         setattr(obj, name, value)
     assert getattr(obj, name) == before
+
+
+def test_huge_texts_are_cut_for_cells_and_tooltips_not_for_the_info(qtbot, make_manager):
+    """Qt measures and elides a cell's whole text at every paint: 20 rows named
+    by 1 MB strings took 5 s a paint (now ~6 ms).  Cells show 500 characters,
+    tooltips 5,000; the task's info keeps every character."""
+    from bgtasks.widgets._columns import CELL_TEXT, ERROR, GROUP, NAME, TIP_TEXT
+
+    m = make_manager(start_processing=True)
+    model = TaskModel(m)
+    huge = "n" * 1_000_000
+
+    def task():
+        raise ValueError("e" * 1_000_000)
+
+    handle = m.options(name=huge, group="g" * 1_000_000).submit(task)
+    assert isinstance(handle.exception(timeout=10), ValueError)  # consulted: not logged
+    uid = handle.uid
+
+    def shown_failed():
+        info = model.task_info(uid)
+        return info is not None and info.state is TaskState.FAILED
+
+    qtbot.waitUntil(shown_failed, timeout=10000)
+    row = model.index_of(uid, NAME).row()
+    cell = {col: model.index(row, col).data() for col in (NAME, GROUP, ERROR)}
+    assert {col: len(text) for col, text in cell.items()} == dict.fromkeys(cell, CELL_TEXT)
+    assert all(text.endswith("\u2026") for text in cell.values())
+    assert cell[NAME] == "n" * (CELL_TEXT - 1) + "\u2026"
+    assert len(model.index(row, ERROR).data(Qt.ItemDataRole.ToolTipRole)) == TIP_TEXT
+    info = model.task_info(uid)
+    assert info.name == huge and len(info.error) == 1_000_000
