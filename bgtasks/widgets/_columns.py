@@ -77,15 +77,21 @@ def group_label(group: Any, names: Mapping[Any, str] = NO_NAMES) -> str:
 _DIGITS = re.compile(r"(\d+)")
 
 
-@lru_cache(maxsize=4096)
 def natural_key(text: str) -> str:
     """A string whose plain order (code unit by code unit, as Qt compares
     strings) is the natural order of ``text``: runs of digits by their value,
     the rest case-insensitively, a number before a word ("2" < "10" < "a").
 
     Each run of digits becomes a control character, its length and the
-    digits, so a longer number sorts after a shorter one.
+    digits, so a longer number sorts after a shorter one.  Only the first
+    ``CELL_TEXT`` characters count: the cache keeps its keys, and 4,096 names
+    of 1 MB would have been 8 GB of it.
     """
+    return _natural_key(text[:CELL_TEXT])
+
+
+@lru_cache(maxsize=4096)
+def _natural_key(text: str) -> str:
     parts = _DIGITS.split(text)
     out = []
     for i, part in enumerate(parts):

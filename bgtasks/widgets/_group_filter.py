@@ -18,7 +18,7 @@ from typing import Any
 
 from PySide6.QtWidgets import QComboBox
 
-from ._columns import natural_key
+from ._columns import clip, natural_key
 from ._filter_proxy import ANY_GROUP
 from ._model import TaskModel
 
@@ -97,4 +97,4 @@ class GroupFilter:
             at = bisect_left(keys, key)
             keys.insert(at, key)
             items.insert(at, group)
-            combo.insertItem(at + 1, label, group)
+            combo.insertItem(at + 1, clip(label), group)

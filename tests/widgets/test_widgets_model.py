@@ -490,3 +490,7 @@ def test_huge_texts_are_cut_for_cells_and_tooltips_not_for_the_info(qtbot, make_
     assert len(model.index(row, ERROR).data(Qt.ItemDataRole.ToolTipRole)) == TIP_TEXT
     info = model.task_info(uid)
     assert info.name == huge and len(info.error) == 1_000_000
+    # the sort key (a cache keeps its keys): the first 500 characters count
+    from bgtasks.widgets._columns import natural_key
+
+    assert natural_key(huge) == "n" * CELL_TEXT
