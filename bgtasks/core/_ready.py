@@ -96,7 +96,7 @@ class Ready(SchedulerFields):
         if task.group is _HIDDEN:
             pass
         elif self._watch_states:
-            self._outbox.append((TASK_STATE, task, RUNNING))
+            self._outbox.append((TASK_STATE, task.uid, task.group, RUNNING._value_))
         if TASK_STARTED in self._watched:
             if task.mirrors is None:
                 self._outbox.append((TASK_STARTED, task))

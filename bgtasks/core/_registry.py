@@ -33,7 +33,7 @@ class Registry(SchedulerFields):
                 members = self._groups[group] = {}
             members[task.uid] = task
             if TASK_ADDED in self._watched:
-                self._outbox.append((TASK_ADDED, task))
+                self._outbox.append((TASK_ADDED, task.uid, group))
 
     def _get(self, uid: object, what: str) -> Task:
         if not isinstance(uid, int) or isinstance(uid, bool):

@@ -86,7 +86,7 @@ class Transitions(SchedulerFields):
             raise IllegalTransition(task.uid, task.state, new)
         task.state = new
         if self._watch_states and task.group is not _HIDDEN:
-            self._outbox.append((TASK_STATE, task, new))
+            self._outbox.append((TASK_STATE, task.uid, task.group, new._value_))
 
     def _end(self, task: Task, state: TaskState, event: tuple[Any, ...] | None) -> None:
         """Move a task to a terminal state, queue its event, account for its group."""
@@ -95,7 +95,7 @@ class Transitions(SchedulerFields):
         task.state = state
         group = task.group
         if self._watch_states and group is not _HIDDEN:
-            self._outbox.append((TASK_STATE, task, state))
+            self._outbox.append((TASK_STATE, task.uid, group, state._value_))
         task.ended = time.time()
         if state is COMPLETED or task.work is not None:
             # failed/cancelled keep them for retry.  A worker that ran the task

@@ -45,6 +45,7 @@ from ..core import (
 )
 from ..core._errors import UpstreamFailed
 from ..core._handle import _WATCH_LOCK, FailureReport, TaskHandle
+from ..core._state import TaskState
 
 if TYPE_CHECKING:
     from PySide6.QtCore import SignalInstance
@@ -60,6 +61,9 @@ log = logging.getLogger("bgtasks")
 WAKE = QEvent.Type(QEvent.registerEventType())
 BEAT_MS = 1  # the GIL gate's beat: well under its STALE_AFTER
 _BEAT_QUIET_AFTER = 0.25  # no event from the workers for this long: stop beating
+
+#: A state's value (how TASK_STATE events carry it) -> the state.
+_STATE_OF = {state._value_: state for state in TaskState}
 
 #: Signals whose events the scheduler produces only while they are connected.
 _OPTIONAL_SIGNALS = {
@@ -330,6 +334,12 @@ class Delivery(_Base):
         # scheduler's lock (take_events); the task records are only read for
         # their uid and group, which never change.
         kind = event[0]
+        if kind == TASK_STATE:  # (kind, uid, group, state's value): no record
+            self.task_state_changed.emit(event[1], event[2], _STATE_OF[event[3]])
+            return
+        if kind == TASK_ADDED:  # (kind, uid, group)
+            self.task_added.emit(event[1], event[2])
+            return
         task = event[1]
         if kind == TASK_COMPLETED:
             self.task_completed.emit(task.uid, task.group, event[2])
@@ -352,10 +362,6 @@ class Delivery(_Base):
         else:
             if kind == TASK_STARTED:
                 self.task_started.emit(task.uid, task.group)
-            elif kind == TASK_STATE:
-                self.task_state_changed.emit(task.uid, task.group, event[2])
-            elif kind == TASK_ADDED:
-                self.task_added.emit(task.uid, task.group)
             elif kind == TASK_STATUS:
                 self.task_status_changed.emit(task.uid, task.group, event[2])
             return

@@ -702,10 +702,10 @@ class CoreLevel:
         events = self.s.take_events()
         for event in events:
             kind = event[0]
-            if kind == TASK_ADDED:
-                driver.on_event("added", event[1].uid, event[1].group)
-            elif kind == TASK_STATE:
-                driver.on_event("state", event[1].uid, event[2])
+            if kind == TASK_ADDED:  # (kind, uid, group)
+                driver.on_event("added", event[1], event[2])
+            elif kind == TASK_STATE:  # (kind, uid, group, state's value)
+                driver.on_event("state", event[1], TaskState(event[3]))
             elif kind == GROUP_FINISHED:
                 driver.on_event("group", event[1])
             elif kind in (TASK_COMPLETED, TASK_FAILED, TASK_CANCELLED):

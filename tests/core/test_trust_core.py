@@ -124,7 +124,7 @@ def test_an_empty_take_never_hands_out_the_live_outbox():
     assert events == []
     uid = s.add(noop)  # a worker adds right after the empty take
     assert events == []
-    assert [(e[0], e[1].uid) for e in s.take_events()] == [(TASK_ADDED, uid)]
+    assert [(e[0], e[1]) for e in s.take_events()] == [(TASK_ADDED, uid)]
 
 
 # ---------------------------------------------------------------- 2. retry after a stop
