@@ -6,7 +6,7 @@ them in batches (``Scheduler.take_events``) and turns them into signals.
 
 from __future__ import annotations
 
-TASK_COMPLETED = 0  # (kind, task, result)
+TASK_COMPLETED = 0  # (kind, uid, group, result): see below
 TASK_FAILED = 1  # (kind, task, message, traceback, the handles it resolved or None)
 GROUP_FINISHED = 2  # (kind, group)
 TASK_CANCELLED = 3  # (kind, task)
@@ -20,7 +20,7 @@ TASK_STATUS = 9  # (kind, task, status)
 OPTIONAL_EVENTS = frozenset({TASK_STARTED, TASK_STATE, TASK_ADDED, TASK_REMOVED, TASK_STATUS})
 
 
-# TASK_STATE and TASK_ADDED carry values, not the task record: a flood queues
+# TASK_COMPLETED, TASK_STATE and TASK_ADDED carry values, not the task record: a flood queues
 # several of them per task, and a tuple that holds only atomic values (ints,
 # strings, a group of them) is one the garbage collector stops tracking, where
 # one holding the record was traversed by every collection until delivered

@@ -62,16 +62,21 @@ class Outbox(SchedulerFields):
             if delivered:
                 self._taken = []
                 grave = self._grave
+                tasks = self._tasks
                 for event in delivered:
                     kind = event[0]
-                    if kind <= TASK_FAILED or kind == TASK_CANCELLED:  # an end
-                        task = event[1]
+                    if kind == TASK_COMPLETED:  # (kind, uid, group, result)
+                        task = tasks.get(event[1])
+                        if task is None:
+                            continue  # forgotten meanwhile (clear_finished): nothing held
                         task.pending -= 1
-                        if kind == TASK_COMPLETED and task.result is not None:
+                        if task.result is not None:
                             grave.append(task.result)
                             task.result = None  # delivered: later tasks don't merge it
                             if task.merge is not None:
                                 task.merge = None
+                    elif kind == TASK_FAILED or kind == TASK_CANCELLED:  # an end
+                        event[1].pending -= 1
                 grave.append(delivered)
             # Delivery caught up: keep_finished holds again, a bounded step a take.
             more = len(self._finished) > self.keep_finished and self._trim_finished(TRIM_LIMIT)

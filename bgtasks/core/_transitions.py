@@ -134,7 +134,7 @@ class Transitions(SchedulerFields):
             merge = value
         elif merge is not None:
             task.merge = merge
-        self._end(task, COMPLETED, (TASK_COMPLETED, task, value))
+        self._end(task, COMPLETED, (TASK_COMPLETED, task.uid, task.group, value))
         if task.handles:
             self._resolve_handles(task)
         for child in task.downstream:

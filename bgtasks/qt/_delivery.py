@@ -317,8 +317,7 @@ class Delivery(_Base):
                 event = pending.popleft()
                 if event[0] == TASK_COMPLETED and not self._callbacks and not self._owner_of:
                     # the common end, with no done-callback to run: inline
-                    task = event[1]
-                    emit_completed(task.uid, task.group, event[2])
+                    emit_completed(event[1], event[2], event[3])
                 else:
                     deliver(event)
                 if perf_counter() >= deadline:
@@ -340,10 +339,13 @@ class Delivery(_Base):
         if kind == TASK_ADDED:  # (kind, uid, group)
             self.task_added.emit(event[1], event[2])
             return
+        if kind == TASK_COMPLETED:  # (kind, uid, group, result)
+            uid = event[1]
+            self.task_completed.emit(uid, event[2], event[3])
+            self._ended(uid)
+            return
         task = event[1]
-        if kind == TASK_COMPLETED:
-            self.task_completed.emit(task.uid, task.group, event[2])
-        elif kind == TASK_PROGRESS:
+        if kind == TASK_PROGRESS:
             task = event[2]
             self.task_progress.emit(task.uid, task.group, event[3], event[4])
             return
@@ -365,18 +367,21 @@ class Delivery(_Base):
             elif kind == TASK_STATUS:
                 self.task_status_changed.emit(task.uid, task.group, event[2])
             return
-        # the task ended: its done-callbacks
+        self._ended(task.uid)
+
+    def _ended(self, uid: int) -> None:
+        """A task's end was delivered: its done-callbacks, and its owner forgets it."""
         if self._callbacks or self._owner_of:
             with self._callbacks_lock:
-                callbacks = self._callbacks.pop(task.uid, None)
+                callbacks = self._callbacks.pop(uid, None)
                 if callbacks and not all(handle.done() for handle, _ in callbacks):
                     # handles of a newer run (retry) wait for that run's end
                     later = [c for c in callbacks if not c[0].done()]
-                    self._callbacks[task.uid] = later
+                    self._callbacks[uid] = later
                     callbacks = [c for c in callbacks if c[0].done()]
-                key = self._owner_of.pop(task.uid, None)
+                key = self._owner_of.pop(uid, None)
                 if key is not None:
-                    self._owners.get(key, set()).discard(task.uid)
+                    self._owners.get(key, set()).discard(uid)
             if callbacks:
                 for handle, fn in callbacks:
                     _call_logged(fn, handle)

@@ -708,13 +708,13 @@ class CoreLevel:
                 driver.on_event("state", event[1], TaskState(event[3]))
             elif kind == GROUP_FINISHED:
                 driver.on_event("group", event[1])
-            elif kind in (TASK_COMPLETED, TASK_FAILED, TASK_CANCELLED):
+            elif kind == TASK_COMPLETED:  # (kind, uid, group, result)
+                # the next take marks it delivered (tasks added from then on don't merge it)
+                driver.on_event("completed", event[1], event[2], event[3])
+            elif kind in (TASK_FAILED, TASK_CANCELLED):
                 task = event[1]
                 task.pending = False
-                if kind == TASK_COMPLETED:
-                    task.result = None  # delivered: tasks added from now on don't merge it
-                    driver.on_event("completed", task.uid, task.group, event[2])
-                elif kind == TASK_FAILED:
+                if kind == TASK_FAILED:
                     driver.on_event("failed", task.uid, task.group, task.message)
                 else:
                     driver.on_event("cancelled", task.uid, task.group)

@@ -53,7 +53,8 @@ class FakeOwner:
         while events := self.scheduler.take_events():
             for event in events:
                 if event[0] in (TASK_COMPLETED, TASK_FAILED, TASK_CANCELLED):
-                    ready = [c for c in self.callbacks if c[0].uid == event[1].uid]
+                    uid = event[1] if event[0] == TASK_COMPLETED else event[1].uid
+                    ready = [c for c in self.callbacks if c[0].uid == uid]
                     self.callbacks = [c for c in self.callbacks if c not in ready]
                     for handle, fn in ready:
                         fn(handle)

@@ -50,8 +50,8 @@ class Harness:
             events.extend(batch)
         for event in events:
             kind, item = event[0], event[1] if len(event) > 1 else None
-            if kind == TASK_COMPLETED:
-                out.append(("completed", item.uid, event[2]))
+            if kind == TASK_COMPLETED:  # (kind, uid, group, result)
+                out.append(("completed", item, event[3]))
             elif kind == TASK_FAILED:
                 out.append(("failed", item.uid, item.message))
             elif kind == GROUP_FINISHED:
@@ -709,10 +709,9 @@ def test_random_dag_every_task_ends_once_every_group_finishes_once(dag):
         if kind == GROUP_FINISHED:
             group_events.append(item)
             continue
-        assert item.uid not in ended, "a task ended twice"
-        ended[item.uid] = {TASK_COMPLETED: "completed", TASK_FAILED: "failed"}.get(
-            kind, "cancelled"
-        )
+        uid = item if kind == TASK_COMPLETED else item.uid  # completed: (kind, uid, ...)
+        assert uid not in ended, "a task ended twice"
+        ended[uid] = {TASK_COMPLETED: "completed", TASK_FAILED: "failed"}.get(kind, "cancelled")
     for uid in uids:
         state = s.state(uid)
         assert state.name.lower() == ended[uid], (uid, state)
@@ -732,9 +731,10 @@ def test_random_dag_every_task_ends_once_every_group_finishes_once(dag):
     for pos, (kind, item, *_) in enumerate(events):
         if kind == GROUP_FINISHED:
             position[repr(item)] = pos
-    for pos, (kind, item, *_) in enumerate(events):
-        if kind != GROUP_FINISHED and repr(item.group) in position:
-            assert pos < position[repr(item.group)]
+    for pos, (kind, item, *rest) in enumerate(events):
+        group = rest[0] if kind == TASK_COMPLETED else getattr(item, "group", None)
+        if kind != GROUP_FINISHED and repr(group) in position:
+            assert pos < position[repr(group)]
     assert s.counts()["live"] == 0
 
 
@@ -860,7 +860,7 @@ def test_a_take_hands_over_a_bounded_batch_in_order_and_the_owner_takes_until_no
     sizes, order = [], []
     while batch := h.s.take_events():
         sizes.append(len(batch))
-        order += [e[1].uid for e in batch if e[0] == TASK_COMPLETED]
+        order += [e[1] for e in batch if e[0] == TASK_COMPLETED]
     # the completions, and the end of their group (None)
     assert sizes[:2] == [TAKE_LIMIT, TAKE_LIMIT] and sum(sizes) == n + 1 and len(sizes) == 3
     assert order == uids

@@ -211,7 +211,7 @@ def test_retry_of_a_long_failed_chain_runs_it_all_again():
     h.s.retry(uids[-1])  # revives the whole chain: RecursionError at ~1,200 before
     h.run()
     assert {h.s.state(u) for u in uids} == {COMPLETED}
-    completed = [e[1].uid for e in h.drain() if e[0] == TASK_COMPLETED]
+    completed = [e[1] for e in h.drain() if e[0] == TASK_COMPLETED]
     assert completed == uids
 
 
@@ -439,7 +439,7 @@ def test_exclusive_never_cancels_the_new_tasks_own_upstream():
     h.s.start()
     h.run()
     assert [h.s.state(u) for u in (a, b, c)] == [COMPLETED, COMPLETED, COMPLETED]
-    assert [e[2] for e in h.drain() if e[0] == TASK_COMPLETED] == [{"x": 1}, {"x": 2}, 3]
+    assert [e[3] for e in h.drain() if e[0] == TASK_COMPLETED] == [{"x": 1}, {"x": 2}, 3]
 
 
 # ---------------------------------------------------------------- 12. dict subclasses
@@ -463,7 +463,7 @@ def test_dict_subclass_results_merge_downstream(make):
     h.run()
     assert got == [1]
     events = h.drain()
-    assert type(events[0][2]) is type(make())  # the signal carries the original object
+    assert type(events[0][3]) is type(make())  # the signal carries the original object
 
 
 def test_dict_subclass_results_merge_into_tasks_added_after_completion():
