@@ -897,3 +897,17 @@ def test_forgetting_after_a_flood_goes_in_bounded_steps_until_keep_finished_hold
     assert len(h.s._finished) == 10
     assert h.wakes > wakes  # the owner was called back for the rest of the forgetting
     assert h.s.take_events() == []
+
+
+def test_a_completion_forgotten_by_clear_finished_before_its_take_is_still_delivered(h):
+    """clear_finished() may forget a task whose completion the owner has not
+    taken yet: the event carries the uid, the group and the result, so it is
+    delivered all the same, and the take that follows finds no record to mark."""
+    uid = h.s.add(lambda: {"x": 1}, group="g")
+    h.s.start()
+    h.run()
+    assert h.s.clear_finished() == 1
+    events = h.events()
+    assert ("completed", uid, {"x": 1}) in events
+    assert ("group", "g") in events
+    assert h.s.take_events() == []  # marking the batch delivered found nothing to mark
