@@ -20,9 +20,9 @@ TASK_STATUS = 9  # (kind, task, status)
 OPTIONAL_EVENTS = frozenset({TASK_STARTED, TASK_STATE, TASK_ADDED, TASK_REMOVED, TASK_STATUS})
 
 
-# TASK_COMPLETED, TASK_STATE and TASK_ADDED carry values, not the task record: a flood queues
-# several of them per task, and a tuple that holds only atomic values (ints,
-# strings, a group of them) is one the garbage collector stops tracking, where
-# one holding the record was traversed by every collection until delivered
-# (24,000 of them made a gen-1 collection take 7-14 ms).  The state travels as
-# its value (a str); ``state_of`` turns it back.
+# TASK_COMPLETED, TASK_STATE and TASK_ADDED carry values, not the task record:
+# a flood queues several of them per task, and a tuple that holds only atomic
+# values (ints, strings, a group of them) is one the garbage collector stops
+# tracking, where one holding the record was traversed by every collection
+# until delivered (24,000 of them made a gen-1 collection take 7-14 ms).  A
+# state travels as its value (a str); the owner maps it back to the TaskState.

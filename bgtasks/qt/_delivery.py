@@ -320,11 +320,12 @@ class Delivery(_Base):
                     emit_completed(event[1], event[2], event[3])
                 else:
                     deliver(event)
-                if perf_counter() >= deadline:
+                now = perf_counter()
+                if now >= deadline:
                     # Continue from a zero-timer, not a posted event: Qt handles
                     # posted events before timers, so a posted event would run
                     # the next pass back to back with this one.
-                    self._resumed_at = perf_counter()
+                    self._resumed_at = now
                     self._resume.start(0)
                     return
 
