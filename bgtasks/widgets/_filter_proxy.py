@@ -38,6 +38,10 @@ class TaskFilterProxy(DiesAtHome, QSortFilterProxyModel):
         self.setRecursiveFilteringEnabled(True)
         self.setSortRole(TaskModel.SortRole)
 
+    def is_filtering(self) -> bool:
+        """Whether a filter is set (group, state or text): some rows may be hidden."""
+        return self._group is not ANY_GROUP or self._state is not None or bool(self._text)
+
     def set_group(self, group: Any) -> None:
         """Show only this group's tasks; ``ANY_GROUP`` shows all."""
         self._change(_group=group)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QItemSelection, QModelIndex, Qt
+from PySide6.QtCore import QItemSelection, QItemSelectionModel, QModelIndex, Qt
 from PySide6.QtGui import QGuiApplication, QKeySequence, QShortcut
 from PySide6.QtWidgets import QHBoxLayout, QSplitter, QTreeView, QVBoxLayout, QWidget
 
@@ -27,6 +27,7 @@ from ._monitor_parts import (
     set_tab_order,
 )
 from ._selection import CANCEL, KEYED_REASON, NO_RETRY, RETRY, SelectionTally
+from ._view_source import ViewSource
 
 #: The order of the summary line.
 _SUMMARY_ORDER = (
@@ -151,16 +152,19 @@ class TaskMonitor(DiesAtHome, QWidget):
         # and the three add up into one stall (a flood: 4 + 5 + 5 ms).  The
         # window of finished rows keeps a backlog cheap (its surplus is never read).
         self.model.pass_budget = 0.004
+        #: The filters and sorting.  The view reads it only while a filter or
+        #: a sorted column is set, the model itself otherwise (``view.model()``
+        #: says which): see ``bgtasks/widgets/_view_source.py``.
         self.proxy = TaskFilterProxy(self)
         # group rows show while a task of theirs does; a flat list has none
         self.proxy.setRecursiveFilteringEnabled(grouped)
-        self.proxy.setSourceModel(self.model)
-        self._tally = SelectionTally(self.model, self.proxy)
+        self._tally = SelectionTally(self.model)
 
         filters = build_filter_bar(self)
         self.group_combo, self.state_combo = filters.group_combo, filters.state_combo
         self.text_edit = filters.text_edit
-        self.view, self.delegate = build_task_view(self, self.proxy, grouped)
+        self.view, self.delegate = build_task_view(self, grouped)
+        self._source = ViewSource(self.view, self.model, self.proxy, self._selection_model_changed)
         actions = build_action_bar(self)
         self.cancel_button, self.retry_button = actions.cancel_button, actions.retry_button
         self.clear_button, self.summary_label = actions.clear_button, actions.summary_label
@@ -211,19 +215,16 @@ class TaskMonitor(DiesAtHome, QWidget):
         # lambda where the garbage collector cannot see it, so the monitor
         # could never be freed.
         self.state_combo.currentIndexChanged.connect(self._state_chosen)
-        self.text_edit.textChanged.connect(self.proxy.set_text)
+        self.text_edit.textChanged.connect(self._text_changed)
         self.cancel_button.clicked.connect(self.cancel_selected)
         self.retry_button.clicked.connect(self.retry_selected)
         self.clear_button.clicked.connect(self.clear_finished)
         self.copy_button.clicked.connect(self.copy_traceback)
-        self.view.selectionModel().selectionChanged.connect(self._selection_changed)
-        self.view.selectionModel().currentChanged.connect(self._show_traceback)
+        self._selection_model_changed(None, self.view.selectionModel())
         self.model.rows_updated.connect(self._rows_updated)
         self._manager.group_renamed.connect(self._group_renamed)
-        if isinstance(self.view, QTreeView):
-            if self.model.task_count() < self.auto_expand_limit:
-                self.view.expandAll()
-            self.model.rowsInserted.connect(self._expand_group)
+        if isinstance(self.view, QTreeView) and self.model.task_count() < self.auto_expand_limit:
+            self.view.expandAll()
         self.model.batch_applied.connect(self._refresh)
         self.view.installEventFilter(self)
 
@@ -244,7 +245,7 @@ class TaskMonitor(DiesAtHome, QWidget):
         Returns:
             False if its row is filtered out or absent, else True.
         """
-        index = self.proxy.mapFromSource(self.model.index_of(uid))
+        index = self._source.from_model(self.model.index_of(uid))
         if not index.isValid():
             return False
         self.view.selectionModel().setCurrentIndex(
@@ -313,20 +314,44 @@ class TaskMonitor(DiesAtHome, QWidget):
                 return True
         return super().eventFilter(watched, event)
 
+    def _selection_model_changed(
+        self, old: QItemSelectionModel | None, new: QItemSelectionModel
+    ) -> None:
+        """The view reads another model (``ViewSource``): follow its new selection
+        model and rows; the tally starts again (the old selection says nothing more)."""
+        if old is not None:
+            old.selectionChanged.disconnect(self._selection_changed)
+            old.currentChanged.disconnect(self._show_traceback)
+            if isinstance(self.view, QTreeView):
+                self.model.rowsInserted.disconnect(self._expand_group)
+            self._tally.clear()
+            self._update_buttons()
+        new.selectionChanged.connect(self._selection_changed)
+        new.currentChanged.connect(self._show_traceback)
+        if isinstance(self.view, QTreeView):
+            # connected again after the view's and the proxy's own connections
+            # (made by the switch): when it runs, they know the new rows
+            self.model.rowsInserted.connect(self._expand_group)
+
     def _expand_group(self, parent: QModelIndex, first: int, last: int) -> None:
         assert isinstance(self.view, QTreeView)
         if self.model.task_count() >= self.auto_expand_limit:
             return
         if not parent.isValid():  # new group rows start expanded
             for row in range(first, last + 1):
-                self.view.expand(self.proxy.mapFromSource(self.model.index(row, 0)))
+                self.view.expand(self._source.from_model(self.model.index(row, 0)))
 
     def _group_chosen(self, _: int) -> None:
-        self.proxy.set_group(self._group_filter.chosen())
+        group = self._group_filter.chosen()
+        self._source.refilter(lambda: self.proxy.set_group(group))
         self._group_filter.sync(force=True)  # a group kept only while chosen may go
 
     def _state_chosen(self, _: int) -> None:
-        self.proxy.set_state(self.state_combo.currentData())
+        state = self.state_combo.currentData()
+        self._source.refilter(lambda: self.proxy.set_state(state))
+
+    def _text_changed(self, text: str) -> None:
+        self._source.refilter(lambda: self.proxy.set_text(text))
 
     def _refresh(self) -> None:
         shut_down = self.model.is_shut_down()

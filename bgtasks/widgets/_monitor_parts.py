@@ -10,7 +10,7 @@ from __future__ import annotations
 from itertools import pairwise
 from typing import NamedTuple
 
-from PySide6.QtCore import QSortFilterProxyModel, Qt
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -95,9 +95,10 @@ def build_filter_bar(owner: QWidget) -> FilterBar:
     return FilterBar(layout, group_combo, state_combo, text_edit)
 
 
-def build_task_view(owner: QWidget, proxy: QSortFilterProxyModel, grouped: bool) -> TaskView:
+def build_task_view(owner: QWidget, grouped: bool) -> TaskView:
     """A QTableView when flat (a QTreeView lays out every row, calling into
-    Python for each, whenever rows come or go), a tree when grouped."""
+    Python for each, whenever rows come or go), a tree when grouped; its model
+    is set by ``ViewSource``."""
     if grouped:
         tree = QTreeView(owner)
         tree.setUniformRowHeights(True)
@@ -114,7 +115,6 @@ def build_task_view(owner: QWidget, proxy: QSortFilterProxyModel, grouped: bool)
         view = table
         header = table.horizontalHeader()
     view.setAccessibleName("Tasks")
-    view.setModel(proxy)
     view.setAlternatingRowColors(True)
     view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
     view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)

@@ -159,6 +159,20 @@ class RowModel(QAbstractItemModel):
             return QModelIndex()
         return self.createIndex(node.row, column, 0 if node.parent is None else node.parent.gid)
 
+    def group_index(self, group: Any, column: int = 0) -> QModelIndex:
+        """The index of a group's row (grouped mode), invalid if the model has none.
+
+        Manager's thread.
+
+        Args:
+            group: The group.
+            column: The cell's column.
+        """
+        row = self._store.group_of_key.get(group) if self._grouped else None
+        if row is None:
+            return QModelIndex()
+        return self.createIndex(row.row, column, 0)
+
     # ------------------------------------------------------------------ Qt model API
 
     def _node(self, index: QModelIndex | QPersistentModelIndex) -> TaskRow | GroupRow | None:
@@ -193,20 +207,24 @@ class RowModel(QAbstractItemModel):
     def index(
         self, row: int, column: int, parent: QModelIndex | QPersistentModelIndex = _ROOT
     ) -> QModelIndex:
-        # Views call this once per row on every layout: checked here, in Python,
-        # not with hasIndex(), which calls rowCount() and columnCount() back.
+        # Views call this once per row on every layout and once per cell on
+        # every paint: checked here, in Python, not with hasIndex(), which calls
+        # rowCount() and columnCount() back; and with as few calls into Qt as
+        # can tell the cases apart (an invalid parent's row is -1).
         if row < 0 or not 0 <= column < COLUMNS:
             return QModelIndex()
-        if not parent.isValid():
+        prow = parent.row()
+        if prow < 0:  # a top row
             if row >= (len(self._groups) if self._grouped else len(self._top)):
                 return QModelIndex()
             return self.createIndex(row, column, 0)
-        if not self._grouped or parent.column() != 0 or parent.internalId() != 0:
+        # a task row: under a group row's first cell only
+        if not self._grouped or parent.internalId() != 0 or parent.column() != 0:
             return QModelIndex()
-        prow = parent.row()
-        if prow >= len(self._groups):
+        groups = self._groups
+        if prow >= len(groups):
             return QModelIndex()
-        group = self._groups[prow]
+        group = groups[prow]
         if row >= len(group.children):
             return QModelIndex()
         return self.createIndex(row, column, group.gid)
@@ -214,9 +232,7 @@ class RowModel(QAbstractItemModel):
     def parent(  # type: ignore[override]
         self, index: QModelIndex | QPersistentModelIndex = _ROOT
     ) -> QModelIndex:
-        if not index.isValid():
-            return QModelIndex()
-        gid = index.internalId()
+        gid = index.internalId()  # 0 for a top row and for the invalid index
         if gid == 0:
             return QModelIndex()
         group = self._group_of_gid.get(gid)
@@ -250,12 +266,15 @@ class RowModel(QAbstractItemModel):
         self, parent: QModelIndex | QPersistentModelIndex = _ROOT
     ) -> bool:
         # One call per row when a tree view lays out (Qt's would call
-        # rowCount() and columnCount()).
-        if not parent.isValid():
-            return bool(self._groups if self._grouped else self._top)
-        if not self._grouped or parent.column() != 0 or parent.internalId() != 0:
+        # rowCount() and columnCount()); a task row (a non-zero internalId)
+        # is answered after one call into Qt.
+        if parent.internalId() != 0:
             return False
         row = parent.row()
+        if row < 0:  # the invalid index: the root
+            return bool(self._groups if self._grouped else self._top)
+        if not self._grouped or parent.column() != 0:
+            return False
         return row < len(self._groups) and bool(self._groups[row].children)
 
     def data(

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from PySide6.QtCore import QItemSelection, QSortFilterProxyModel
+from PySide6.QtCore import QItemSelection
 
 from ..core._state import TaskInfo, TaskState
 from ._model import TaskModel
@@ -50,18 +50,22 @@ def kind_of(info: TaskInfo) -> int:
 class SelectionTally:
     """The selected tasks' kinds, by uid, and how many of each kind."""
 
-    def __init__(self, model: TaskModel, proxy: QSortFilterProxyModel) -> None:
+    def __init__(self, model: TaskModel) -> None:
         self._model = model
-        self._proxy = proxy
         self._kinds: dict[int, int] = {}
         self.counts = {CANCEL: 0, RETRY: 0, NO_RETRY: 0}
+
+    def clear(self) -> None:
+        """Forget the selection (the view's selection model was replaced)."""
+        self._kinds.clear()
+        self.counts = dict.fromkeys(self.counts, 0)
 
     def count(self, kind: int) -> int:
         """How many selected tasks are of ``kind``."""
         return self.counts[kind]
 
     def selection_changed(self, selected: QItemSelection, deselected: QItemSelection) -> None:
-        """Take a selection model's ``selectionChanged`` (proxy rows)."""
+        """Take a selection model's ``selectionChanged`` (rows of the view's model)."""
         for uid in self._uids(deselected):
             self._drop(uid)
         for uid in self._uids(selected):
@@ -95,12 +99,12 @@ class SelectionTally:
             self.counts[old] -= 1
 
     def _uids(self, selection: QItemSelection) -> Iterator[int]:
-        """The task uids of a selection of proxy rows (group rows have none)."""
-        proxy, role = self._proxy, TaskModel.UidRole
+        """The task uids of a selection of rows (group rows have none)."""
+        role = TaskModel.UidRole
         for i in range(selection.size()):
             span = selection.at(i)
-            parent = span.parent()
+            parent, model = span.parent(), span.model()
             for row in range(span.top(), span.bottom() + 1):
-                uid = proxy.index(row, 0, parent).data(role)
+                uid = model.index(row, 0, parent).data(role)
                 if uid is not None:
                     yield uid

@@ -223,9 +223,9 @@ def test_grouped_monitor_shows_group_rows_by_name_and_sorts_them_naturally(qtbot
     for group in (10, 2, 1):
         manager.options(group=group).submit(ok)
     manager.set_group_name(1, "zeta")
-    qtbot.waitUntil(lambda: synced(widget) and widget.proxy.rowCount() == 3, timeout=5000)
+    qtbot.waitUntil(lambda: synced(widget) and widget.view.model().rowCount() == 3, timeout=5000)
     widget.view.sortByColumn(0, Qt.SortOrder.AscendingOrder)
-    names = [widget.proxy.index(r, 0).data() for r in range(3)]
+    names = [widget.view.model().index(r, 0).data() for r in range(3)]
     assert names == ["2", "10", "zeta"]
 
 

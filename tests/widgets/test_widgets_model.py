@@ -298,6 +298,12 @@ def test_group_rows(qtbot, make_manager):
     assert model.index(0, PROGRESS).data() == "0/3"
     assert pics.data(TaskModel.UidRole) is None and pics.data(TaskModel.GroupRole) == "pics"
     assert model.rowCount(pics) == 3 and model.rowCount(model.index(0, 1)) == 0
+    # a group's row found by its key (the monitor keeps its rows across views by it)
+    assert model.group_index("pics") == pics and model.group_index(None) == none
+    assert model.group_index("pics", STATE) == model.index(0, STATE)
+    assert not model.group_index("nothing").isValid()
+    flat = TaskModel(manager)
+    assert not flat.group_index("pics").isValid()  # a flat model has no group rows
     manager.start_processing()
     # the group row's totals follow its task rows in the next batch
     qtbot.waitUntil(

@@ -34,8 +34,8 @@ def monitor(qtbot, make_manager):
 
 
 def visible_uids(monitor: TaskMonitor) -> list[int]:
-    proxy = monitor.proxy
-    return [proxy.index(r, 0).data(TaskModel.UidRole) for r in range(proxy.rowCount())]
+    rows = monitor.view.model()  # the model itself, or the proxy while filtered or sorted
+    return [rows.index(r, 0).data(TaskModel.UidRole) for r in range(rows.rowCount())]
 
 
 def test_summary_text():
@@ -235,7 +235,7 @@ def test_sorting_by_a_column(qtbot, monitor):
     qtbot.waitUntil(lambda: synced(monitor), timeout=5000)
     assert visible_uids(monitor) == [h.uid for h in handles]  # task order at first
     monitor.view.sortByColumn(0, Qt.SortOrder.AscendingOrder)
-    names = [monitor.proxy.index(r, 0).data() for r in range(3)]
+    names = [monitor.view.model().index(r, 0).data() for r in range(3)]
     assert names == ["apple", "fig", "pear"]
 
 
@@ -243,34 +243,34 @@ def test_grouped_monitor(qtbot, make_manager):
     manager = make_manager()
     early = manager.options(name="early", group="E").submit(ok)
     widget = TaskMonitor(manager, grouped=True)
-    assert widget.view.isExpanded(widget.proxy.index(0, 0))  # groups start expanded
+    rows = widget.view.model  # the model itself; the proxy while a filter is set
+    assert widget.view.isExpanded(rows().index(0, 0))  # groups start expanded
     qtbot.addWidget(widget)
     a = [manager.options(name=f"a{i}", group="A").submit(ok, i) for i in range(2)]
     b = manager.options(name="b0", group="B").submit(boom)
     manager.start_processing()
     qtbot.waitUntil(lambda: all(h.done() for h in a + [b, early]) and synced(widget), timeout=5000)
-    proxy = widget.proxy
-    assert proxy.rowCount() == 3
-    names = [proxy.index(r, 0).data(TaskModel.GroupRole) for r in range(3)]
+    assert rows().rowCount() == 3
+    names = [rows().index(r, 0).data(TaskModel.GroupRole) for r in range(3)]
     assert names == ["A", "B", "E"]  # natural order, not the order they came in
-    group_b = proxy.index(1, 0)
+    group_b = rows().index(1, 0)
     assert group_b.data(TaskModel.GroupRole) == "B" and widget.view.isExpanded(group_b)
     widget.state_combo.setCurrentIndex(widget.state_combo.findData(TaskState.FAILED))
-    assert proxy.rowCount() == 1  # only group B has a failed task
-    only = proxy.index(0, 0)
-    assert proxy.rowCount(only) == 1
-    assert proxy.index(0, 0, only).data(TaskModel.UidRole) == b.uid
+    assert rows().rowCount() == 1  # only group B has a failed task
+    only = rows().index(0, 0)
+    assert rows().rowCount(only) == 1
+    assert rows().index(0, 0, only).data(TaskModel.UidRole) == b.uid
     assert widget.select_uid(b.uid)
     assert widget.selected_uids() == [b.uid]
     assert "ValueError: it broke" in widget.error_panel.toPlainText()
     assert widget.retry_button.isEnabled() and not widget.cancel_button.isEnabled()
-    assert proxy.isRecursiveFilteringEnabled()
+    assert widget.proxy.isRecursiveFilteringEnabled()
     widget.state_combo.setCurrentIndex(0)
     widget.text_edit.setText("A1")  # a task's name, in a group that stays shown
-    assert proxy.rowCount() == 1
-    group_a = proxy.index(0, 0)
+    assert rows().rowCount() == 1
+    group_a = rows().index(0, 0)
     assert group_a.data(TaskModel.GroupRole) == "A"
-    assert [proxy.index(r, 0, group_a).data(TaskModel.UidRole) for r in range(2)] == [
+    assert [rows().index(r, 0, group_a).data(TaskModel.UidRole) for r in range(2)] == [
         a[1].uid,
         None,
     ]
@@ -390,13 +390,13 @@ def test_grouped_monitor_stops_expanding_new_groups_past_its_limit(qtbot, make_m
     for i in range(3):
         manager.options(group="small").submit(ok, i)
     qtbot.waitUntil(lambda: synced(widget) and widget.model.task_count() == 3, timeout=5000)
-    assert widget.view.isExpanded(widget.proxy.index(0, 0))  # came while below the limit
+    assert widget.view.isExpanded(widget.view.model().index(0, 0))  # came while below the limit
     manager.options(group="late").submit(ok, 9)
-    qtbot.waitUntil(lambda: synced(widget) and widget.proxy.rowCount() == 2, timeout=5000)
-    late = widget.proxy.index(0, 0)  # "late" sorts before "small"
+    qtbot.waitUntil(lambda: synced(widget) and widget.view.model().rowCount() == 2, timeout=5000)
+    late = widget.view.model().index(0, 0)  # "late" sorts before "small"
     assert late.data(TaskModel.GroupRole) == "late"
     assert not widget.view.isExpanded(late)  # 3 tasks shown already: starts collapsed
-    assert widget.view.isExpanded(widget.proxy.index(1, 0))  # the earlier group stays open
+    assert widget.view.isExpanded(widget.view.model().index(1, 0))  # the earlier group stays open
 
 
 def test_proxy_answers_every_role_of_a_cell_in_one_call(qtbot, monitor):
@@ -411,6 +411,7 @@ def test_proxy_answers_every_role_of_a_cell_in_one_call(qtbot, monitor):
     )
     monitor.view.sortByColumn(0, Qt.SortOrder.DescendingOrder)  # "task 2" first
     proxy = monitor.proxy
+    assert monitor.view.model() is proxy  # sorted: the view reads the proxy
     roles = [
         Qt.ItemDataRole.DisplayRole,
         Qt.ItemDataRole.ForegroundRole,

@@ -1,0 +1,155 @@
+"""TaskMonitor: the view reads the model itself while nothing is filtered or
+sorted, the filter proxy otherwise; a switch keeps what the user sees."""
+
+from __future__ import annotations
+
+import pytest
+from _monitors import synced
+from PySide6.QtCore import QItemSelection, QItemSelectionModel, QPoint, Qt
+
+from bgtasks import TaskState
+from bgtasks.widgets import TaskModel, TaskMonitor
+
+
+def ok(x=None):
+    return x
+
+
+def shown(qtbot, manager, grouped: bool) -> TaskMonitor:
+    widget = TaskMonitor(manager, grouped=grouped)
+    qtbot.addWidget(widget)
+    widget.resize(900, 500)
+    widget.show()
+    return widget
+
+
+def group_rows(widget: TaskMonitor) -> dict[str, bool]:
+    """Each group row the view shows, and whether it is expanded."""
+    rows = widget.view.model()
+    out = {}
+    for row in range(rows.rowCount()):
+        index = rows.index(row, 0)
+        out[index.data(TaskModel.GroupRole)] = widget.view.isExpanded(index)
+    return out
+
+
+def current_uid(widget: TaskMonitor):
+    return widget.view.currentIndex().data(TaskModel.UidRole)
+
+
+@pytest.mark.parametrize("grouped", [False, True], ids=["flat", "grouped"])
+def test_the_view_reads_the_model_itself_until_a_filter_or_a_sort_is_set(
+    qtbot, make_manager, grouped
+):
+    manager = make_manager()
+    widget = shown(qtbot, manager, grouped)
+    handles = [manager.options(name=f"t{i}", group="g").submit(ok, i) for i in range(3)]
+    qtbot.waitUntil(lambda: synced(widget) and widget.model.task_count() == 3, timeout=5000)
+    # the proxy is detached: no filterAcceptsRow() per inserted row, no index mapping
+    assert widget.view.model() is widget.model
+    assert widget.proxy.sourceModel() is None
+    widget.text_edit.setText("t1")
+    assert widget.view.model() is widget.proxy
+    assert widget.proxy.sourceModel() is widget.model
+    assert widget.select_uid(handles[1].uid)
+    assert widget.selected_uids() == [handles[1].uid]
+    widget.text_edit.clear()
+    assert widget.view.model() is widget.model and widget.proxy.sourceModel() is None
+    assert widget.selected_uids() == [handles[1].uid]  # kept across the switch
+    widget.state_combo.setCurrentIndex(widget.state_combo.findData(TaskState.QUEUED))
+    assert widget.view.model() is widget.proxy
+    widget.state_combo.setCurrentIndex(0)
+    assert widget.view.model() is widget.model
+    widget.view.sortByColumn(TaskModel.NameColumn, Qt.SortOrder.DescendingOrder)
+    assert widget.view.model() is widget.proxy  # sorting needs it too
+    header = widget.view.header() if grouped else widget.view.horizontalHeader()
+    header.setSortIndicator(-1, Qt.SortOrder.AscendingOrder)  # back to task order
+    assert widget.view.model() is widget.model
+    assert widget._source.switches == 6
+    assert widget.selected_uids() == [handles[1].uid]
+
+
+def test_a_switch_keeps_selection_current_row_and_expanded_groups(qtbot, make_manager):
+    manager = make_manager()  # never started: every task stays queued
+    widget = shown(qtbot, manager, grouped=True)
+    tasks = {
+        f"{g}{i}": manager.options(name=f"{g}{i}", group=g.upper()).submit(ok)
+        for g in "abc"
+        for i in range(3)
+    }
+    qtbot.waitUntil(lambda: synced(widget) and widget.model.task_count() == 9, timeout=5000)
+    assert group_rows(widget) == {"A": True, "B": True, "C": True}
+    widget.view.collapse(widget.view.model().index(1, 0))  # B
+    assert widget.select_uid(tasks["c1"].uid)  # current and selected
+    extra = widget._source.from_model(widget.model.index_of(tasks["a0"].uid))
+    widget.view.selectionModel().select(
+        QItemSelection(extra, extra),
+        QItemSelectionModel.SelectionFlag.Select | QItemSelectionModel.SelectionFlag.Rows,
+    )
+    assert set(widget.selected_uids()) == {tasks["a0"].uid, tasks["c1"].uid}
+    assert widget.cancel_button.isEnabled()
+
+    widget.view.sortByColumn(TaskModel.NameColumn, Qt.SortOrder.DescendingOrder)
+    assert widget.view.model() is widget.proxy
+    assert list(group_rows(widget)) == ["C", "B", "A"]  # sorted: group labels, descending
+    assert group_rows(widget) == {"C": True, "B": False, "A": True}
+    assert set(widget.selected_uids()) == {tasks["a0"].uid, tasks["c1"].uid}
+    assert current_uid(widget) == tasks["c1"].uid
+
+    widget.view.header().setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
+    widget.text_edit.setText("a")  # group A's tasks only (their group's label is "A")
+    assert widget.view.model() is widget.proxy
+    assert group_rows(widget) == {"A": True}
+    assert widget.selected_uids() == [tasks["a0"].uid]  # c1 went out of view: deselected
+    widget.view.collapse(widget.view.model().index(0, 0))  # A, while filtered
+
+    widget.text_edit.clear()
+    assert widget.view.model() is widget.model
+    # B stayed collapsed while hidden, C expanded, and A is as it was left
+    assert group_rows(widget) == {"A": False, "B": False, "C": True}
+    assert widget.selected_uids() == [tasks["a0"].uid]
+    assert widget.cancel_button.isEnabled() and not widget.retry_button.isEnabled()
+    widget.view.selectionModel().clearSelection()
+    assert not widget.cancel_button.isEnabled()  # the tally follows the new selection model
+
+
+def test_a_switch_keeps_the_row_at_the_top(qtbot, make_manager):
+    manager = make_manager()
+    widget = shown(qtbot, manager, grouped=False)
+    handles = [manager.options(name=f"task {i:03}").submit(ok) for i in range(300)]
+    qtbot.waitUntil(lambda: synced(widget) and widget.model.task_count() == 300, timeout=5000)
+    view = widget.view
+    view.executeDelayedItemsLayout()  # the scroll bar's range covers the 300 rows
+    view.scrollTo(
+        widget._source.from_model(widget.model.index_of(handles[150].uid)),
+        view.ScrollHint.PositionAtTop,
+    )
+
+    def top_uid():
+        return view.indexAt(QPoint(0, 0)).data(TaskModel.UidRole)
+
+    assert top_uid() == handles[150].uid
+    widget.state_combo.setCurrentIndex(widget.state_combo.findData(TaskState.QUEUED))
+    assert view.model() is widget.proxy and top_uid() == handles[150].uid
+    widget.state_combo.setCurrentIndex(0)
+    assert view.model() is widget.model and top_uid() == handles[150].uid
+
+
+def test_new_groups_start_expanded_after_switches_and_in_a_sorted_view(qtbot, make_manager):
+    # The monitor expands a new group row once the view's model has it: after a
+    # switch, its slot must still run after the view's and the proxy's own.
+    manager = make_manager()
+    widget = shown(qtbot, manager, grouped=True)
+    manager.options(name="x", group="b").submit(ok)
+    qtbot.waitUntil(lambda: synced(widget) and widget.model.task_count() == 1, timeout=5000)
+    widget.text_edit.setText("x")
+    widget.text_edit.clear()
+    manager.options(name="y", group="c").submit(ok)
+    qtbot.waitUntil(lambda: synced(widget) and widget.model.task_count() == 2, timeout=5000)
+    assert widget.view.model() is widget.model
+    assert group_rows(widget) == {"b": True, "c": True}
+    widget.view.sortByColumn(TaskModel.NameColumn, Qt.SortOrder.AscendingOrder)
+    manager.options(name="z", group="a").submit(ok)
+    qtbot.waitUntil(lambda: synced(widget) and widget.model.task_count() == 3, timeout=5000)
+    assert widget.view.model() is widget.proxy
+    assert group_rows(widget) == {"a": True, "b": True, "c": True}
