@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import QItemSelection, QItemSelectionModel, QModelIndex, Qt
-from PySide6.QtGui import QGuiApplication, QKeySequence, QShortcut
+from PySide6.QtGui import QGuiApplication, QShortcut
 from PySide6.QtWidgets import QHBoxLayout, QSplitter, QTreeView, QVBoxLayout, QWidget
 
 from ..core._state import TaskState
@@ -226,7 +226,6 @@ class TaskMonitor(DiesAtHome, QWidget):
         if isinstance(self.view, QTreeView) and self.model.task_count() < self.auto_expand_limit:
             self.view.expandAll()
         self.model.batch_applied.connect(self._refresh)
-        self.view.installEventFilter(self)
 
     # ------------------------------------------------------------------ public
 
@@ -305,14 +304,6 @@ class TaskMonitor(DiesAtHome, QWidget):
         QGuiApplication.clipboard().setText(self.error_panel.toPlainText())
 
     # ------------------------------------------------------------------ internals
-
-    def eventFilter(self, watched: Any, event: Any) -> bool:  # noqa: N802 - Qt override
-        """Qt override: Delete in the task view stops the selected tasks."""
-        if watched is self.view and event.type() == event.Type.KeyPress:
-            if event.matches(QKeySequence.StandardKey.Delete):
-                self.cancel_selected()
-                return True
-        return super().eventFilter(watched, event)
 
     def _selection_model_changed(
         self, old: QItemSelectionModel | None, new: QItemSelectionModel

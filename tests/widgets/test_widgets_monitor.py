@@ -66,8 +66,11 @@ def test_cancel_selected_queued_and_running(qtbot, monitor):
     assert monitor.cancel_button.isEnabled()
     qtbot.mouseClick(monitor.cancel_button, Qt.MouseButton.LeftButton)
     assert manager.task_state(queued[1].uid) is TaskState.CANCELLED
-    # Delete in the table cancels too
+    # Delete in the table cancels too (a shortcut: the window must be active)
+    qtbot.waitExposed(monitor)
+    monitor.activateWindow()
     assert monitor.select_uid(queued[2].uid)
+    monitor.view.setFocus()
     qtbot.keyClick(monitor.view, Qt.Key.Key_Delete)
     assert manager.task_state(queued[2].uid) is TaskState.CANCELLED
     assert manager.task_state(queued[0].uid) is TaskState.QUEUED
