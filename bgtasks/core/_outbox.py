@@ -88,11 +88,13 @@ class Outbox(SchedulerFields):
                     self._wake_pending = False
                 events = []  # never the live outbox: a worker may append to it now
             else:
-                if len(events) <= TAKE_LIMIT:
-                    self._outbox = []
-                else:  # the rest next time (the owner takes until it gets none)
-                    self._outbox = events[TAKE_LIMIT:]
-                    events = events[:TAKE_LIMIT]
+                # The rest waits for the next take (the owner takes until it gets
+                # none) in the same list, shortened in place: copied into a new
+                # list, a flood's backlog (tens of thousands of events) was a
+                # young container every young collection walked again.
+                taken = events[:TAKE_LIMIT]
+                del events[:TAKE_LIMIT]
+                events = taken
                 if self._n_progress:
                     events = self._snapshot_progress(events)
                 self._taken = events
