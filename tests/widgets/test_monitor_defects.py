@@ -243,6 +243,14 @@ def test_monitors_dropped_without_delete_later_are_freed(qtbot, make_manager):
         handle = manager.options(group=cycle).submit(ok, cycle)
         qtbot.waitUntil(lambda w=widget, h=handle: h.done() and synced(w), timeout=5000)
         manager.set_group_name(cycle, f"cycle {cycle}")
+        if cycle % 3:  # the view switched to the proxy and back, or left on it
+            widget.text_edit.setText("cycle")
+            widget.view.sortByColumn(0, Qt.SortOrder.DescendingOrder)
+            widget.text_edit.clear()
+            assert widget.view.model() is widget.proxy
+            if cycle % 3 == 1:
+                widget.view.sortByColumn(-1, Qt.SortOrder.AscendingOrder)
+                assert widget.view.model() is widget.model
         widget.close()
         models.append(weakref.ref(widget.model))
         del widget
