@@ -159,11 +159,7 @@ class ViewSource:
         self, selected: Iterable[RowKey], current: RowKey | None, top: RowKey | None
     ) -> None:
         view = self._view
-        selection = QItemSelection()
-        for key in selected:
-            index = self._find(key)
-            if index.isValid():
-                selection.select(index, index)
+        selection = self._selection_of(selected)
         flags = QItemSelectionModel.SelectionFlag
         model = view.selectionModel()
         current_index = self._find(current)
@@ -175,6 +171,32 @@ class ViewSource:
         if top_index.isValid():
             view.executeDelayedItemsLayout()  # the scroll bars' ranges, for the new rows
             view.scrollTo(top_index, QAbstractItemView.ScrollHint.PositionAtTop)
+
+    def _selection_of(self, keys: Iterable[RowKey]) -> QItemSelection:
+        """The rows of ``keys`` the view shows, a range per run of adjacent rows.
+
+        A range per row is what a select-all would come back as: 20,000 ranges,
+        which every paint tests each cell against (0.9 ms more a paint here)
+        and every insertion or removal of rows walks.
+        """
+        runs: dict[int, tuple[QModelIndex, list[int]]] = {}  # by parent row (-1: top)
+        for key in keys:
+            index = self._find(key)
+            if index.isValid():
+                parent = index.parent()
+                runs.setdefault(parent.row(), (parent, []))[1].append(index.row())
+        model = self._view.model()
+        selection = QItemSelection()
+        for parent, rows in runs.values():
+            rows.sort()
+            first = last = rows[0]
+            for row in rows[1:]:
+                if row != last + 1:
+                    selection.select(model.index(first, 0, parent), model.index(last, 0, parent))
+                    first = row
+                last = row
+            selection.select(model.index(first, 0, parent), model.index(last, 0, parent))
+        return selection
 
     def _group_rows(self) -> Iterable[tuple[Any, QModelIndex]]:
         model = self._view.model()

@@ -153,3 +153,28 @@ def test_new_groups_start_expanded_after_switches_and_in_a_sorted_view(qtbot, ma
     qtbot.waitUntil(lambda: synced(widget) and widget.model.task_count() == 3, timeout=5000)
     assert widget.view.model() is widget.proxy
     assert group_rows(widget) == {"a": True, "b": True, "c": True}
+
+
+def test_a_switch_keeps_a_large_selection_as_few_ranges(qtbot, make_manager):
+    # Every paint tests each cell against each selected range, and every row
+    # insertion or removal walks them: a select-all must come back as a range
+    # per run of rows, not one per row.
+    manager = make_manager()
+    widget = shown(qtbot, manager, grouped=False)
+    handles = [manager.options(name=f"task {i}").submit(ok) for i in range(2000)]
+    qtbot.waitUntil(lambda: synced(widget) and widget.model.task_count() == 2000, timeout=10000)
+    widget.view.selectAll()
+    assert widget.view.selectionModel().selection().size() == 1
+    widget.text_edit.setText("task")  # every task matches
+    assert widget.view.model() is widget.proxy
+    assert widget.view.selectionModel().selection().size() == 1
+    widget.text_edit.setText("task 1")  # task 1, 10-19, 100-199, 1000-1999: 4 runs of rows
+    widget.text_edit.clear()
+    assert widget.view.model() is widget.model
+    ranges = widget.view.selectionModel().selection()
+    assert ranges.size() == 4, [(r.top(), r.bottom()) for r in ranges]
+    assert len(widget.selected_uids()) == 1 + 10 + 100 + 1000
+    assert set(widget.selected_uids()) == {
+        h.uid for h in handles if manager.info(h.uid).name.startswith("task 1")
+    }
+    assert widget.cancel_button.isEnabled()  # every one is queued: the tally has them
