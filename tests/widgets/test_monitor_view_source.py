@@ -178,3 +178,78 @@ def test_a_switch_keeps_a_large_selection_as_few_ranges(qtbot, make_manager):
         h.uid for h in handles if manager.info(h.uid).name.startswith("task 1")
     }
     assert widget.cancel_button.isEnabled()  # every one is queued: the tally has them
+
+
+def visible_uids(widget: TaskMonitor) -> set[int]:
+    rows = widget.view.model()
+    out = set()
+    parents = [None]
+    if widget.model.grouped:
+        parents = [rows.index(r, 0) for r in range(rows.rowCount())]
+    for parent in parents:
+        args = () if parent is None else (parent,)
+        for r in range(rows.rowCount(*args)):
+            out.add(rows.index(r, 0, *args).data(TaskModel.UidRole))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_random_filters_sorts_and_selections_keep_the_view_consistent(qtbot, make_manager, seed):
+    # Filters, sorts, selections, expansions and new tasks in a random order:
+    # the view reads the proxy exactly while it filters or sorts (detached
+    # otherwise), the selection survives a switch where its rows stay shown,
+    # and the buttons follow the selection.
+    import random
+
+    rng = random.Random(seed)
+    manager = make_manager()  # never started: states stay as submitted
+    widget = shown(qtbot, manager, grouped=seed % 2 == 1)
+    header = widget.view.header() if widget.model.grouped else widget.view.horizontalHeader()
+
+    def submit(n: int) -> None:
+        for _ in range(n):
+            g = rng.choice("abc")
+            manager.options(name=f"{g}{rng.randrange(30)}", group=g).submit(ok)
+
+    submit(20)
+    for step in range(60):
+        qtbot.waitUntil(lambda: synced(widget), timeout=5000)
+        before = set(widget.selected_uids())
+        op = rng.choice(["text", "state", "sort", "unsort", "select", "collapse", "submit"])
+        if op == "text":
+            widget.text_edit.setText(rng.choice(["", "", "a", "b1", "c", "zz"]))
+        elif op == "state":
+            combo = widget.state_combo
+            combo.setCurrentIndex(rng.choice([0, 0, combo.findData(TaskState.QUEUED)]))
+        elif op == "sort":
+            order = rng.choice([Qt.SortOrder.AscendingOrder, Qt.SortOrder.DescendingOrder])
+            widget.view.sortByColumn(rng.randrange(TaskModel.ErrorColumn + 1), order)
+        elif op == "unsort":
+            header.setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
+        elif op == "select":
+            shown_uids = sorted(visible_uids(widget) - {None})
+            for uid in rng.sample(shown_uids, min(len(shown_uids), rng.randrange(1, 6))):
+                index = widget._source.from_model(widget.model.index_of(uid))
+                widget.view.selectionModel().select(
+                    index,
+                    QItemSelectionModel.SelectionFlag.Toggle
+                    | QItemSelectionModel.SelectionFlag.Rows,
+                )
+        elif op == "collapse" and widget.model.grouped:
+            rows = widget.view.model()
+            if rows.rowCount():
+                index = rows.index(rng.randrange(rows.rowCount()), 0)
+                widget.view.setExpanded(index, not widget.view.isExpanded(index))
+        elif op == "submit":
+            submit(rng.randrange(1, 6))
+        qtbot.waitUntil(lambda: synced(widget), timeout=5000)
+        wanted_proxy = widget.proxy.is_filtering() or header.sortIndicatorSection() >= 0
+        where = f"step {step}, {op}"
+        assert (widget.view.model() is widget.proxy) == wanted_proxy, where
+        assert widget.proxy.sourceModel() is (widget.model if wanted_proxy else None), where
+        selected = set(widget.selected_uids())
+        shown_now = visible_uids(widget)
+        assert selected <= shown_now, where
+        if op in ("text", "state", "sort", "unsort"):
+            assert selected == before & shown_now, where  # kept where still shown
+        assert widget.cancel_button.isEnabled() == bool(selected), where  # all queued
