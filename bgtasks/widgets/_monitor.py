@@ -163,7 +163,7 @@ class TaskMonitor(DiesAtHome, QWidget):
         filters = build_filter_bar(self)
         self.group_combo, self.state_combo = filters.group_combo, filters.state_combo
         self.text_edit = filters.text_edit
-        self.view, self.delegate = build_task_view(self, grouped)
+        self.view, self.delegate = build_task_view(self, self.model, grouped)
         self._source = ViewSource(self.view, self.model, self.proxy, self._selection_model_changed)
         actions = build_action_bar(self)
         self.cancel_button, self.retry_button = actions.cancel_button, actions.retry_button

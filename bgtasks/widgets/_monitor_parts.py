@@ -10,7 +10,7 @@ from __future__ import annotations
 from itertools import pairwise
 from typing import NamedTuple
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QAbstractItemModel, Qt
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -95,10 +95,10 @@ def build_filter_bar(owner: QWidget) -> FilterBar:
     return FilterBar(layout, group_combo, state_combo, text_edit)
 
 
-def build_task_view(owner: QWidget, grouped: bool) -> TaskView:
+def build_task_view(owner: QWidget, model: QAbstractItemModel, grouped: bool) -> TaskView:
     """A QTableView when flat (a QTreeView lays out every row, calling into
-    Python for each, whenever rows come or go), a tree when grouped; its model
-    is set by ``ViewSource``."""
+    Python for each, whenever rows come or go), a tree when grouped, over
+    ``model`` (the columns' widths need its columns)."""
     if grouped:
         tree = QTreeView(owner)
         tree.setUniformRowHeights(True)
@@ -115,6 +115,7 @@ def build_task_view(owner: QWidget, grouped: bool) -> TaskView:
         view = table
         header = table.horizontalHeader()
     view.setAccessibleName("Tasks")
+    view.setModel(model)
     view.setAlternatingRowColors(True)
     view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
     view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)

@@ -64,7 +64,8 @@ class ViewSource:
         #: does not show them (a filter hid them).
         self._expanded: set[Any] = set()
         self.switches = 0  # how many times the view changed model (for tests)
-        view.setModel(model)
+        if view.model() is not model:
+            view.setModel(model)
         self.header.sortIndicatorChanged.connect(self._sort_changed)
 
     @property
@@ -119,7 +120,9 @@ class ViewSource:
         old_selection = view.selectionModel()
         if wanted is proxy:
             proxy.setSourceModel(self._model)  # maps and filters from now on
-        view.setModel(wanted)  # sorts a proxy by the header's sort indicator
+        # sorts a proxy by the header's sort indicator; the header keeps its
+        # sections (widths, order), the two models having the same columns
+        view.setModel(wanted)
         if wanted is proxy:
             header = self.header
             proxy.sort(header.sortIndicatorSection(), header.sortIndicatorOrder())

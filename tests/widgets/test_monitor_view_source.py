@@ -253,3 +253,30 @@ def test_random_filters_sorts_and_selections_keep_the_view_consistent(qtbot, mak
         if op in ("text", "state", "sort", "unsort"):
             assert selected == before & shown_now, where  # kept where still shown
         assert widget.cancel_button.isEnabled() == bool(selected), where  # all queued
+
+
+@pytest.mark.parametrize("grouped", [False, True], ids=["flat", "grouped"])
+def test_the_columns_keep_their_widths_across_switches(qtbot, make_manager, grouped):
+    # The monitor's widths were once set before its view had a model (so on
+    # no column at all): the grouped State column cut "4 completed, ...".  A
+    # switch must keep them, and a user's.
+    manager = make_manager()
+    widget = shown(qtbot, manager, grouped)
+    manager.options(name="a task", group="g").submit(ok)
+    qtbot.waitUntil(lambda: synced(widget) and widget.model.task_count() == 1, timeout=5000)
+    view = widget.view
+    assert view.columnWidth(TaskModel.NameColumn) == 180
+    assert view.columnWidth(TaskModel.MessageColumn) == 180
+    assert view.columnWidth(TaskModel.StateColumn) == (150 if grouped else 100)
+    view.setColumnWidth(TaskModel.GroupColumn, 123)  # as a user drags it
+    widths = [view.columnWidth(c) for c in range(TaskModel.ErrorColumn)]
+    widget.text_edit.setText("task")
+    assert view.model() is widget.proxy
+    assert [view.columnWidth(c) for c in range(TaskModel.ErrorColumn)] == widths
+    view.sortByColumn(TaskModel.NameColumn, Qt.SortOrder.DescendingOrder)
+    widget.text_edit.clear()
+    header = view.header() if grouped else view.horizontalHeader()
+    header.setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
+    assert view.model() is widget.model
+    assert [view.columnWidth(c) for c in range(TaskModel.ErrorColumn)] == widths
+    assert header.stretchLastSection()
