@@ -116,6 +116,10 @@ def build_task_view(owner: QWidget, model: QAbstractItemModel, grouped: bool) ->
         header = table.horizontalHeader()
     view.setAccessibleName("Tasks")
     view.setModel(model)
+    # Rows come and go all the time: a scroll bar shown and hidden with them
+    # shifted the columns sideways under the reader, and each time resized
+    # the viewport and header (a relayout and a full repaint in a flood's gap).
+    view.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOn)
     view.setAlternatingRowColors(True)
     view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
     view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)

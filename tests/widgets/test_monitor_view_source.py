@@ -280,3 +280,24 @@ def test_the_columns_keep_their_widths_across_switches(qtbot, make_manager, grou
     assert view.model() is widget.model
     assert [view.columnWidth(c) for c in range(TaskModel.ErrorColumn)] == widths
     assert header.stretchLastSection()
+
+
+@pytest.mark.parametrize("grouped", [False, True], ids=["flat", "grouped"])
+def test_the_columns_stay_put_as_rows_come_and_go(qtbot, make_manager, grouped):
+    # A scroll bar that came with the rows (and went with them) moved the
+    # columns sideways and resized the viewport, a relayout and a full repaint.
+    manager = make_manager()
+    widget = shown(qtbot, manager, grouped)
+    qtbot.waitExposed(widget)
+    width = widget.view.viewport().width()
+    handles = [manager.options(name=f"t{i}", group=i % 3).submit(ok) for i in range(200)]
+    qtbot.waitUntil(lambda: synced(widget) and widget.model.task_count() == 200, timeout=5000)
+    widget.view.executeDelayedItemsLayout()
+    assert widget.view.verticalScrollBar().maximum() > 0  # more rows than fit
+    assert widget.view.viewport().width() == width
+    for handle in handles:
+        handle.cancel()
+    widget.clear_finished()
+    qtbot.waitUntil(lambda: synced(widget) and widget.model.task_count() == 0, timeout=5000)
+    widget.view.executeDelayedItemsLayout()
+    assert widget.view.viewport().width() == width
