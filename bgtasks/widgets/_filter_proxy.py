@@ -9,6 +9,7 @@ from PySide6.QtCore import (
     QModelIndex,
     QPersistentModelIndex,
     QSortFilterProxyModel,
+    Signal,
 )
 
 from ..core._state import TaskState
@@ -26,8 +27,13 @@ class TaskFilterProxy(DiesAtHome, QSortFilterProxyModel):
     The text matches, case-insensitively, a task's name, group (as the
     model shows it: its name, see ``TaskModel.group_label``), message or
     error.  Group rows (grouped mode) show while one of their tasks does.
-    GUI thread only.
+    ``filter_about_to_change`` and ``filter_changed`` are emitted around
+    each change of a filter (the monitor moves its view between the model
+    and this proxy on them).  GUI thread only.
     """
+
+    filter_about_to_change = Signal()
+    filter_changed = Signal()
 
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
@@ -55,6 +61,7 @@ class TaskFilterProxy(DiesAtHome, QSortFilterProxyModel):
         self._change(_text=text.strip().casefold())
 
     def _change(self, **values: Any) -> None:
+        self.filter_about_to_change.emit()
         if hasattr(self, "beginFilterChange"):  # Qt 6.10+; invalidateFilter is deprecated
             self.beginFilterChange()
             self._set(values)
@@ -62,6 +69,7 @@ class TaskFilterProxy(DiesAtHome, QSortFilterProxyModel):
         else:
             self._set(values)
             self.invalidateFilter()
+        self.filter_changed.emit()
 
     def _set(self, values: dict[str, Any]) -> None:
         for name, value in values.items():

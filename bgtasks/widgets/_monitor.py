@@ -215,7 +215,7 @@ class TaskMonitor(DiesAtHome, QWidget):
         # lambda where the garbage collector cannot see it, so the monitor
         # could never be freed.
         self.state_combo.currentIndexChanged.connect(self._state_chosen)
-        self.text_edit.textChanged.connect(self._text_changed)
+        self.text_edit.textChanged.connect(self.proxy.set_text)
         self.cancel_button.clicked.connect(self.cancel_selected)
         self.retry_button.clicked.connect(self.retry_selected)
         self.clear_button.clicked.connect(self.clear_finished)
@@ -333,16 +333,11 @@ class TaskMonitor(DiesAtHome, QWidget):
                 self.view.expand(self._source.from_model(self.model.index(row, 0)))
 
     def _group_chosen(self, _: int) -> None:
-        group = self._group_filter.chosen()
-        self._source.refilter(lambda: self.proxy.set_group(group))
+        self.proxy.set_group(self._group_filter.chosen())
         self._group_filter.sync(force=True)  # a group kept only while chosen may go
 
     def _state_chosen(self, _: int) -> None:
-        state = self.state_combo.currentData()
-        self._source.refilter(lambda: self.proxy.set_state(state))
-
-    def _text_changed(self, text: str) -> None:
-        self._source.refilter(lambda: self.proxy.set_text(text))
+        self.proxy.set_state(self.state_combo.currentData())
 
     def _refresh(self) -> None:
         shut_down = self.model.is_shut_down()

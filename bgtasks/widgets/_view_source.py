@@ -67,6 +67,8 @@ class ViewSource:
         if view.model() is not model:
             view.setModel(model)
         self.header.sortIndicatorChanged.connect(self._sort_changed)
+        proxy.filter_about_to_change.connect(self._filter_about_to_change)
+        proxy.filter_changed.connect(self._filter_changed)
 
     @property
     def header(self) -> QHeaderView:
@@ -84,16 +86,15 @@ class ViewSource:
             return self._proxy.mapFromSource(index)
         return index
 
-    def refilter(self, change: Callable[[], None]) -> None:
-        """Run ``change`` (it sets the proxy's filters), then put the proxy under
-        the view if it filters or sorts, the model if not.
+    # ------------------------------------------------------------------ internals
 
-        The expanded groups are read before the change: a group a filter hid
-        and shows again comes back collapsed in the proxy, so they are put
-        back as they were after it.
-        """
+    def _filter_about_to_change(self) -> None:
+        # The expanded groups are read before the change: a group a filter
+        # hid and shows again comes back collapsed in the proxy, so they are
+        # put back as they were after it.
         self._remember_expanded()
-        change()
+
+    def _filter_changed(self) -> None:
         if self._wanted() is not self._view.model():
             self._switch(self._wanted(), remember=False)
         elif self._view.model() is self._proxy:

@@ -301,3 +301,23 @@ def test_the_columns_stay_put_as_rows_come_and_go(qtbot, make_manager, grouped):
     qtbot.waitUntil(lambda: synced(widget) and widget.model.task_count() == 0, timeout=5000)
     widget.view.executeDelayedItemsLayout()
     assert widget.view.viewport().width() == width
+
+
+def test_filters_set_on_the_proxy_directly_reach_the_view(qtbot, make_manager):
+    # monitor.proxy is public: code that filters through it, not through the
+    # filter bar, must still see the view filtered (a detached proxy filtered
+    # nothing anyone saw).
+    manager = make_manager()
+    widget = shown(qtbot, manager, grouped=True)
+    handles = [manager.options(name=f"t{i}", group="g").submit(ok) for i in range(3)]
+    qtbot.waitUntil(lambda: synced(widget) and widget.model.task_count() == 3, timeout=5000)
+    widget.proxy.set_text("t1")
+    assert widget.view.model() is widget.proxy
+    assert visible_uids(widget) == {handles[1].uid}
+    widget.proxy.set_state(TaskState.QUEUED)
+    widget.proxy.set_text("")
+    assert widget.view.model() is widget.proxy  # the state filter is still set
+    assert visible_uids(widget) == {h.uid for h in handles}
+    widget.proxy.set_state(None)
+    assert widget.view.model() is widget.model
+    assert widget.proxy.sourceModel() is None
