@@ -151,7 +151,10 @@ class ThumbnailLoader(DiesAtHome, _Cache, _Views, QObject):
 
     Raises:
         ValueError: ``size`` is smaller than 1x1, ``cache_bytes`` is not a
-            non-negative int, or ``device_pixel_ratio`` is not a positive number.
+            non-negative int, ``keep_screens`` not a non-negative number,
+            ``device_pixel_ratio`` not a positive finite number, or a
+            thumbnail (``size`` times the ratio) would be over 8192 device
+            pixels a side (Qt's image allocation limit).
         TypeError: ``disk_cache`` is not a bool or a path.
     """
 
@@ -175,13 +178,13 @@ class ThumbnailLoader(DiesAtHome, _Cache, _Views, QObject):
         size = QSize(128, 128) if size is None else QSize(size)
         if size.width() < 1 or size.height() < 1:
             raise ValueError(f"size must be at least 1x1, got {size.width()}x{size.height()}")
-        check_count("cache_bytes", cache_bytes)
+        self._cache_bytes = check_count("cache_bytes", cache_bytes)
+        self._keep_screens = _check_screens(keep_screens)
         self._dpr = _check_ratio(device_pixel_ratio)
+        _check_fits(size, self._dpr if self._dpr is not None else _screens_ratio())
         self._disk = _disk_cache(disk_cache)
         self._manager = manager
         self._size = size
-        self.cache_bytes = cache_bytes
-        self.keep_screens = float(keep_screens)
         self.default_priority = 0.0
         self.group = manager.next_group_id()
         self._cache: OrderedDict[str, tuple[QPixmap, int]] = OrderedDict()
@@ -214,10 +217,27 @@ class ThumbnailLoader(DiesAtHome, _Cache, _Views, QObject):
     @property
     def device_pixel_ratio(self) -> float:
         """The ratio thumbnails are decoded for (see the class).  UI thread."""
-        if self._dpr is not None:
-            return self._dpr
-        app = QGuiApplication.instance()
-        return float(app.devicePixelRatio()) if isinstance(app, QGuiApplication) else 1.0
+        return self._dpr if self._dpr is not None else _screens_ratio()
+
+    @property
+    def cache_bytes(self) -> int:
+        """Bytes of pixmaps the cache keeps; settable (a non-negative int).  UI thread."""
+        return self._cache_bytes
+
+    @cache_bytes.setter
+    def cache_bytes(self, value: int) -> None:
+        self._cache_bytes = check_count("cache_bytes", value)
+
+    @property
+    def keep_screens(self) -> float:
+        """Queued requests of a view farther than this many screens from its
+        viewport are cancelled; settable (a non-negative number, inf: never).
+        UI thread."""
+        return self._keep_screens
+
+    @keep_screens.setter
+    def keep_screens(self, value: float) -> None:
+        self._keep_screens = _check_screens(value)
 
     @property
     def disk_cache_dir(self) -> str | None:
@@ -472,12 +492,43 @@ class ThumbnailLoader(DiesAtHome, _Cache, _Views, QObject):
             self._write_when_idle()
 
 
+#: A thumbnail's largest side in device pixels: 8192 x 8192 x 4 bytes is Qt's
+#: image allocation limit (``QImageReader.allocationLimit()``, 256 MB).
+MAX_DEVICE_SIDE = 8192
+
+
 def _check_ratio(ratio: float | None) -> float | None:
     if ratio is None:
         return None
-    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not ratio > 0:
+    if (
+        isinstance(ratio, bool)
+        or not isinstance(ratio, (int, float))
+        or not (ratio > 0 and math.isfinite(ratio))
+    ):
         raise ValueError(f"device_pixel_ratio must be a positive number or None, got {ratio!r}")
     return float(ratio)
+
+
+def _check_fits(size: QSize, ratio: float) -> None:
+    w, h = _scaled(size, ratio)
+    if max(w, h) > MAX_DEVICE_SIDE:
+        raise ValueError(
+            f"thumbnails of {size.width()}x{size.height()} at device_pixel_ratio {ratio!r} "
+            f"would be {w}x{h} device pixels; at most {MAX_DEVICE_SIDE} a side fit Qt's "
+            f"image allocation limit"
+        )
+
+
+def _check_screens(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        raise ValueError(f"keep_screens must be a non-negative number, got {value!r}")
+    return float(value)
+
+
+def _screens_ratio() -> float:
+    """The highest device pixel ratio of the screens (1.0 without a GUI application)."""
+    app = QGuiApplication.instance()
+    return float(app.devicePixelRatio()) if isinstance(app, QGuiApplication) else 1.0
 
 
 def _disk_cache(setting: bool | str | os.PathLike[str]) -> DiskCache | None:

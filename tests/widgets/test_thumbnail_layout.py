@@ -215,3 +215,43 @@ def test_the_delegate_centres_images_in_one_box_and_aligns_the_captions(
     assert all(len(captions) == 1 for captions in tops.values()), tops  # one line per row
     with pytest.raises(ValueError, match=r"^size must be at least 1x1, got 0x9$"):
         ThumbnailDelegate(QSize(0, 9))
+
+
+def test_thumbnails_too_large_for_an_image_are_refused(make_manager):
+    # A ratio of 1e6 (or inf) was taken: the placeholder and every decode then
+    # asked Qt for an image of 128,000,000 pixels a side (or int(inf)).
+    m = make_manager()
+    with pytest.raises(ValueError) as info:
+        ThumbnailLoader(m, device_pixel_ratio=float("inf"))
+    assert str(info.value) == "device_pixel_ratio must be a positive number or None, got inf"
+    with pytest.raises(ValueError) as info:
+        ThumbnailLoader(m, device_pixel_ratio=1e6, disk_cache=False)
+    assert str(info.value) == (
+        "thumbnails of 128x128 at device_pixel_ratio 1000000.0 would be 128000000x128000000 "
+        "device pixels; at most 8192 a side fit Qt's image allocation limit"
+    )
+    with pytest.raises(ValueError) as info:
+        ThumbnailLoader(m, QSize(9000, 10), device_pixel_ratio=1.0, disk_cache=False)
+    assert str(info.value).startswith("thumbnails of 9000x10 at device_pixel_ratio 1.0 would be ")
+    ok = ThumbnailLoader(m, QSize(4096, 4096), device_pixel_ratio=2.0, disk_cache=False)
+    assert ok.placeholder().size() == QSize(8192, 8192)
+    with pytest.raises(ValueError):
+        ThumbnailLoader(m, QSize(4096, 4096), device_pixel_ratio=2.01, disk_cache=False)
+
+
+def test_keep_screens_and_cache_bytes_are_checked_when_set(make_manager):
+    m = make_manager()
+    for bad in (float("nan"), -1, "2", True, None):
+        with pytest.raises(ValueError) as info:
+            ThumbnailLoader(m, keep_screens=bad, disk_cache=False)
+        assert str(info.value) == f"keep_screens must be a non-negative number, got {bad!r}"
+    loader = ThumbnailLoader(m, keep_screens=float("inf"), disk_cache=False)  # never cancel
+    assert loader.keep_screens == float("inf")
+    loader.keep_screens = 0.5
+    with pytest.raises(ValueError, match=r"^keep_screens must be a non-negative number, got -2$"):
+        loader.keep_screens = -2
+    assert loader.keep_screens == 0.5  # a refused value changes nothing
+    loader.cache_bytes = 0
+    with pytest.raises(ValueError, match=r"^cache_bytes must be a non-negative integer, got 1.5$"):
+        loader.cache_bytes = 1.5
+    assert loader.cache_bytes == 0
