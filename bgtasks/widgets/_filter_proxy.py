@@ -9,6 +9,7 @@ from PySide6.QtCore import (
     QModelIndex,
     QPersistentModelIndex,
     QSortFilterProxyModel,
+    Qt,
     Signal,
 )
 
@@ -28,12 +29,14 @@ class TaskFilterProxy(DiesAtHome, QSortFilterProxyModel):
     model shows it: its name, see ``TaskModel.group_label``), message or
     error.  Group rows (grouped mode) show while one of their tasks does.
     ``filter_about_to_change`` and ``filter_changed`` are emitted around
-    each change of a filter (the monitor moves its view between the model
-    and this proxy on them).  GUI thread only.
+    each change of a filter, and ``sort_applied(column, order)`` after each
+    ``sort()`` (the monitor moves its view between the model and this proxy
+    on them, and shows the sort in its header).  GUI thread only.
     """
 
     filter_about_to_change = Signal()
     filter_changed = Signal()
+    sort_applied = Signal(int, Qt.SortOrder)
 
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
@@ -74,6 +77,13 @@ class TaskFilterProxy(DiesAtHome, QSortFilterProxyModel):
     def _set(self, values: dict[str, Any]) -> None:
         for name, value in values.items():
             setattr(self, name, value)
+
+    def sort(  # noqa: D102 - Qt override
+        self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder
+    ) -> None:
+        """Qt override: sort by ``column`` (-1: the model's order), then say so."""
+        super().sort(column, order)
+        self.sort_applied.emit(column, order)
 
     def multiData(  # noqa: N802 - Qt override
         self,

@@ -69,6 +69,7 @@ class ViewSource:
         self.header.sortIndicatorChanged.connect(self._sort_changed)
         proxy.filter_about_to_change.connect(self._filter_about_to_change)
         proxy.filter_changed.connect(self._filter_changed)
+        proxy.sort_applied.connect(self._proxy_sorted)
 
     @property
     def header(self) -> QHeaderView:
@@ -106,6 +107,13 @@ class ViewSource:
         if self._proxy.is_filtering() or self.header.sortIndicatorSection() >= 0:
             return self._proxy
         return self._model
+
+    def _proxy_sorted(self, column: int, order: Qt.SortOrder) -> None:
+        # proxy.sort() called by code, not by the view: shown in the header
+        # as a click would, which puts the proxy under the view (or takes it away)
+        header = self.header
+        if (header.sortIndicatorSection(), header.sortIndicatorOrder()) != (column, order):
+            header.setSortIndicator(column, order)
 
     def _sort_changed(self, section: int, order: Qt.SortOrder) -> None:
         # The view sorts its model itself (the TaskModel ignores it); a switch

@@ -321,3 +321,25 @@ def test_filters_set_on_the_proxy_directly_reach_the_view(qtbot, make_manager):
     widget.proxy.set_state(None)
     assert widget.view.model() is widget.model
     assert widget.proxy.sourceModel() is None
+
+
+def test_sorting_the_proxy_directly_sorts_the_view(qtbot, make_manager):
+    # proxy.sort() on a detached proxy sorted nothing anyone saw: it now sets
+    # the header's sort indicator, as a click would.
+    manager = make_manager()
+    widget = shown(qtbot, manager, grouped=False)
+    for name in ("pear", "apple", "fig"):
+        manager.options(name=name).submit(ok)
+    qtbot.waitUntil(lambda: synced(widget) and widget.model.task_count() == 3, timeout=5000)
+    widget.proxy.sort(TaskModel.NameColumn, Qt.SortOrder.DescendingOrder)
+    rows = widget.view.model()
+    assert rows is widget.proxy
+    assert [rows.index(r, 0).data() for r in range(3)] == ["pear", "fig", "apple"]
+    header = widget.view.horizontalHeader()
+    assert (header.sortIndicatorSection(), header.sortIndicatorOrder()) == (
+        TaskModel.NameColumn,
+        Qt.SortOrder.DescendingOrder,
+    )
+    widget.proxy.sort(-1)  # task order again: the view reads the model
+    assert widget.view.model() is widget.model
+    assert header.sortIndicatorSection() == -1
