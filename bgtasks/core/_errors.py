@@ -76,6 +76,27 @@ class UpstreamFailed(BgTasksError, RuntimeError):
         return (type(self), (self.uid, self.upstream, self.message), self.__dict__)
 
 
+def text_of(value: object) -> str:
+    """``str(value)``, or ``"<type> (str() failed)"`` when its ``__str__``
+    raises: for a user's value shown in a cell, a combo box or a log line
+    (a group key), where an exception would break the caller.  Any thread;
+    it runs the value's own ``__str__``, so never under the scheduler's lock.
+    """
+    try:
+        return str(value)
+    except Exception:  # noqa: BLE001 - a broken __str__ must not break the display
+        return f"{type(value).__name__} (str() failed)"
+
+
+def repr_of(value: object) -> str:
+    """``repr(value)``, or ``"<type> (repr() failed)"`` when its ``__repr__``
+    raises (see ``text_of``).  Any thread, never under the scheduler's lock."""
+    try:
+        return repr(value)
+    except Exception:  # noqa: BLE001 - a broken __repr__ must not break the display
+        return f"{type(value).__name__} (repr() failed)"
+
+
 def describe(error: BaseException) -> str:
     """A failure's message: ``str(error)``, its type's name when that is empty,
     and ``"<type> (str() failed)"`` when ``str()`` itself raises.  Any thread;

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Hashable
 from typing import Any
 
+from ._errors import repr_of
 from ._state import TaskState
 
 PENDING = TaskState.PENDING
@@ -103,7 +104,7 @@ class Task(_TaskExtras):
         self.pending = 0  # terminal events not yet delivered: not to be forgotten
 
     def __repr__(self) -> str:
-        return f"<Task {self.uid} {self.name!r} {self.state.name} group={self.group!r}>"
+        return f"<Task {self.uid} {self.name!r} {self.state.name} group={repr_of(self.group)}>"
 
 
 def _name_of(fn: Any) -> str:

@@ -7,6 +7,7 @@ import math
 import zlib
 from typing import Any
 
+from ..core._errors import repr_of
 from .records import JournalRecord
 
 
@@ -45,7 +46,9 @@ def _same(a: Any, b: Any) -> bool:
 def check_group(group: Any) -> None:
     """``TypeError`` unless ``group`` is a value a row can hold: None, a str or an int."""
     if group is not None and (isinstance(group, bool) or not isinstance(group, (str, int))):
-        raise TypeError(f"a persistent task's group must be None, a str or an int, got {group!r}")
+        raise TypeError(
+            f"a persistent task's group must be None, a str or an int, got {repr_of(group)}"
+        )
 
 
 def check_priority(priority: Any) -> None:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, QThread
 
+from ..core._errors import text_of
 from ..core._validate import check_hashable
 
 if TYPE_CHECKING:
@@ -96,7 +97,8 @@ class GroupNames(_Base):
         self.group_renamed.emit(group, name)
 
     def group_name(self, group: Hashable) -> str:
-        """The name of ``group`` (see ``set_group_name``), else ``str(group)``.  Any thread.
+        """The name of ``group`` (see ``set_group_name``), else ``str(group)``
+        (``"<type> (str() failed)"`` if that raises).  Any thread.
 
         Args:
             group: The group (any hashable value, ``None`` included).
@@ -112,7 +114,7 @@ class GroupNames(_Base):
                 name = None
             if name is not None:
                 return name
-        return str(group)
+        return text_of(group)
 
     def group_names(self) -> dict[Hashable, str]:
         """Every group that has a name, with its name (a copy).  Any thread."""

@@ -16,6 +16,7 @@ from typing import Any
 from PySide6.QtCore import QModelRoleData, Qt
 from PySide6.QtGui import QBrush, QColor
 
+from ..core._errors import text_of
 from ..core._state import TaskInfo, TaskState
 from ._rows import ACTIVE, GroupRow
 
@@ -71,7 +72,7 @@ def group_label(group: Any, names: Mapping[Any, str] = NO_NAMES) -> str:
         name = names.get(group)
         if name:
             return name
-    return "(no group)" if group is None else str(group)
+    return "(no group)" if group is None else text_of(group)
 
 
 _DIGITS = re.compile(r"(\d+)")

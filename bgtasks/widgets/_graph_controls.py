@@ -14,6 +14,7 @@ from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QAction, QColor, QKeyEvent, QPainter, QTransform, QWheelEvent
 from PySide6.QtWidgets import QGraphicsView, QLabel
 
+from ..core._errors import text_of
 from ..core._state import TaskState
 from ._graph_items import GroupNodeItem, TaskNodeItem, _NodeItem
 from ._graph_model import NodeKey, task_key
@@ -132,7 +133,7 @@ class GraphViewControls(_Base):
 
     def _group_name(self, group: Hashable) -> str:
         name_of = getattr(self._manager, "group_name", None)
-        return name_of(group) if name_of is not None else str(group)
+        return name_of(group) if name_of is not None else text_of(group)
 
     def is_collapsed(self, group: Hashable) -> bool:
         """Whether ``group`` is drawn as one node now.  GUI thread.

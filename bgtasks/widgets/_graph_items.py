@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
     QGraphicsSimpleTextItem,
 )
 
+from ..core._errors import repr_of
 from ..core._state import TaskInfo, TaskState
 from ._columns import clip
 from ._graph_layout import NODE_HEIGHT, NODE_WIDTH, Point
@@ -217,7 +218,7 @@ class TaskNodeItem(_NodeItem):
             info: The task's new snapshot.
         """
         self.info = info
-        tip = [self.title(), f"state: {info.state.value}", f"group: {info.group!r}"]
+        tip = [self.title(), f"state: {info.state.value}", f"group: {repr_of(info.group)}"]
         if info.progress is not None:
             tip.append(f"progress: {round(info.progress * 100)} %")
         if info.message:

@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..core._errors import repr_of
 from ..core._state import TaskInfo, TaskState
 from ..qt._home_thread import DiesAtHome
 from ..qt._manager import BackgroundTaskManager
@@ -79,7 +80,7 @@ def _group_tasks(manager: BackgroundTaskManager, group: Hashable) -> list[TaskIn
     infos = manager.tasks(group=group)  # TypeError for an unhashable group
     if group is None or not infos:
         raise ValueError(
-            f"group {group!r} has no tasks in this manager: submit the batch before binding "
+            f"group {repr_of(group)} has no tasks in this manager: submit the batch before binding "
             "the dialog to its group, or give task_ids"
         )
     return sorted(infos, key=lambda info: info.uid)

@@ -186,3 +186,28 @@ def test_the_error_and_validation_modules_import_nothing_from_qt(name):
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60)
     assert done.returncode == 0, done.stderr.decode()
+
+
+class _Mute:
+    def __str__(self) -> str:
+        raise RuntimeError("no str")
+
+    def __repr__(self) -> str:
+        raise KeyError("no repr")
+
+
+def test_text_of_and_repr_of_survive_a_value_that_cannot_say_what_it_is():
+    from bgtasks.core import Scheduler
+    from bgtasks.core._errors import repr_of, text_of
+
+    assert (text_of(7), text_of("g"), repr_of("g")) == ("7", "g", "'g'")
+    assert text_of(_Mute()) == "_Mute (str() failed)"
+    assert repr_of(_Mute()) == "_Mute (repr() failed)"
+    # a task record's repr (in logs and debuggers) with such a group
+    s = Scheduler(1, lambda n: None, lambda: None)
+    s.pause()
+    try:
+        uid = s.add(len, task_args=((),), group=_Mute())
+        assert repr(s._tasks[uid]).endswith("group=_Mute (repr() failed)>")
+    finally:
+        s.close()

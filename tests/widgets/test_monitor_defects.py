@@ -12,7 +12,7 @@ from _monitors import shown_monitor, synced
 from PySide6.QtCore import Qt
 
 from bgtasks import TaskState
-from bgtasks.widgets import TaskModel, TaskMonitor
+from bgtasks.widgets import TaskGraphView, TaskModel, TaskMonitor, TaskProgressDialog
 
 
 def ok(x=None):
@@ -21,6 +21,19 @@ def ok(x=None):
 
 def boom():
     raise ValueError("it broke")
+
+
+def visible(monitor: TaskMonitor) -> list[int]:
+    """The task uids of the rows the view shows, in order."""
+    rows = monitor.view.model()
+    uids = []
+    for row in range(rows.rowCount()):
+        index = rows.index(row, 0)
+        children = rows.rowCount(index)
+        for child in range(children) if children else [None]:
+            cell = index if child is None else rows.index(child, 0, index)
+            uids.append(cell.data(TaskModel.UidRole))
+    return uids
 
 
 def combo_items(monitor: TaskMonitor) -> list[str]:
@@ -307,3 +320,46 @@ def test_grouped_model_keeps_group_rows_in_natural_order_and_moves_a_renamed_one
                 TaskModel.GroupRole
             )
     del tester
+
+
+class _NoText:
+    """A group key whose str() and repr() raise."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("no text")
+
+    def __repr__(self) -> str:
+        raise RuntimeError("no text")
+
+
+@pytest.mark.parametrize("grouped", [False, True], ids=["flat", "grouped"])
+def test_a_group_whose_str_raises_is_shown_by_its_type(qtbot, make_manager, grouped):
+    # str(group) raised in every paint of the group cell (an error per paint on
+    # stderr) and in the monitor's refresh, which then never updated its
+    # summary or buttons.
+    manager = make_manager(start_processing=True)
+    widget = TaskMonitor(manager, grouped=grouped)
+    qtbot.addWidget(widget)
+    widget.show()
+    key = _NoText()
+    handle = manager.options(group=key, name="odd").submit(ok)
+    qtbot.waitUntil(lambda: handle.done() and synced(widget), timeout=5000)
+    assert manager.group_name(key) == "_NoText (str() failed)"
+    cell = widget.model.index_of(handle.uid, TaskModel.GroupColumn)
+    assert cell.data() == "_NoText (str() failed)"
+    assert combo_items(widget) == ["All groups", "_NoText (str() failed)"]
+    assert widget.summary_label.text() == "1 completed"
+    widget.grab()  # paints every cell
+    widget.text_edit.setText("str() failed")  # the text filter reads the label too
+    assert visible(widget) == [handle.uid]
+    graph = TaskGraphView(manager)
+    qtbot.addWidget(graph)
+    graph.show()
+    graph.refresh()
+    graph.collapse_group(key)
+    graph.refresh()
+    assert graph.group_nodes()[key].title() == "_NoText (str() failed) · 1 task"
+    graph.grab()
+    with pytest.raises(ValueError) as info:  # the refusal names the group as it can
+        TaskProgressDialog(manager, group=_NoText())
+    assert str(info.value).startswith("group _NoText (repr() failed) has no tasks in this manager")
