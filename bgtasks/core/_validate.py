@@ -114,11 +114,25 @@ def check_priority(what: str, value: object) -> float:
 
 
 def check_hashable(what: str, value: T) -> T:
-    """``value`` if it can be a dict key: ``TypeError`` ``"group must be hashable, got []"``."""
+    """``value`` if it can be a dict key: ``TypeError`` ``"group must be hashable, got []"``.
+
+    A NaN (float, complex or ``Decimal``) never equals itself, so as a group
+    or a key it could never be found again (every task its own group, a stop
+    of the group a no-op): ``ValueError``.  A value whose comparison raises
+    is refused where a comparison is made.
+    """
     try:
         hash(value)
     except TypeError:
         raise TypeError(f"{what} must be hashable, got {value!r}") from None
+    try:
+        unequal = value != value
+    except Exception:  # noqa: BLE001 - a comparison that raises is refused where it is made
+        unequal = False
+    if unequal is True:
+        raise ValueError(
+            f"{what} must equal itself to be found again, got {value!r} (NaN never does)"
+        )
     return value
 
 

@@ -95,6 +95,24 @@ def test_priorities():
 def test_hashables_bools_callables_and_texts():
     assert check_hashable("group", ("a", 1)) == ("a", 1)
     assert raised(check_hashable, "group", []) == (TypeError, "group must be hashable, got []")
+    from decimal import Decimal
+
+    for nan in (float("nan"), Decimal("NaN"), complex(0, float("nan"))):
+        assert raised(check_hashable, "group", nan) == (
+            ValueError,
+            f"group must equal itself to be found again, got {nan!r} (NaN never does)",
+        )
+    assert check_hashable("group", float("inf")) == float("inf")  # inf equals itself
+
+    class Touchy:  # a comparison that raises is refused where it is made, not here
+        def __hash__(self):
+            return 1
+
+        def __eq__(self, other):
+            raise RuntimeError("no comparing")
+
+    touchy = Touchy()
+    assert check_hashable("group", touchy) is touchy
     assert check_bool("check", False) is False
     assert raised(check_bool, "check", 1) == (TypeError, "check must be True or False, got 1")
     assert check_callable("clock", len) is len

@@ -53,6 +53,33 @@ import pytest
             ValueError,
             "resource limit must be a positive integer, got 0",
         ),
+        # NaN never equals itself: as a group or a key it could never be found
+        # again (each task its own group, stop_task_group(nan) a silent no-op)
+        (
+            lambda m: m.options(group=float("nan")).submit(print),
+            ValueError,
+            r"^group must equal itself to be found again, got nan \(NaN never does\)$",
+        ),
+        (
+            lambda m: m.options(key=float("nan")).submit(print),
+            ValueError,
+            r"^key must equal itself to be found again, got nan",
+        ),
+        (
+            lambda m: m.add_task(print, group=float("nan")),
+            ValueError,
+            r"^group must equal itself to be found again, got nan",
+        ),
+        (
+            lambda m: m.stop_task_group(float("nan")),
+            ValueError,
+            r"^group must equal itself to be found again, got nan",
+        ),
+        (
+            lambda m: m.set_group_name(float("nan"), "odd"),
+            ValueError,
+            r"^group must equal itself to be found again, got nan",
+        ),
         (
             lambda m: setattr(m, "cache_size", -1),
             ValueError,
