@@ -77,17 +77,13 @@ class ViewSource:
         view = self._view
         return view.header() if isinstance(view, QTreeView) else view.horizontalHeader()
 
-    def model(self) -> QAbstractItemModel:
-        """The model the view reads now: the ``TaskModel`` or the proxy."""
-        return self._view.model()
-
     def from_model(self, index: QModelIndex) -> QModelIndex:
         """The view's index for a ``TaskModel`` index (invalid if filtered out)."""
         if self._view.model() is self._proxy:
             return self._proxy.mapFromSource(index)
         return index
 
-    # ------------------------------------------------------------------ internals
+    # ------------------------------------------------------------------ the proxy's signals
 
     def _filter_about_to_change(self) -> None:
         # The expanded groups are read before the change: a group a filter
@@ -101,19 +97,19 @@ class ViewSource:
         elif self._view.model() is self._proxy:
             self._restore_expanded()
 
-    # ------------------------------------------------------------------ internals
-
-    def _wanted(self) -> QAbstractItemModel:
-        if self._proxy.is_filtering() or self.header.sortIndicatorSection() >= 0:
-            return self._proxy
-        return self._model
-
     def _proxy_sorted(self, column: int, order: Qt.SortOrder) -> None:
         # proxy.sort() called by code, not by the view: shown in the header
         # as a click would, which puts the proxy under the view (or takes it away)
         header = self.header
         if (header.sortIndicatorSection(), header.sortIndicatorOrder()) != (column, order):
             header.setSortIndicator(column, order)
+
+    # ------------------------------------------------------------------ internals
+
+    def _wanted(self) -> QAbstractItemModel:
+        if self._proxy.is_filtering() or self.header.sortIndicatorSection() >= 0:
+            return self._proxy
+        return self._model
 
     def _sort_changed(self, section: int, order: Qt.SortOrder) -> None:
         # The view sorts its model itself (the TaskModel ignores it); a switch
