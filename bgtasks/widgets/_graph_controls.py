@@ -16,6 +16,7 @@ from PySide6.QtWidgets import QGraphicsView, QLabel
 
 from ..core._errors import text_of
 from ..core._state import TaskState
+from ..core._validate import check_seconds
 from ._graph_items import GroupNodeItem, TaskNodeItem, _NodeItem
 from ._graph_model import NodeKey, task_key
 
@@ -104,6 +105,26 @@ class GraphViewControls(_Base):
             raise ValueError(f"collapse_threshold must be an int >= 0, got {count!r}")
         self._collapse_threshold = count
         self._relayout()
+
+    @property
+    def frame_budget(self) -> float:
+        """Seconds of item work per turn of the event loop (settable, positive
+        and finite; default 0.004).  GUI thread."""
+        return self._frame_budget
+
+    @frame_budget.setter
+    def frame_budget(self, seconds: float) -> None:
+        self._frame_budget = float(check_seconds("frame_budget", seconds, positive=True))
+
+    @property
+    def shutdown_poll_limit(self) -> float:
+        """Seconds the view keeps re-reading nodes still stopping after a
+        shut-down (settable, non-negative; default 30).  GUI thread."""
+        return self._shutdown_poll_limit
+
+    @shutdown_poll_limit.setter
+    def shutdown_poll_limit(self, seconds: float) -> None:
+        self._shutdown_poll_limit = float(check_seconds("shutdown_poll_limit", seconds))
 
     @property
     def min_legible_scale(self) -> float:

@@ -86,7 +86,7 @@ class TaskGraphView(DiesAtHome, GraphViewControls, QGraphicsView):
         self._auto_fit = True
         self._collapse_threshold = 20
         self._min_legible = 0.6
-        self.frame_budget = 0.004  #: seconds of item work per turn of the event loop
+        self._frame_budget = 0.004  # seconds of item work per turn (frame_budget)
         self._expanded: set[Hashable] = set()
         self._collapsed: set[Hashable] = set()
         self._seeds: frozenset[int] | None = None  # neighbours filter: None when off
@@ -115,8 +115,7 @@ class TaskGraphView(DiesAtHome, GraphViewControls, QGraphicsView):
         self._runner = LayoutRunner(
             self._manager.tasks, self._deliver, self, getattr(manager, "gil_gate", None)
         )
-        #: Seconds the view keeps re-reading nodes still stopping after a shut-down.
-        self.shutdown_poll_limit = 30.0
+        self._shutdown_poll_limit = 30.0  # see shutdown_poll_limit
         self._shut_down = False
         self._shutdown_deadline = 0.0
         self._watch = QTimer(self)

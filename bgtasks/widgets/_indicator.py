@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..core import check_count
+from ..core import check_count, check_seconds
 from ..core._state import TaskState
 from ..qt._home_thread import DiesAtHome
 from ..qt._manager import BackgroundTaskManager
@@ -85,8 +85,7 @@ class TaskStatusIndicator(DiesAtHome, QWidget):
         self._tip_details = ""
         self._idle = True
         self._pressed = False
-        #: Seconds the indicator keeps re-reading tasks still stopping after a shut-down.
-        self.shutdown_poll_limit = 30.0
+        self._shutdown_poll_limit = 30.0  # see shutdown_poll_limit
         self._shut_down = False
         self._shutdown_deadline = 0.0
 
@@ -130,6 +129,16 @@ class TaskStatusIndicator(DiesAtHome, QWidget):
     @refresh_interval.setter
     def refresh_interval(self, ms: int) -> None:
         self._timer.setInterval(check_count("refresh_interval", ms, minimum=1))
+
+    @property
+    def shutdown_poll_limit(self) -> float:
+        """Seconds the indicator keeps re-reading tasks still stopping after a
+        shut-down (settable, non-negative; default 30)."""
+        return self._shutdown_poll_limit
+
+    @shutdown_poll_limit.setter
+    def shutdown_poll_limit(self, seconds: float) -> None:
+        self._shutdown_poll_limit = float(check_seconds("shutdown_poll_limit", seconds))
 
     @property
     def hide_when_idle(self) -> bool:

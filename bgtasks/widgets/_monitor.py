@@ -11,6 +11,7 @@ from PySide6.QtCore import QItemSelection, QItemSelectionModel, QModelIndex, Qt
 from PySide6.QtGui import QGuiApplication, QShortcut
 from PySide6.QtWidgets import QHBoxLayout, QSplitter, QTreeView, QVBoxLayout, QWidget
 
+from ..core import check_count
 from ..core._state import TaskState
 from ..qt._home_thread import DiesAtHome
 from ..qt._manager import BackgroundTaskManager
@@ -173,12 +174,11 @@ class TaskMonitor(DiesAtHome, QWidget):
         pane = build_traceback_pane(self)
         self.error_panel, self.copy_button = pane.error_panel, pane.copy_button
         self._lay_out(filters.layout, pane.box, actions.layout)
-        #: Grouped: new groups start expanded while the monitor shows fewer tasks
-        #: than this, collapsed beyond.  An expanded tree lays out every expanded
-        #: row through Python whenever rows come or go: in a flood of 20,000
-        #: tasks (groups of 100) the worst stall was 42-48 ms with a limit of
-        #: 1,000, 24-37 ms with 300 (200-220 ms with every group expanded).
-        self.auto_expand_limit = 300
+        # An expanded tree lays out every expanded row through Python whenever
+        # rows come or go: in a flood of 20,000 tasks (groups of 100) the worst
+        # stall was 42-48 ms with a limit of 1,000, 24-37 ms with 300 (200-220 ms
+        # with every group expanded).
+        self._auto_expand_limit = 300
         self._wire()
         #: The actions' keyboard shortcuts, by action name.
         self.shortcuts: dict[str, QShortcut] = build_shortcuts(
@@ -228,6 +228,17 @@ class TaskMonitor(DiesAtHome, QWidget):
         self.model.batch_applied.connect(self._refresh)
 
     # ------------------------------------------------------------------ public
+
+    @property
+    def auto_expand_limit(self) -> int:
+        """Grouped: new groups start expanded while the monitor shows fewer
+        tasks than this, collapsed beyond (settable, a non-negative int;
+        default 300).  GUI thread."""
+        return self._auto_expand_limit
+
+    @auto_expand_limit.setter
+    def auto_expand_limit(self, count: int) -> None:
+        self._auto_expand_limit = check_count("auto_expand_limit", count)
 
     def selected_uids(self) -> list[int]:
         """Uids of the selected tasks, in view order.  GUI thread."""

@@ -431,12 +431,13 @@ def test_multi_data_answers_what_data_answers_and_views_use_it(qtbot, make_manag
 
 
 def _settings(manager):
-    from bgtasks.widgets import TaskGraphView, TaskStatusIndicator
+    from bgtasks.widgets import TaskGraphView, TaskMonitor, TaskStatusIndicator
 
     return {
         "model": TaskModel(manager),
         "indicator": TaskStatusIndicator(manager),
         "graph": TaskGraphView(manager),
+        "monitor": TaskMonitor(manager, grouped=True),
     }
 
 
@@ -451,6 +452,15 @@ def _settings(manager):
         ("indicator", "refresh_interval", float("nan"), "refresh_interval must be a positive integer, got nan"),
         ("graph", "refresh_interval", 0, "refresh_interval must be a positive integer, got 0"),
         ("model", "shutdown_poll_limit", -1, "shutdown_poll_limit must be a non-negative number of seconds, got -1"),
+        # a NaN frame budget never ended a graph refresh's slice; a string
+        # limit raised in the monitor's slot at every inserted group
+        ("graph", "frame_budget", float("nan"), "frame_budget must be a positive number of seconds, got nan"),
+        ("graph", "frame_budget", 0, "frame_budget must be a positive number of seconds, got 0"),
+        ("graph", "frame_budget", float("inf"), "frame_budget must be a finite number of seconds"),
+        ("graph", "shutdown_poll_limit", float("nan"), "shutdown_poll_limit must be a non-negative number of seconds, got nan"),
+        ("indicator", "shutdown_poll_limit", -1, "shutdown_poll_limit must be a non-negative number of seconds, got -1"),
+        ("monitor", "auto_expand_limit", "300", "auto_expand_limit must be a non-negative integer, got '300'"),
+        ("monitor", "auto_expand_limit", -1, "auto_expand_limit must be a non-negative integer, got -1"),
     ],
 )  # fmt: skip
 def test_settings_refuse_values_that_would_stall_or_stop_them(
