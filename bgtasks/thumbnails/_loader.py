@@ -185,7 +185,7 @@ class ThumbnailLoader(DiesAtHome, _Cache, _Views, QObject):
         self._disk = _disk_cache(disk_cache)
         self._manager = manager
         self._size = size
-        self.default_priority = 0.0
+        self._default_priority = 0.0
         self.group = manager.next_group_id()
         self._cache: OrderedDict[str, tuple[QPixmap, int]] = OrderedDict()
         self._cached_bytes = 0
@@ -227,6 +227,16 @@ class ThumbnailLoader(DiesAtHome, _Cache, _Views, QObject):
     @cache_bytes.setter
     def cache_bytes(self, value: int) -> None:
         self._cache_bytes = check_count("cache_bytes", value)
+
+    @property
+    def default_priority(self) -> float:
+        """Priority of a plain ``request(path)`` (settable: a number, ±inf
+        allowed, NaN refused; None means 0).  UI thread."""
+        return self._default_priority
+
+    @default_priority.setter
+    def default_priority(self, value: float | None) -> None:
+        self._default_priority = float(check_priority("default_priority", value))
 
     @property
     def keep_screens(self) -> float:

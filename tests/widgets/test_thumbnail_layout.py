@@ -239,7 +239,7 @@ def test_thumbnails_too_large_for_an_image_are_refused(make_manager):
         ThumbnailLoader(m, QSize(4096, 4096), device_pixel_ratio=2.01, disk_cache=False)
 
 
-def test_keep_screens_and_cache_bytes_are_checked_when_set(make_manager):
+def test_keep_screens_cache_bytes_and_default_priority_are_checked_when_set(make_manager):
     m = make_manager()
     for bad in (float("nan"), -1, "2", True, None):
         with pytest.raises(ValueError) as info:
@@ -255,3 +255,11 @@ def test_keep_screens_and_cache_bytes_are_checked_when_set(make_manager):
     with pytest.raises(ValueError, match=r"^cache_bytes must be a non-negative integer, got 1.5$"):
         loader.cache_bytes = 1.5
     assert loader.cache_bytes == 0
+    # a NaN default priority was taken, and failed later in every request (in
+    # a view's slot, for the rows it asks for)
+    with pytest.raises(TypeError, match=r"^default_priority must be a number or None, got nan$"):
+        loader.default_priority = float("nan")
+    loader.default_priority = None  # None means 0, as for a task's priority
+    assert loader.default_priority == 0
+    loader.default_priority = 2.5
+    assert loader.default_priority == 2.5
