@@ -220,15 +220,6 @@ class ThumbnailLoader(DiesAtHome, _Cache, _Views, QObject):
         return self._dpr if self._dpr is not None else _screens_ratio()
 
     @property
-    def cache_bytes(self) -> int:
-        """Bytes of pixmaps the cache keeps; settable (a non-negative int).  UI thread."""
-        return self._cache_bytes
-
-    @cache_bytes.setter
-    def cache_bytes(self, value: int) -> None:
-        self._cache_bytes = check_count("cache_bytes", value)
-
-    @property
     def default_priority(self) -> float:
         """Priority of a plain ``request(path)`` (settable: a number, ±inf
         allowed, NaN refused; None means 0).  UI thread."""

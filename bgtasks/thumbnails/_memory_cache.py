@@ -11,6 +11,8 @@ from collections import OrderedDict
 
 from PySide6.QtGui import QPixmap
 
+from ..core._validate import check_count
+
 # Generations of forgotten paths, for the request keys (see ``forget``).
 _GENERATION = itertools.count(1)
 
@@ -21,12 +23,21 @@ class _Cache:
     A mixin of ``ThumbnailLoader`` (which sets these attributes); UI thread.
     """
 
-    cache_bytes: int
+    _cache_bytes: int
     _cache: OrderedDict[str, tuple[QPixmap, int]]
     _cached_bytes: int
     _failed: OrderedDict[str, str]
     _generations: dict[str, int]
     _generation: int
+
+    @property
+    def cache_bytes(self) -> int:
+        """Bytes of pixmaps the cache keeps; settable (a non-negative int).  UI thread."""
+        return self._cache_bytes
+
+    @cache_bytes.setter
+    def cache_bytes(self, value: int) -> None:
+        self._cache_bytes = check_count("cache_bytes", value)
 
     def cached(self, path: str | os.PathLike[str]) -> QPixmap | None:
         """The cached thumbnail of ``path``, which becomes the most recently used.  UI thread.
