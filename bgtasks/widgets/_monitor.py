@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QItemSelection, QItemSelectionModel, QModelIndex, Qt
+from PySide6.QtCore import QItemSelection, QItemSelectionModel, QModelIndex, Qt, Signal
 from PySide6.QtGui import QGuiApplication, QShortcut
 from PySide6.QtWidgets import QHBoxLayout, QSplitter, QTreeView, QVBoxLayout, QWidget
 
@@ -116,8 +116,16 @@ class TaskMonitor(DiesAtHome, QWidget):
       still stopping show as cancelling until they end, and the actions are
       disabled.
 
+    * ``selection_changed`` is emitted (on the GUI thread) whenever the
+      selected rows may have changed; ``selected_uids()`` says which.  Follow
+      it rather than ``view.selectionModel()``: the view reads the model or
+      the filter proxy (see ``proxy``), and each switch gives it a new
+      selection model.
+
     GUI thread only.
     """
+
+    selection_changed = Signal()
 
     def __init__(
         self,
@@ -165,7 +173,8 @@ class TaskMonitor(DiesAtHome, QWidget):
         self.group_combo, self.state_combo = filters.group_combo, filters.state_combo
         self.text_edit = filters.text_edit
         self.view, self.delegate = build_task_view(self, self.model, grouped)
-        self._source = ViewSource(self.view, self.model, self.proxy, self._selection_model_changed)
+        on_switch = self._selection_model_changed
+        self._source = ViewSource(self.view, self.model, self.proxy, on_switch, self._reselected)
         actions = build_action_bar(self)
         self.cancel_button, self.retry_button = actions.cancel_button, actions.retry_button
         self.clear_button, self.summary_label = actions.clear_button, actions.summary_label
@@ -335,6 +344,10 @@ class TaskMonitor(DiesAtHome, QWidget):
             # (made by the switch): when it runs, they know the new rows
             self.model.rowsInserted.connect(self._expand_group)
 
+    def _reselected(self) -> None:
+        # after a switch (``ViewSource``), which restored what it could of the selection
+        self.selection_changed.emit()
+
     def _expand_group(self, parent: QModelIndex, first: int, last: int) -> None:
         assert isinstance(self.view, QTreeView)
         if self.model.task_count() >= self.auto_expand_limit:
@@ -366,6 +379,7 @@ class TaskMonitor(DiesAtHome, QWidget):
     def _selection_changed(self, selected: QItemSelection, deselected: QItemSelection) -> None:
         self._tally.selection_changed(selected, deselected)
         self._update_buttons()
+        self.selection_changed.emit()
 
     def _rows_updated(self, uids: list[int]) -> None:
         self._tally.rows_updated(uids)  # the buttons follow at the end of the pass

@@ -46,7 +46,8 @@ class ViewSource:
 
     ``on_switch(old, new)`` is called with the view's old and new selection
     models after each switch, before the selection is restored on the new
-    one (the monitor moves its connections).  GUI thread only.
+    one (the monitor moves its connections); ``after_switch()`` once it is
+    restored (the rows a filter hides stay unselected).  GUI thread only.
     """
 
     def __init__(
@@ -55,11 +56,13 @@ class ViewSource:
         model: TaskModel,
         proxy: TaskFilterProxy,
         on_switch: Callable[[QItemSelectionModel, QItemSelectionModel], None],
+        after_switch: Callable[[], object] = lambda: None,
     ) -> None:
         self._view = view
         self._model = model
         self._proxy = proxy
         self._on_switch = on_switch
+        self._after_switch = after_switch
         #: Groups expanded when last seen, kept while a switch's new model
         #: does not show them (a filter hid them).
         self._expanded: set[Any] = set()
@@ -139,6 +142,7 @@ class ViewSource:
         old_selection.deleteLater()  # the view made a new one; nobody shares the old
         self._restore_expanded()
         self._restore(selected, current, top)
+        self._after_switch()
 
     def _key(self, index: QModelIndex) -> RowKey | None:
         if not index.isValid():

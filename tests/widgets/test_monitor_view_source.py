@@ -421,3 +421,32 @@ def test_switching_during_a_flood(qtbot, make_manager, grouped):
     header.setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
     assert widget.view.model() is widget.model and widget.proxy.sourceModel() is None
     assert widget.model.task_count() == 300  # the window of finished rows
+
+
+def test_selection_changed_follows_the_selection_across_switches(qtbot, make_manager):
+    # The view's selection model is replaced at each switch: code that followed
+    # view.selectionModel() went deaf after the first filter.  The monitor's own
+    # signal keeps following.
+    manager = make_manager()
+    widget = shown(qtbot, manager, grouped=False)
+    handles = [manager.options(name=f"t{i}").submit(ok) for i in range(3)]
+    qtbot.waitUntil(lambda: synced(widget) and widget.model.task_count() == 3, timeout=5000)
+    seen: list[list[int]] = []
+    widget.selection_changed.connect(lambda: seen.append(widget.selected_uids()))
+    with qtbot.waitSignal(widget.selection_changed, timeout=1000):
+        widget.select_uid(handles[0].uid)
+    assert seen[-1] == [handles[0].uid]
+    widget.text_edit.setText("t")  # a switch to the proxy: a new selection model
+    assert widget.view.model() is widget.proxy
+    with qtbot.waitSignal(widget.selection_changed, timeout=1000):
+        widget.select_uid(handles[2].uid)
+    assert seen[-1] == [handles[2].uid]
+    widget.text_edit.setText("t1")  # the selected row is filtered out
+    assert seen[-1] == []
+    widget.text_edit.clear()  # back to the model
+    widget.select_uid(handles[0].uid)
+    assert seen[-1] == [handles[0].uid]
+    count = len(seen)
+    widget.text_edit.setText("t2")  # a switch whose new model does not show the selected row
+    assert len(seen) > count and seen[-1] == []
+    assert widget.selected_uids() == []
