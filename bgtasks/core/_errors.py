@@ -102,8 +102,4 @@ def describe(error: BaseException) -> str:
     and ``"<type> (str() failed)"`` when ``str()`` itself raises.  Any thread;
     it runs the exception's own ``__str__``, so never under the scheduler's lock.
     """
-    try:
-        text = str(error)
-    except Exception:  # noqa: BLE001 - a broken __str__ must not lose the failure
-        return f"{type(error).__name__} (str() failed)"
-    return text or type(error).__name__
+    return text_of(error) or type(error).__name__

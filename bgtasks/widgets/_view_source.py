@@ -95,9 +95,10 @@ class ViewSource:
         self._remember_expanded()
 
     def _filter_changed(self) -> None:
-        if self._wanted() is not self._view.model():
-            self._switch(self._wanted(), remember=False)
-        elif self._view.model() is self._proxy:
+        wanted = self._wanted()
+        if wanted is not self._view.model():
+            self._switch(wanted, remember=False)
+        elif wanted is self._proxy:
             self._restore_expanded()
 
     def _proxy_sorted(self, column: int, order: Qt.SortOrder) -> None:
@@ -117,8 +118,9 @@ class ViewSource:
     def _sort_changed(self, section: int, order: Qt.SortOrder) -> None:
         # The view sorts its model itself (the TaskModel ignores it); a switch
         # to the proxy sorts it in setModel.
-        if self._wanted() is not self._view.model():
-            self._switch(self._wanted(), remember=True)
+        wanted = self._wanted()
+        if wanted is not self._view.model():
+            self._switch(wanted, remember=True)
 
     def _switch(self, wanted: QAbstractItemModel, remember: bool) -> None:
         view, proxy = self._view, self._proxy
